@@ -1,0 +1,5 @@
+"""evpark central: the cloud services (parking, charging, notification, analytics),
+sync ingest for edges, gateway, event bus and cache.
+
+Kept free of imports: the edge imports :mod:`central.wire` only.
+"""

@@ -1,0 +1,105 @@
+"""The `evpark` command line: one entry point for the edge, central, the simulator and the demo.
+
+Each part owns its sub-commands (``central.cli``, ``sim.cli``); those modules import
+only typer at import time, so `evpark --help` stays fast and the edge does not pull in
+central's code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from central.cli import app as central_app
+from sim.cli import app as sim_app
+
+app = typer.Typer(
+    help="evpark: software for parking sites with EV chargers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+edge_app = typer.Typer(help="The per-site edge daemon.", no_args_is_help=True)
+config_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
+app.add_typer(edge_app, name="edge")
+app.add_typer(central_app, name="central")
+app.add_typer(sim_app, name="sim")
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="site TOML file", envvar="EVPARK_CONFIG")
+]
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="site TOML file")]) -> None:
+    """Check a site configuration; print each mistake with its field, exit 1 if any."""
+    from edge.config import ConfigError, load_site_config
+
+    try:
+        config = load_site_config(file)
+    except ConfigError as err:
+        for field, message in err.problems:
+            typer.echo(f"{file}: {field}: {message}", err=True)
+        raise typer.Exit(1) from err
+    typer.echo(
+        f"{file}: ok (site {config.site.id}, {len(config.chargers)} chargers, "
+        f"{len(config.slots)} slots)"
+    )
+
+
+@edge_app.command("run")
+def edge_run(
+    config: ConfigOption,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="where the SQLite database lives", envvar="EVPARK_DATA_DIR"),
+    ] = None,
+    mqtt_url: Annotated[
+        str | None, typer.Option(help="MQTT broker, mqtt://host:port (overrides the config)")
+    ] = None,
+    central_url: Annotated[
+        str | None, typer.Option(help="central's URL (overrides the config)")
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option(help="auto, console or json", envvar="EVPARK_LOG_FORMAT")
+    ] = "auto",
+) -> None:
+    """Run the edge daemon for one site until SIGTERM or Ctrl-C."""
+    from edge.config import ConfigError, load_site_config
+    from edge.daemon import run_daemon
+    from edge.logs import configure_logging
+
+    overrides: dict[str, object] = {}
+    try:
+        site_config = load_site_config(config)
+    except ConfigError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    if data_dir is not None:
+        overrides["storage"] = site_config.storage.model_copy(update={"data_dir": data_dir})
+    if mqtt_url is not None:
+        overrides["mqtt"] = site_config.mqtt.model_copy(update={"url": mqtt_url})
+    if central_url is not None:
+        overrides["central"] = site_config.central.model_copy(update={"url": central_url})
+    site_config = site_config.model_copy(update=overrides)
+    configure_logging(log_format)
+    run_daemon(site_config)
+
+
+@app.command("demo")
+def demo(
+    chargers: Annotated[int, typer.Option(help="simulated chargers per OCPP version")] = 2,
+    log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
+) -> None:
+    """Bring up a whole simulated site and print where to look."""
+    from edge.logs import configure_logging
+    from sim.demo import run_demo
+
+    configure_logging(log_format)
+    run_demo(chargers_per_version=chargers)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,243 @@
+"""Site configuration: a TOML file, overridable by environment variables.
+
+Environment variables use the prefix ``EVPARK_`` and ``__`` between levels, e.g.
+``EVPARK_OCPP__PORT=9001`` or ``EVPARK_CENTRAL__SITE_KEY=...``. Precedence: explicit
+arguments (command-line flags) > environment > file > defaults.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$"
+_PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IGNORECASE)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteSection(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="site id")
+    name: str = ""
+    environment: Literal["development", "production"] = "production"
+
+
+class TlsSection(_Section):
+    """Security profiles 2 (server TLS) and 3 (server TLS + client certificates)."""
+
+    cert_file: Path
+    key_file: Path
+    # CA bundle that signs charger client certificates; set it for security profile 3
+    client_ca_file: Path | None = None
+
+
+class OcppSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9000, ge=0, le=65535)
+    auto_register: bool = False
+    heartbeat_interval: int = Field(default=300, ge=10, le=86400, description="seconds")
+    # Liveness: websocket pings; a charger that does not answer within ping_timeout is gone.
+    ping_interval: float = Field(default=60.0, gt=0)
+    ping_timeout: float | None = Field(default=None, gt=0)
+    call_timeout: float = Field(default=30.0, gt=0, description="wait for a charger's answer")
+    # A session whose charger vanished is closed as inferred-stopped after this long.
+    inferred_stop_after: float = Field(default=6 * 3600, gt=0, description="seconds")
+    tls: TlsSection | None = None
+
+    @model_validator(mode="after")
+    def _liveness_outlasts_heartbeat(self) -> OcppSection:
+        if self.ping_timeout is None:
+            self.ping_timeout = float(self.heartbeat_interval) * 1.5
+        if self.ping_timeout <= self.heartbeat_interval:
+            raise ValueError(
+                f"ping_timeout ({self.ping_timeout}s) must be longer than "
+                f"heartbeat_interval ({self.heartbeat_interval}s)"
+            )
+        return self
+
+
+class HttpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class StorageSection(_Section):
+    data_dir: Path = Path("./data")
+
+
+class ChargerConfig(_Section):
+    id: str = Field(pattern=ID_PATTERN)
+    # HTTP Basic password (security profile 1); none means the charger may connect without.
+    password: str | None = Field(default=None, min_length=8, max_length=40)
+    description: str = ""
+
+
+class AuthorizationSection(_Section):
+    id_tags: list[str] = Field(default_factory=list)
+    # Accept any id tag (a free-vend site).
+    allow_any_id_tag: bool = False
+
+
+SlotType = Literal["ev", "standard", "accessible", "motorcycle", "van"]
+
+
+class SlotConfig(_Section):
+    id: str = Field(pattern=ID_PATTERN)
+    type: SlotType = "standard"
+    sensor: str | None = Field(default=None, pattern=ID_PATTERN)
+    charger: str | None = None
+    # EVSE id (2.0.1) / connector id (1.6) the slot's bay is served by.
+    evse: int | None = Field(default=None, ge=1)
+    connector: int = Field(default=1, ge=1)
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _ev_has_charger(self) -> SlotConfig:
+        if self.type == "ev" and (self.charger is None or self.evse is None):
+            raise ValueError("an EV slot needs `charger` and `evse`")
+        if self.type != "ev" and self.charger is not None:
+            raise ValueError("only slots of type 'ev' have a charger")
+        return self
+
+
+class SlotTimingSection(_Section):
+    """Times of the slot model, in seconds."""
+
+    debounce: float = Field(default=5.0, ge=0)
+    sensor_stale_after: float = Field(default=900.0, gt=0)
+    low_battery: int = Field(default=20, ge=0, le=100, description="percent")
+    ev_slot_blocked_after: float = Field(default=600.0, gt=0)
+    charged_idle_after: float = Field(default=900.0, gt=0)
+    sensor_suspect_after: float = Field(default=300.0, gt=0)
+
+
+class MqttSection(_Section):
+    url: str = Field(default="mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    client_id: str | None = None
+    # Run an embedded broker on `url`'s port when nothing listens there (demo, small sites).
+    embedded: bool = False
+
+
+class CentralSection(_Section):
+    url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    site_key: str | None = None
+    batch_size: int = Field(default=500, ge=1, le=5000)
+    batch_interval: float = Field(default=1.0, gt=0, description="seconds")
+    retention_events: int = Field(default=5_000_000, ge=1000, description="outbox bound")
+
+
+class SiteConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVPARK_", env_nested_delimiter="__", extra="forbid", toml_file=None
+    )
+
+    site: SiteSection
+    ocpp: OcppSection = Field(default_factory=OcppSection)
+    http: HttpSection = Field(default_factory=HttpSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    authorization: AuthorizationSection = Field(default_factory=AuthorizationSection)
+    chargers: list[ChargerConfig] = Field(default_factory=list)
+    slots: list[SlotConfig] = Field(default_factory=list)
+    slot_timing: SlotTimingSection = Field(default_factory=SlotTimingSection)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    central: CentralSection = Field(default_factory=CentralSection)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = settings_cls.model_config.get("toml_file")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> SiteConfig:
+        problems: list[str] = []
+        charger_ids = [c.id for c in self.chargers]
+        problems += _duplicates("chargers", charger_ids)
+        problems += _duplicates("slots", [s.id for s in self.slots])
+        problems += _duplicates("slots.sensor", [s.sensor for s in self.slots if s.sensor])
+        problems += _duplicates(
+            "slots (charger, evse)",
+            [f"{s.charger}/{s.evse}" for s in self.slots if s.charger is not None],
+        )
+        for slot in self.slots:
+            if slot.charger is not None and slot.charger not in charger_ids:
+                problems.append(f"slot {slot.id!r} names unknown charger {slot.charger!r}")
+        if self.site.environment == "production":
+            for charger in self.chargers:
+                if charger.password and _PLACEHOLDER.match(charger.password):
+                    problems.append(f"charger {charger.id!r} has a placeholder password")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def charger(self, charger_id: str) -> ChargerConfig | None:
+        return next((c for c in self.chargers if c.id == charger_id), None)
+
+
+def _duplicates(what: str, ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    dupes = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    return [f"duplicate {what}: {', '.join(dupes)}"] if dupes else []
+
+
+class ConfigError(Exception):
+    """The site configuration cannot be used; ``problems`` lists (field, message)."""
+
+    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  {field}: {message}" for field, message in problems)
+        super().__init__(f"{path}: {len(problems)} problem(s)\n{lines}")
+
+
+def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
+    """Read ``path`` (TOML) with environment overrides; raise :class:`ConfigError`."""
+    if not path.is_file():
+        raise ConfigError(path, [("file", "no such file")])
+    try:
+        with path.open("rb") as fh:
+            tomllib.load(fh)  # a syntax error is reported with its line
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(path, [("toml", str(err))]) from err
+
+    class _FromFile(SiteConfig):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        loaded = _FromFile(**overrides)
+    except ValidationError as err:
+        raise ConfigError(path, _problems(err)) from err
+    return loaded
+
+
+def _problems(err: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for error in err.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(config)"
+        message = error["msg"].removeprefix("Value error, ")
+        out.append((field, message))
+    return out
