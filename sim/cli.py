@@ -1,7 +1,13 @@
-"""`evpark sim ...` commands. Heavy imports happen inside the commands."""
+"""`evpark sim ...` commands. Each command lives in its own module, which imports only
+typer at import time; the heavy imports happen when a command runs."""
 
 from __future__ import annotations
 
 import typer
 
+from sim.chargers_cli import chargers
+from sim.sensors_cli import sensors
+
 app = typer.Typer(help="Simulated chargers, sensors and vehicles.", no_args_is_help=True)
+app.command("chargers")(chargers)
+app.command("sensors")(sensors)
