@@ -1,0 +1,1 @@
+"""The notification service: events in, email / SMS / push out, per user preferences."""

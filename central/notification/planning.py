@@ -1,0 +1,94 @@
+"""From one event and the users' preferences to the notifications to send. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from central.notification.model import NOTIFIED_EVENT_TYPES, URGENT_EVENT_TYPES, Channel
+from central.notification.preferences import (
+    Preferences,
+    concerned_by,
+    deliver_at,
+    recipients,
+)
+from central.notification.retry import dedup_key
+from central.notification.templates import (
+    MessageTemplate,
+    TemplateKey,
+    render,
+    resolve_template,
+    template_context,
+)
+from central.wire import CloudEvent
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    dedup_key: str
+    user_id: str
+    event_id: str
+    event_type: str
+    site_id: str
+    channel: Channel
+    address: str
+    locale: str
+    subject: str
+    body: str
+    urgent: bool
+    created_at: datetime
+    deliver_at: datetime
+
+
+def plan(
+    event: CloudEvent,
+    candidates: Iterable[Preferences],
+    overrides: Mapping[TemplateKey, MessageTemplate],
+    now: datetime,
+    *,
+    fallback_locale: str = "en",
+    urgent_types: frozenset[str] = URGENT_EVENT_TYPES,
+) -> list[PlannedNotification]:
+    """One notification per concerned, subscribed user and usable channel."""
+    if event.type not in NOTIFIED_EVENT_TYPES:
+        return []
+    urgent = event.type in urgent_types
+    planned: list[PlannedNotification] = []
+    for prefs in recipients(candidates, concerned_by(event.data)):
+        if not prefs.wants(event.type):
+            continue
+        context = template_context(
+            event_type=event.type,
+            site_id=event.site_id,
+            event_time=event.time,
+            data=event.data,
+            user_id=prefs.user_id,
+            timezone=prefs.timezone,
+        )
+        when = deliver_at(prefs, now, urgent=urgent)
+        for channel, address in prefs.usable_channels():
+            template = resolve_template(
+                overrides, event.type, channel, prefs.locale, fallback_locale=fallback_locale
+            )
+            if template is None:
+                continue
+            message = render(template, context)
+            planned.append(
+                PlannedNotification(
+                    dedup_key=dedup_key(event.id, prefs.user_id, channel),
+                    user_id=prefs.user_id,
+                    event_id=event.id,
+                    event_type=event.type,
+                    site_id=event.site_id,
+                    channel=channel,
+                    address=address,
+                    locale=prefs.locale,
+                    subject=message.subject,
+                    body=message.body,
+                    urgent=urgent,
+                    created_at=now,
+                    deliver_at=when,
+                )
+            )
+    return planned
