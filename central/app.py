@@ -1,0 +1,202 @@
+"""The composition root of central: which services run in this process, and how.
+
+Every service is listed in :data:`REGISTRY` by module path and built through the same
+shape (:mod:`central.service`). :func:`create_app` builds one ASGI app for any mix:
+
+* all-in-one (the default): the gateway plus every service in one process;
+* one service alone (``--service parking``): its routes on its own port, no gateway;
+  it trusts the identity headers the gateway adds (``internal_token`` when set);
+* the gateway alone (``--service gateway``): keys, rate limits and a proxy to the
+  services named in ``settings.service_urls`` (default ``http://127.0.0.1:<port>``).
+
+Each service gets its own engine (its own database), migrated at start-up before the
+service starts; the bus and the cache are shared by the services of the process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from central.buses import make_bus
+from central.cache import make_cache
+from central.context import ServiceContext, utc_now
+from central.db import create_engine, migrate
+from central.service import Service, ServiceBuilder
+from central.settings import CentralSettings
+
+log = structlog.get_logger("central.app")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    prefixes: tuple[str, ...]
+
+
+REGISTRY: tuple[ServiceSpec, ...] = (
+    ServiceSpec("parking", "central.parking.service", ("/parking",)),
+    ServiceSpec("charging", "central.charging.service", ("/charging",)),
+    ServiceSpec("sync", "central.sync.service", ("/sync",)),
+    ServiceSpec("notification", "central.notification.service", ("/notifications",)),
+    ServiceSpec("analytics", "central.analytics.service", ("/analytics", "/metrics")),
+)
+SERVICE_NAMES = tuple(spec.name for spec in REGISTRY)
+
+
+def spec_of(name: str) -> ServiceSpec:
+    for spec in REGISTRY:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
+
+
+def load_builder(spec: ServiceSpec) -> ServiceBuilder | None:
+    """The service's ``build``, or None while its package is not there yet."""
+    if importlib.util.find_spec(spec.module.rsplit(".", 1)[0]) is None:
+        return None
+    try:
+        if importlib.util.find_spec(spec.module) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    module = importlib.import_module(spec.module)
+    return cast(ServiceBuilder, module.build)
+
+
+def available_services() -> list[str]:
+    return [spec.name for spec in REGISTRY if load_builder(spec) is not None]
+
+
+def create_app(
+    settings: CentralSettings,
+    *,
+    services: Sequence[str] | None = None,
+    gateway: bool = True,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """``services``: the services to run in this process (default: all available, except
+    those the gateway reaches at ``settings.service_urls``); an empty list with
+    ``gateway=True`` is the gateway alone, proxying every service."""
+    gateway_only = services is not None and len(services) == 0
+    if services is None:
+        services = [n for n in available_services() if n not in settings.service_urls]
+    bus = make_bus(settings.bus_url)
+    cache = make_cache(settings.cache_url)
+    built: list[tuple[Service, AsyncEngine]] = []
+    for name in services:
+        builder = load_builder(spec_of(name))
+        if builder is None:
+            log.warning("central.service.missing", service=name)
+            continue
+        engine = create_engine(settings.database_url_for(name))
+        ctx = ServiceContext(
+            engine=engine, bus=bus, cache=cache, settings=settings, clock=clock, name=name
+        )
+        built.append((builder(ctx), engine))
+
+    gateway_engine: AsyncEngine | None = None
+    proxy_client: Any = None
+    if gateway:
+        from central.gateway.keys import KeyStore
+        from central.gateway.middleware import GatewayMiddleware
+        from central.gateway.ratelimit import RateLimiter
+        from central.http_client import ResilientClient
+
+        gateway_engine = create_engine(settings.database_url_for("gateway"))
+        keys = KeyStore(gateway_engine, clock)
+        local = {svc.name for svc, _ in built}
+        remote: dict[str, tuple[str, str]] = {}
+        for spec in REGISTRY:
+            if spec.name in local:
+                continue
+            base = settings.service_urls.get(spec.name)
+            if base is None and gateway_only:
+                base = f"http://127.0.0.1:{settings.service_ports.get(spec.name, 0)}"
+            if base is None:
+                continue
+            for prefix in spec.prefixes:
+                remote[prefix] = (spec.name, base)
+        proxy_client = ResilientClient(settings.resilience) if remote else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(bus)
+            stack.push_async_callback(cache.aclose)
+            if gateway_engine is not None:
+                stack.push_async_callback(gateway_engine.dispose)
+                await migrate(gateway_engine, "gateway")
+            if proxy_client is not None:
+                stack.push_async_callback(proxy_client.aclose)
+            for service, engine in built:
+                stack.push_async_callback(engine.dispose)
+                await migrate(engine, service.name)
+            for service, _engine in built:
+                await service.start()
+                stack.push_async_callback(service.stop)
+                log.info("central.service.started", service=service.name)
+            yield
+            log.info("central.stopping")
+
+    title = "evpark central" if gateway else f"evpark central: {', '.join(services)}"
+    app = FastAPI(
+        title=title,
+        version="1.0",
+        description="Parking, charging, notifications and analytics for EV parking sites. "
+        "Authenticate with `Authorization: Bearer <API key>`.",
+        lifespan=lifespan,
+    )
+    app.state.internal_token = "" if gateway else settings.internal_token
+    app.state.settings = settings
+    app.state.bus = bus
+    app.state.cache = cache
+    app.state.services = {svc.name: svc for svc, _ in built}
+    for service, _engine in built:
+        app.include_router(service.router())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": _jsonable_errors(exc.errors())},
+        )
+
+    @app.get("/healthz", tags=["health"], summary="Liveness of this process and its services")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "services": sorted(svc.name for svc, _ in built)}
+
+    from central.gzip_body import GzipRequestMiddleware
+
+    app.add_middleware(GzipRequestMiddleware)
+    if gateway:
+        app.add_middleware(
+            GatewayMiddleware,
+            keys=keys,
+            limiter=RateLimiter(settings.rate_limit),
+            remote=remote,
+            client=proxy_client,
+            internal_token=settings.internal_token,
+        )
+    return app
+
+
+def _jsonable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for error in errors:
+        item = {k: v for k, v in dict(error).items() if k in ("loc", "msg", "type")}
+        item["loc"] = [str(part) for part in item.get("loc", ())]
+        out.append(item)
+    return out

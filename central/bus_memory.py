@@ -1,0 +1,132 @@
+"""The in-process bus (the default, one process).
+
+Each ``(topic, durable)`` pair is one consumer group with its own queue and one worker
+task, so a group sees a topic's events in publish order. A handler that raises gets the
+event again after a backoff (``max_attempts`` in all); after that the event is logged as
+dead-lettered and the group moves on. Worker tasks live in the bus's TaskGroup: use the
+bus as ``async with MemoryBus() as bus``.
+
+Not durable across a crash: events queued but not handled are lost with the process. The
+sync ingest republishes stored-but-unpublished events at start, which covers events from
+sites; at scale use NATS JetStream (:mod:`central.bus_nats`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from central.backoff import backoff_delay
+from central.bus import EventHandler
+from central.wire import CloudEvent
+
+log = structlog.get_logger("central.bus")
+
+
+class MemoryBus:
+    def __init__(self, max_attempts: int = 8, base_delay: float = 0.05) -> None:
+        self._groups: dict[tuple[str, str], asyncio.Queue[CloudEvent]] = {}
+        self._handlers: dict[tuple[str, str], list[EventHandler]] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._workers: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+
+    async def __aenter__(self) -> Self:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        for key in self._groups:
+            self._start_worker(key)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tasks is not None
+        for task in self._workers:
+            task.cancel()
+        await self._tasks.__aexit__(exc_type, exc, tb)
+        self._tasks = None
+        self._workers.clear()
+
+    def _start_worker(self, key: tuple[str, str]) -> None:
+        assert self._tasks is not None
+        task = self._tasks.create_task(self._work(key), name=f"bus:{key[0]}:{key[1]}")
+        self._workers.append(task)
+
+    async def publish(self, topic: str, event: CloudEvent) -> None:
+        for (group_topic, _durable), queue in self._groups.items():
+            if group_topic == topic:
+                self._in_flight += 1
+                queue.put_nowait(event)
+
+    async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
+        key = (topic, durable)
+        if key in self._groups:
+            # same durable name again (a second replica in one process): share the work
+            self._handlers[key].append(handler)
+            return
+        self._groups[key] = asyncio.Queue()
+        self._handlers[key] = [handler]
+        if self._tasks is not None:
+            self._start_worker(key)
+
+    async def idle(self) -> None:
+        """Wait until every queue is empty and no handler runs (for tests and shutdown)."""
+        while self._in_flight:
+            for queue in list(self._groups.values()):
+                await queue.join()
+
+    async def _work(self, key: tuple[str, str]) -> None:
+        queue = self._groups[key]
+        turn = 0
+        while True:
+            event = await queue.get()
+            try:
+                handlers = self._handlers[key]
+                handler = handlers[turn % len(handlers)]
+                turn += 1
+                await self._deliver(key, handler, event)
+            finally:
+                self._in_flight -= 1
+                queue.task_done()
+
+    async def _deliver(
+        self, key: tuple[str, str], handler: EventHandler, event: CloudEvent
+    ) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the bus
+                if attempt == self._max_attempts:
+                    log.error(
+                        "bus.event.dead_lettered",
+                        topic=key[0],
+                        durable=key[1],
+                        event_id=event.id,
+                        event_type=event.type,
+                        error=repr(err),
+                    )
+                    return
+                delay = backoff_delay(attempt, self._base_delay, cap=5.0)
+                log.warning(
+                    "bus.handler.failed",
+                    topic=key[0],
+                    durable=key[1],
+                    event_id=event.id,
+                    attempt=attempt,
+                    retry_in=round(delay, 3),
+                    error=repr(err),
+                )
+                await asyncio.sleep(delay)
+            else:
+                return

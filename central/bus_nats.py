@@ -1,0 +1,195 @@
+"""The bus on NATS JetStream (at scale).
+
+One stream per topic (``EVPARK_PARKING_EVENTS`` for ``parking.events``, ...), created on
+first use, file storage, with a duplicate window so a republished event id is stored
+once (``Nats-Msg-Id``). Each ``subscribe(topic, durable, handler)`` is a durable pull
+consumer: replicas using the same durable name share the work, each name gets every
+event. A handler that raises gets the event redelivered after a backoff (``nak`` with a
+delay); after ``max_deliver`` attempts JetStream stops redelivering it and it is logged as
+dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url) as bus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from types import TracebackType
+from typing import Any, Self
+
+import nats
+import structlog
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+
+from central.backoff import backoff_delay
+from central.bus import EventHandler
+from central.wire import CloudEvent
+
+log = structlog.get_logger("central.bus")
+
+
+class BusUnavailable(Exception):
+    """The bus cannot be reached (transient: the caller may retry)."""
+
+
+def stream_name(topic: str) -> str:
+    return "EVPARK_" + re.sub(r"[^A-Za-z0-9]", "_", topic).upper()
+
+
+def consumer_name(durable: str, topic: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{durable}__{topic}")
+
+
+class NatsBus:
+    def __init__(self, url: str, max_deliver: int = 10, fetch_batch: int = 64) -> None:
+        self._url = url
+        self._max_deliver = max_deliver
+        self._fetch_batch = fetch_batch
+        self._nc: Any = None
+        self._js: Any = None
+        self._streams: set[str] = set()
+        self._tasks: asyncio.TaskGroup | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._pending: list[tuple[str, str, EventHandler]] = []
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._nc = await nats.connect(
+                self._url, connect_timeout=3, max_reconnect_attempts=-1, reconnect_time_wait=1
+            )
+        except (OSError, NatsTimeoutError, nats.errors.NoServersError) as err:
+            raise BusUnavailable(f"cannot connect to NATS at {self._url}: {err}") from err
+        self._js = self._nc.jetstream()
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        for topic, durable, handler in self._pending:
+            await self._start_consumer(topic, durable, handler)
+        self._pending.clear()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._loops:
+            task.cancel()
+        if self._tasks is not None:
+            await self._tasks.__aexit__(exc_type, exc, tb)
+        self._tasks = None
+        self._loops.clear()
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None
+
+    async def _ensure_stream(self, topic: str) -> str:
+        name = stream_name(topic)
+        if name in self._streams:
+            return name
+        try:
+            await self._js.stream_info(name)
+        except NotFoundError:
+            await self._js.add_stream(
+                StreamConfig(
+                    name=name,
+                    subjects=[topic],
+                    retention=RetentionPolicy.LIMITS,
+                    max_age=7 * 24 * 3600,
+                    duplicate_window=600,
+                )
+            )
+            log.info("bus.nats.stream_created", stream=name, topic=topic)
+        self._streams.add(name)
+        return name
+
+    async def publish(self, topic: str, event: CloudEvent) -> None:
+        await self._ensure_stream(topic)
+        await self._js.publish(
+            topic,
+            event.model_dump_json().encode(),
+            headers={"Nats-Msg-Id": event.id},
+            timeout=5,
+        )
+
+    async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
+        if self._tasks is None:
+            self._pending.append((topic, durable, handler))
+            return
+        await self._start_consumer(topic, durable, handler)
+
+    async def _start_consumer(self, topic: str, durable: str, handler: EventHandler) -> None:
+        assert self._tasks is not None
+        stream = await self._ensure_stream(topic)
+        name = consumer_name(durable, topic)
+        sub = await self._js.pull_subscribe(
+            topic,
+            durable=name,
+            stream=stream,
+            config=ConsumerConfig(
+                durable_name=name,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                max_deliver=self._max_deliver,
+                ack_wait=30,
+            ),
+        )
+        task = self._tasks.create_task(
+            self._fetch_loop(sub, topic, durable, handler), name=f"bus:{topic}:{durable}"
+        )
+        self._loops.append(task)
+
+    async def _fetch_loop(self, sub: Any, topic: str, durable: str, handler: EventHandler) -> None:
+        failures = 0
+        while True:
+            try:
+                messages = await sub.fetch(self._fetch_batch, timeout=1.0)
+            except NatsTimeoutError:
+                continue
+            except (nats.errors.Error, OSError) as err:
+                failures += 1
+                delay = backoff_delay(failures, 0.2, cap=10.0)
+                log.warning("bus.nats.fetch_failed", topic=topic, error=str(err), retry_in=delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for msg in messages:
+                await self._handle(msg, topic, durable, handler)
+
+    async def _handle(self, msg: Any, topic: str, durable: str, handler: EventHandler) -> None:
+        try:
+            event = CloudEvent.model_validate_json(msg.data)
+        except ValueError as err:
+            log.error("bus.event.unreadable", topic=topic, error=str(err))
+            await msg.term()
+            return
+        attempt = int(getattr(msg.metadata, "num_delivered", 1) or 1)
+        try:
+            await handler(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the consumer
+            if attempt >= self._max_deliver:
+                log.error(
+                    "bus.event.dead_lettered",
+                    topic=topic,
+                    durable=durable,
+                    event_id=event.id,
+                    error=repr(err),
+                )
+                await msg.term()
+                return
+            delay = backoff_delay(attempt, 0.1, cap=10.0)
+            log.warning(
+                "bus.handler.failed",
+                topic=topic,
+                durable=durable,
+                event_id=event.id,
+                attempt=attempt,
+                retry_in=round(delay, 3),
+                error=repr(err),
+            )
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()

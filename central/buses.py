@@ -1,0 +1,37 @@
+"""Pick the bus implementation by URL: ``memory://`` (default) or ``nats://host:4222``.
+
+The object returned is both the :class:`~central.bus.Bus` the services get and an async
+context manager that owns its connection and consumer tasks; the composition root
+enters it for the process's lifetime. Services may subscribe before or after it is
+entered; delivery starts once it is.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from central.bus import Bus
+
+
+class ManagedBus(Bus, Protocol):
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def make_bus(url: str) -> ManagedBus:
+    if url.startswith("memory://"):
+        from central.bus_memory import MemoryBus
+
+        return MemoryBus()
+    if url.startswith(("nats://", "tls://")):
+        from central.bus_nats import NatsBus
+
+        return NatsBus(url)
+    raise ValueError(f"unsupported bus URL {url!r}")

@@ -1,0 +1,1 @@
+"""The gateway: API keys, rate limits, request ids and access logs, routing to services."""

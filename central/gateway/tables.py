@@ -1,0 +1,22 @@
+"""The gateway's own tables: API keys (only their hashes)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, MetaData, String, Table
+
+from central.db import UTCDateTime
+
+metadata = MetaData()
+
+api_keys = Table(
+    "gateway_api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("site_id", String(64), nullable=True),
+    Column("name", String(128), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Index("ix_gateway_api_keys_site", "site_id"),
+)

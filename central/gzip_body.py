@@ -1,0 +1,76 @@
+"""Accept request bodies sent with ``Content-Encoding: gzip`` (edges compress batches)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_INFLATED = 64 * 1024 * 1024
+
+
+class GzipRequestMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        encoding = next(
+            (v.decode("latin-1").lower() for k, v in scope["headers"] if k == b"content-encoding"),
+            None,
+        )
+        if encoding is None or encoding == "identity":
+            await self.app(scope, receive, send)
+            return
+        if encoding != "gzip":
+            await _error(send, 415, f"unsupported Content-Encoding {encoding!r}, use gzip")
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            inflated = inflater.decompress(bytes(body), MAX_INFLATED)
+        except zlib.error:
+            await _error(send, 400, "the body is not valid gzip")
+            return
+        if inflater.unconsumed_tail:
+            await _error(send, 413, "the inflated body is too large")
+            return
+        headers = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
+        ]
+        headers.append((b"content-length", str(len(inflated)).encode()))
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": inflated, "more_body": False}
+
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+async def _error(send: Send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

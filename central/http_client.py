@@ -1,0 +1,109 @@
+"""Outbound HTTP with a timeout, retries with backoff and a circuit breaker per target.
+
+Used by the gateway to reach services run separately, and by anything else that calls
+another service or a provider over HTTP. Errors are translated once, here, into
+:class:`Unavailable` (the target is down or refusing: degrade the answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
+import structlog
+
+from central.backoff import backoff_delay
+from central.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
+from central.settings import ResilienceSettings
+
+log = structlog.get_logger("central.http")
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class Unavailable(Exception):
+    """The target cannot answer now; ``retry_after`` seconds is a fair wait."""
+
+    def __init__(self, target: str, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"{target} unavailable: {reason}")
+        self.target = target
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class ResilientClient:
+    def __init__(
+        self,
+        settings: ResilienceSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._client = httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(settings.timeout_s), follow_redirects=False
+        )
+        self._breakers: dict[str, Breaker] = {}
+        self._monotonic = monotonic
+
+    def breaker(self, target: str) -> Breaker:
+        return self._breakers.get(target, Breaker())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        target: str,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        extra_timeout: float = 0.0,
+    ) -> httpx.Response:
+        """Send with retries; responses of any status are returned, 5xx counts as a failure
+        for the breaker. Raises :class:`Unavailable` when no answer could be had."""
+        s = self._settings
+        attempts = 1 + s.retries
+        last_error = "no attempt"
+        for attempt in range(1, attempts + 1):
+            now = self._monotonic()
+            breaker, allowed = breaker_allow(self.breaker(target), now, s.breaker_reset_s)
+            self._breakers[target] = breaker
+            if not allowed:
+                raise Unavailable(
+                    target,
+                    "circuit open",
+                    retry_after=max(1.0, breaker_retry_after(breaker, now, s.breaker_reset_s)),
+                )
+            try:
+                response = await self._client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    content=content,
+                    timeout=httpx.Timeout(s.timeout_s + extra_timeout),
+                )
+            except httpx.TransportError as err:
+                self._record(target, ok=False)
+                last_error = f"{type(err).__name__}: {err}"
+                # a request that may have reached the target is only repeated if idempotent
+                reached = not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt == attempts or (reached and method.upper() not in IDEMPOTENT):
+                    break
+                log.warning("http.retry", target=target, attempt=attempt, error=last_error)
+                await asyncio.sleep(backoff_delay(attempt, s.backoff_s, cap=2.0))
+                continue
+            self._record(target, ok=response.status_code < 500)
+            return response
+        raise Unavailable(target, last_error, retry_after=1.0)
+
+    def _record(self, target: str, ok: bool) -> None:
+        breaker = breaker_record(
+            self.breaker(target), ok, self._monotonic(), self._settings.breaker_failures
+        )
+        if breaker.mode == "open" and self.breaker(target).mode != "open":
+            log.warning("http.breaker.opened", target=target, failures=breaker.failures)
+        self._breakers[target] = breaker

@@ -1,0 +1,157 @@
+"""Central's configuration: one :class:`CentralSettings`, built in ``main()`` and passed down.
+
+Sources, strongest first: keyword arguments (the CLI), environment variables with the
+prefix ``EVPARK_CENTRAL_`` (nested fields with ``__``, e.g.
+``EVPARK_CENTRAL_RATE_LIMIT__DRIVER_PER_MINUTE=120``), an optional TOML file named by
+``EVPARK_CENTRAL_CONFIG``, then the defaults below.
+
+Defaults run everything in one process on SQLite files under ``data_dir`` with an
+in-process bus and cache. At scale: ``database_url`` a PostgreSQL DSN
+(``postgresql+asyncpg://user@host/db``; a ``{service}`` placeholder gives each service its
+own database), ``bus_url=nats://host:4222``, ``cache_url=redis://host:6379/0``, and
+``service_urls`` telling the gateway where each service runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from central.notification.settings import NotificationSettings
+
+SERVICE_PORTS: dict[str, int] = {
+    "parking": 3001,
+    "charging": 3002,
+    "notification": 3003,
+    "analytics": 3004,
+    "sync": 3005,
+}
+
+
+class RateLimitSettings(BaseModel):
+    """Token bucket per API key: ``<scope>_per_minute`` refill, ``burst`` bucket size."""
+
+    enabled: bool = True
+    driver_per_minute: float = Field(default=120, gt=0)
+    operator_per_minute: float = Field(default=600, gt=0)
+    site_per_minute: float = Field(default=1200, gt=0)
+    burst: int = Field(default=60, ge=1)
+
+    def per_second(self, scope: str) -> float:
+        per_minute: float = getattr(self, f"{scope}_per_minute", self.driver_per_minute)
+        return per_minute / 60.0
+
+
+class ResilienceSettings(BaseModel):
+    """Outbound calls (services over HTTP): timeout, retries with backoff, circuit breaker."""
+
+    timeout_s: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=0.1, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=10.0, gt=0)
+
+
+class CentralSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVPARK_CENTRAL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data/central")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL for every service; '{service}' is replaced by the "
+        "service name. Unset: sqlite+aiosqlite:///<data_dir>/<service>.db",
+    )
+    database_urls: dict[str, str] = Field(
+        default_factory=dict, description="per-service override of database_url"
+    )
+    bus_url: str = "memory://"
+    cache_url: str = "memory://"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    service_ports: dict[str, int] = Field(default_factory=lambda: dict(SERVICE_PORTS))
+    service_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="gateway routing: service name -> base URL; services not listed run "
+        "in the gateway's process",
+    )
+    internal_token: str = Field(
+        default="",
+        description="shared secret the gateway sends to services run separately; "
+        "services refuse identity headers without it when set",
+    )
+
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
+
+    # parking
+    reservation_hold_minutes: int = Field(
+        default=15, ge=0, description="an unused reservation expires this long after its start"
+    )
+    max_reservation_hours: int = Field(default=24, ge=1)
+    expiry_interval_s: float = Field(default=30.0, gt=0)
+    # commands to sites
+    command_ttl_s: int = Field(default=300, ge=1)
+    max_command_wait_s: float = Field(default=30.0, ge=0)
+    # caches
+    status_cache_ttl_s: float = Field(default=30.0, ge=0)
+    rates_cache_ttl_s: float = Field(default=300.0, ge=0)
+    # sync
+    republish_interval_s: float = Field(default=5.0, gt=0)
+
+    notification: NotificationSettings = Field(default_factory=NotificationSettings)
+
+    @field_validator("bus_url")
+    @classmethod
+    def _bus_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "nats://", "tls://")):
+            raise ValueError("bus_url must be memory:// or nats://host:port")
+        return value
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("cache_url must be memory:// or redis://host:port/db")
+        return value
+
+    def database_url_for(self, service: str) -> str:
+        if service in self.database_urls:
+            return self.database_urls[service]
+        if self.database_url:
+            return self.database_url.replace("{service}", service)
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get("EVPARK_CENTRAL_CONFIG")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> CentralSettings:
+    """Build the settings from the environment, the optional TOML file and ``overrides``."""
+    return CentralSettings(**{k: v for k, v in overrides.items() if v is not None})
