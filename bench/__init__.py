@@ -1,0 +1,1 @@
+"""Benchmarks for evpark; see bench/README.md."""
