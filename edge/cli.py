@@ -94,8 +94,9 @@ def demo(
     log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
 ) -> None:
     """Bring up a whole simulated site and print where to look."""
-    from edge.logs import configure_logging
     from sim.demo import run_demo
+
+    from edge.logs import configure_logging
 
     configure_logging(log_format)
     run_demo(chargers_per_version=chargers)

@@ -1,0 +1,122 @@
+"""Commands the site sends to chargers, version-neutral.
+
+Each OCPP handler module turns these into its version's CALL and reads the answer back
+into a :class:`CommandOutcome`; the command service (``edge.command_service``) does the
+sending and the waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStart:
+    id_tag: str
+    evse_id: int | None = None
+    remote_start_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStop:
+    transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    evse_id: int
+    connector_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAvailability:
+    operative: bool
+    evse_id: int = 0  # 0: the whole charger
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerMessage:
+    message: str
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetConfiguration:
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeConfiguration:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariableRef:
+    component: str
+    variable: str
+    evse_id: int | None = None
+    instance: str | None = None
+    value: str | None = None  # for SetVariables
+
+
+@dataclass(frozen=True, slots=True)
+class GetVariables:
+    variables: tuple[VariableRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetVariables:
+    variables: tuple[VariableRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveNow:
+    reservation_id: int
+    evse_id: int
+    id_tag: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReservation:
+    reservation_id: int
+
+
+Command = (
+    RemoteStart
+    | RemoteStop
+    | Reset
+    | Unlock
+    | ChangeAvailability
+    | TriggerMessage
+    | GetConfiguration
+    | ChangeConfiguration
+    | GetVariables
+    | SetVariables
+    | ReserveNow
+    | CancelReservation
+)
+
+
+class UnsupportedCommand(Exception):
+    """The charger's protocol version has no such command."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """A charger's answer: ``status`` as it said it (Accepted, Rejected, ...)."""
+
+    status: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "Accepted"

@@ -1,0 +1,143 @@
+"""The edge daemon's composition root: store, site, OCPP server, HTTP API, loops.
+
+:class:`EdgeDaemon` is an async context manager that owns every part and task of one
+site's daemon; ``run_daemon`` runs it until SIGTERM or SIGINT, then stops gracefully:
+chargers are disconnected, the HTTP server stops, and every accepted write is committed
+before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from edge.config import SiteConfig
+from edge.http_api import create_app
+from edge.http_server import HttpServer
+from edge.metrics import OcppMetrics
+from edge.ocpp_server import OcppServer
+from edge.site import Clock, Site, utc_now
+from edge.store import SqliteStore
+
+log = structlog.get_logger(__name__)
+DB_FILE = "edge.sqlite3"
+
+
+def database_path(config: SiteConfig) -> Path:
+    return config.storage.data_dir / DB_FILE
+
+
+class EdgeDaemon:
+    def __init__(self, config: SiteConfig, clock: Clock = utc_now) -> None:
+        self.config = config
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self.metrics = OcppMetrics(self.registry)
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.store: SqliteStore
+        self.site: Site
+        self.ocpp: OcppServer
+        self.http: HttpServer
+
+    @property
+    def ocpp_port(self) -> int:
+        return self.ocpp.port
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
+
+    async def __aenter__(self) -> EdgeDaemon:
+        structlog.contextvars.bind_contextvars(site=self.config.site.id)
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        self.store = await self._stack.enter_async_context(SqliteStore(database_path(self.config)))
+        self.site = Site(self.config, self.store, self.clock)
+        await self.site.load()
+        self.ocpp = OcppServer(self.config, self.site, self.metrics)
+        app = create_app(self.site, self.ocpp, self.registry)
+        self.http = HttpServer(app, self.config.http.host, self.config.http.port)
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._tasks = [
+            group.create_task(self.ocpp.run(), name="ocpp"),
+            group.create_task(self.http.run(), name="http"),
+            group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
+        ]
+        await _until_ready(
+            asyncio.gather(self.ocpp.ready.wait(), self.http.ready.wait()), watch=self._tasks
+        )
+        log.info(
+            "edge.ready",
+            ocpp=f"ws://{self.config.ocpp.host}:{self.ocpp_port}/ocpp/<charge point id>",
+            http=f"http://{self.config.http.host}:{self.http_port}/",
+            database=str(database_path(self.config)),
+        )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        log.info("edge.stopping")
+        self.http.stop()
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await self._stack.aclose()
+        log.info("edge.stopped")
+
+    async def wait(self) -> None:
+        """Until one of the daemon's tasks ends (which only happens on failure)."""
+        await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"{task.get_name()} failed") from task.exception()
+
+
+async def _until_ready(ready: asyncio.Future[object], watch: list[asyncio.Task[None]]) -> None:
+    """Wait for the readiness signals, failing fast if a watched task dies first."""
+    try:
+        await asyncio.wait([ready, *watch], return_when=asyncio.FIRST_COMPLETED)
+        for task in watch:
+            if task.done():
+                raise RuntimeError(f"{task.get_name()} stopped while starting") from (
+                    task.exception() if not task.cancelled() else None
+                )
+        await ready
+    finally:
+        ready.cancel()
+
+
+async def serve_until_stopped(config: SiteConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with EdgeDaemon(config) as daemon:
+        waiter = asyncio.ensure_future(daemon.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if waiter.done():
+                waiter.result()
+        finally:
+            waiter.cancel()
+            stopper.cancel()
+
+
+def run_daemon(config: SiteConfig) -> None:
+    asyncio.run(serve_until_stopped(config))

@@ -1,0 +1,304 @@
+"""The edge's local HTTP API: site state for technicians and tools, and charger commands.
+
+Read side: chargers with their EVSEs, sessions (active and recent, energy in Wh),
+``/healthz`` and Prometheus ``/metrics``. Commands: ``POST /api/chargers/{id}/<command>``
+answers with the charger's own answer, 504 if it did not answer in time, 409 if it is
+not connected.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
+
+from edge import commands as cmd
+from edge import repository as repo
+from edge.charger_commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.ids import ChargerId
+from edge.model import Charger, Session
+from edge.ocpp_connection import CallFailed
+from edge.ocpp_server import OcppServer
+from edge.site import Site
+
+# --- views ---------------------------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return repo.iso(moment) if moment else None
+
+
+def session_view(session: Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "charger_id": session.charger_id,
+        "evse_id": session.evse_id,
+        "connector_id": session.connector_id,
+        "transaction_id": session.transaction_id,
+        "id_tag": session.id_tag,
+        "id_tag_status": session.id_tag_status.value,
+        "version": session.version,
+        "status": session.status.value,
+        "started_at": _iso(session.started_at),
+        "stopped_at": _iso(session.stopped_at),
+        "energy_wh": round(session.energy_wh, 3),
+        "meter_start_wh": session.meter_start_wh,
+        "meter_last_wh": session.meter_stop_wh or session.meter_last_wh,
+        "power_w": session.power_w,
+        "soc": session.soc,
+        "stop_reason": session.stop_reason,
+        "orphan": session.orphan,
+        "last_update": _iso(session.last_update),
+    }
+
+
+def charger_view(charger: Charger, site: Site) -> dict[str, Any]:
+    return {
+        "id": charger.id,
+        "version": charger.version,
+        "connected": charger.connected,
+        "vendor": charger.info.vendor,
+        "model": charger.info.model,
+        "serial": charger.info.serial,
+        "firmware": charger.info.firmware,
+        "auto_registered": charger.auto_registered,
+        "first_seen": _iso(charger.first_seen),
+        "last_seen": _iso(charger.last_seen),
+        "last_boot": _iso(charger.last_boot),
+        "evses": [
+            {
+                "evse_id": e.evse_id,
+                "connector_id": e.connector_id,
+                "status": e.status.value,
+                "error_code": e.error_code,
+                "info": e.info,
+                "updated_at": _iso(e.updated_at),
+            }
+            for e in sorted(charger.evses.values(), key=lambda e: e.evse_id)
+        ],
+        "active_sessions": [
+            session_view(s) for s in site.active_sessions() if s.charger_id == charger.id
+        ],
+    }
+
+
+# --- command bodies ------------------------------------------------------------------
+
+
+class RemoteStartBody(BaseModel):
+    id_tag: str = Field(min_length=1, max_length=20)
+    evse_id: int | None = Field(default=None, ge=1)
+
+
+class RemoteStopBody(BaseModel):
+    transaction_id: str | None = Field(default=None, min_length=1, max_length=36)
+    session_id: str | None = None
+
+
+class ResetBody(BaseModel):
+    type: Literal["soft", "hard"] = "soft"
+
+
+class UnlockBody(BaseModel):
+    evse_id: int = Field(default=1, ge=1)
+    connector_id: int = Field(default=1, ge=1)
+
+
+class AvailabilityBody(BaseModel):
+    operative: bool
+    evse_id: int = Field(default=0, ge=0)
+
+
+class TriggerBody(BaseModel):
+    message: str = Field(min_length=1, max_length=64)
+    evse_id: int | None = Field(default=None, ge=0)
+
+
+class GetConfigurationBody(BaseModel):
+    keys: list[str] = Field(default_factory=list, max_length=100)
+
+
+class ChangeConfigurationBody(BaseModel):
+    key: str = Field(min_length=1, max_length=50)
+    value: str = Field(max_length=500)
+
+
+class VariableBody(BaseModel):
+    component: str = Field(min_length=1, max_length=50)
+    variable: str = Field(min_length=1, max_length=50)
+    evse_id: int | None = Field(default=None, ge=0)
+    instance: str | None = None
+    value: str | None = Field(default=None, max_length=1000)
+
+
+class VariablesBody(BaseModel):
+    variables: list[VariableBody] = Field(min_length=1, max_length=50)
+
+
+def _refs(body: VariablesBody) -> tuple[cmd.VariableRef, ...]:
+    return tuple(
+        cmd.VariableRef(v.component, v.variable, v.evse_id, v.instance, v.value)
+        for v in body.variables
+    )
+
+
+def create_app(
+    site: Site,
+    server: OcppServer,
+    registry: CollectorRegistry,
+    extra: list[APIRouter] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title=f"evpark edge — site {site.config.site.id}",
+        description="Local API of one site's edge daemon.",
+        version="0.1.0",
+    )
+
+    def known(charger_id: str) -> Charger:
+        charger = site.chargers.get(ChargerId(charger_id))
+        if charger is None:
+            raise HTTPException(404, f"no charger {charger_id!r}")
+        return charger
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        await site.store.read(lambda c: c.execute("SELECT 1").fetchone())
+        return {
+            "status": "ok",
+            "site": site.config.site.id,
+            "chargers_connected": len(server.connections),
+            "active_sessions": len(site.active),
+        }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/chargers")
+    async def chargers() -> list[dict[str, Any]]:
+        return [charger_view(c, site) for c in sorted(site.chargers.values(), key=lambda c: c.id)]
+
+    @app.get("/api/chargers/{charger_id}")
+    async def charger(
+        charger_id: str, events: Annotated[int, Query(ge=0, le=500)] = 50
+    ) -> dict[str, Any]:
+        found = known(charger_id)
+        view = charger_view(found, site)
+        view["events"] = await site.store.read(lambda c: repo.charger_events(c, charger_id, events))
+        connection = server.connections.get(found.id)
+        view["messages"] = connection.tail_view(events) if connection else []
+        return view
+
+    @app.get("/api/sessions")
+    async def sessions(
+        status: Literal["active", "completed", "inferred_stopped"] | None = None,
+        charger: str | None = None,
+        id_tag: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[dict[str, Any]]:
+        if status == "active":
+            found = [
+                s
+                for s in site.active_sessions()
+                if (charger is None or s.charger_id == charger)
+                and (id_tag is None or s.id_tag == id_tag)
+            ]
+            found.sort(key=lambda s: s.started_at, reverse=True)
+            return [session_view(s) for s in found[:limit]]
+        rows = await site.store.read(
+            lambda c: repo.list_sessions(
+                c, status=status, charger_id=charger, id_tag=id_tag, limit=limit
+            )
+        )
+        live = {s.id: s for s in site.active_sessions()}
+        return [session_view(live.get(s.id, s)) for s in rows]
+
+    @app.get("/api/sessions/{session_id}")
+    async def session(session_id: str) -> dict[str, Any]:
+        live = next((s for s in site.active_sessions() if s.id == session_id), None)
+        found = live or await site.store.read(lambda c: repo.get_session(c, session_id))
+        if found is None:
+            raise HTTPException(404, f"no session {session_id!r}")
+        view = session_view(found)
+        view["meter_values"] = await site.store.read(
+            lambda c: repo.session_meter_values(c, session_id)
+        )
+        return view
+
+    async def run(charger_id: str, command: cmd.Command) -> dict[str, Any]:
+        known(charger_id)
+        try:
+            outcome = await send_command(server, ChargerId(charger_id), command)
+        except ChargerOffline as err:
+            raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
+        except CommandTimeout as err:
+            raise HTTPException(504, f"charger {charger_id!r} did not answer in time") from err
+        except InvalidCommand as err:
+            raise HTTPException(422, str(err)) from err
+        except CallFailed as err:
+            raise HTTPException(
+                502, f"charger answered with CALLERROR {err.code}: {err.description}"
+            ) from err
+        return {"charger_id": charger_id, "status": outcome.status, "response": outcome.detail}
+
+    @app.post("/api/chargers/{charger_id}/remote-start")
+    async def remote_start(charger_id: str, body: RemoteStartBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.RemoteStart(body.id_tag, body.evse_id))
+
+    @app.post("/api/chargers/{charger_id}/remote-stop")
+    async def remote_stop(charger_id: str, body: RemoteStopBody) -> dict[str, Any]:
+        transaction_id = body.transaction_id
+        if transaction_id is None:
+            mine = [s for s in site.active_sessions() if s.charger_id == charger_id]
+            if body.session_id is not None:
+                mine = [s for s in mine if s.id == body.session_id]
+            if len(mine) != 1:
+                raise HTTPException(
+                    422, "name the transaction_id or session_id of an active session"
+                )
+            transaction_id = mine[0].transaction_id
+        return await run(charger_id, cmd.RemoteStop(transaction_id))
+
+    @app.post("/api/chargers/{charger_id}/reset")
+    async def reset(charger_id: str, body: ResetBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.Reset(hard=body.type == "hard"))
+
+    @app.post("/api/chargers/{charger_id}/unlock")
+    async def unlock(charger_id: str, body: UnlockBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.Unlock(body.evse_id, body.connector_id))
+
+    @app.post("/api/chargers/{charger_id}/availability")
+    async def availability(charger_id: str, body: AvailabilityBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.ChangeAvailability(body.operative, body.evse_id))
+
+    @app.post("/api/chargers/{charger_id}/trigger")
+    async def trigger(charger_id: str, body: TriggerBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.TriggerMessage(body.message, body.evse_id))
+
+    @app.post("/api/chargers/{charger_id}/get-configuration")
+    async def get_configuration(charger_id: str, body: GetConfigurationBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.GetConfiguration(tuple(body.keys)))
+
+    @app.post("/api/chargers/{charger_id}/change-configuration")
+    async def change_configuration(
+        charger_id: str, body: ChangeConfigurationBody
+    ) -> dict[str, Any]:
+        return await run(charger_id, cmd.ChangeConfiguration(body.key, body.value))
+
+    @app.post("/api/chargers/{charger_id}/get-variables")
+    async def get_variables(charger_id: str, body: VariablesBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.GetVariables(_refs(body)))
+
+    @app.post("/api/chargers/{charger_id}/set-variables")
+    async def set_variables(charger_id: str, body: VariablesBody) -> dict[str, Any]:
+        if any(v.value is None for v in body.variables):
+            raise HTTPException(422, "every variable needs a value to set")
+        return await run(charger_id, cmd.SetVariables(_refs(body)))
+
+    for router in extra or []:
+        app.include_router(router)
+    return app

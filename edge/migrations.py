@@ -1,0 +1,104 @@
+"""Schema migrations of the edge store, applied in order; ``PRAGMA user_version`` is the
+number applied. Never edit a released migration: add the next one."""
+
+from __future__ import annotations
+
+from typing import Final
+
+_V1: Final = """
+CREATE TABLE chargers (
+    id TEXT PRIMARY KEY,
+    version TEXT,
+    vendor TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    serial TEXT NOT NULL DEFAULT '',
+    firmware TEXT NOT NULL DEFAULT '',
+    info TEXT NOT NULL DEFAULT '{}',
+    auto_registered INTEGER NOT NULL DEFAULT 0,
+    first_seen TEXT,
+    last_seen TEXT,
+    last_boot TEXT,
+    boot_status TEXT
+);
+CREATE TABLE evses (
+    charger_id TEXT NOT NULL REFERENCES chargers(id),
+    evse_id INTEGER NOT NULL,
+    connector_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    info TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (charger_id, evse_id)
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    evse_id INTEGER NOT NULL,
+    connector_id INTEGER NOT NULL,
+    transaction_id TEXT NOT NULL,
+    id_tag TEXT,
+    id_tag_status TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    stopped_at TEXT,
+    meter_start_wh REAL,
+    meter_last_wh REAL,
+    meter_stop_wh REAL,
+    energy_wh REAL NOT NULL DEFAULT 0,
+    power_w REAL,
+    soc REAL,
+    last_update TEXT,
+    status TEXT NOT NULL,
+    stop_reason TEXT,
+    reservation_id INTEGER,
+    orphan INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (charger_id, transaction_id)
+);
+CREATE INDEX sessions_status ON sessions(status);
+CREATE INDEX sessions_started ON sessions(started_at);
+CREATE INDEX sessions_id_tag ON sessions(id_tag);
+CREATE TABLE meter_values (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    evse_id INTEGER NOT NULL,
+    session_id TEXT,
+    at TEXT NOT NULL,
+    energy_wh REAL,
+    power_w REAL,
+    current_a REAL,
+    voltage_v REAL,
+    soc REAL,
+    context TEXT
+);
+CREATE INDEX meter_values_session ON meter_values(session_id, id);
+CREATE INDEX meter_values_at ON meter_values(at);
+CREATE TABLE id_tags (
+    id_tag TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    expires_at TEXT,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE charger_events (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX charger_events_charger ON charger_events(charger_id, id);
+CREATE TABLE outbox (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    subject TEXT,
+    time TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)

@@ -1,0 +1,199 @@
+"""One charger's OCPP-J connection: read frames, answer CALLs, send our own CALLs.
+
+The hot path (a charger's CALL in, our CALLRESULT out) stays on the event loop: parse
+with orjson, validate with compiled schemas, call the handler (which waits for the group
+commit of its write), validate the answer, send. A charger's CALLs are answered in the
+order they came, as OCPP-J wants; answers to our CALLs are matched by message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from edge.metrics import OcppMetrics
+from edge.store import StoreError
+from ocpp_handlers import v16
+from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload
+from ocpp_handlers.framing import (
+    Call,
+    CallError,
+    CallResult,
+    FrameError,
+    encode_call,
+    encode_error,
+    encode_result,
+    parse,
+)
+from ocpp_handlers.schemas import SchemaViolation, Version, known_actions, validate
+
+TAIL_LENGTH: Final = 200
+_ids = itertools.count(1)
+_ID_PREFIX: Final = os.urandom(3).hex()
+
+
+class CallFailed(Exception):
+    """The charger answered our CALL with a CALLERROR."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedFrame:
+    at: datetime
+    direction: str  # "in" or "out"
+    frame: str
+
+
+class ChargerConnection:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        ctx: HandlerContext,
+        handlers: Mapping[str, Handler],
+        metrics: OcppMetrics,
+    ) -> None:
+        self.ws = ws
+        self.ctx = ctx
+        self.version = ctx.version
+        self.handlers = handlers
+        self.metrics = metrics
+        self.tail: deque[LoggedFrame] = deque(maxlen=TAIL_LENGTH)
+        self.connected_at = datetime.now(UTC)
+        self._pending: dict[str, asyncio.Future[Payload]] = {}
+        self._call_lock = asyncio.Lock()
+        self.log = structlog.get_logger(__name__).bind(
+            site=ctx.site.config.site.id, charger=ctx.charger_id, version=ctx.version.value
+        )
+
+    @property
+    def charger_id(self) -> str:
+        return self.ctx.charger_id
+
+    async def serve(self) -> None:
+        """Answer the charger until the connection closes."""
+        try:
+            async for raw in self.ws:
+                await self._on_frame(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("charger disconnected"))
+
+    async def _on_frame(self, raw: str | bytes) -> None:
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        self.tail.append(LoggedFrame(datetime.now(UTC), "in", text[:2000]))
+        self.ctx.site.seen(self.ctx.charger_id)
+        try:
+            frame = parse(self.version, raw)
+        except FrameError as err:
+            self.metrics.message("(frame)", err.code)
+            self.log.warning("ocpp.frame.rejected", code=err.code, reason=err.description)
+            await self._send(encode_error(err.unique_id, err.code, err.description))
+            return
+        if isinstance(frame, Call):
+            await self._on_call(frame)
+        elif isinstance(frame, CallResult):
+            self._settle(frame.unique_id, frame.payload, None)
+        else:
+            self._settle(frame.unique_id, None, frame)
+
+    async def _on_call(self, call: Call) -> None:
+        started = time.perf_counter()
+        action = call.action
+        handler = self.handlers.get(action)
+        if handler is None:
+            known = action in known_actions(self.version)
+            code = "NotSupported" if known else "NotImplemented"
+            self.metrics.message(action if known else "(unknown)", code)
+            self.log.warning("ocpp.call.unhandled", action=action[:64], code=code)
+            await self._send(encode_error(call.unique_id, code, f"{action[:64]} is not handled"))
+            return
+        try:
+            if self.version is Version.V16:
+                v16.fix_quirks(action, call.payload)
+            validate(self.version, action, call.payload)
+            response = await handler(self.ctx, call.payload)
+            validate(self.version, action, response, response=True)
+        except (SchemaViolation, OcppError) as err:
+            self.metrics.message(action, err.code)
+            self.log.warning(
+                "ocpp.call.rejected", action=action, code=err.code, reason=err.description
+            )
+            await self._send(encode_error(call.unique_id, err.code, err.description))
+            return
+        except StoreError as err:
+            self.metrics.message(action, "InternalError")
+            self.log.error("ocpp.call.store_failed", action=action, error=str(err))
+            await self._send(encode_error(call.unique_id, "InternalError", "could not store"))
+            return
+        except Exception:
+            self.metrics.message(action, "InternalError")
+            self.log.exception("ocpp.call.failed", action=action)
+            await self._send(encode_error(call.unique_id, "InternalError", "handler failed"))
+            return
+        await self._send(encode_result(call.unique_id, response))
+        self.metrics.handled(action, time.perf_counter() - started)
+
+    async def _send(self, text: str) -> None:
+        self.tail.append(LoggedFrame(datetime.now(UTC), "out", text[:2000]))
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            self.log.info("ocpp.send.closed")
+
+    def _settle(self, unique_id: str, payload: Payload | None, error: CallError | None) -> None:
+        future = self._pending.pop(unique_id, None)
+        if future is None or future.done():
+            self.log.warning("ocpp.answer.unexpected", unique_id=unique_id[:40])
+            return
+        if error is not None:
+            future.set_exception(CallFailed(error.code, error.description))
+        else:
+            assert payload is not None
+            future.set_result(payload)
+
+    async def call(self, action: str, payload: Payload, timeout: float) -> Payload:
+        """Send a CALL and wait for its answer; one CALL in flight at a time (OCPP-J)."""
+        validate(self.version, action, payload)
+        async with self._call_lock:
+            unique_id = f"{_ID_PREFIX}-{next(_ids)}"
+            future: asyncio.Future[Payload] = asyncio.get_running_loop().create_future()
+            self._pending[unique_id] = future
+            await self._send(encode_call(unique_id, action, payload))
+            try:
+                async with asyncio.timeout(timeout):
+                    response = await future
+            finally:
+                self._pending.pop(unique_id, None)
+        try:
+            validate(self.version, action, response, response=True)
+        except SchemaViolation as err:
+            self.log.warning("ocpp.answer.invalid", action=action, reason=err.description)
+            raise CallFailed(err.code, f"charger's answer is invalid: {err.description}") from err
+        return response
+
+    def tail_view(self, limit: int = 50) -> list[dict[str, Any]]:
+        frames = list(self.tail)[-limit:]
+        return [
+            {"at": f.at.isoformat(), "direction": f.direction, "frame": f.frame} for f in frames
+        ]
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)

@@ -1,0 +1,227 @@
+"""The edge's SQLite store: one writer thread with group commit, migrations, reads.
+
+Writes arrive as :class:`Unit` s (the statements of one state change, committed together or
+not at all). The writer thread takes every unit waiting, commits them in one transaction
+and resolves their futures with one hop back to the event loop, so a burst of messages
+costs one commit, not one each, and the event loop never blocks on SQLite. If a batch
+fails, its units are retried one by one so that one bad unit fails alone.
+
+Durability: WAL; ``synchronous=FULL`` by default, so a committed unit survives power loss,
+not only a killed process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, TypeVar
+
+import structlog
+
+from edge.migrations import MIGRATIONS
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+_STOP: Final = object()
+MAX_BATCH: Final = 2000
+
+
+class StoreError(Exception):
+    """A write could not be committed."""
+
+
+@dataclass(slots=True)
+class Unit:
+    """Statements committed atomically; ``after`` runs on the event loop once committed."""
+
+    ops: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+
+    def add(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.ops.append((sql, params))
+
+
+@dataclass(slots=True)
+class _Pending:
+    unit: Unit
+    future: asyncio.Future[None]
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns the version."""
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema version {current} is newer than this evpark "
+            f"({len(MIGRATIONS)}): refusing to run an older daemon on it"
+        )
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("store.migrated", version=version)
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+class SqliteStore:
+    def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self.commits = 0
+
+    async def __aenter__(self) -> SqliteStore:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._writer = await asyncio.to_thread(self._open_writer)
+        self._reader = await asyncio.to_thread(connect, self.path, self._synchronous)
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = connect(self.path, self._synchronous)
+        migrate(conn)
+        return conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Everything submitted before this point is committed before the store closes.
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await asyncio.to_thread(conn.close)
+
+    def submit(self, unit: Unit) -> asyncio.Future[None]:
+        """Queue ``unit``; the future resolves once it is committed (or fails)."""
+        assert self._loop is not None, "store is not open"
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(_Pending(unit, future))
+        return future
+
+    async def write(self, unit: Unit) -> None:
+        await self.submit(unit)
+
+    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``query`` on the read connection in a worker thread."""
+
+        def run() -> T:
+            assert self._reader is not None, "store is not open"
+            with self._read_lock:
+                return query(self._reader)
+
+        return await asyncio.to_thread(run)
+
+    def read_now(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``query`` synchronously (start-up only, before serving)."""
+        assert self._reader is not None, "store is not open"
+        with self._read_lock:
+            return query(self._reader)
+
+    # --- writer thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._writer is not None
+        conn = self._writer
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            batch: list[_Pending] = []
+            if first is _STOP:
+                stopping = True
+            else:
+                assert isinstance(first, _Pending)
+                batch.append(first)
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Pending)
+                batch.append(item)
+            if batch:
+                outcome = self._commit(conn, batch)
+                assert self._loop is not None
+                with contextlib.suppress(RuntimeError):  # loop already closed at exit
+                    self._loop.call_soon_threadsafe(_resolve, batch, outcome)
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[str | None]:
+        try:
+            self._execute(conn, [p.unit for p in batch])
+            self.commits += 1
+            return [None] * len(batch)
+        except sqlite3.Error:
+            pass
+        # Some unit is bad: commit one at a time so that only it fails.
+        outcome: list[str | None] = []
+        for pending in batch:
+            try:
+                self._execute(conn, [pending.unit])
+                outcome.append(None)
+            except sqlite3.Error as err:
+                outcome.append(f"{type(err).__name__}: {err}")
+        self.commits += 1
+        return outcome
+
+    @staticmethod
+    def _execute(conn: sqlite3.Connection, units: list[Unit]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for unit in units:
+                for sql, params in unit.ops:
+                    conn.execute(sql, params)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _resolve(batch: list[_Pending], outcome: list[str | None]) -> None:
+    for pending, error in zip(batch, outcome, strict=True):
+        if pending.future.done():
+            continue
+        if error is None:
+            pending.future.set_result(None)
+        else:
+            log.error("store.write_failed", error=error)
+            pending.future.set_exception(StoreError(error))

@@ -1,0 +1,125 @@
+"""Compiled validators for the official OCPP JSON schemas, and the CALLERROR they imply.
+
+The schemas are the ones the ``ocpp`` package ships (OCPP 1.6J and 2.0.1, as published by
+the Open Charge Alliance). Each is compiled once, on first use, into a Python function by
+fastjsonschema: validation then costs microseconds and runs on the event loop, with no
+thread hop per message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+import fastjsonschema
+
+Validator = Callable[[Any], Any]
+
+
+class Version(StrEnum):
+    V16 = "ocpp1.6"
+    V201 = "ocpp2.0.1"
+
+
+SUBPROTOCOLS: Final = (Version.V201, Version.V16)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaViolation(Exception):
+    """A payload does not match its schema; ``code`` is the CALLERROR code to answer with."""
+
+    code: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.description}"
+
+
+def _schema_file(version: Version, action: str, response: bool) -> str:
+    if version is Version.V16:
+        return f"{action}Response.json" if response else f"{action}.json"
+    return f"{action}Response.json" if response else f"{action}Request.json"
+
+
+def _schema_dir(version: Version) -> str:
+    return "v16" if version is Version.V16 else "v201"
+
+
+@cache
+def known_actions(version: Version) -> frozenset[str]:
+    """Every action the version defines (from the schema files present)."""
+    folder = resources.files("ocpp").joinpath(_schema_dir(version), "schemas")
+    names = [entry.name.removesuffix(".json") for entry in folder.iterdir()]
+    if version is Version.V16:
+        return frozenset(n for n in names if not n.endswith("Response"))
+    return frozenset(n.removesuffix("Request") for n in names if n.endswith("Request"))
+
+
+@cache
+def validator(version: Version, action: str, response: bool) -> Validator:
+    """The compiled validator of one message; KeyError if the action does not exist."""
+    if action not in known_actions(version):
+        raise KeyError(action)
+    path = resources.files("ocpp").joinpath(
+        _schema_dir(version), "schemas", _schema_file(version, action, response)
+    )
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema.pop("$id", None)
+    # fastjsonschema's own "date-time" check is stricter than RFC 3339 as chargers send it
+    # (it rejects fractional seconds of some lengths); timestamps are parsed in the
+    # handlers, which answer with a clear error for a bad one.
+    compiled: Validator = fastjsonschema.compile(
+        schema, formats={"date-time": _looks_like_datetime, "uri": _any_string}
+    )
+    return compiled
+
+
+def _looks_like_datetime(value: str) -> bool:
+    return len(value) >= 19 and value[4] == "-" and value[7] == "-" and value[10] in "Tt "
+
+
+def _any_string(value: str) -> bool:
+    return True
+
+
+# fastjsonschema names the failed rule; OCPP names the CALLERROR for each kind of failure.
+_RULE_CODES_16: Final = {
+    "type": "TypeConstraintViolation",
+    "required": "OccurenceConstraintViolation",  # sic: 1.6 spells it so
+    "minItems": "OccurenceConstraintViolation",
+    "maxItems": "OccurenceConstraintViolation",
+    "additionalProperties": "FormationViolation",
+}
+_RULE_CODES_201: Final = {
+    "type": "TypeConstraintViolation",
+    "required": "OccurrenceConstraintViolation",
+    "minItems": "OccurrenceConstraintViolation",
+    "maxItems": "OccurrenceConstraintViolation",
+    "additionalProperties": "FormatViolation",
+}
+
+
+def formation_error(version: Version) -> str:
+    """The code for a frame that is not a well-formed OCPP-J message."""
+    return "FormationViolation" if version is Version.V16 else "FormatViolation"
+
+
+def validate(version: Version, action: str, payload: Any, *, response: bool = False) -> None:
+    """Raise :class:`SchemaViolation` with the spec's error code if ``payload`` is invalid."""
+    check = validator(version, action, response)
+    try:
+        check(payload)
+    except fastjsonschema.JsonSchemaValueException as err:
+        codes = _RULE_CODES_16 if version is Version.V16 else _RULE_CODES_201
+        code = codes.get(err.rule or "", "PropertyConstraintViolation")
+        raise SchemaViolation(code, _describe(err)) from err
+
+
+def _describe(err: fastjsonschema.JsonSchemaValueException) -> str:
+    where = err.name.replace("data.", "", 1) if err.name != "data" else "payload"
+    return f"{where}: {err.message.replace(err.name + ' ', '', 1)}"[:255]

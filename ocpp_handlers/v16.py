@@ -1,0 +1,225 @@
+"""OCPP 1.6J: messages from chargers into the site model, and commands out to them."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from edge import commands as cmd
+from edge.meter import MeterReading, SampledValue, normalise, reading
+from edge.model import ChargerInfo, ConnectorStatus
+from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload, now_iso, parse_time
+
+STATUS: Final = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Preparing": ConnectorStatus.OCCUPIED,
+    "Charging": ConnectorStatus.CHARGING,
+    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
+    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
+    "Finishing": ConnectorStatus.FINISHING,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+
+
+def fix_quirks(action: str, payload: Payload) -> None:
+    """Repair what real chargers get wrong before schema validation.
+
+    Some firmware sends sampled values as JSON numbers where 1.6 wants strings; the
+    value is clear, so it is taken as the string it should have been.
+    """
+    if action == "MeterValues":
+        meter_values = payload.get("meterValue")
+    elif action == "StopTransaction":
+        meter_values = payload.get("transactionData")
+    else:
+        return
+    if not isinstance(meter_values, list):
+        return
+    for entry in meter_values:
+        samples = entry.get("sampledValue") if isinstance(entry, dict) else None
+        for sample in samples if isinstance(samples, list) else ():
+            if isinstance(sample, dict):
+                value = sample.get("value")
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    sample["value"] = repr(value)
+
+
+def readings(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
+    out: list[MeterReading] = []
+    for entry in meter_values:
+        at = parse_time(entry["timestamp"], "meterValue.timestamp")
+        samples: list[SampledValue] = []
+        for sample in entry["sampledValue"]:
+            measurand = sample.get("measurand", "Energy.Active.Import.Register")
+            value = normalise(measurand, sample["value"], sample.get("unit"))
+            if value is not None:
+                samples.append(
+                    SampledValue(measurand, value, sample.get("phase"), sample.get("context"))
+                )
+        out.append(reading(at, samples))
+    return out
+
+
+async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    info = ChargerInfo(
+        vendor=p["chargePointVendor"],
+        model=p["chargePointModel"],
+        serial=p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber") or "",
+        firmware=p.get("firmwareVersion", ""),
+        extra={k: p[k] for k in ("iccid", "imsi", "meterType", "meterSerialNumber") if k in p},
+    )
+    status = await ctx.site.boot(ctx.charger_id, info, reason="")
+    return {
+        "status": status.value,
+        "currentTime": now_iso(ctx.site),
+        "interval": ctx.site.config.ocpp.heartbeat_interval,
+    }
+
+
+async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.heartbeat(ctx.charger_id)
+    return {"currentTime": now_iso(ctx.site)}
+
+
+async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    error = p["errorCode"]
+    info = " ".join(str(p[k]) for k in ("info", "vendorErrorCode") if p.get(k)) or None
+    await ctx.site.connector_status(
+        ctx.charger_id,
+        evse_id=p["connectorId"],
+        connector_id=p["connectorId"],
+        status=STATUS[p["status"]],
+        error_code=None if error == "NoError" else error,
+        info=info,
+        at=parse_time(p["timestamp"], "timestamp") if "timestamp" in p else None,
+    )
+    return {}
+
+
+async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
+    return {"idTagInfo": {"status": ctx.site.authorize(p["idTag"]).value}}
+
+
+async def start_transaction(ctx: HandlerContext, p: Payload) -> Payload:
+    connector = p["connectorId"]
+    if connector < 1:
+        raise OcppError("PropertyConstraintViolation", "connectorId must be 1 or more")
+    session, status = await ctx.site.start_session(
+        ctx.charger_id,
+        evse_id=connector,
+        connector_id=connector,
+        id_tag=p["idTag"],
+        started_at=parse_time(p["timestamp"], "timestamp"),
+        version=ctx.version.value,
+        meter_start_wh=float(p["meterStart"]),
+        reservation_id=p.get("reservationId"),
+    )
+    return {"transactionId": int(session.transaction_id), "idTagInfo": {"status": status.value}}
+
+
+async def stop_transaction(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.stop_session(
+        ctx.charger_id,
+        transaction_id=str(p["transactionId"]),
+        stopped_at=parse_time(p["timestamp"], "timestamp"),
+        reason=p.get("reason", "Local"),
+        meter_stop_wh=float(p["meterStop"]),
+        id_tag=p.get("idTag"),
+        readings=readings(p.get("transactionData", [])),
+    )
+    if "idTag" in p:
+        return {"idTagInfo": {"status": ctx.site.authorize(p["idTag"]).value}}
+    return {}
+
+
+async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
+    transaction = p.get("transactionId")
+    await ctx.site.meter_values(
+        ctx.charger_id,
+        evse_id=p["connectorId"],
+        readings=readings(p["meterValue"]),
+        transaction_id=str(transaction) if transaction is not None else None,
+    )
+    return {}
+
+
+async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
+    return {"status": "UnknownVendorId"}
+
+
+async def diagnostics_status(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.record_event(ctx.charger_id, "diagnostics_status", p)
+    return {}
+
+
+async def firmware_status(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.record_event(ctx.charger_id, "firmware_status", p)
+    return {}
+
+
+HANDLERS: Final[dict[str, Handler]] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "StartTransaction": start_transaction,
+    "StopTransaction": stop_transaction,
+    "MeterValues": meter_values,
+    "DataTransfer": data_transfer,
+    "DiagnosticsStatusNotification": diagnostics_status,
+    "FirmwareStatusNotification": firmware_status,
+}
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def to_call(command: cmd.Command) -> tuple[str, Payload]:
+    match command:
+        case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id):
+            payload: Payload = {"idTag": id_tag}
+            if evse_id is not None:
+                payload["connectorId"] = evse_id
+            return "RemoteStartTransaction", payload
+        case cmd.RemoteStop(transaction_id=transaction_id):
+            if not transaction_id.lstrip("-").isdigit():
+                raise cmd.UnsupportedCommand("an OCPP 1.6 transaction id is a number")
+            return "RemoteStopTransaction", {"transactionId": int(transaction_id)}
+        case cmd.Reset(hard=hard):
+            return "Reset", {"type": "Hard" if hard else "Soft"}
+        case cmd.Unlock(evse_id=evse_id):
+            return "UnlockConnector", {"connectorId": evse_id}
+        case cmd.ChangeAvailability(operative=operative, evse_id=evse_id):
+            kind = "Operative" if operative else "Inoperative"
+            return "ChangeAvailability", {"connectorId": evse_id, "type": kind}
+        case cmd.TriggerMessage(message=message, evse_id=evse_id):
+            payload = {"requestedMessage": message}
+            if evse_id is not None:
+                payload["connectorId"] = evse_id
+            return "TriggerMessage", payload
+        case cmd.GetConfiguration(keys=keys):
+            return "GetConfiguration", {"key": list(keys)} if keys else {}
+        case cmd.ChangeConfiguration(key=key, value=value):
+            return "ChangeConfiguration", {"key": key, "value": value}
+        case cmd.ReserveNow(reservation_id=rid, evse_id=evse_id, id_tag=id_tag, expires_at=exp):
+            return "ReserveNow", {
+                "connectorId": evse_id,
+                "expiryDate": exp.isoformat(),
+                "idTag": id_tag,
+                "reservationId": rid,
+            }
+        case cmd.CancelReservation(reservation_id=rid):
+            return "CancelReservation", {"reservationId": rid}
+        case cmd.GetVariables() | cmd.SetVariables():
+            raise cmd.UnsupportedCommand(
+                "variables are OCPP 2.0.1; use configuration keys with an OCPP 1.6 charger"
+            )
+    raise cmd.UnsupportedCommand(type(command).__name__)
+
+
+def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
+    if action == "GetConfiguration":
+        return cmd.CommandOutcome("Accepted", response)
+    return cmd.CommandOutcome(str(response.get("status", "Accepted")), response)

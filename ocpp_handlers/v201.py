@@ -1,0 +1,244 @@
+"""OCPP 2.0.1: messages from charging stations into the site model, and commands out."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from edge import commands as cmd
+from edge.meter import ENERGY, MeterReading, SampledValue, normalise, reading
+from edge.model import ChargerInfo, ConnectorStatus
+from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload, now_iso, parse_time
+
+CONNECTOR_STATUS: Final = {
+    "Available": ConnectorStatus.AVAILABLE,
+    "Occupied": ConnectorStatus.OCCUPIED,
+    "Reserved": ConnectorStatus.RESERVED,
+    "Unavailable": ConnectorStatus.UNAVAILABLE,
+    "Faulted": ConnectorStatus.FAULTED,
+}
+CHARGING_STATE: Final = {
+    "Charging": ConnectorStatus.CHARGING,
+    "EVConnected": ConnectorStatus.OCCUPIED,
+    "SuspendedEV": ConnectorStatus.SUSPENDED_EV,
+    "SuspendedEVSE": ConnectorStatus.SUSPENDED_EVSE,
+    "Idle": ConnectorStatus.OCCUPIED,
+}
+
+
+def readings(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
+    out: list[MeterReading] = []
+    for entry in meter_values:
+        at = parse_time(entry["timestamp"], "meterValue.timestamp")
+        samples: list[SampledValue] = []
+        for sample in entry["sampledValue"]:
+            measurand = sample.get("measurand", ENERGY)
+            unit = sample.get("unitOfMeasure", {})
+            value = normalise(
+                measurand, sample["value"], unit.get("unit"), unit.get("multiplier", 0)
+            )
+            if value is not None:
+                samples.append(
+                    SampledValue(measurand, value, sample.get("phase"), sample.get("context"))
+                )
+        out.append(reading(at, samples))
+    return out
+
+
+def _id_token_info(ctx: HandlerContext, token: str) -> Payload:
+    return {"idTokenInfo": {"status": ctx.site.authorize(token).value}}
+
+
+async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    station = p["chargingStation"]
+    modem = station.get("modem", {})
+    info = ChargerInfo(
+        vendor=station["vendorName"],
+        model=station["model"],
+        serial=station.get("serialNumber", ""),
+        firmware=station.get("firmwareVersion", ""),
+        extra={k: v for k, v in modem.items() if k in ("iccid", "imsi")},
+    )
+    status = await ctx.site.boot(ctx.charger_id, info, reason=p["reason"])
+    return {
+        "status": status.value,
+        "currentTime": now_iso(ctx.site),
+        "interval": ctx.site.config.ocpp.heartbeat_interval,
+    }
+
+
+async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.heartbeat(ctx.charger_id)
+    return {"currentTime": now_iso(ctx.site)}
+
+
+async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
+    evse_id = p["evseId"]
+    status = CONNECTOR_STATUS[p["connectorStatus"]]
+    # "Occupied" says a cable is in; while a session charges, keep the richer state
+    # that TransactionEvent reported.
+    current = ctx.site.evse_of(ctx.charger_id, evse_id)
+    session = ctx.site.active_session_on(ctx.charger_id, evse_id)
+    if status is ConnectorStatus.OCCUPIED and current is not None and session is not None:
+        status = current.status
+    await ctx.site.connector_status(
+        ctx.charger_id,
+        evse_id=evse_id,
+        connector_id=p["connectorId"],
+        status=status,
+        error_code="Faulted" if status is ConnectorStatus.FAULTED else None,
+        at=parse_time(p["timestamp"], "timestamp"),
+    )
+    return {}
+
+
+async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
+    return _id_token_info(ctx, p["idToken"]["idToken"])
+
+
+async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
+    info = p["transactionInfo"]
+    transaction_id: str = info["transactionId"]
+    at = parse_time(p["timestamp"], "timestamp")
+    token = p.get("idToken", {}).get("idToken") or None
+    evse = p.get("evse", {})
+    values = readings(p.get("meterValue", []))
+    site, charger = ctx.site, ctx.charger_id
+    session = site.resolve_transaction(charger, transaction_id)
+    event_type = p["eventType"]
+    if session is None and event_type != "Ended":
+        # Started, or an Updated whose Started we never got: open the session now.
+        if "id" not in evse:
+            raise OcppError("OccurrenceConstraintViolation", "evse is required to start")
+        session, _ = await site.start_session(
+            charger,
+            evse_id=evse["id"],
+            connector_id=evse.get("connectorId", 1),
+            id_tag=token,
+            started_at=at,
+            version=ctx.version.value,
+            transaction_id=transaction_id,
+            reservation_id=p.get("reservationId"),
+        )
+    if session is not None and event_type != "Ended" and values:
+        await site.meter_values(charger, session.evse_id, values, transaction_id)
+    state = info.get("chargingState")
+    if session is not None and state in CHARGING_STATE:
+        await site.charging_state(charger, session.evse_id, CHARGING_STATE[state])
+    if event_type == "Ended":
+        await site.stop_session(
+            charger,
+            transaction_id=transaction_id,
+            stopped_at=at,
+            reason=info.get("stoppedReason", "Local"),
+            id_tag=token,
+            readings=values,
+            evse_id=evse.get("id"),
+        )
+    return _id_token_info(ctx, token) if token else {}
+
+
+async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.meter_values(ctx.charger_id, p["evseId"], readings(p["meterValue"]))
+    return {}
+
+
+def _recorder(kind: str) -> Handler:
+    async def record(ctx: HandlerContext, p: Payload) -> Payload:
+        await ctx.site.record_event(ctx.charger_id, kind, p)
+        return {}
+
+    return record
+
+
+async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
+    await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
+    return {"status": "UnknownVendorId"}
+
+
+HANDLERS: Final[dict[str, Handler]] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": _recorder("notify_report"),
+    "NotifyEvent": _recorder("notify_event"),
+    "SecurityEventNotification": _recorder("security_event"),
+    "FirmwareStatusNotification": _recorder("firmware_status"),
+    "LogStatusNotification": _recorder("log_status"),
+    "DataTransfer": data_transfer,
+}
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def _variable(ref: cmd.VariableRef) -> Payload:
+    component: Payload = {"name": ref.component}
+    if ref.evse_id is not None:
+        component["evse"] = {"id": ref.evse_id}
+    variable: Payload = {"name": ref.variable}
+    if ref.instance is not None:
+        variable["instance"] = ref.instance
+    return {"component": component, "variable": variable}
+
+
+def to_call(command: cmd.Command) -> tuple[str, Payload]:
+    match command:
+        case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id, remote_start_id=remote_id):
+            payload: Payload = {
+                "idToken": {"idToken": id_tag, "type": "Central"},
+                "remoteStartId": remote_id if remote_id is not None else 1,
+            }
+            if evse_id is not None:
+                payload["evseId"] = evse_id
+            return "RequestStartTransaction", payload
+        case cmd.RemoteStop(transaction_id=transaction_id):
+            return "RequestStopTransaction", {"transactionId": transaction_id}
+        case cmd.Reset(hard=hard):
+            return "Reset", {"type": "Immediate" if hard else "OnIdle"}
+        case cmd.Unlock(evse_id=evse_id, connector_id=connector_id):
+            return "UnlockConnector", {"evseId": evse_id, "connectorId": connector_id}
+        case cmd.ChangeAvailability(operative=operative, evse_id=evse_id):
+            payload = {"operationalStatus": "Operative" if operative else "Inoperative"}
+            if evse_id:
+                payload["evse"] = {"id": evse_id}
+            return "ChangeAvailability", payload
+        case cmd.TriggerMessage(message=message, evse_id=evse_id):
+            payload = {"requestedMessage": message}
+            if evse_id is not None:
+                payload["evse"] = {"id": evse_id}
+            return "TriggerMessage", payload
+        case cmd.GetVariables(variables=refs):
+            return "GetVariables", {"getVariableData": [_variable(r) for r in refs]}
+        case cmd.SetVariables(variables=refs):
+            data = [{**_variable(r), "attributeValue": r.value or ""} for r in refs]
+            return "SetVariables", {"setVariableData": data}
+        case cmd.ReserveNow(reservation_id=rid, evse_id=evse_id, id_tag=id_tag, expires_at=exp):
+            return "ReserveNow", {
+                "id": rid,
+                "expiryDateTime": exp.isoformat(),
+                "idToken": {"idToken": id_tag, "type": "Central"},
+                "evseId": evse_id,
+            }
+        case cmd.CancelReservation(reservation_id=rid):
+            return "CancelReservation", {"reservationId": rid}
+        case cmd.GetConfiguration() | cmd.ChangeConfiguration():
+            raise cmd.UnsupportedCommand(
+                "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"
+            )
+    raise cmd.UnsupportedCommand(type(command).__name__)
+
+
+def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
+    if action == "GetVariables":
+        results = response.get("getVariableResult", [])
+        ok = all(r.get("attributeStatus") == "Accepted" for r in results)
+        return cmd.CommandOutcome("Accepted" if ok else "Rejected", response)
+    if action == "SetVariables":
+        results = response.get("setVariableResult", [])
+        statuses = {r.get("attributeStatus") for r in results}
+        status = "Accepted" if statuses <= {"Accepted"} else "/".join(sorted(map(str, statuses)))
+        return cmd.CommandOutcome(status, response)
+    return cmd.CommandOutcome(str(response.get("status", "Accepted")), response)
