@@ -25,3 +25,7 @@ class PermanentDeliveryError(DeliveryError):
 
 class CircuitOpenError(TransientDeliveryError):
     """The channel's circuit breaker is open: the call was not attempted."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,4 @@
+from central.db import run_migrations
+from central.notification.tables import metadata
+
+run_migrations(metadata)
