@@ -249,6 +249,8 @@ def edge_target(args: argparse.Namespace) -> Iterator[Target]:
             "python": sys.executable,
             "config": str(config),
             "data_dir": str(data_dir),
+            "ocpp_port": str(ocpp_port),
+            "http_port": str(http_port),
         }
         command = [part.format(**placeholders) for part in shlex.split(args.edge_cmd)]
         log = Path(args.edge_log) if args.edge_log else tmp_path / "edge.log"
@@ -462,6 +464,16 @@ def _figures(
     ordered = sorted(latencies)
     calls = sum(r.calls for r in results)
     rss_samples = [rss for _, _, rss in samples if rss is not None]
+    target_cpu = _cpu_in_window(samples, t_start, t_end)
+    workers = max(1, len(results))
+    loadgen_cpu = 100.0 * sum(r.cpu_seconds for r in results) / duration
+    notes = target.notes  # the same list: the stop of the target adds to it later
+    if target_cpu is not None and target_cpu < 90.0 and loadgen_cpu / workers > 90.0:
+        notes.append(
+            f"the load generator was busier ({loadgen_cpu:.0f}% over {workers} process(es)) than "
+            f"the {target.name} ({target_cpu:.0f}%): this rate is a lower bound of what the "
+            f"{target.name} can do"
+        )
     return Figures(
         target=target.name,
         chargers=len(chargers),
@@ -478,17 +490,22 @@ def _figures(
         timeouts=sum(r.timeouts for r in results),
         disconnects=sum(r.disconnects for r in results),
         late_ticks=sum(r.late_ticks for r in results),
-        target_cpu_pct=_cpu_in_window(samples, t_start, t_end),
-        loadgen_cpu_pct=100.0 * sum(r.cpu_seconds for r in results) / duration,
+        target_cpu_pct=target_cpu,
+        loadgen_cpu_pct=loadgen_cpu,
         peak_rss_mb=probe.peak_rss_mb() if probe else None,
         sampled_rss_max_mb=max(rss_samples) if rss_samples else None,
         server_calls=dict(server_calls),
         error_samples=errors[:20],
-        notes=target.notes,
+        notes=notes,
     )
 
 
 # --- the two loads ---------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """One load process per CPU that the server under test does not need, 1 to 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def run_saturation(args: argparse.Namespace, token: str) -> dict[str, Any]:
@@ -504,7 +521,7 @@ def run_saturation(args: argparse.Namespace, token: str) -> dict[str, Any]:
                 mode="closed",
                 duration=args.sat_duration,
                 warmup=args.sat_warmup,
-                workers=args.sat_workers,
+                workers=args.sat_workers or default_workers(),
                 connect_rate=args.connect_rate,
             )
     ratio = None
@@ -686,6 +703,7 @@ def _parser() -> argparse.ArgumentParser:
         "--edge-cmd",
         default=DEFAULT_EDGE_CMD,
         help="command that starts the edge; placeholders {evpark} {python} {config} {data_dir} "
+        "{ocpp_port} {http_port} "
         f"(default: {DEFAULT_EDGE_CMD!r})",
     )
     g.add_argument("--edge-log", help="write the edge's output here (default: temp dir)")
@@ -703,7 +721,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--sat-chargers", type=int, default=200)
     g.add_argument("--sat-duration", type=float, default=15.0, help="seconds measured per target")
     g.add_argument("--sat-warmup", type=float, default=3.0)
-    g.add_argument("--sat-workers", type=int, default=1, help="load-generator processes")
+    g.add_argument(
+        "--sat-workers",
+        type=int,
+        default=0,
+        help="load-generator processes (default 0: one per CPU beyond the first, at most 4)",
+    )
     g = common.add_argument_group("site load")
     g.add_argument("--site-chargers", type=int, default=1000)
     g.add_argument("--site-duration", type=float, default=30.0)
