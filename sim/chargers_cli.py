@@ -1,10 +1,84 @@
-"""`evpark sim chargers`: placeholder until the simulator lands."""
+"""`evpark sim chargers`: run simulated OCPP 1.6J / 2.0.1 chargers against an edge."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
 
-def chargers() -> None:
-    """Run simulated OCPP chargers against an edge."""
-    raise typer.Exit(1)
+def chargers(
+    url: Annotated[
+        str, typer.Option(help="the edge's OCPP base URL; chargers connect to <url>/<id>")
+    ] = "ws://127.0.0.1:9000/ocpp",
+    count: Annotated[int, typer.Option(min=1, help="number of chargers (ignored with --id)")] = 2,
+    version: Annotated[str, typer.Option(help="1.6, 2.0.1 or mixed")] = "mixed",
+    prefix: Annotated[str, typer.Option(help="charge point id prefix: <prefix>-16-001")] = "SIM",
+    password: Annotated[
+        str | None,
+        typer.Option(help="HTTP Basic password (security profile 1)", envvar="EVPARK_SIM_PASSWORD"),
+    ] = None,
+    charger_id: Annotated[
+        list[str] | None, typer.Option("--id", help="simulate this charge point id (repeatable)")
+    ] = None,
+    id_tag: Annotated[
+        list[str] | None, typer.Option("--id-tag", help="driver id tag (repeatable)")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="simulated seconds per wall second")
+    ] = 60.0,
+    meter_interval: Annotated[
+        float, typer.Option(min=0.1, help="wall seconds between meter values")
+    ] = 10.0,
+    seed: Annotated[int, typer.Option(help="seed of all randomness")] = 1,
+    duration: Annotated[
+        float | None, typer.Option(min=0.0, help="stop after this many seconds")
+    ] = None,
+    connectors: Annotated[int, typer.Option(min=1, max=8, help="connectors per charger")] = 1,
+    curve: Annotated[str, typer.Option(help="ac or dc charging curve")] = "ac",
+    power: Annotated[float, typer.Option(min=1.0, help="maximum power in kW")] = 11.0,
+    log_format: Annotated[
+        str, typer.Option(help="auto, console or json", envvar="EVPARK_LOG_FORMAT")
+    ] = "auto",
+) -> None:
+    """Run simulated OCPP chargers against an edge until Ctrl-C/SIGTERM (or --duration):
+    boot, status, plug-in, authorize, sessions with meter values, remote commands,
+    reconnection with an offline queue. Sessions still running at the end are stopped."""
+    import asyncio
+    import signal
+
+    from edge.logs import configure_logging
+    from sim.charger_fleet import FleetOptions, fleet_configs, run_fleet
+    from sim.charger_model import DEFAULT_ID_TAGS
+
+    if version not in ("1.6", "2.0.1", "mixed"):
+        raise typer.BadParameter("--version must be 1.6, 2.0.1 or mixed")
+    if curve not in ("ac", "dc"):
+        raise typer.BadParameter("--curve must be ac or dc")
+    options = FleetOptions(
+        url=url,
+        count=count,
+        version=version,  # type: ignore[arg-type]
+        prefix=prefix,
+        password=password,
+        ids=tuple(charger_id or ()),
+        id_tags=tuple(id_tag or DEFAULT_ID_TAGS),
+        speed=speed,
+        meter_interval=meter_interval,
+        seed=seed,
+        connectors=connectors,
+        curve=curve,  # type: ignore[arg-type]
+        max_power_w=power * 1000.0,
+    )
+    configure_logging(log_format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        await run_fleet(fleet_configs(options), stop)
+
+    asyncio.run(main())

@@ -1,0 +1,662 @@
+"""``SimCharger``: one simulated charge point speaking OCPP 1.6J or 2.0.1.
+
+The core here is version-neutral: connection lifetime (connect, boot, heartbeat,
+reconnect with backoff and jitter), the ordered transaction-message queue that survives
+disconnections, connector state and the step-by-step API tests and the driver loop use.
+Protocol details live in ``sim.charger16`` and ``sim.charger201``.
+
+Use it as an async context manager::
+
+    async with SimCharger(SimChargerConfig("CP-1", url="ws://127.0.0.1:9000/ocpp")) as cp:
+        await cp.wait_online()
+        await cp.plug_in(1)
+        await cp.authorize("DEMO-TAG-1")
+        await cp.start(1, "DEMO-TAG-1")
+        await cp.send_meter_values(1, n=3)
+        await cp.stop(1)
+
+or run ``await cp.run()`` in a TaskGroup you own and end it with ``cp.request_stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidURI
+from websockets.typing import Subprotocol
+
+from sim.backoff import Backoff
+from sim.charger_model import (
+    AuthLists,
+    Clock,
+    Connector,
+    ConnectorStatus,
+    SimChargerConfig,
+    StopReason,
+    SystemClock,
+    Transaction,
+)
+from sim.charger_protocol import ChargerProtocol
+from sim.charger_rpc import (
+    CallError,
+    CallTimeout,
+    ChargerError,
+    ConnectionLost,
+    Exchange,
+    FollowUp,
+    NotConnected,
+    OcppConnection,
+    Reply,
+)
+from sim.curve import ConnectorMeter, make_curve
+from sim.offline_queue import OfflineQueue, QueuedMessage
+
+_CALL_FAILURES = (CallTimeout, CallError, ConnectionLost, NotConnected)
+
+
+class ChargerStateError(ChargerError):
+    """The operation does not fit the connector's state (no transaction, faulted...)."""
+
+
+class SimCharger:
+    def __init__(
+        self,
+        config: SimChargerConfig,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.id = config.charge_point_id
+        self.version = config.version
+        self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random(config.seed)
+        self.log = structlog.get_logger("sim.charger").bind(charger=self.id, ocpp=config.version)
+        curve = make_curve(config.curve, config.max_power_w)
+        self.connectors: dict[int, Connector] = {
+            evse: Connector(
+                evse=evse,
+                meter=ConnectorMeter(curve=curve, register_wh=config.start_register_wh),
+            )
+            for evse in range(1, config.connectors + 1)
+        }
+        self.auth = AuthLists()
+        self.queue = OfflineQueue(config.offline_queue_size)
+        self.backoff = Backoff(
+            initial=config.backoff_initial, maximum=config.backoff_max, rng=self.rng
+        )
+        self.protocol: ChargerProtocol = _make_protocol(self)
+        # What happened, for tests and the demo: calls received from the central system,
+        # messages sent, and the last answer to each action.
+        self.received: list[Exchange] = []
+        self.sent: list[Exchange] = []
+        self.responses: dict[str, dict[str, Any]] = {}
+        self.boot_count = 0
+        self.connection_count = 0
+        self.boot_reason = "PowerUp"
+        self.password = config.password
+
+        self._conn: OcppConnection | None = None
+        self._ws: ClientConnection | None = None
+        self._online = asyncio.Event()
+        self._offline = asyncio.Event()
+        self._offline.set()
+        self._allowed_online = asyncio.Event()
+        self._allowed_online.set()
+        self._reconnect_now = asyncio.Event()
+        self._boot_now = asyncio.Event()
+        self._received_changed = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._follow_ups: asyncio.Queue[FollowUp] = asyncio.Queue()
+        self._behaviour: list[asyncio.Task[None]] = []
+        self._exit_stack: AsyncExitStack | None = None
+        self._run_task: asyncio.Task[None] | None = None
+
+    # -- lifetime -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        stack = AsyncExitStack()
+        group = await stack.enter_async_context(asyncio.TaskGroup())
+        self._run_task = group.create_task(self.run(), name=f"sim-charger-{self.id}")
+        self._exit_stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.request_stop()
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to stop gracefully: end running sessions, flush, disconnect."""
+        self._stop_requested.set()
+
+    async def run(self, stop_timeout: float = 10.0) -> None:
+        """Run until :meth:`request_stop`; on stop, running sessions are stopped and the
+        transaction queue is flushed (bounded by ``stop_timeout`` seconds)."""
+        from sim.charger_driver import drive_connector
+
+        self.log.info("sim.charger.starting", endpoint=self.config.endpoint)
+        async with asyncio.TaskGroup() as group:
+            services = [
+                group.create_task(self._connection_loop()),
+                group.create_task(self._follow_up_worker()),
+                group.create_task(self._housekeeping()),
+            ]
+            for evse in self.connectors:
+                if self.config.auto_meter_values:
+                    self._behaviour.append(group.create_task(self._meter_loop(evse)))
+                if self.config.drive:
+                    self._behaviour.append(
+                        group.create_task(drive_connector(self, evse, self.clock))
+                    )
+            await self._stop_requested.wait()
+            await self._graceful_stop(stop_timeout)
+            for task in services:
+                task.cancel()
+        self.log.info("sim.charger.stopped")
+
+    async def _graceful_stop(self, within: float) -> None:
+        for task in self._behaviour:
+            task.cancel()
+        if self._behaviour:
+            await asyncio.wait(self._behaviour)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                for evse, connector in self.connectors.items():
+                    if connector.transaction is not None:
+                        await self.stop(evse, "Local")
+                if self.online:
+                    await self.queue.drained()
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """Connected and booted (BootNotification accepted)."""
+        return self._online.is_set()
+
+    async def wait_online(self) -> None:
+        """Wait until connected and booted (bound it with ``asyncio.timeout``)."""
+        await self._online.wait()
+
+    async def wait_offline(self) -> None:
+        await self._offline.wait()
+
+    async def wait_for_command(self, action: str) -> Exchange:
+        """The first call of ``action`` received from the central system (waiting for it)."""
+        while True:
+            found = next((e for e in self.received if e.action == action), None)
+            if found is not None:
+                return found
+            await self._received_changed.wait()
+            self._received_changed.clear()
+
+    async def flush(self) -> None:
+        """Wait until every queued transaction message has been delivered."""
+        await self.queue.drained()
+
+    def connector(self, evse: int) -> Connector:
+        try:
+            return self.connectors[evse]
+        except KeyError:
+            raise ChargerStateError(f"{self.id} has no connector {evse}") from None
+
+    def transaction(self, evse: int = 1) -> Transaction | None:
+        return self.connector(evse).transaction
+
+    # -- talking to the central system ---------------------------------------------
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one call on the booted connection; :class:`NotConnected` when offline."""
+        conn = self._conn
+        if conn is None or not self.online:
+            raise NotConnected(f"{self.id} is offline")
+        return await self._call_on(conn, action, payload)
+
+    async def _call_on(
+        self, conn: OcppConnection, action: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        self.sent.append(Exchange("sent", action, payload))
+        response = await conn.call(action, payload)
+        self.responses[action] = response
+        return response
+
+    async def send_or_log(self, action: str, payload: dict[str, Any]) -> None:
+        try:
+            await self.call(action, payload)
+        except _CALL_FAILURES as err:
+            self.log.info("sim.charger.call_failed", action=action, error=str(err))
+
+    def schedule(self, follow_up: FollowUp) -> None:
+        """Run ``follow_up`` after the current answer, in order, on the worker task."""
+        self._follow_ups.put_nowait(follow_up)
+
+    async def _dispatch(self, action: str, payload: dict[str, Any]) -> Reply:
+        self.received.append(Exchange("received", action, payload))
+        self._received_changed.set()
+        self.log.info("sim.charger.command", action=action)
+        return await self.protocol.handle(action, payload)
+
+    # -- connection lifetime --------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        if not self.password:
+            return {}
+        token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    async def _connection_loop(self) -> None:
+        while True:
+            await self._allowed_online.wait()
+            self._reconnect_now.clear()
+            try:
+                await self._connect_once()
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as err:
+                self.log.warning("sim.charger.connect_failed", error=str(err) or type(err).__name__)
+            if self._reconnect_now.is_set():
+                delay = 0.05
+            else:
+                delay = self.backoff.next_delay()
+                self.log.info("sim.charger.reconnect_wait", seconds=round(delay, 2))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._reconnect_now.wait()
+
+    async def _connect_once(self) -> None:
+        async with connect(
+            self.config.endpoint,
+            subprotocols=[Subprotocol(self.config.subprotocol)],
+            additional_headers=self._headers(),
+            open_timeout=10,
+            max_size=2**20,
+        ) as ws:
+            if ws.subprotocol != self.config.subprotocol:
+                self.log.error("sim.charger.subprotocol_refused", got=ws.subprotocol)
+                return
+            self.connection_count += 1
+            conn = OcppConnection(
+                ws, self.version, self.schedule, self.config.call_timeout, self.log
+            )
+            self._ws, self._conn = ws, conn
+            self.log.info("sim.charger.connected")
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(conn.serve(self._dispatch))
+                    group.create_task(self._session(conn))
+            except* ConnectionLost:
+                self.log.info("sim.charger.disconnected", queued=len(self.queue))
+            finally:
+                self._online.clear()
+                self._offline.set()
+                self._ws = self._conn = None
+                for connector in self.connectors.values():
+                    connector.last_sent_status = None
+
+    async def _session(self, conn: OcppConnection) -> None:
+        await self._boot(conn)
+        self._online.set()
+        self._offline.clear()
+        self.backoff.reset()
+        now = self.clock.now()
+        for action, payload in self.protocol.station_requests(now):
+            await self.send_or_log(action, payload)
+        for connector in self.connectors.values():
+            await self._publish(connector)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._heartbeat_loop(conn))
+            group.create_task(self._tx_sender(conn))
+
+    async def _boot(self, conn: OcppConnection) -> None:
+        while True:
+            self._boot_now.clear()
+            wait = self.config.default_interval
+            try:
+                response = await self._call_on(
+                    conn, "BootNotification", self.protocol.boot_request(self.boot_reason)
+                )
+            except (CallTimeout, CallError) as err:
+                self.log.warning("sim.charger.boot_failed", error=str(err))
+            else:
+                interval = int(response["interval"])
+                if response["status"] == "Accepted":
+                    if interval > 0:
+                        self.protocol.settings.set_heartbeat_interval(interval)
+                    self.boot_count += 1
+                    self.boot_reason = "Unknown"
+                    self.log.info("sim.charger.booted", heartbeat_interval=interval)
+                    return
+                wait = interval if interval > 0 else wait
+                self.log.info("sim.charger.boot_" + response["status"].lower(), retry_in=wait)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._boot_now.wait()
+
+    def trigger_boot(self) -> None:
+        """A central system's TriggerMessage(BootNotification) while Pending."""
+        self._boot_now.set()
+
+    async def _heartbeat_loop(self, conn: OcppConnection) -> None:
+        while True:
+            await self.clock.sleep(self.protocol.settings.heartbeat_interval())
+            try:
+                await self._call_on(conn, "Heartbeat", {})
+            except (CallTimeout, CallError) as err:
+                self.log.warning("sim.charger.heartbeat_failed", error=str(err))
+
+    async def _tx_sender(self, conn: OcppConnection) -> None:
+        """Deliver the transaction queue in order; the head stays until answered."""
+        settings = self.protocol.settings
+        while True:
+            message = await self.queue.head()
+            payload = self.protocol.prepare(message)
+            if payload is None:
+                self.log.warning("sim.charger.tx_message_dropped", action=message.action)
+                self.queue.pop(message, None)
+                continue
+            try:
+                response = await self._call_on(conn, message.action, payload)
+            except (CallTimeout, CallError) as err:
+                message.attempts += 1
+                if message.attempts >= settings.tx_message_attempts():
+                    self.log.warning(
+                        "sim.charger.tx_message_given_up", action=message.action, error=str(err)
+                    )
+                    self.queue.pop(message, None)
+                else:
+                    await self.clock.sleep(settings.tx_message_retry_interval() * message.attempts)
+                continue
+            self.queue.pop(message, response)
+            self.protocol.delivered(message, response)
+
+    async def disconnect(self, *, abrupt: bool = True) -> None:
+        """Drop the connection (a network loss when ``abrupt``) and stay offline until
+        :meth:`reconnect`."""
+        self._allowed_online.clear()
+        await self._drop(abrupt=abrupt)
+        await self.wait_offline()
+
+    async def reconnect(self) -> None:
+        """Allow connecting again, at once (no backoff wait)."""
+        self._allowed_online.set()
+        self._reconnect_now.set()
+
+    async def _drop(self, *, abrupt: bool) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        if abrupt:
+            ws.transport.abort()
+        else:
+            await ws.close()
+
+    async def reboot(self, reason: StopReason, boot_reason: str) -> None:
+        """A reset: stop sessions with ``reason``, close, connect and boot again."""
+        for evse, connector in self.connectors.items():
+            if connector.transaction is not None:
+                await self.stop(evse, reason)
+        self.log.info("sim.charger.rebooting", reason=reason)
+        self.boot_reason = boot_reason
+        await self._drop(abrupt=False)
+        self._reconnect_now.set()
+
+    # -- background behaviour -----------------------------------------------------
+
+    async def _follow_up_worker(self) -> None:
+        while True:
+            follow_up = await self._follow_ups.get()
+            try:
+                await follow_up()
+            except ChargerError as err:
+                self.log.info("sim.charger.follow_up_failed", error=str(err))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            now = self.clock.now()
+            for connector in self.connectors.values():
+                reservation = connector.reservation
+                if reservation is not None and reservation.expires_at <= now:
+                    connector.reservation = None
+                    self.log.info("sim.charger.reservation_expired", id=reservation.reservation_id)
+                    await self.publish_change(connector)
+
+    async def _meter_loop(self, evse: int) -> None:
+        connector = self.connectors[evse]
+        while True:
+            await self.clock.sleep(self.protocol.settings.meter_interval())
+            if connector.transaction is not None:
+                await self.send_meter_values(evse)
+
+    # -- connector operations (the step-by-step API) ----------------------------------
+
+    async def publish_change(self, connector: Connector) -> None:
+        connector.notify()
+        await self._publish(connector)
+
+    async def _publish(self, connector: Connector) -> None:
+        """Send the connector's status if it changed since last sent (and we are online)."""
+        wire = self.protocol.wire_status(connector)
+        previous = connector.last_sent_status
+        if wire == previous or not self.online:
+            return
+        connector.last_sent_status = wire
+        for action, payload in self.protocol.status_requests(connector, previous, self.clock.now()):
+            await self.send_or_log(action, payload)
+
+    async def enqueue(self, messages: list[QueuedMessage]) -> None:
+        """Queue transaction messages; when online, wait (bounded) for their delivery."""
+        online = self.online
+        for message in messages:
+            self.queue.append(message)
+        if online and messages:
+            await asyncio.wait([messages[-1].delivered], timeout=self.config.call_timeout)
+
+    async def plug_in(
+        self, evse: int = 1, *, soc: float | None = None, capacity_wh: float | None = None
+    ) -> None:
+        """A vehicle is plugged in (1.6 `Preparing`, 2.0.1 `Occupied`)."""
+        connector = self.connector(evse)
+        if connector.plugged:
+            return
+        connector.plugged, connector.finished = True, False
+        connector.meter.plug(
+            soc if soc is not None else round(self.rng.uniform(10.0, 60.0), 1),
+            capacity_wh or self.rng.choice((40_000.0, 58_000.0, 77_000.0, 100_000.0)),
+        )
+        self.log.info("sim.charger.plugged_in", evse=evse, soc=connector.meter.soc)
+        await self.publish_change(connector)
+
+    async def unplug(self, evse: int = 1) -> None:
+        """The vehicle leaves; a running session ends as `EVDisconnected`."""
+        connector = self.connector(evse)
+        if connector.transaction is not None:
+            await self.stop(evse, "EVDisconnected")
+        connector.plugged = connector.finished = False
+        self.log.info("sim.charger.unplugged", evse=evse)
+        await self.publish_change(connector)
+
+    async def authorize(self, id_tag: str) -> str:
+        """Authorize at the central system, or locally when offline; the status."""
+        if self.online:
+            try:
+                response = await self.call("Authorize", self.protocol.authorize_request(id_tag))
+            except (CallTimeout, ConnectionLost, NotConnected) as err:
+                self.log.info("sim.charger.authorize_offline", error=str(err))
+            else:
+                status = self.protocol.authorize_status(response)
+                self.auth.cache[id_tag] = status
+                self.log.info("sim.charger.authorized", id_tag=id_tag, status=status)
+                return status
+        settings = self.protocol.settings
+        known = self.auth.lookup(id_tag)
+        if known is not None and settings.local_authorize_offline():
+            return known
+        if known is None and settings.offline_tx_for_unknown_id():
+            return "Accepted"
+        return known or "Invalid"
+
+    def free_connector(self, id_tag: str | None = None) -> int | None:
+        for evse, connector in self.connectors.items():
+            reserved_for_other = (
+                connector.reservation is not None and connector.reservation.id_tag != id_tag
+            )
+            if (
+                connector.transaction is None
+                and connector.operative
+                and connector.fault is None
+                and not reserved_for_other
+                and not connector.finished
+            ):
+                return evse
+        return None
+
+    async def start(
+        self,
+        evse: int = 1,
+        id_tag: str | None = None,
+        *,
+        remote_start_id: int | None = None,
+        trigger: str = "Authorized",
+    ) -> Transaction:
+        """Start a transaction (plugging in first if needed); when online, returns once
+        the central system answered the start message."""
+        connector = self.connector(evse)
+        if connector.transaction is not None:
+            raise ChargerStateError(f"connector {evse} already has a transaction")
+        if not connector.operative or connector.fault is not None:
+            raise ChargerStateError(f"connector {evse} is {connector.status}")
+        tag = id_tag or self.config.id_tags[0]
+        if not connector.plugged:
+            await self.plug_in(evse)
+        reservation_id = None
+        if connector.reservation is not None and connector.reservation.id_tag == tag:
+            reservation_id = connector.reservation.reservation_id
+            connector.reservation = None
+        now = self.clock.now()
+        tx = Transaction(
+            key=self.protocol.new_transaction_key(),
+            evse=evse,
+            id_tag=tag,
+            started_at=now,
+            meter_start_wh=connector.meter.register_wh,
+            remote_start_id=remote_start_id,
+            reservation_id=reservation_id,
+        )
+        connector.transaction, connector.finished = tx, False
+        connector.meter.power_w = connector.meter.offered_w()
+        tx.last_sample = connector.meter.sample()
+        self.log.info("sim.charger.tx_started", evse=evse, tx=tx.key, id_tag=tag)
+        await self.enqueue(self.protocol.started(tx, connector, trigger, now, not self.online))
+        await self.publish_change(connector)
+        return tx
+
+    async def send_meter_values(self, evse: int = 1, n: int = 1) -> None:
+        """Charge for ``n`` meter intervals (times ``speed``) and send a sample after each."""
+        connector = self.connector(evse)
+        for _ in range(n):
+            tx = connector.transaction
+            if tx is None:
+                raise ChargerStateError(f"connector {evse} has no transaction")
+            seconds = self.protocol.settings.meter_interval() * self.config.speed
+            sample = connector.meter.advance(seconds)
+            tx.last_sample = sample
+            now = self.clock.now()
+            await self.enqueue(self.protocol.metered(tx, connector, sample, now, not self.online))
+            await self.publish_change(connector)
+
+    async def stop(self, evse: int = 1, reason: StopReason = "Local") -> Transaction | None:
+        """End the connector's transaction (None if there is none)."""
+        connector = self.connector(evse)
+        tx = connector.transaction
+        if tx is None:
+            return None
+        sample = connector.meter.sample()
+        tx.stop_reason = reason
+        connector.transaction = None
+        connector.finished = connector.plugged
+        connector.meter.idle()
+        if connector.pending_operative is not None:
+            connector.operative, connector.pending_operative = connector.pending_operative, None
+        now = self.clock.now()
+        self.log.info(
+            "sim.charger.tx_stopped",
+            evse=evse,
+            tx=tx.key,
+            reason=reason,
+            energy_wh=round(sample.energy_wh - tx.meter_start_wh),
+        )
+        await self.enqueue(self.protocol.ended(tx, connector, sample, reason, now, not self.online))
+        await self.publish_change(connector)
+        return tx
+
+    async def remote_start(self, evse: int, id_tag: str, remote_start_id: int | None) -> None:
+        """What a charger does after accepting a remote start: the driver is there."""
+        if self.protocol.settings.authorize_remote_start():
+            status = await self.authorize(id_tag)
+            if status != "Accepted":
+                return
+        await self.start(evse, id_tag, remote_start_id=remote_start_id, trigger="RemoteStart")
+
+    async def set_operative(self, evse: int | None, operative: bool) -> bool:
+        """Change availability of one connector (all when None); False when scheduled
+        until a running transaction ends."""
+        targets = [self.connector(evse)] if evse else list(self.connectors.values())
+        scheduled = False
+        for connector in targets:
+            if connector.transaction is not None and not operative:
+                connector.pending_operative = operative
+                scheduled = True
+                continue
+            connector.operative = operative
+            await self.publish_change(connector)
+        return not scheduled
+
+    async def fault(self, evse: int = 1, error_code: str = "GroundFailure") -> None:
+        """A hardware fault on a connector: a running session stops."""
+        connector = self.connector(evse)
+        if connector.transaction is not None:
+            await self.stop(evse, "EmergencyStop")
+        connector.fault = error_code
+        self.log.warning("sim.charger.faulted", evse=evse, error_code=error_code)
+        await self.publish_change(connector)
+
+    async def clear_fault(self, evse: int = 1) -> None:
+        connector = self.connector(evse)
+        connector.fault = None
+        await self.publish_change(connector)
+
+    async def wait_change(self, evse: int, at_most: float) -> None:
+        """Wait for any change on a connector, or ``at_most`` wall seconds."""
+        event = self.connector(evse).changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await event.wait()
+
+    def status(self, evse: int) -> ConnectorStatus:
+        return self.connector(evse).status
+
+
+def _make_protocol(charger: SimCharger) -> ChargerProtocol:
+    if charger.version == "1.6":
+        from sim.charger16 import Charger16
+
+        return Charger16(charger)
+    from sim.charger201 import Charger201
+
+    return Charger201(charger)
