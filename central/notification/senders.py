@@ -74,7 +74,11 @@ class SmtpSender:
                 timeout=s.timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as err:
-            raise PermanentDeliveryError(f"recipient refused: {err}") from err
+            codes = [refusal.code for refusal in err.recipients]
+            detail = "; ".join(f"{r.code} {r.message}" for r in err.recipients)
+            if codes and all(500 <= code < 600 for code in codes):
+                raise PermanentDeliveryError(f"recipient refused: {detail}") from err
+            raise TransientDeliveryError(f"recipient deferred: {detail}") from err
         except aiosmtplib.SMTPResponseException as err:
             if 500 <= err.code < 600:
                 raise PermanentDeliveryError(f"SMTP {err.code} {err.message}") from err

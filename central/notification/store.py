@@ -243,35 +243,36 @@ async def claim_due(
     engine: AsyncEngine, now: datetime, lease: timedelta, limit: int
 ) -> list[QueuedMessage]:
     """Claim up to ``limit`` due messages for ``lease``; an unreported claim expires and
-    the message becomes due again. Replicas skip each other's rows (PostgreSQL)."""
+    the message becomes due again.
+
+    One ``UPDATE ... RETURNING`` statement: atomic on SQLite; on PostgreSQL replicas skip
+    each other's locked rows, and the outer condition is re-checked on a row another
+    replica claimed meanwhile, so no message is claimed twice.
+    """
     q, n = notification_queue.c, notifications.c
+    due = (q.state == "pending") & (q.next_attempt_at <= now)
+    inner = (
+        select(q.notification_id)
+        .where(due)
+        .order_by(q.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     async with engine.begin() as conn:
-        ids = (
-            (
-                await conn.execute(
-                    select(q.notification_id)
-                    .where(q.state == "pending", q.next_attempt_at <= now)
-                    .order_by(q.next_attempt_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+        claimed = (
+            await conn.execute(
+                update(notification_queue)
+                .where(q.notification_id.in_(inner.scalar_subquery()), due)
+                .values(next_attempt_at=now + lease, updated_at=now)
+                .returning(q.notification_id, q.attempts)
             )
-            .scalars()
-            .all()
-        )
-        if not ids:
+        ).all()
+        if not claimed:
             return []
-        await conn.execute(
-            update(notification_queue)
-            .where(q.notification_id.in_(ids))
-            .values(next_attempt_at=now + lease, updated_at=now)
-        )
+        attempts = {row.notification_id: row.attempts for row in claimed}
         rows = (
             await conn.execute(
-                select(notifications, q.attempts.label("queue_attempts"))
-                .join(notification_queue, q.notification_id == n.id)
-                .where(n.id.in_(ids))
-                .order_by(q.next_attempt_at, n.created_at)
+                select(notifications).where(n.id.in_(attempts)).order_by(n.created_at, n.id)
             )
         ).all()
     return [
@@ -285,7 +286,7 @@ async def claim_due(
             subject=row.subject,
             body=row.body,
             urgent=row.urgent,
-            attempts=row.queue_attempts,
+            attempts=attempts[row.id],
         )
         for row in rows
     ]
