@@ -139,20 +139,36 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _wait_for_port(host: str, port: int, target: Target, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        target.check_alive()
+def _listening(host: str, port: int) -> bool:
+    """Is a TCP socket listening on ``port``? Read from /proc/net so that the daemon under
+    test does not see (and log) a probe connection; connect only where /proc is missing."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not any(t.exists() for t in tables):
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            if time.monotonic() > deadline:
-                raise BenchError(
-                    f"the {target.name} did not accept connections on {host}:{port} "
-                    f"within {timeout:.0f} s" + _log_tail(target.log_file)
-                ) from None
-            time.sleep(0.1)
+            return False
+    wanted = f":{port:04X}"
+    for table in tables:
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
+                    return True
+    return False
+
+
+def _wait_for_port(host: str, port: int, target: Target, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _listening(host, port):
+        target.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"the {target.name} did not listen on {host}:{port} within {timeout:.0f} s"
+                + _log_tail(target.log_file)
+            )
+        time.sleep(0.1)
 
 
 def _stop(target: Target, timeout: float = 30.0) -> None:
@@ -639,7 +655,8 @@ def _details(rows: list[dict[str, Any]]) -> list[str]:
                 f"protocol {f['protocol_errors']}, timeouts {f['timeouts']}, "
                 f"disconnects {f['disconnects']}"
             )
-            lines += [f"!!!   {sample}" for sample in f["error_samples"]]
+            for sample, count in Counter(f["error_samples"]).items():
+                lines.append(f"!!!   {sample}" + (f"  (x{count})" if count > 1 else ""))
     return lines
 
 
