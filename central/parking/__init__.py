@@ -1,0 +1,1 @@
+"""The parking service: slots, reservations, status per site and slot type, history."""
