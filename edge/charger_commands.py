@@ -30,7 +30,7 @@ class InvalidCommand(Exception):
 
 
 async def send_command(
-    server: OcppServer, charger_id: ChargerId, command: Command, timeout: float | None = None
+    server: OcppServer, charger_id: ChargerId, command: Command, wait: float | None = None
 ) -> CommandOutcome:
     """Send ``command`` and return the charger's answer.
 
@@ -43,8 +43,8 @@ async def send_command(
     module = _MODULES[connection.version]
     try:
         action, payload = module.to_call(command)
-        wait = timeout if timeout is not None else server.config.ocpp.call_timeout
-        response = await connection.call(action, payload, wait)
+        limit = wait if wait is not None else server.config.ocpp.call_timeout
+        response = await connection.call(action, payload, limit)
     except UnsupportedCommand as err:
         raise InvalidCommand(str(err)) from err
     except SchemaViolation as err:
@@ -58,7 +58,7 @@ async def send_command(
     except CallFailed:
         server.metrics.commands.labels(type(command).__name__, "callerror").inc()
         raise
-    outcome = module.outcome(action, response)
+    outcome: CommandOutcome = module.outcome(action, response)
     server.metrics.commands.labels(action, outcome.status).inc()
     log.info("ocpp.command.answered", charger=charger_id, action=action, status=outcome.status)
     return outcome

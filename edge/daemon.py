@@ -13,6 +13,7 @@ import contextlib
 import signal
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -108,7 +109,7 @@ class EdgeDaemon:
                 raise RuntimeError(f"{task.get_name()} failed") from task.exception()
 
 
-async def _until_ready(ready: asyncio.Future[object], watch: list[asyncio.Task[None]]) -> None:
+async def _until_ready(ready: asyncio.Future[Any], watch: list[asyncio.Task[None]]) -> None:
     """Wait for the readiness signals, failing fast if a watched task dies first."""
     try:
         await asyncio.wait([ready, *watch], return_when=asyncio.FIRST_COMPLETED)
@@ -128,8 +129,8 @@ async def serve_until_stopped(config: SiteConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with EdgeDaemon(config) as daemon:
-        waiter = asyncio.ensure_future(daemon.wait())
-        stopper = asyncio.ensure_future(stop.wait())
+        waiter = asyncio.create_task(daemon.wait())
+        stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
             if waiter.done():

@@ -169,7 +169,7 @@ class ChargerConnection:
             assert payload is not None
             future.set_result(payload)
 
-    async def call(self, action: str, payload: Payload, timeout: float) -> Payload:
+    async def call(self, action: str, payload: Payload, wait: float) -> Payload:
         """Send a CALL and wait for its answer; one CALL in flight at a time (OCPP-J)."""
         validate(self.version, action, payload)
         async with self._call_lock:
@@ -178,7 +178,7 @@ class ChargerConnection:
             self._pending[unique_id] = future
             await self._send(encode_call(unique_id, action, payload))
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(wait):
                     response = await future
             finally:
                 self._pending.pop(unique_id, None)

@@ -101,7 +101,7 @@ class OcppServer:
     @property
     def port(self) -> int:
         assert self._server is not None, "server is not running"
-        return int(self._server.sockets[0].getsockname()[1])
+        return int(next(iter(self._server.sockets)).getsockname()[1])
 
     async def run(self) -> None:
         """Serve until cancelled; then close every charger connection."""
@@ -145,10 +145,10 @@ class OcppServer:
                 HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp2.0.1 or ocpp1.6\n"
             )
         configured = self.config.charger(charger_id)
-        if configured is None and not self.site.is_known(charger_id):
-            if not self.config.ocpp.auto_register:
-                log.warning("ocpp.connect.unknown", charger=charger_id)
-                return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
+        unknown = configured is None and not self.site.is_known(charger_id)
+        if unknown and not self.config.ocpp.auto_register:
+            log.warning("ocpp.connect.unknown", charger=charger_id)
+            return connection.respond(HTTPStatus.NOT_FOUND, "unknown charge point\n")
         if configured is not None and configured.password:
             creds = basic_credentials(request.headers)
             if (
@@ -158,12 +158,10 @@ class OcppServer:
             ):
                 log.warning("ocpp.connect.bad_credentials", charger=charger_id)
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "wrong credentials\n")
-        if self.config.ocpp.tls and self.config.ocpp.tls.client_ca_file:
-            if charger_id not in _certificate_names(connection):
-                log.warning("ocpp.connect.certificate_mismatch", charger=charger_id)
-                return connection.respond(
-                    HTTPStatus.FORBIDDEN, "certificate is not this charger's\n"
-                )
+        mutual_tls = self.config.ocpp.tls is not None and self.config.ocpp.tls.client_ca_file
+        if mutual_tls and charger_id not in _certificate_names(connection):
+            log.warning("ocpp.connect.certificate_mismatch", charger=charger_id)
+            return connection.respond(HTTPStatus.FORBIDDEN, "certificate is not this charger's\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:

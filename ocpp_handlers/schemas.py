@@ -121,5 +121,6 @@ def validate(version: Version, action: str, payload: Any, *, response: bool = Fa
 
 
 def _describe(err: fastjsonschema.JsonSchemaValueException) -> str:
-    where = err.name.replace("data.", "", 1) if err.name != "data" else "payload"
-    return f"{where}: {err.message.replace(err.name + ' ', '', 1)}"[:255]
+    name = err.name or "data"
+    where = name.replace("data.", "", 1) if name != "data" else "payload"
+    return f"{where}: {str(err.message).replace(name + ' ', '', 1)}"[:255]
