@@ -406,6 +406,8 @@ def run_load(
         )
         results = [r[0] for r in collected]
     finally:
+        for pipe in pipes:  # a worker still waiting for "go" sees EOF and ends
+            pipe.close()
         for worker in procs:
             worker.join(timeout=10)
             if worker.is_alive():
