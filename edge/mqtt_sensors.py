@@ -1,0 +1,385 @@
+"""The site's MQTT broker: sensor readings in, slot states and the summary out.
+
+``MqttSensors`` is an async context manager that owns one supervised loop inside a
+TaskGroup: connect, subscribe to ``evpark/<site>/sensors/+/state`` and ``.../+/status``
+(QoS 1), hand every valid reading to the :class:`SensorSink` the daemon provides, and
+publish the slot states and the summary retained. When the broker goes away it
+reconnects with exponential backoff and jitter, subscribes again (the broker then
+redelivers the sensors' retained states) and republishes the latest slot states.
+
+Invalid topics and payloads are counted (``evpark_mqtt_rejected_payloads_total{reason}``)
+and logged (``mqtt.payload.rejected``) and never reach the sink.
+
+The edge also keeps ``evpark/<site>/edge/status`` retained: ``online`` while connected,
+``offline`` on a clean stop and as its last will, so that a sign can tell stale numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import urlsplit
+
+import aiomqtt
+import structlog
+
+from edge.config import MqttSection
+from edge.mqtt_metrics import MqttMetrics
+from edge.sensor_payloads import (
+    Rejected,
+    RejectReason,
+    SensorReading,
+    parse_state,
+    parse_status,
+    parse_topic,
+    state_topic_filter,
+    status_topic_filter,
+)
+from edge.slots import SensorId, SiteSummary, SlotView
+
+log = structlog.get_logger("edge.mqtt_sensors")
+
+
+class SensorSink(Protocol):
+    """What the daemon does with valid sensor messages (called in arrival order)."""
+
+    async def sensor_reported(
+        self, sensor_id: SensorId, reading: SensorReading, received_at: datetime
+    ) -> None: ...
+
+    async def sensor_availability(
+        self, sensor_id: SensorId, online: bool, received_at: datetime
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: ``initial * factor**attempt``, capped, +-``jitter``."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
+        return base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+
+def broker_address(url: str) -> BrokerAddress:
+    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"not an MQTT URL: {url!r} (mqtt://host:port or mqtts://host:port)")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+def slot_state_topic(site_id: str, slot_id: str) -> str:
+    return f"evpark/{site_id}/slots/{slot_id}/state"
+
+
+def summary_topic(site_id: str) -> str:
+    return f"evpark/{site_id}/summary"
+
+
+def edge_status_topic(site_id: str) -> str:
+    return f"evpark/{site_id}/edge/status"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def slot_state_payload(site_id: str, view: SlotView) -> bytes:
+    document: dict[str, object] = {
+        "site_id": site_id,
+        "slot_id": view.slot_id,
+        "type": view.slot_type,
+        "state": view.state.value,
+        "since": _iso(view.since),
+        "conditions": [c.value for c in view.conditions],
+    }
+    if view.charger_id is not None:
+        document["charger"] = view.charger_id
+        document["evse"] = view.evse_id
+        document["connector"] = view.connector_id
+        document["connector_status"] = view.connector_status
+    if view.sensor_id is not None:
+        document["sensor"] = {
+            "id": view.sensor_id,
+            "status": view.sensor_status,
+            "battery": view.battery,
+            "low_battery": view.low_battery,
+        }
+    if view.reservation_id is not None:
+        document["reservation_id"] = view.reservation_id
+    if view.out_of_service_reason:
+        document["out_of_service_reason"] = view.out_of_service_reason
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def summary_payload(site_id: str, summary: SiteSummary, at: datetime) -> bytes:
+    document = {
+        "site_id": site_id,
+        "free": dict(summary.free_by_type),
+        "total": dict(summary.total_by_type),
+        "states": {state.value: count for state, count in summary.by_state.items()},
+        "sensors_offline": summary.sensors_offline,
+        "updated_at": _iso(at),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MqttSensors:
+    """The sensor adapter of one site; use as ``async with MqttSensors(...) as mqtt:``."""
+
+    def __init__(
+        self,
+        *,
+        site_id: str,
+        mqtt: MqttSection,
+        sink: SensorSink,
+        metrics: MqttMetrics,
+        url: str | None = None,
+        known_sensors: Collection[str] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        keepalive: int = 30,
+    ) -> None:
+        """``url`` overrides ``mqtt.url`` (``--mqtt-url``); with ``known_sensors`` set,
+        messages of other sensors are rejected as ``unknown_sensor``."""
+        self._site_id = site_id
+        self._mqtt = mqtt
+        self._address = broker_address(url or mqtt.url)
+        self._sink = sink
+        self._metrics = metrics
+        self._known = frozenset(known_sensors) if known_sensors is not None else None
+        self._clock = clock
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()
+        self._keepalive = keepalive
+        self._log = log.bind(site=site_id)
+        self._latest: dict[str, bytes] = {}  # topic -> the last payload we were asked to publish
+        self._dirty: dict[str, bytes] = {}  # not yet acknowledged by the current broker
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._suppressed: dict[tuple[str, RejectReason], tuple[float, int]] = {}
+
+    # -------------------------------------------------------------- lifetime
+
+    async def __aenter__(self) -> Self:
+        self._task_group = asyncio.TaskGroup()
+        await self._task_group.__aenter__()
+        self._runner = self._task_group.create_task(self._supervise(), name="mqtt-sensors")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task_group is None or self._runner is None:
+            raise RuntimeError("MqttSensors was not entered")
+        client = self._client
+        if client is not None and self._connected.is_set():
+            try:
+                async with asyncio.timeout(2):
+                    await client.publish(
+                        edge_status_topic(self._site_id), b"offline", qos=1, retain=True
+                    )
+            except (aiomqtt.MqttError, TimeoutError) as err:
+                self._log.info("mqtt.stop.offline_not_sent", error=str(err))
+        self._runner.cancel()
+        await self._task_group.__aexit__(exc_type, exc, tb)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    async def wait_published(self) -> None:
+        """Until the broker has acknowledged everything published so far."""
+        await self._idle.wait()
+
+    # -------------------------------------------------------------- publishing
+
+    def publish_slot(self, view: SlotView) -> None:
+        """Queue a slot's state (retained, QoS 1); the latest state per slot wins."""
+        self._publish(
+            slot_state_topic(self._site_id, view.slot_id), slot_state_payload(self._site_id, view)
+        )
+
+    def publish_summary(self, summary: SiteSummary, at: datetime) -> None:
+        """Queue the site summary (retained) and update the slot gauges."""
+        self._metrics.observe_summary(summary)
+        self._publish(summary_topic(self._site_id), summary_payload(self._site_id, summary, at))
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        if self._latest.get(topic) == payload:
+            return
+        self._latest[topic] = payload
+        self._dirty[topic] = payload
+        self._idle.clear()
+        self._wake.set()
+
+    # -------------------------------------------------------------- the loop
+
+    def _make_client(self) -> aiomqtt.Client:
+        tls_context: ssl.SSLContext | None = None
+        if self._address.tls:
+            cafile = str(self._mqtt.ca_file) if self._mqtt.ca_file is not None else None
+            tls_context = ssl.create_default_context(cafile=cafile)
+        return aiomqtt.Client(
+            self._address.host,
+            self._address.port,
+            identifier=self._mqtt.client_id or f"evpark-edge-{self._site_id}",
+            username=self._mqtt.username,
+            password=self._mqtt.password,
+            tls_context=tls_context,
+            keepalive=self._keepalive,
+            timeout=10,
+            will=aiomqtt.Will(edge_status_topic(self._site_id), b"offline", qos=1, retain=True),
+        )
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        where = f"{self._address.host}:{self._address.port}"
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    attempt = 0
+                    await self._session(client, where)
+            except* aiomqtt.MqttError as group:
+                error = group.exceptions[0]
+                was_connected = self._connected.is_set()
+                self._log.warning(
+                    "mqtt.disconnected" if was_connected else "mqtt.connect.failed",
+                    broker=where,
+                    error=str(error),
+                )
+            finally:
+                self._client = None
+                self._connected.clear()
+                self._metrics.connected.set(0)
+            self._metrics.disconnects.inc()
+            delay = self._backoff.delay(attempt, self._rng)
+            attempt += 1
+            self._log.info("mqtt.reconnect.scheduled", broker=where, delay=round(delay, 2))
+            await asyncio.sleep(delay)
+
+    async def _session(self, client: aiomqtt.Client, where: str) -> None:
+        await client.subscribe(
+            [(state_topic_filter(self._site_id), 1), (status_topic_filter(self._site_id), 1)]
+        )
+        await client.publish(edge_status_topic(self._site_id), b"online", qos=1, retain=True)
+        # a new broker (or a restarted one) gets every slot state again
+        self._dirty = dict(self._latest)
+        if self._dirty:
+            self._idle.clear()
+        self._wake.set()
+        self._connected.set()
+        self._metrics.connected.set(1)
+        self._log.info("mqtt.connected", broker=where, tls=self._address.tls)
+        async with asyncio.TaskGroup() as task_group:
+            task_group.create_task(self._publisher(client), name="mqtt-publisher")
+            async for message in client.messages:
+                await self._receive(message)
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._dirty:
+                topic, payload = next(iter(self._dirty.items()))
+                await client.publish(topic, payload, qos=1, retain=True)
+                if self._dirty.get(topic) is payload:
+                    del self._dirty[topic]
+            self._idle.set()
+
+    # -------------------------------------------------------------- receiving
+
+    async def _receive(self, message: aiomqtt.Message) -> None:
+        received_at = self._clock()
+        topic = parse_topic(message.topic.value, self._site_id)
+        if isinstance(topic, Rejected):
+            self._metrics.messages.labels(kind="other").inc()
+            self._reject("-", topic)
+            return
+        self._metrics.messages.labels(kind=topic.kind).inc()
+        sensor = topic.sensor_id
+        if self._known is not None and sensor not in self._known:
+            self._reject(sensor, Rejected(RejectReason.UNKNOWN_SENSOR, "not in the site config"))
+            return
+        payload = _payload_bytes(message.payload)
+        if topic.kind == "state":
+            reading = parse_state(payload, received_at)
+            if isinstance(reading, Rejected):
+                self._reject(sensor, reading)
+                return
+            await self._sink.sensor_reported(sensor, reading, received_at)
+        else:
+            online = parse_status(payload)
+            if isinstance(online, Rejected):
+                self._reject(sensor, online)
+                return
+            self._log.info("mqtt.sensor.availability", sensor=sensor, online=online)
+            await self._sink.sensor_availability(sensor, online, received_at)
+
+    def _reject(self, sensor: str, rejected: Rejected) -> None:
+        """Count every rejection; log the first per (sensor, reason) and then once a minute."""
+        self._metrics.rejected.labels(reason=rejected.reason.value).inc()
+        key = (sensor, rejected.reason)
+        now = time.monotonic()
+        last, suppressed = self._suppressed.get(key, (float("-inf"), 0))
+        if now - last < 60.0:
+            self._suppressed[key] = (last, suppressed + 1)
+            return
+        if len(self._suppressed) > 10_000:  # bounded, whatever garbage arrives
+            self._suppressed.clear()
+        self._suppressed[key] = (now, 0)
+        self._log.warning(
+            "mqtt.payload.rejected",
+            sensor=sensor,
+            reason=rejected.reason.value,
+            detail=rejected.detail,
+            suppressed=suppressed,
+        )
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()

@@ -1,0 +1,134 @@
+"""A real Mosquitto for tests, on a free port, one per test.
+
+Use it through a small fixture in the test module::
+
+    @pytest.fixture
+    def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+        with running_mosquitto(tmp_path) as mosquitto:
+            yield mosquitto
+
+Without the ``mosquitto`` binary the test is skipped; under ``CI=true`` it fails
+(``tests.services.require_binary``). Retained messages persist across ``restart()``
+like on a real site (``persistence true``); ``restart(wipe=True)`` starts empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.services import free_port, reachable, require_binary
+
+
+class Mosquitto:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.binary = require_binary("mosquitto")
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.config = workdir / "mosquitto.conf"
+        self.log_file = workdir / "mosquitto.log"
+        self.db_dir = workdir / "mosquitto-db"
+        self.db_dir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n"
+            # started as root, Mosquitto would switch to the `mosquitto` user, who cannot
+            # write its database and log into our temporary directory
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            "persistence true\n"
+            f"persistence_location {self.db_dir}/\n"
+            "autosave_interval 0\n"
+            f"log_dest file {self.log_file}\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while not reachable(self.host, self.port, timeout=0.2):
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"mosquitto exited with {self._process.returncode}: {err}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mosquitto did not listen on {self.port} in {timeout}s")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM and wait: Mosquitto saves its retained messages on the way out."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+    def restart(self, *, wipe: bool = False) -> None:
+        self.stop()
+        if wipe:
+            for file in self.db_dir.iterdir():
+                file.unlink()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+
+@contextlib.contextmanager
+def running_mosquitto(workdir: Path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(workdir)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def mosquitto_pub(
+    broker: Mosquitto,
+    topic: str,
+    payload: bytes | str,
+    *,
+    retain: bool = False,
+    qos: int = 1,
+) -> None:
+    """Publish with the real ``mosquitto_pub`` client: an independent publisher."""
+    binary = require_binary("mosquitto_pub")
+    data = payload.encode() if isinstance(payload, str) else payload
+    command = [binary, "-h", broker.host, "-p", str(broker.port), "-t", topic, "-q", str(qos)]
+    if retain:
+        command.append("-r")
+    # -s: the payload from stdin, bytes as they are; -n: a zero-length payload
+    command.append("-s" if data else "-n")
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(10):
+        _, stderr = await process.communicate(data)
+    if process.returncode != 0:
+        raise RuntimeError(f"mosquitto_pub failed ({process.returncode}): {stderr.decode()}")
