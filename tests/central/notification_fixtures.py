@@ -135,6 +135,10 @@ def _receiver_app(receiver: HttpReceiver) -> FastAPI:
         status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
         return Response(status_code=status, content=b'{"ok": true}')
 
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app
 
 

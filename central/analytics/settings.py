@@ -1,0 +1,18 @@
+"""Settings of the analytics service (``CentralSettings.analytics`` once the integrator
+adds the field; until then the defaults below apply)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class AnalyticsSettings(BaseModel):
+    site_stale_s: float = Field(
+        default=300.0, gt=0, description="a site silent this long is reported 'stale'"
+    )
+    bus_lag_warn_s: float = Field(
+        default=60.0, gt=0, description="bus lag above this degrades /metrics/health"
+    )
+    probe_timeout_s: float = Field(default=2.0, gt=0, description="per service health probe")
+    max_range_days: int = Field(default=400, ge=1, description="longest query period")
+    max_hour_buckets: int = Field(default=24 * 62, ge=24, description="hour granularity limit")
