@@ -50,7 +50,9 @@ def ocpp_url(daemon: EdgeDaemon) -> str:
 
 @pytest.fixture
 async def api(edge: EdgeDaemon) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=15) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{edge.http_port}", timeout=15
+    ) as client:
         yield client
 
 

@@ -83,9 +83,17 @@ async def test_remote_start_returns_chargers_answer(
         assert reply.json()["status"] == answer
         action, payload = charger.received_calls[-1]
     if version is Version.V16:
-        assert (action, payload["idTag"], payload["connectorId"]) == ("RemoteStartTransaction", "TAG-OK", 1)
+        assert (action, payload["idTag"], payload["connectorId"]) == (
+            "RemoteStartTransaction",
+            "TAG-OK",
+            1,
+        )
     else:
-        assert (action, payload["idToken"]["idToken"], payload["evseId"]) == ("RequestStartTransaction", "TAG-OK", 1)
+        assert (action, payload["idToken"]["idToken"], payload["evseId"]) == (
+            "RequestStartTransaction",
+            "TAG-OK",
+            1,
+        )
 
 
 @pytest.mark.parametrize("answer", ["Accepted", "Rejected"])
@@ -110,9 +118,10 @@ async def test_command_to_silent_charger_times_out(
     config_factory: Callable[..., SiteConfig], version: Version
 ) -> None:
     config = config_factory(ocpp={"call_timeout": 0.3})
-    async with EdgeDaemon(config) as daemon, httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{daemon.http_port}"
-    ) as api:
+    async with (
+        EdgeDaemon(config) as daemon,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.http_port}") as api,
+    ):
         async with RawCharger(ocpp_url(daemon), "CP-MUTE", version, silent=True) as charger:
             reply = await api.post("/api/chargers/CP-MUTE/reset", json={"type": "soft"})
             assert reply.status_code == 504, reply.text
@@ -129,7 +138,9 @@ async def test_command_of_the_other_version_is_refused(
         if version is Version.V16:
             reply = await api.post(
                 "/api/chargers/CP-VERS/get-variables",
-                json={"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]},
+                json={
+                    "variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]
+                },
             )
         else:
             reply = await api.post("/api/chargers/CP-VERS/get-configuration", json={"keys": []})
@@ -144,12 +155,31 @@ async def test_command_of_the_other_version_is_refused(
         ('{"not": "an array"}', "-1", "ProtocolError", "RpcFrameworkError"),
         ('[2, "m1", "NoSuchAction", {}]', "m1", "NotImplemented", "NotImplemented"),
         ('[2, "m2", "Heartbeat", {"extra": 1}]', "m2", "FormationViolation", "FormatViolation"),
-        ('[2, "m3", "Authorize", {}]', "m3", "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
-        ('[2, "m4", "Authorize", {"idTag": 5, "idToken": 5}]', "m4", "TypeConstraintViolation", "TypeConstraintViolation"),
+        (
+            '[2, "m3", "Authorize", {}]',
+            "m3",
+            "OccurenceConstraintViolation",
+            "OccurrenceConstraintViolation",
+        ),
+        (
+            '[2, "m4", "Authorize", {"idTag": 5, "idToken": 5}]',
+            "m4",
+            "TypeConstraintViolation",
+            "TypeConstraintViolation",
+        ),
         ('[9, "m5", "Heartbeat", {}]', "m5", "ProtocolError", "MessageTypeNotSupported"),
         ('[2, "m6", "Heartbeat", []]', "m6", "FormationViolation", "FormatViolation"),
     ],
-    ids=["not-json", "not-array", "unknown-action", "extra-field", "missing-field", "wrong-type", "bad-type-id", "payload-not-object"],
+    ids=[
+        "not-json",
+        "not-array",
+        "unknown-action",
+        "extra-field",
+        "missing-field",
+        "wrong-type",
+        "bad-type-id",
+        "payload-not-object",
+    ],
 )
 async def test_malformed_frames_get_the_spec_callerror(
     edge: EdgeDaemon, version: Version, frame: str, unique_id: str, code16: str, code201: str
@@ -167,15 +197,27 @@ async def test_malformed_frames_get_the_spec_callerror(
         assert (await flow_for(good).boot())["status"] == "Accepted"
 
 
-async def test_semantic_error_in_valid_frame_is_a_callerror(edge: EdgeDaemon, version: Version) -> None:
+async def test_semantic_error_in_valid_frame_is_a_callerror(
+    edge: EdgeDaemon, version: Version
+) -> None:
     async with RawCharger(ocpp_url(edge), "CP-TIME", version) as charger:
         flow = flow_for(charger)
         await flow.boot()
         if version is Version.V16:
-            payload = {"connectorId": 1, "idTag": "TAG-OK", "meterStart": 0, "timestamp": "2026-13-45T99:00:00Z"}
+            payload = {
+                "connectorId": 1,
+                "idTag": "TAG-OK",
+                "meterStart": 0,
+                "timestamp": "2026-13-45T99:00:00Z",
+            }
             action = "StartTransaction"
         else:
-            payload = {"timestamp": "2026-13-45T99:00:00Z", "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
+            payload = {
+                "timestamp": "2026-13-45T99:00:00Z",
+                "connectorStatus": "Occupied",
+                "evseId": 1,
+                "connectorId": 1,
+            }
             action = "StatusNotification"
         with pytest.raises(CallErrorReceived) as caught:
             await charger.call(action, payload)
@@ -219,7 +261,8 @@ async def test_credentials_of_another_charger_are_refused(edge: EdgeDaemon) -> N
 
 async def test_subprotocol_is_negotiated_and_required(edge: EdgeDaemon) -> None:
     async with websockets.connect(
-        f"{ocpp_url(edge)}/CP-NEG", subprotocols=["ocpp2.0.1", "ocpp1.6"]  # type: ignore[list-item]
+        f"{ocpp_url(edge)}/CP-NEG",
+        subprotocols=["ocpp2.0.1", "ocpp1.6"],  # type: ignore[list-item]
     ) as ws:
         assert ws.subprotocol == "ocpp2.0.1"
     with pytest.raises(InvalidStatus) as refused:
@@ -269,7 +312,11 @@ async def test_field_quirks_are_accepted(edge: EdgeDaemon, api: httpx.AsyncClien
                     {
                         "timestamp": "2026-11-24T08:10:00Z",
                         "sampledValue": [
-                            {"value": 900, "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                            {
+                                "value": 900,
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": "Wh",
+                            },
                             {"value": "", "measurand": "Power.Active.Import"},
                         ],
                     }
@@ -277,12 +324,17 @@ async def test_field_quirks_are_accepted(edge: EdgeDaemon, api: httpx.AsyncClien
             },
         )
         await charger.call(
-            "StopTransaction", {"transactionId": -1, "meterStop": 1500, "timestamp": "2026-11-24T09:00:00Z"}
+            "StopTransaction",
+            {"transactionId": -1, "meterStop": 1500, "timestamp": "2026-11-24T09:00:00Z"},
         )
         # a stop for a transaction the edge never saw is accepted and recorded
-        assert await charger.call(
-            "StopTransaction", {"transactionId": 4242, "meterStop": 9, "timestamp": "2026-11-24T09:00:00Z"}
-        ) == {}
+        assert (
+            await charger.call(
+                "StopTransaction",
+                {"transactionId": 4242, "meterStop": 9, "timestamp": "2026-11-24T09:00:00Z"},
+            )
+            == {}
+        )
     sessions = (await api.get("/api/sessions", params={"charger": "CP-QUIRK"})).json()
     by_tx = {s["transaction_id"]: s for s in sessions}
     assert by_tx[tx]["energy_wh"] == 1000.0
@@ -301,15 +353,22 @@ async def test_2_0_1_updated_without_started_opens_the_session(
     assert (session["evse_id"], session["energy_wh"]) == (2, 2000.0)
 
 
-async def test_other_messages_are_recorded(edge: EdgeDaemon, api: httpx.AsyncClient, version: Version) -> None:
+async def test_other_messages_are_recorded(
+    edge: EdgeDaemon, api: httpx.AsyncClient, version: Version
+) -> None:
     async with RawCharger(ocpp_url(edge), "CP-MISC", version) as charger:
         await flow_for(charger).boot()
         assert (await charger.call("FirmwareStatusNotification", {"status": "Downloading"})) == {}
-        assert (await charger.call("DataTransfer", {"vendorId": "acme"}))["status"] == "UnknownVendorId"
+        assert (await charger.call("DataTransfer", {"vendorId": "acme"}))[
+            "status"
+        ] == "UnknownVendorId"
         if version is Version.V16:
             await charger.call("DiagnosticsStatusNotification", {"status": "Uploaded"})
         else:
-            await charger.call("SecurityEventNotification", {"type": "TamperDetected", "timestamp": "2026-11-24T08:00:00Z"})
+            await charger.call(
+                "SecurityEventNotification",
+                {"type": "TamperDetected", "timestamp": "2026-11-24T08:00:00Z"},
+            )
             await charger.call("LogStatusNotification", {"status": "Uploaded"})
             await charger.call("NotifyEvent", {
                 "generatedAt": "2026-11-24T08:00:00Z", "seqNo": 0,
@@ -317,15 +376,23 @@ async def test_other_messages_are_recorded(edge: EdgeDaemon, api: httpx.AsyncCli
                                "actualValue": "Faulted", "eventNotificationType": "HardWiredNotification",
                                "component": {"name": "Connector"}, "variable": {"name": "Problem"}}],
             })  # fmt: skip
-            await charger.call("NotifyReport", {"requestId": 1, "generatedAt": "2026-11-24T08:00:00Z", "seqNo": 0})
+            await charger.call(
+                "NotifyReport", {"requestId": 1, "generatedAt": "2026-11-24T08:00:00Z", "seqNo": 0}
+            )
     detail = (await api.get("/api/chargers/CP-MISC")).json()
     kinds = {e["kind"] for e in detail["events"]}
     assert {"boot", "firmware_status", "data_transfer"} <= kinds
-    expected = {"diagnostics_status"} if version is Version.V16 else {"security_event", "log_status", "notify_event", "notify_report"}
+    expected = (
+        {"diagnostics_status"}
+        if version is Version.V16
+        else {"security_event", "log_status", "notify_event", "notify_report"}
+    )
     assert expected <= kinds
 
 
-async def test_status_reaches_the_charger_view(edge: EdgeDaemon, api: httpx.AsyncClient, version: Version) -> None:
+async def test_status_reaches_the_charger_view(
+    edge: EdgeDaemon, api: httpx.AsyncClient, version: Version
+) -> None:
     async with RawCharger(ocpp_url(edge), "CP-STAT", version) as charger:
         flow = flow_for(charger)
         await flow.boot()
@@ -343,7 +410,12 @@ async def test_health_and_metrics(edge: EdgeDaemon, api: httpx.AsyncClient) -> N
         await flow_for(charger).boot()
         await charger.send_raw("garbage")
         health = (await api.get("/healthz")).json()
-        assert health == {"status": "ok", "site": "test-site", "chargers_connected": 1, "active_sessions": 0}
+        assert health == {
+            "status": "ok",
+            "site": "test-site",
+            "chargers_connected": 1,
+            "active_sessions": 0,
+        }
         text = (await api.get("/metrics")).text
     assert 'evpark_ocpp_connected_chargers{version="ocpp1.6"} 1.0' in text
     assert 'evpark_ocpp_messages_total{action="BootNotification",result="ok"} 1.0' in text

@@ -30,13 +30,15 @@ async def test_restart_keeps_chargers_sessions_and_id_tags(
     config_factory: Callable[..., SiteConfig], version: Version
 ) -> None:
     config = config_factory()
-    async with EdgeDaemon(config) as daemon:
-        async with RawCharger(ocpp_url(daemon), "CP-KEEP", version) as charger:
-            flow = flow_for(charger)
-            await flow.boot()
-            await flow.plug(1)
-            tx = await flow.start(1, "TAG-OK", 1000, T0)
-            await flow.meter(1, tx, 1500, "Wh", T0 + timedelta(minutes=5))
+    async with (
+        EdgeDaemon(config) as daemon,
+        RawCharger(ocpp_url(daemon), "CP-KEEP", version) as charger,
+    ):
+        flow = flow_for(charger)
+        await flow.boot()
+        await flow.plug(1)
+        tx = await flow.start(1, "TAG-OK", 1000, T0)
+        await flow.meter(1, tx, 1500, "Wh", T0 + timedelta(minutes=5))
     async with EdgeDaemon(config) as daemon:
         assert "CP-KEEP" in daemon.site.chargers
         assert daemon.site.chargers["CP-KEEP"].info.model in ("T16", "T201")
@@ -59,12 +61,14 @@ async def test_next_1_6_transaction_id_continues_after_restart(
     config = config_factory()
     ids = []
     for _ in range(2):
-        async with EdgeDaemon(config) as daemon:
-            async with RawCharger(ocpp_url(daemon), "CP-NUM", Version.V16) as charger:
-                flow = flow_for(charger)
-                tx = await flow.start(1, "TAG-OK", 0, datetime.now(UTC))
-                await flow.stop(1, tx, 10, datetime.now(UTC))
-                ids.append(int(tx))
+        async with (
+            EdgeDaemon(config) as daemon,
+            RawCharger(ocpp_url(daemon), "CP-NUM", Version.V16) as charger,
+        ):
+            flow = flow_for(charger)
+            tx = await flow.start(1, "TAG-OK", 0, datetime.now(UTC))
+            await flow.stop(1, tx, 10, datetime.now(UTC))
+            ids.append(int(tx))
     assert ids[1] == ids[0] + 1
 
 
