@@ -93,8 +93,8 @@ def create_app(
     gateway_only = services is not None and len(services) == 0
     if services is None:
         services = [n for n in available_services() if n not in settings.service_urls]
-    bus = make_bus(settings.bus_url)
-    cache = make_cache(settings.cache_url)
+    bus = make_bus(settings.bus_url, settings.bus_namespace)
+    cache = make_cache(settings.cache_url, settings.cache_namespace)
     built: list[tuple[Service, AsyncEngine]] = []
     for name in services:
         builder = load_builder(spec_of(name))

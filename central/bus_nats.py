@@ -12,6 +12,7 @@ dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from types import TracebackType
 from typing import Any, Self
@@ -33,8 +34,8 @@ class BusUnavailable(Exception):
     """The bus cannot be reached (transient: the caller may retry)."""
 
 
-def stream_name(topic: str) -> str:
-    return "EVPARK_" + re.sub(r"[^A-Za-z0-9]", "_", topic).upper()
+def stream_name(subject: str) -> str:
+    return "EVPARK_" + re.sub(r"[^A-Za-z0-9]", "_", subject).upper()
 
 
 def consumer_name(durable: str, topic: str) -> str:
@@ -42,8 +43,12 @@ def consumer_name(durable: str, topic: str) -> str:
 
 
 class NatsBus:
-    def __init__(self, url: str, max_deliver: int = 10, fetch_batch: int = 64) -> None:
+    def __init__(
+        self, url: str, namespace: str = "", max_deliver: int = 10, fetch_batch: int = 64
+    ) -> None:
+        """``namespace`` prefixes subjects and stream names (``<ns>.parking.events``)."""
         self._url = url
+        self._prefix = f"{namespace}." if namespace else ""
         self._max_deliver = max_deliver
         self._fetch_batch = fetch_batch
         self._nc: Any = None
@@ -84,8 +89,19 @@ class NatsBus:
             await self._nc.drain()
             self._nc = None
 
+    def subject(self, topic: str) -> str:
+        return self._prefix + topic
+
+    async def delete_streams(self) -> None:
+        """Remove this namespace's streams (tests; resetting an installation)."""
+        for name in list(self._streams):
+            with contextlib.suppress(NotFoundError):
+                await self._js.delete_stream(name)
+            self._streams.discard(name)
+
     async def _ensure_stream(self, topic: str) -> str:
-        name = stream_name(topic)
+        subject = self.subject(topic)
+        name = stream_name(subject)
         if name in self._streams:
             return name
         try:
@@ -94,7 +110,7 @@ class NatsBus:
             await self._js.add_stream(
                 StreamConfig(
                     name=name,
-                    subjects=[topic],
+                    subjects=[subject],
                     retention=RetentionPolicy.LIMITS,
                     max_age=7 * 24 * 3600,
                     duplicate_window=600,
@@ -107,7 +123,7 @@ class NatsBus:
     async def publish(self, topic: str, event: CloudEvent) -> None:
         await self._ensure_stream(topic)
         await self._js.publish(
-            topic,
+            self.subject(topic),
             event.model_dump_json().encode(),
             headers={"Nats-Msg-Id": event.id},
             timeout=5,
@@ -124,7 +140,7 @@ class NatsBus:
         stream = await self._ensure_stream(topic)
         name = consumer_name(durable, topic)
         sub = await self._js.pull_subscribe(
-            topic,
+            self.subject(topic),
             durable=name,
             stream=stream,
             config=ConsumerConfig(

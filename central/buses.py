@@ -25,7 +25,7 @@ class ManagedBus(Bus, Protocol):
     ) -> None: ...
 
 
-def make_bus(url: str) -> ManagedBus:
+def make_bus(url: str, namespace: str = "") -> ManagedBus:
     if url.startswith("memory://"):
         from central.bus_memory import MemoryBus
 
@@ -33,5 +33,5 @@ def make_bus(url: str) -> ManagedBus:
     if url.startswith(("nats://", "tls://")):
         from central.bus_nats import NatsBus
 
-        return NatsBus(url)
+        return NatsBus(url, namespace=namespace)
     raise ValueError(f"unsupported bus URL {url!r}")

@@ -63,12 +63,12 @@ class ManagedCache(Cache, Protocol):
     async def aclose(self) -> None: ...
 
 
-def make_cache(url: str) -> ManagedCache:
+def make_cache(url: str, namespace: str = "evpark:") -> ManagedCache:
     """``memory://`` or ``redis://host:port/db``; the composition root calls ``aclose()``."""
     if url.startswith("memory://"):
         return MemoryCache()
     if url.startswith(("redis://", "rediss://")):
         from central.cache_redis import RedisCache
 
-        return RedisCache.from_url(url)
+        return RedisCache.from_url(url, namespace)
     raise ValueError(f"unsupported cache URL {url!r}")

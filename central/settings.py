@@ -79,7 +79,14 @@ class CentralSettings(BaseSettings):
         default_factory=dict, description="per-service override of database_url"
     )
     bus_url: str = "memory://"
+    bus_namespace: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_]*$",
+        description="prefix of NATS subjects and streams (several installations, or test "
+        "runs, on one NATS server)",
+    )
     cache_url: str = "memory://"
+    cache_namespace: str = Field(default="evpark:", max_length=64)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -1,0 +1,1 @@
+"""The charging service: remote start/stop through the site, sessions, history, rates."""

@@ -1,0 +1,1003 @@
+"""The charging service: the HTTP API, the event handlers, command tracking.
+
+``POST /charging/start`` and ``/stop`` become ``remote_start`` / ``remote_stop`` commands
+for the site (:mod:`central.commands`); the answer is 202 with the command id and status
+``pending``, or, when the site's ``command.result`` arrives within ``?wait=`` seconds,
+the charger's answer (200). ``GET /charging/commands/{id}`` polls a command. Sessions,
+their energy and cost come from the sites' events (``charging.events``); pricing rules
+are in :mod:`central.charging.pricing`. Handlers are idempotent by event id
+(``charging_history.event_id``; progress updates only move forward in time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from central.api_types import ChargerId, IdTag, PathId, SiteId, VehicleId
+from central.auth import Principal, require
+from central.charging.pricing import Cost, Rate, TouWindow, price_session
+from central.charging.tables import (
+    charger_stations,
+    charging_commands,
+    charging_history,
+    charging_rates,
+    charging_sessions,
+)
+from central.commands import new_command, send_command
+from central.context import ServiceContext
+from central.db import insert_ignore
+from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
+
+log = structlog.get_logger("central.charging")
+
+RATES_KEY = "charging:rates:"
+IDLE_POWER_W = 50
+FINAL = frozenset({"accepted", "rejected", "failed", "expired", "timeout", "unknown"})
+
+Wait = Annotated[float, Query(ge=0, le=60, description="seconds to wait for the charger's answer")]
+Money = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=12, decimal_places=6)]
+
+
+# ---- API models ---------------------------------------------------------------------
+class StartRequest(BaseModel):
+    site_id: SiteId
+    charger_id: ChargerId
+    evse_id: int | None = Field(default=None, ge=1, le=64)
+    vehicle_id: VehicleId
+    id_tag: IdTag | None = Field(default=None, description="default: derived from vehicle_id")
+
+
+class StopRequest(BaseModel):
+    vehicle_id: VehicleId | None = None
+    session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] | None = None
+
+
+class CommandAnswer(BaseModel):
+    command_id: str
+    type: str
+    site_id: str
+    status: Literal["pending", "accepted", "rejected", "failed", "expired", "timeout", "unknown"]
+    detail: str
+    result: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+
+
+class CostAnswer(BaseModel):
+    currency: str
+    energy_kwh: Decimal
+    energy: Decimal
+    parking: Decimal
+    idle: Decimal
+    idle_minutes: int
+    total: Decimal
+
+
+class SessionAnswer(BaseModel):
+    session_id: str
+    site_id: str
+    charger_id: str
+    evse_id: int | None
+    vehicle_id: str | None
+    status: str
+    started_at: datetime
+    stopped_at: datetime | None
+    energy_wh: int
+    power_w: int | None
+    reason: str | None
+    cost: CostAnswer | None
+
+
+class VehicleStatus(BaseModel):
+    vehicle_id: str
+    charging: bool
+    session: SessionAnswer | None
+    pending_commands: list[CommandAnswer]
+
+
+class HistoryAnswer(BaseModel):
+    vehicle_id: str
+    sessions: list[SessionAnswer]
+
+
+class TouWindowModel(BaseModel):
+    start: time
+    end: time
+    energy_price_per_kwh: Money
+    days: list[int] = Field(default_factory=list, max_length=7, description="0=Monday")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 or d > 6 for d in value):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _naive_time(cls, value: time) -> time:
+        return value.replace(tzinfo=None)
+
+
+class RateModel(BaseModel):
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    energy_price_per_kwh: Money
+    parking_price_per_hour: Money = Decimal(0)
+    idle_fee_per_minute: Money = Decimal(0)
+    idle_grace_minutes: int = Field(default=0, ge=0, le=24 * 60)
+    timezone: str = Field(default="UTC", max_length=64)
+    tou_windows: list[TouWindowModel] = Field(default_factory=list, max_length=48)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value not in _zones():
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
+
+    def to_rate(self) -> Rate:
+        return Rate(
+            currency=self.currency,
+            energy_price_per_kwh=self.energy_price_per_kwh,
+            parking_price_per_hour=self.parking_price_per_hour,
+            idle_fee_per_minute=self.idle_fee_per_minute,
+            idle_grace_minutes=self.idle_grace_minutes,
+            timezone=self.timezone,
+            tou=tuple(
+                TouWindow(w.start, w.end, w.energy_price_per_kwh, frozenset(w.days))
+                for w in self.tou_windows
+            ),
+        )
+
+
+class SiteRate(RateModel):
+    site_id: str
+    updated_at: datetime
+
+
+class RatesAnswer(BaseModel):
+    rates: list[SiteRate]
+
+
+class StationAnswer(BaseModel):
+    site_id: str
+    charger_id: str
+    status: str
+    online: bool | None
+    error_code: str | None
+    evses: dict[str, Any]
+    updated_at: datetime
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+        _ZONES.add("UTC")
+    return _ZONES
+
+
+# event data shapes (what this service reads of them; extra keys ignored)
+class _Started(BaseModel):
+    session_id: str = Field(max_length=64)
+    charger_id: str = Field(max_length=64)
+    evse_id: int | None = None
+    id_tag: str | None = Field(default=None, max_length=64)
+    transaction_id: str | int | None = None
+    started_at: AwareDatetime
+    vehicle_id: str | None = Field(default=None, max_length=64)
+
+
+class _Progress(BaseModel):
+    session_id: str = Field(max_length=64)
+    energy_wh: float = Field(ge=0)
+    power_w: float | None = None
+    at: AwareDatetime
+
+
+class _Completed(BaseModel):
+    session_id: str = Field(max_length=64)
+    charger_id: str = Field(max_length=64)
+    evse_id: int | None = None
+    id_tag: str | None = Field(default=None, max_length=64)
+    transaction_id: str | int | None = None
+    energy_wh: float = Field(ge=0)
+    started_at: AwareDatetime
+    stopped_at: AwareDatetime
+    reason: str = Field(default="", max_length=64)
+    vehicle_id: str | None = Field(default=None, max_length=64)
+
+
+class _Failed(BaseModel):
+    charger_id: str = Field(max_length=64)
+    reason: str = Field(default="", max_length=256)
+    command_id: str | None = Field(default=None, max_length=64)
+    id_tag: str | None = Field(default=None, max_length=64)
+
+
+class _ChargerStatus(BaseModel):
+    charger_id: str = Field(max_length=64)
+    evse_id: int | None = None
+    connector_id: int | None = None
+    status: str = Field(max_length=32)
+    error_code: str | None = Field(default=None, max_length=64)
+    online: bool = True
+
+
+def _rate_model(row: Any) -> SiteRate:
+    return SiteRate(
+        site_id=row.site_id,
+        currency=row.currency,
+        energy_price_per_kwh=Decimal(row.energy_price_per_kwh),
+        parking_price_per_hour=Decimal(row.parking_price_per_hour),
+        idle_fee_per_minute=Decimal(row.idle_fee_per_minute),
+        idle_grace_minutes=row.idle_grace_minutes,
+        timezone=row.timezone,
+        tou_windows=[TouWindowModel.model_validate(w) for w in json.loads(row.tou_windows)],
+        updated_at=row.updated_at,
+    )
+
+
+def _cost_answer(cost: Cost) -> CostAnswer:
+    return CostAnswer(
+        currency=cost.currency,
+        energy_kwh=cost.energy_kwh,
+        energy=cost.energy,
+        parking=cost.parking,
+        idle=cost.idle,
+        idle_minutes=cost.idle_minutes,
+        total=cost.total,
+    )
+
+
+def _command_answer(row: Any, now: datetime) -> CommandAnswer:
+    state = row.status
+    if state == "pending" and now >= row.expires_at:
+        state = "expired"
+    return CommandAnswer(
+        command_id=row.id,
+        type=row.type,
+        site_id=row.site_id,
+        status=state,
+        detail=row.detail,
+        result=json.loads(row.result),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+def default_id_tag(vehicle_id: str) -> str:
+    """OCPP 1.6 id tags hold 20 characters."""
+    return vehicle_id[:20]
+
+
+class ChargingService:
+    name = "charging"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._waiters: dict[str, asyncio.Event] = {}
+
+    async def start(self) -> None:
+        await self.ctx.bus.subscribe(CHARGING_TOPIC, "charging", self.handle_event)
+
+    async def stop(self) -> None:
+        for event in self._waiters.values():
+            event.set()
+
+    # ---- commands -------------------------------------------------------------------
+    async def _issue(
+        self,
+        site_id: str,
+        type_: CommandType,
+        payload: dict[str, Any],
+        *,
+        charger_id: str | None,
+        vehicle_id: str | None,
+        session_id: str | None = None,
+    ) -> str:
+        now = self.ctx.clock()
+        command = new_command(site_id, type_, payload, now, self.ctx.settings.command_ttl_s)
+        async with self.ctx.engine.begin() as conn:
+            await conn.execute(
+                charging_commands.insert().values(
+                    id=command.id,
+                    site_id=site_id,
+                    type=type_,
+                    charger_id=charger_id,
+                    vehicle_id=vehicle_id,
+                    session_id=session_id,
+                    status="pending",
+                    created_at=now,
+                    expires_at=command.expires_at,
+                    updated_at=now,
+                )
+            )
+        await send_command(self.ctx.bus, command)
+        log.info("charging.command.sent", site=site_id, command_id=command.id, type=type_)
+        return command.id
+
+    async def start_charging(self, body: StartRequest) -> str:
+        async with self.ctx.engine.connect() as conn:
+            station = (
+                await conn.execute(
+                    select(charger_stations).where(
+                        charger_stations.c.site_id == body.site_id,
+                        charger_stations.c.charger_id == body.charger_id,
+                    )
+                )
+            ).first()
+            active = (
+                await conn.execute(
+                    select(charging_sessions.c.id).where(
+                        charging_sessions.c.vehicle_id == body.vehicle_id,
+                        charging_sessions.c.status == "active",
+                    )
+                )
+            ).first()
+        if station is not None and station.online is False:
+            raise ValueError(f"charger {body.charger_id} is offline")
+        if active is not None:
+            raise ValueError(f"vehicle {body.vehicle_id} is already charging (session {active.id})")
+        payload: dict[str, Any] = {
+            "charger_id": body.charger_id,
+            "id_tag": body.id_tag or default_id_tag(body.vehicle_id),
+            "vehicle_id": body.vehicle_id,
+        }
+        if body.evse_id is not None:
+            payload["evse_id"] = body.evse_id
+        return await self._issue(
+            body.site_id,
+            "remote_start",
+            payload,
+            charger_id=body.charger_id,
+            vehicle_id=body.vehicle_id,
+        )
+
+    async def stop_charging(self, body: StopRequest) -> str:
+        query = select(charging_sessions).where(charging_sessions.c.status == "active")
+        if body.session_id is not None:
+            query = query.where(charging_sessions.c.id == body.session_id)
+        elif body.vehicle_id is not None:
+            query = query.where(charging_sessions.c.vehicle_id == body.vehicle_id)
+        else:
+            raise ValueError("give vehicle_id or session_id")
+        async with self.ctx.engine.connect() as conn:
+            session = (await conn.execute(query.limit(1))).first()
+        if session is None:
+            raise KeyError("no active charging session for that vehicle or session id")
+        return await self._issue(
+            session.site_id,
+            "remote_stop",
+            {
+                "charger_id": session.charger_id,
+                "session_id": session.id,
+                "transaction_id": session.transaction_id,
+                "vehicle_id": session.vehicle_id,
+            },
+            charger_id=session.charger_id,
+            vehicle_id=session.vehicle_id,
+            session_id=session.id,
+        )
+
+    async def command(self, command_id: str, wait: float = 0.0) -> CommandAnswer | None:
+        """The command's state, waiting up to ``wait`` seconds for a final answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, self.ctx.settings.max_command_wait_s)
+        while True:
+            waiter = self._waiters.setdefault(command_id, asyncio.Event())
+            async with self.ctx.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(charging_commands).where(charging_commands.c.id == command_id)
+                    )
+                ).first()
+            if row is None:
+                self._waiters.pop(command_id, None)
+                return None
+            answer = _command_answer(row, self.ctx.clock())
+            remaining = deadline - loop.time()
+            if answer.status != "pending" or remaining <= 0:
+                self._waiters.pop(command_id, None)
+                return answer
+            # woken by a result handled in this process; re-read now and then (another
+            # replica may have handled it)
+            try:
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await waiter.wait()
+            except TimeoutError:
+                pass
+
+    # ---- reads ----------------------------------------------------------------------
+    async def rates(self, site_id: str | None) -> RatesAnswer:
+        key = f"{RATES_KEY}{site_id or '*'}"
+        cached = await self.ctx.cache.get(key)
+        if cached is not None:
+            return RatesAnswer.model_validate(cached)
+        query = select(charging_rates).order_by(charging_rates.c.site_id)
+        if site_id is not None:
+            query = query.where(charging_rates.c.site_id == site_id)
+        async with self.ctx.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        answer = RatesAnswer(rates=[_rate_model(r) for r in rows])
+        await self.ctx.cache.set(
+            key, answer.model_dump(mode="json"), ttl=self.ctx.settings.rates_cache_ttl_s
+        )
+        return answer
+
+    async def _rate_for(self, conn: AsyncConnection, site_id: str) -> Rate | None:
+        row = (
+            await conn.execute(select(charging_rates).where(charging_rates.c.site_id == site_id))
+        ).first()
+        return None if row is None else _rate_model(row).to_rate()
+
+    async def set_rates(self, site_id: str, body: RateModel) -> SiteRate:
+        now = self.ctx.clock()
+        values = {
+            "currency": body.currency,
+            "energy_price_per_kwh": str(body.energy_price_per_kwh),
+            "parking_price_per_hour": str(body.parking_price_per_hour),
+            "idle_fee_per_minute": str(body.idle_fee_per_minute),
+            "idle_grace_minutes": body.idle_grace_minutes,
+            "timezone": body.timezone,
+            "tou_windows": json.dumps([w.model_dump(mode="json") for w in body.tou_windows]),
+            "updated_at": now,
+        }
+        async with self.ctx.engine.begin() as conn:
+            exists = (
+                await conn.execute(
+                    select(charging_rates.c.site_id).where(charging_rates.c.site_id == site_id)
+                )
+            ).first()
+            if exists:
+                await conn.execute(
+                    update(charging_rates)
+                    .where(charging_rates.c.site_id == site_id)
+                    .values(**values)
+                )
+            else:
+                await conn.execute(charging_rates.insert().values(site_id=site_id, **values))
+            row = (
+                await conn.execute(
+                    select(charging_rates).where(charging_rates.c.site_id == site_id)
+                )
+            ).one()
+        await self.ctx.cache.delete_prefix(RATES_KEY)
+        answer = _rate_model(row)
+        await self._issue(
+            site_id,
+            "update_rates",
+            {"rates": [answer.model_dump(mode="json")]},
+            charger_id=None,
+            vehicle_id=None,
+        )
+        return answer
+
+    async def _session_answer(self, conn: AsyncConnection, row: Any) -> SessionAnswer:
+        rate = await self._rate_for(conn, row.site_id)
+        cost = None
+        if rate is not None:
+            end = row.stopped_at or self.ctx.clock()
+            cost = _cost_answer(
+                price_session(rate, row.started_at, end, row.energy_wh, row.charging_ended_at)
+            )
+        return SessionAnswer(
+            session_id=row.id,
+            site_id=row.site_id,
+            charger_id=row.charger_id,
+            evse_id=row.evse_id,
+            vehicle_id=row.vehicle_id,
+            status=row.status,
+            started_at=row.started_at,
+            stopped_at=row.stopped_at,
+            energy_wh=row.energy_wh,
+            power_w=row.power_w,
+            reason=row.reason,
+            cost=cost,
+        )
+
+    async def vehicle_status(self, vehicle_id: str) -> VehicleStatus:
+        now = self.ctx.clock()
+        async with self.ctx.engine.connect() as conn:
+            session = (
+                await conn.execute(
+                    select(charging_sessions)
+                    .where(
+                        charging_sessions.c.vehicle_id == vehicle_id,
+                        charging_sessions.c.status == "active",
+                    )
+                    .order_by(charging_sessions.c.started_at.desc())
+                    .limit(1)
+                )
+            ).first()
+            pending = (
+                await conn.execute(
+                    select(charging_commands)
+                    .where(
+                        charging_commands.c.vehicle_id == vehicle_id,
+                        charging_commands.c.status == "pending",
+                        charging_commands.c.expires_at > now,
+                    )
+                    .order_by(charging_commands.c.created_at)
+                )
+            ).all()
+            answer = None if session is None else await self._session_answer(conn, session)
+        return VehicleStatus(
+            vehicle_id=vehicle_id,
+            charging=answer is not None,
+            session=answer,
+            pending_commands=[_command_answer(r, now) for r in pending],
+        )
+
+    async def history(self, vehicle_id: str, limit: int) -> HistoryAnswer:
+        async with self.ctx.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(charging_sessions)
+                    .where(
+                        charging_sessions.c.vehicle_id == vehicle_id,
+                        charging_sessions.c.status != "active",
+                    )
+                    .order_by(charging_sessions.c.started_at.desc())
+                    .limit(limit)
+                )
+            ).all()
+            sessions = [await self._session_answer(conn, r) for r in rows]
+        return HistoryAnswer(vehicle_id=vehicle_id, sessions=sessions)
+
+    async def stations(self, site_id: str | None) -> list[StationAnswer]:
+        query = select(charger_stations).order_by(
+            charger_stations.c.site_id, charger_stations.c.charger_id
+        )
+        if site_id is not None:
+            query = query.where(charger_stations.c.site_id == site_id)
+        async with self.ctx.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(1000))).all()
+        return [
+            StationAnswer(
+                site_id=r.site_id,
+                charger_id=r.charger_id,
+                status=r.status,
+                online=r.online,
+                error_code=r.error_code,
+                evses=json.loads(r.evses),
+                updated_at=r.updated_at,
+            )
+            for r in rows
+        ]
+
+    # ---- events ---------------------------------------------------------------------
+    async def handle_event(self, event: CloudEvent) -> None:
+        handler = {
+            "charging.started": self._on_started,
+            "charging.progress": self._on_progress,
+            "charging.completed": self._on_completed,
+            "charging.failed": self._on_failed,
+            "charger.status": self._on_charger_status,
+            "command.result": self._on_command_result,
+        }.get(event.type)
+        if handler is None:
+            return
+        try:
+            await handler(event)
+        except ValidationError as err:
+            log.error("charging.event.invalid", event_id=event.id, type=event.type, error=str(err))
+
+    async def _claim(
+        self,
+        conn: AsyncConnection,
+        event: CloudEvent,
+        kind: str,
+        *,
+        session_id: str | None = None,
+        vehicle_id: str | None = None,
+        energy_wh: int | None = None,
+        cost: str | None = None,
+    ) -> bool:
+        result = await conn.execute(
+            insert_ignore(conn.dialect.name, charging_history, ["event_id"]).values(
+                event_id=event.id,
+                site_id=event.site_id,
+                session_id=session_id,
+                vehicle_id=vehicle_id,
+                kind=kind,
+                at=event.time,
+                energy_wh=energy_wh,
+                cost=cost,
+                data=json.dumps(event.data, default=str),
+            )
+        )
+        return bool(result.rowcount)
+
+    async def _vehicle_for(
+        self, conn: AsyncConnection, site_id: str, charger_id: str, given: str | None
+    ) -> str | None:
+        """The vehicle of a session: from the event, else the latest accepted or pending
+        remote start on that charger."""
+        if given:
+            return given
+        row = (
+            await conn.execute(
+                select(charging_commands.c.vehicle_id)
+                .where(
+                    charging_commands.c.site_id == site_id,
+                    charging_commands.c.charger_id == charger_id,
+                    charging_commands.c.type == "remote_start",
+                    charging_commands.c.status.in_(["accepted", "pending"]),
+                )
+                .order_by(charging_commands.c.created_at.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else row.vehicle_id
+
+    async def _on_started(self, event: CloudEvent) -> None:
+        data = _Started.model_validate(event.data)
+        now = self.ctx.clock()
+        async with self.ctx.engine.begin() as conn:
+            vehicle = await self._vehicle_for(conn, event.site_id, data.charger_id, data.vehicle_id)
+            if not await self._claim(
+                conn, event, "started", session_id=data.session_id, vehicle_id=vehicle
+            ):
+                return
+            await conn.execute(
+                insert_ignore(conn.dialect.name, charging_sessions, ["id"]).values(
+                    id=data.session_id,
+                    site_id=event.site_id,
+                    charger_id=data.charger_id,
+                    evse_id=data.evse_id,
+                    vehicle_id=vehicle,
+                    id_tag=data.id_tag,
+                    transaction_id=None
+                    if data.transaction_id is None
+                    else str(data.transaction_id),
+                    status="active",
+                    started_at=data.started_at,
+                    energy_wh=0,
+                    updated_at=now,
+                )
+            )
+        log.info("charging.session.started", site=event.site_id, session=data.session_id)
+
+    async def _on_progress(self, event: CloudEvent) -> None:
+        data = _Progress.model_validate(event.data)
+        now = self.ctx.clock()
+        idle = data.power_w is not None and data.power_w < IDLE_POWER_W
+        async with self.ctx.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(charging_sessions).where(
+                        charging_sessions.c.id == data.session_id,
+                        charging_sessions.c.site_id == event.site_id,
+                    )
+                )
+            ).first()
+            if row is None or row.status != "active":
+                return
+            if row.progress_at is not None and row.progress_at >= data.at:
+                return  # an older or repeated update
+            charging_ended = row.charging_ended_at if idle else None
+            if idle and charging_ended is None:
+                charging_ended = data.at
+            await conn.execute(
+                update(charging_sessions)
+                .where(charging_sessions.c.id == data.session_id)
+                .values(
+                    energy_wh=int(data.energy_wh),
+                    power_w=None if data.power_w is None else int(data.power_w),
+                    progress_at=data.at,
+                    charging_ended_at=charging_ended,
+                    updated_at=now,
+                )
+            )
+
+    async def _on_completed(self, event: CloudEvent) -> None:
+        data = _Completed.model_validate(event.data)
+        now = self.ctx.clock()
+        async with self.ctx.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(charging_sessions).where(charging_sessions.c.id == data.session_id)
+                )
+            ).first()
+            if row is not None and row.site_id != event.site_id:
+                log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
+                return
+            vehicle = (row.vehicle_id if row else None) or await self._vehicle_for(
+                conn, event.site_id, data.charger_id, data.vehicle_id
+            )
+            rate = await self._rate_for(conn, event.site_id)
+            charging_ended = row.charging_ended_at if row else None
+            cost = (
+                None
+                if rate is None
+                else price_session(
+                    rate, data.started_at, data.stopped_at, int(data.energy_wh), charging_ended
+                )
+            )
+            if not await self._claim(
+                conn,
+                event,
+                "completed",
+                session_id=data.session_id,
+                vehicle_id=vehicle,
+                energy_wh=int(data.energy_wh),
+                cost=None if cost is None else str(cost.total),
+            ):
+                return
+            values = {
+                "status": "completed",
+                "stopped_at": data.stopped_at,
+                "energy_wh": int(data.energy_wh),
+                "reason": data.reason or None,
+                "vehicle_id": vehicle,
+                "updated_at": now,
+            }
+            if row is None:
+                await conn.execute(
+                    charging_sessions.insert().values(
+                        id=data.session_id,
+                        site_id=event.site_id,
+                        charger_id=data.charger_id,
+                        evse_id=data.evse_id,
+                        id_tag=data.id_tag,
+                        transaction_id=None
+                        if data.transaction_id is None
+                        else str(data.transaction_id),
+                        started_at=data.started_at,
+                        **values,
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(charging_sessions)
+                    .where(charging_sessions.c.id == data.session_id)
+                    .values(**values)
+                )
+        log.info(
+            "charging.session.completed",
+            site=event.site_id,
+            session=data.session_id,
+            energy_wh=int(data.energy_wh),
+        )
+
+    async def _on_failed(self, event: CloudEvent) -> None:
+        data = _Failed.model_validate(event.data)
+        now = self.ctx.clock()
+        async with self.ctx.engine.begin() as conn:
+            vehicle = await self._vehicle_for(conn, event.site_id, data.charger_id, None)
+            if not await self._claim(conn, event, "failed", vehicle_id=vehicle):
+                return
+            if data.command_id:
+                await conn.execute(
+                    update(charging_commands)
+                    .where(
+                        charging_commands.c.id == data.command_id,
+                        charging_commands.c.site_id == event.site_id,
+                        charging_commands.c.status == "pending",
+                    )
+                    .values(status="failed", detail=data.reason[:256], updated_at=now)
+                )
+        if data.command_id and data.command_id in self._waiters:
+            self._waiters[data.command_id].set()
+
+    async def _on_charger_status(self, event: CloudEvent) -> None:
+        data = _ChargerStatus.model_validate(event.data)
+        async with self.ctx.engine.begin() as conn:
+            await conn.execute(
+                insert_ignore(
+                    conn.dialect.name, charger_stations, ["site_id", "charger_id"]
+                ).values(
+                    site_id=event.site_id,
+                    charger_id=data.charger_id,
+                    status=data.status,
+                    online=data.online,
+                    evses="{}",
+                    updated_at=event.time,
+                )
+            )
+            row = (
+                await conn.execute(
+                    select(charger_stations).where(
+                        charger_stations.c.site_id == event.site_id,
+                        charger_stations.c.charger_id == data.charger_id,
+                    )
+                )
+            ).one()
+            if row.updated_at > event.time:
+                return  # an older status than the one held
+            evses = json.loads(row.evses)
+            if data.evse_id is not None:
+                evses[str(data.evse_id)] = {"status": data.status, "error_code": data.error_code}
+            await conn.execute(
+                update(charger_stations)
+                .where(
+                    charger_stations.c.site_id == event.site_id,
+                    charger_stations.c.charger_id == data.charger_id,
+                )
+                .values(
+                    status=data.status if data.evse_id in (None, 0) else row.status,
+                    online=data.online,
+                    error_code=data.error_code,
+                    evses=json.dumps(evses),
+                    updated_at=max(event.time, row.updated_at),
+                )
+            )
+
+    async def _on_command_result(self, event: CloudEvent) -> None:
+        result = CommandResult.model_validate(event.data)
+        now = self.ctx.clock()
+        async with self.ctx.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(charging_commands).where(
+                        charging_commands.c.id == result.command_id,
+                        charging_commands.c.site_id == event.site_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                return  # not a charging command (or another site's: ignored)
+            if not await self._claim(
+                conn,
+                event,
+                f"command.{result.status}",
+                session_id=row.session_id,
+                vehicle_id=row.vehicle_id,
+            ):
+                return
+            await conn.execute(
+                update(charging_commands)
+                .where(charging_commands.c.id == result.command_id)
+                .values(
+                    status=result.status,
+                    detail=result.detail[:256],
+                    result=json.dumps(result.result, default=str),
+                    updated_at=now,
+                )
+            )
+        log.info(
+            "charging.command.result",
+            site=event.site_id,
+            command_id=result.command_id,
+            status=result.status,
+        )
+        waiter = self._waiters.get(result.command_id)
+        if waiter is not None:
+            waiter.set()
+
+    # ---- HTTP -----------------------------------------------------------------------
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/charging", tags=["charging"])
+        anyone = Depends(require("driver", "operator"))
+        operator = Depends(require("operator"))
+
+        def command_response(answer: CommandAnswer) -> JSONResponse:
+            return JSONResponse(
+                status_code=202 if answer.status == "pending" else 200,
+                content=answer.model_dump(mode="json"),
+            )
+
+        @router.post(
+            "/start",
+            status_code=202,
+            response_model=CommandAnswer,
+            summary="Start charging: a remote start for the site's charger",
+            responses={
+                200: {"model": CommandAnswer, "description": "the charger answered in time"},
+                409: {"description": "charger offline or vehicle already charging"},
+            },
+        )
+        async def start(
+            body: StartRequest, wait: Wait = 0.0, _p: Principal = anyone
+        ) -> JSONResponse:
+            try:
+                command_id = await self.start_charging(body)
+            except ValueError as err:
+                raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
+            answer = await self.command(command_id, wait)
+            assert answer is not None
+            return command_response(answer)
+
+        @router.post(
+            "/stop",
+            status_code=202,
+            response_model=CommandAnswer,
+            summary="Stop charging: a remote stop for the vehicle's or session's charger",
+            responses={
+                200: {"model": CommandAnswer, "description": "the charger answered in time"},
+                404: {"description": "no active session"},
+                422: {"description": "neither vehicle_id nor session_id"},
+            },
+        )
+        async def stop(body: StopRequest, wait: Wait = 0.0, _p: Principal = anyone) -> JSONResponse:
+            try:
+                command_id = await self.stop_charging(body)
+            except ValueError as err:
+                raise HTTPException(422, str(err)) from err
+            except KeyError as err:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
+            answer = await self.command(command_id, wait)
+            assert answer is not None
+            return command_response(answer)
+
+        @router.get(
+            "/commands/{command_id}",
+            response_model=CommandAnswer,
+            summary="A start or stop command's state (long-poll with ?wait=)",
+            responses={
+                202: {"model": CommandAnswer, "description": "still pending"},
+                404: {"description": "no such command"},
+            },
+        )
+        async def get_command(
+            command_id: PathId, wait: Wait = 0.0, _p: Principal = anyone
+        ) -> JSONResponse:
+            answer = await self.command(command_id, wait)
+            if answer is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
+            return command_response(answer)
+
+        @router.get(
+            "/status/{vehicle_id}",
+            response_model=VehicleStatus,
+            summary="A vehicle's current session (energy, cost so far) and pending commands",
+        )
+        async def get_status(vehicle_id: PathId, _p: Principal = anyone) -> VehicleStatus:
+            return await self.vehicle_status(vehicle_id)
+
+        @router.get(
+            "/history/{vehicle_id}",
+            response_model=HistoryAnswer,
+            summary="A vehicle's finished sessions with energy and cost, newest first",
+        )
+        async def get_history(
+            vehicle_id: PathId,
+            limit: Annotated[int, Query(ge=1, le=500)] = 100,
+            _p: Principal = anyone,
+        ) -> HistoryAnswer:
+            return await self.history(vehicle_id, limit)
+
+        @router.get("/rates", response_model=RatesAnswer, summary="Rates per site")
+        async def get_rates(
+            site_id: Annotated[SiteId | None, Query()] = None, _p: Principal = anyone
+        ) -> RatesAnswer:
+            return await self.rates(site_id)
+
+        @router.put(
+            "/rates/{site_id}",
+            response_model=SiteRate,
+            summary="Set a site's rates (operators); the site is sent the new rates",
+        )
+        async def put_rates(site_id: PathId, body: RateModel, _p: Principal = operator) -> SiteRate:
+            return await self.set_rates(site_id, body)
+
+        @router.get(
+            "/stations",
+            response_model=list[StationAnswer],
+            summary="Chargers and their last known status",
+        )
+        async def get_stations(
+            site_id: Annotated[SiteId | None, Query()] = None, _p: Principal = anyone
+        ) -> list[StationAnswer]:
+            return await self.stations(site_id)
+
+        return router
+
+
+def build(ctx: ServiceContext) -> ChargingService:
+    return ChargingService(ctx)

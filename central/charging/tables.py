@@ -1,0 +1,103 @@
+"""The charging service's tables (no other service reads them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from central.db import UTCDateTime
+
+metadata = MetaData()
+
+charger_stations = Table(
+    "charger_stations",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("charger_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False, server_default="Unknown"),
+    Column("online", Boolean, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("evses", Text, nullable=False, server_default="{}"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("site_id", "charger_id", name="pk_charger_stations"),
+)
+
+charging_sessions = Table(
+    "charging_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("charger_id", String(64), nullable=False),
+    Column("evse_id", Integer, nullable=True),
+    Column("vehicle_id", String(64), nullable=True),
+    Column("id_tag", String(64), nullable=True),
+    Column("transaction_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("stopped_at", UTCDateTime(), nullable=True),
+    Column("energy_wh", Integer, nullable=False, server_default="0"),
+    Column("power_w", Integer, nullable=True),
+    Column("progress_at", UTCDateTime(), nullable=True),
+    Column("charging_ended_at", UTCDateTime(), nullable=True),
+    Column("reason", String(64), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_charging_sessions_vehicle", "vehicle_id", "status"),
+    Index("ix_charging_sessions_charger", "site_id", "charger_id", "status"),
+)
+
+charging_history = Table(
+    "charging_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(96), nullable=False, unique=True),
+    Column("site_id", String(64), nullable=False),
+    Column("session_id", String(64), nullable=True),
+    Column("vehicle_id", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("energy_wh", Integer, nullable=True),
+    Column("cost", Text, nullable=True),
+    Column("data", Text, nullable=False, server_default="{}"),
+    Index("ix_charging_history_vehicle", "vehicle_id", "at"),
+)
+
+charging_rates = Table(
+    "charging_rates",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("energy_price_per_kwh", String(32), nullable=False),
+    Column("parking_price_per_hour", String(32), nullable=False),
+    Column("idle_fee_per_minute", String(32), nullable=False),
+    Column("idle_grace_minutes", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("tou_windows", Text, nullable=False, server_default="[]"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+charging_commands = Table(
+    "charging_commands",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("charger_id", String(64), nullable=True),
+    Column("vehicle_id", String(64), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", String(256), nullable=False, server_default=""),
+    Column("result", Text, nullable=False, server_default="{}"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_charging_commands_vehicle", "vehicle_id", "status"),
+)
