@@ -213,13 +213,15 @@ class _Charger:
         self.seq += 1
         return b"%d" % self.seq
 
-    async def setup_call(self, template: FrameTemplate, **values: bytes) -> Any:
+    async def setup_call(self, template: FrameTemplate, **values: bytes) -> dict[str, Any]:
         message_id = self._next_id()
         frame = template.render({"id": message_id, "ts": self.clock.now(), **values})
         async with asyncio.timeout(self.worker.setup_timeout):
             payload = await self.call(frame, message_id, template.action)
         if payload is None:
             raise SetupError(f"{template.action} was not answered with a CALLRESULT")
+        if not isinstance(payload, dict):
+            raise SetupError(f"{template.action} answered with a payload that is no object")
         return payload
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -261,7 +263,8 @@ class _Charger:
             self.stats.error(f"{spec.charge_point_id}: {type(err).__name__}: {err}")
         except ConnectionClosed as err:
             self.in_flight = False
-            self.stats.result.disconnects += 1
+            if set_up:
+                self.stats.result.disconnects += 1
             self.stats.error(f"{spec.charge_point_id}: connection closed: {err}")
         finally:
             if not set_up:
@@ -280,9 +283,9 @@ class _Charger:
             idtag=b"BENCH%05d" % self.spec.index,
             energy=b"%d" % self.energy,
         )
-        tx = answer.get("transactionId") if isinstance(answer, dict) else None
+        tx = answer.get("transactionId")
         if strict:
-            status = answer.get("idTagInfo", {}).get("status")
+            status = _field(answer, "idTagInfo", "status")
             if status != "Accepted" or not isinstance(tx, int):
                 raise SetupError(f"StartTransaction answered {answer!r}")
         if not isinstance(tx, int):
@@ -305,8 +308,9 @@ class _Charger:
             idtag=b"BENCH%05d" % self.spec.index,
             energy=b"%d" % self.energy,
         )
-        token_status = (answer.get("idTokenInfo") or {}).get("status", "Accepted")
-        if strict and token_status != "Accepted":
+        # idTokenInfo is optional in the answer; when it is there it must accept the token
+        token_status = _field(answer, "idTokenInfo", "status")
+        if strict and "idTokenInfo" in answer and token_status != "Accepted":
             raise SetupError(f"TransactionEvent(Started) answered {answer!r}")
         self.tx_seq = 0
         if self.worker.v201_message == "transaction-event":
@@ -379,6 +383,11 @@ class _Charger:
         values["voltage"] = voltage
         picked = pick(values)
         return picked if isinstance(picked, tuple) else (picked,)
+
+
+def _field(payload: dict[str, Any], outer: str, inner: str) -> Any:
+    value = payload.get(outer)
+    return value.get(inner) if isinstance(value, dict) else None
 
 
 async def _worker(spec: WorkerSpec, pipe: Connection) -> WorkerResult:

@@ -413,7 +413,7 @@ def run_load(
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return _figures(target, chargers, results, samples, duration, t_start, t_end, probe)
+    return _figures(target, chargers, results, samples, mode, duration, t_start, t_end, probe)
 
 
 def _collect(
@@ -467,6 +467,7 @@ def _figures(
     chargers: list[ChargerSpec],
     results: list[WorkerResult],
     samples: list[tuple[float, float | None, float | None]],
+    mode: Mode,
     duration: float,
     t_start: float,
     t_end: float,
@@ -491,6 +492,16 @@ def _figures(
             f"the load generator was busier ({loadgen_cpu:.0f}% over {workers} process(es)) than "
             f"the {target.name} ({target_cpu:.0f}%): this rate is a lower bound of what the "
             f"{target.name} can do"
+        )
+    elif (
+        mode == "closed"
+        and target_cpu is not None
+        and max(target_cpu, loadgen_cpu / workers) < 75.0
+    ):
+        notes.append(
+            f"in a closed loop neither the {target.name} ({target_cpu:.0f}%) nor the load "
+            f"generator ({loadgen_cpu / workers:.0f}% per process) used a full core: something "
+            f"else limited this rate (other work on the machine, or waiting on I/O)"
         )
     return Figures(
         target=target.name,
