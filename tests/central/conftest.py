@@ -1,0 +1,243 @@
+"""Shared fixtures for central's tests (parking, charging, sync, gateway, notification,
+analytics).
+
+* ``clock``: a :class:`FakeClock` (aware UTC) the all-in-one app runs on.
+* ``central``: central all-in-one on SQLite files in ``tmp_path`` (gateway and every
+  service present), lifespan running, with an httpx client on the ASGI app and
+  ``make_key(scope, site)``. ``central_factory(**settings)`` builds one with other
+  settings (rate limits, services).
+* ``pg_url``: a fresh PostgreSQL database (asyncpg DSN), dropped afterwards.
+* ``nats_url`` / ``redis_url``: the local NATS JetStream and Redis, with a unique
+  ``bus_namespace`` / ``cache_namespace`` per test (``nats_namespace``,
+  ``redis_namespace``); streams of the namespace are deleted afterwards.
+
+Missing services skip on a laptop and fail under ``CI=true`` (:mod:`tests.services`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from central.app import create_app
+from central.context import utc_now
+from central.db import create_engine
+from central.gateway.keys import KeyStore
+from central.settings import CentralSettings
+from tests.services import require_tcp
+
+PG_HOST = os.environ.get("EVPARK_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("EVPARK_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("EVPARK_TEST_PG_USER", "postgres")
+NATS_HOST, NATS_PORT = "127.0.0.1", int(os.environ.get("EVPARK_TEST_NATS_PORT", "4222"))
+REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("EVPARK_TEST_REDIS_PORT", "6379"))
+
+
+class FakeClock:
+    """A settable clock returning aware UTC datetimes."""
+
+    def __init__(self, now: datetime) -> None:
+        assert now.tzinfo is not None
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 15.0, every: float = 0.05
+) -> None:
+    """Wait until ``check()`` is true; fail after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {within} s")
+        await asyncio.sleep(every)
+
+
+@dataclass
+class Central:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: CentralSettings
+    keys: KeyStore
+    clock: Callable[[], datetime]
+
+    async def make_key(self, scope: str, site: str | None = None) -> str:
+        return await self.keys.create(scope, site)
+
+    async def auth(self, scope: str, site: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.make_key(scope, site)}"}
+
+    def service(self, name: str) -> Any:
+        return self.app.state.services[name]
+
+    async def settle(self) -> None:
+        """Wait until the in-process bus has delivered everything published so far."""
+        bus = self.app.state.bus
+        if hasattr(bus, "idle"):
+            await bus.idle()
+
+
+@asynccontextmanager
+async def run_central(
+    settings: CentralSettings,
+    clock: Callable[[], datetime] = utc_now,
+    services: list[str] | None = None,
+) -> AsyncIterator[Central]:
+    app = create_app(settings, services=services, clock=clock)
+    async with app.router.lifespan_context(app):
+        engine = create_engine(settings.database_url_for("gateway"))
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://central"
+            ) as client:
+                yield Central(app, client, settings, KeyStore(engine, clock), clock)
+        finally:
+            await engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def central_settings(tmp_path: Path) -> CentralSettings:
+    return CentralSettings(
+        data_dir=tmp_path / "central",
+        expiry_interval_s=3600,
+        republish_interval_s=3600,
+        rate_limit={
+            "burst": 1000,
+            "driver_per_minute": 60000,
+            "operator_per_minute": 60000,
+            "site_per_minute": 60000,
+        },
+    )
+
+
+@pytest.fixture
+async def central(central_settings: CentralSettings, clock: FakeClock) -> AsyncIterator[Central]:
+    async with run_central(central_settings, clock) as running:
+        yield running
+
+
+@pytest.fixture
+def central_factory(tmp_path: Path, clock: FakeClock) -> Callable[..., Any]:
+    """``async with central_factory(rate_limit={...}) as c:`` a central with other settings."""
+
+    def factory(**overrides: Any) -> Any:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / f"central-{uuid.uuid4().hex[:6]}",
+            "expiry_interval_s": 3600,
+            "republish_interval_s": 3600,
+        }
+        values.update(overrides)
+        services = values.pop("services", None)
+        return run_central(CentralSettings(**values), clock, services)
+
+    return factory
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this test, as an SQLAlchemy asyncpg URL."""
+    require_tcp("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"evpark_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+def nats_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def nats_url(nats_namespace: str) -> AsyncIterator[str]:
+    """The local NATS JetStream; the test's streams (``EVPARK_<NAMESPACE>_*``) are
+    deleted afterwards."""
+    require_tcp("NATS", NATS_HOST, NATS_PORT)
+    url = f"nats://{NATS_HOST}:{NATS_PORT}"
+    yield url
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=3)
+    try:
+        js = nc.jetstream()
+        prefix = f"EVPARK_{nats_namespace.upper()}_"
+        for stream in await js.streams_info():
+            if stream.config.name.startswith(prefix):
+                await js.delete_stream(stream.config.name)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    return f"evpark-test-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+async def redis_url(redis_namespace: str) -> AsyncIterator[str]:
+    """The local Redis; the test's keys (``redis_namespace``) are deleted afterwards."""
+    require_tcp("Redis", REDIS_HOST, REDIS_PORT)
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+    yield url
+    import redis.asyncio as redis_asyncio
+
+    client = redis_asyncio.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{redis_namespace}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def cloud_event(
+    site: str,
+    sequence: int,
+    type_: str,
+    data: dict[str, Any],
+    time: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A CloudEvent as an edge sends it (JSON-ready)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": f"/sites/{site}",
+        "type": type_,
+        "time": (time or datetime.now(UTC)).isoformat(),
+        "sequence": sequence,
+        "data": data,
+    }
