@@ -229,7 +229,7 @@ async def revenue_rows(
 
 async def slot_counts(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(select(slots.c.site_id, func.count()).group_by(slots.c.site_id))
-    return {site: count for site, count in rows.tuples()}
+    return {site: count for site, count in rows.all()}
 
 
 async def open_visits(
@@ -240,7 +240,7 @@ async def open_visits(
     if site_id is not None:
         query = query.where(v.site_id == site_id)
     found: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
-    for site, arrived in (await conn.execute(query)).tuples():
+    for site, arrived in (await conn.execute(query)).all():
         found[site].append((arrived, None))
     return dict(found)
 
@@ -258,7 +258,7 @@ async def vehicle_type_counts(
     )
     if site_id is not None:
         query = query.where(e.site_id == site_id)
-    return [(str(a), str(b), int(c), int(d)) for a, b, c, d in (await conn.execute(query)).tuples()]
+    return [(str(a), str(b), int(c), int(d)) for a, b, c, d in (await conn.execute(query)).all()]
 
 
 async def vehicles_by_type(
@@ -273,7 +273,7 @@ async def vehicles_by_type(
     )
     if site_id is not None:
         query = query.where(e.site_id == site_id)
-    return {str(k): int(n) for k, n in (await conn.execute(query)).tuples()}
+    return {str(k): int(n) for k, n in (await conn.execute(query)).all()}
 
 
 async def health_rows(conn: AsyncConnection) -> list[dict[str, Any]]:

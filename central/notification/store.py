@@ -411,6 +411,6 @@ async def queue_depth(conn: AsyncConnection) -> dict[str, int]:
     q = notification_queue.c
     rows = await conn.execute(select(q.state, func.count()).group_by(q.state))
     depth = {"pending": 0, "dead": 0}
-    for state, count in rows.tuples():
+    for state, count in rows.all():
         depth[state] = count
     return depth
