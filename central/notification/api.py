@@ -4,7 +4,7 @@ dead letters. Bad input is a 4xx with a clear message, never a 500."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, time
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,8 +140,12 @@ class TemplateIn(BaseModel):
 
 
 def make_router(
-    engine: AsyncEngine, clock: Callable[[], datetime], wake: Callable[[], None]
+    engine: AsyncEngine,
+    clock: Callable[[], datetime],
+    wake: Callable[[], None],
+    channels: Callable[[], Mapping[str, str]],
 ) -> APIRouter:
+    """``channels()``: each configured channel's circuit breaker state."""
     router = APIRouter(tags=["notification"])
     anyone = Depends(require("driver", "operator"))
     operator = Depends(require("operator"))
@@ -247,6 +251,17 @@ def make_router(
         async with engine.connect() as conn:
             items = await store.list_notifications(conn, status="dead", limit=limit)
         return {"notifications": items}
+
+    @router.get("/notifications/status", dependencies=[operator])
+    async def queue_status() -> dict[str, Any]:
+        """The queue's depth and each channel's state (``unconfigured``, or its breaker)."""
+        async with engine.connect() as conn:
+            depth = await store.queue_depth(conn)
+        configured = channels()
+        return {
+            "queue": depth,
+            "channels": {c: configured.get(c, "unconfigured") for c in CHANNELS},
+        }
 
     @router.post("/notifications/{notification_id}/retry", dependencies=[operator])
     async def retry(notification_id: Annotated[str, Path(max_length=36)]) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class NotificationService:
     # -- lifetime ------------------------------------------------------------------
 
     def router(self) -> APIRouter:
-        return make_router(self._ctx.engine, self._ctx.clock, self.wake)
+        return make_router(self._ctx.engine, self._ctx.clock, self.wake, self.breaker_modes)
 
     async def start(self) -> None:
         self._wakeup = asyncio.Event()

@@ -8,11 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from central.notification.errors import (
+    CircuitOpenError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from central.notification.model import UserId
 from central.notification.planning import plan
 from central.notification.preferences import ChannelSetting, Preferences, QuietHours
-from central.notification.resilience import CircuitBreaker
 from central.notification.retry import DeadLetter, Retry, RetryPolicy, after_failure, backoff_delay
+from central.notification.senders import GuardedSender, OutgoingMessage
 from central.notification.templates import (
     MessageTemplate,
     TemplateError,
@@ -212,28 +217,51 @@ def test_plan_delays_non_urgent_during_quiet_hours_but_not_urgent() -> None:
     assert all(n.urgent for n in failed)
 
 
-# -- circuit breaker -------------------------------------------------------------
+# -- circuit breaker around a channel ----------------------------------------------
 
 
-def test_breaker_opens_after_failures_and_lets_one_trial_through() -> None:
-    now = [NOW]
-    breaker = CircuitBreaker(
-        "sms", failure_threshold=2, reset_after=timedelta(seconds=30), clock=lambda: now[0]
+class Provider:
+    """A channel that fails while ``down`` (transiently) or for a bad address (for good)."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.calls = 0
+
+    async def send(self, message: OutgoingMessage) -> None:
+        self.calls += 1
+        if message.address == "bad":
+            raise PermanentDeliveryError("no such number")
+        if self.down:
+            raise TransientDeliveryError("503")
+
+
+def message(address: str = "+4915100000000") -> OutgoingMessage:
+    return OutgoingMessage("n1", "sms", address, "s", "b", "charging.started", "e1", "u1")
+
+
+async def test_breaker_opens_after_transient_failures_and_lets_one_trial_through() -> None:
+    provider, now = Provider(), [100.0]
+    guarded = GuardedSender(
+        "sms", provider, failure_threshold=2, reset_after=30.0, monotonic=lambda: now[0]
     )
-    assert breaker.allow()
-    breaker.record_failure()
-    assert breaker.state == "closed"
-    breaker.record_failure()
-    assert breaker.state == "open"
-    assert not breaker.allow()
-    assert breaker.retry_at == NOW + timedelta(seconds=30)
-    now[0] += timedelta(seconds=30)
-    assert breaker.allow()  # the trial
-    assert not breaker.allow()  # only one at a time
-    breaker.record_failure()
-    assert breaker.state == "open"
-    now[0] += timedelta(seconds=30)
-    assert breaker.allow()
-    breaker.record_success()
-    assert breaker.state == "closed"
-    assert breaker.allow()
+    for _ in range(2):
+        with pytest.raises(TransientDeliveryError, match="503"):
+            await guarded.send(message())
+    assert guarded.breaker.mode == "open"
+    with pytest.raises(CircuitOpenError) as refused:
+        await guarded.send(message())
+    assert refused.value.retry_after == 30.0
+    assert provider.calls == 2
+    now[0] += 30
+    with pytest.raises(TransientDeliveryError, match="503"):  # the trial fails: open again
+        await guarded.send(message())
+    assert guarded.breaker.mode == "open"
+    now[0] += 30
+    provider.down = False
+    await guarded.send(message())
+    assert guarded.breaker.mode == "closed"
+    # a refused address is the message's fault, not the provider's
+    for _ in range(3):
+        with pytest.raises(PermanentDeliveryError):
+            await guarded.send(message("bad"))
+    assert guarded.breaker.mode == "closed"

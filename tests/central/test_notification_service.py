@@ -215,6 +215,9 @@ async def test_retries_with_backoff_then_dead_letter_then_manual_retry(
         await eventually_async(lambda: _status_is(bob, "sent"))
         assert len(http_receiver.requests) == 4
         assert (await run.client.post(f"/notifications/{dead['id']}/retry")).status_code == 409
+        status = (await run.client.get("/notifications/status")).json()
+        assert status["queue"] == {"pending": 0, "dead": 0}
+        assert status["channels"] == {"email": "closed", "sms": "closed", "push": "closed"}
 
 
 async def _attempts_is(read: Any, attempts: int) -> bool:
