@@ -221,6 +221,11 @@ class ParkingService:
         await self._background.stop()
 
     # ---- reservations ---------------------------------------------------------------
+    def _ttl(self, now: datetime, ends_at: datetime) -> float:
+        """Reservation commands matter until the reservation ends (a site may be offline
+        for hours), and at least ``command_ttl_s``."""
+        return max(float(self.ctx.settings.command_ttl_s), (ends_at - now).total_seconds())
+
     async def reserve(self, body: ReserveRequest) -> Reservation:
         now = self.ctx.clock()
         starts_at = body.starts_at or now
@@ -252,7 +257,7 @@ class ParkingService:
                 "ends_at": ends_at.isoformat(),
             },
             now,
-            self.ctx.settings.command_ttl_s,
+            self._ttl(now, ends_at),
         )
         async with self.ctx.engine.begin() as conn:
             # writing first takes the site's slot rows: reservations of a site are serialised
@@ -375,7 +380,7 @@ class ParkingService:
                 "cancel_reservation",
                 {"reservation_id": reservation_id},
                 now,
-                self.ctx.settings.command_ttl_s,
+                self._ttl(now, row.ends_at),
             ),
         )
         await self._invalidate(row.site_id)
@@ -440,7 +445,7 @@ class ParkingService:
                     "cancel_reservation",
                     {"reservation_id": row.id, "reason": "expired"},
                     now,
-                    self.ctx.settings.command_ttl_s,
+                    self._ttl(now, row.ends_at),
                 ),
             )
             await self._invalidate(row.site_id)
