@@ -31,18 +31,20 @@ class TouWindow(BaseModel):
     start: time
     end: time
     energy_per_kwh: Money | None = Field(
-        default=None, validation_alias=AliasChoices("energy_per_kwh", "price_per_kwh")
+        default=None,
+        validation_alias=AliasChoices("energy_per_kwh", "energy_price_per_kwh", "price_per_kwh"),
     )
     time_per_hour: Money | None = Field(
-        default=None, validation_alias=AliasChoices("time_per_hour", "price_per_hour")
+        default=None,
+        validation_alias=AliasChoices("time_per_hour", "parking_price_per_hour", "price_per_hour"),
     )
 
     @field_validator("days")
     @classmethod
     def _weekdays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(not 0 <= day <= 6 for day in value):
+        if any(not 0 <= day <= 6 for day in value):
             raise ValueError("days are 0 (Monday) to 6 (Sunday)")
-        return value
+        return value or (0, 1, 2, 3, 4, 5, 6)  # empty: every day
 
     def covers(self, local: datetime) -> bool:
         clock, day = local.time(), local.weekday()
@@ -63,10 +65,12 @@ class Rate(BaseModel):
     rate_id: str = Field(default="default", validation_alias=AliasChoices("rate_id", "id"))
     currency: str = Field(default="EUR", min_length=3, max_length=3)
     energy_per_kwh: Money = Field(
-        default=Decimal(0), validation_alias=AliasChoices("energy_per_kwh", "price_per_kwh")
+        default=Decimal(0),
+        validation_alias=AliasChoices("energy_per_kwh", "energy_price_per_kwh", "price_per_kwh"),
     )
     time_per_hour: Money = Field(
-        default=Decimal(0), validation_alias=AliasChoices("time_per_hour", "price_per_hour")
+        default=Decimal(0),
+        validation_alias=AliasChoices("time_per_hour", "parking_price_per_hour", "price_per_hour"),
     )
     session_fee: Money = Decimal(0)
     idle_fee_per_minute: Money = Decimal(0)
@@ -74,7 +78,7 @@ class Rate(BaseModel):
     idle_fee_cap: Money | None = None
     timezone: str = "UTC"
     windows: tuple[TouWindow, ...] = Field(
-        default=(), validation_alias=AliasChoices("windows", "time_of_use", "tou")
+        default=(), validation_alias=AliasChoices("windows", "tou_windows", "time_of_use", "tou")
     )
     valid_from: datetime | None = None
 
@@ -152,7 +156,9 @@ def price_session(
 
     Charging time is ``[started_at, idle_since or stopped_at)``; the idle time after it
     costs ``idle_fee_per_minute`` beyond ``idle_grace_minutes`` (capped at
-    ``idle_fee_cap``). Energy and time are priced by the window in force at each moment.
+    ``idle_fee_cap``). The time price runs over the whole plugged-in time
+    ``[started_at, stopped_at)``. Energy and time are priced by the window in force at
+    each moment.
     """
     if started_at.tzinfo is None or stopped_at.tzinfo is None:
         raise ValueError("aware datetimes only")
@@ -162,18 +168,20 @@ def price_session(
     if idle_since is not None:
         charge_end = min(max(idle_since, started_at), stopped_at)
     kwh = Decimal(str(max(0.0, energy_wh))) / 1000
-    total_s = Decimal(str((charge_end - started_at).total_seconds()))
+    charge_s = Decimal(str((charge_end - started_at).total_seconds()))
     energy_cost = Decimal(0)
     time_cost = Decimal(0)
-    if total_s == 0:
+    if charge_s == 0:
         energy_cost = kwh * rate.prices_at(started_at)[0]
-    else:
-        points = [started_at, *_boundaries(rate, started_at, charge_end), charge_end]
-        for lo, hi in pairwise(points):
-            seconds = Decimal(str((hi - lo).total_seconds()))
-            energy_price, time_price = rate.prices_at(lo + (hi - lo) / 2)
-            energy_cost += kwh * seconds / total_s * energy_price
-            time_cost += seconds / 3600 * time_price
+    points = [started_at, *_boundaries(rate, started_at, stopped_at), stopped_at]
+    if charge_end not in points:
+        points = sorted([*points, charge_end])
+    for lo, hi in pairwise(points):
+        seconds = Decimal(str((hi - lo).total_seconds()))
+        energy_price, time_price = rate.prices_at(lo + (hi - lo) / 2)
+        time_cost += seconds / 3600 * time_price
+        if charge_s > 0 and hi <= charge_end:
+            energy_cost += kwh * seconds / charge_s * energy_price
     idle_minutes = Decimal(str((stopped_at - charge_end).total_seconds())) / 60
     billable = max(Decimal(0), idle_minutes - rate.idle_grace_minutes)
     idle_cost = billable * rate.idle_fee_per_minute

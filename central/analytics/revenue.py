@@ -36,7 +36,10 @@ def rates_in(event: CloudEvent) -> list[tuple[str | None, Rate]]:
 
     * ``charging.rates_updated``: ``{rates: [...], all_sites?: bool}``;
     * ``command.result`` of an accepted ``update_rates`` command carrying
-      ``result.rates``. Items that are not rates are skipped.
+      ``result.rates``.
+
+    An item with its own ``site_id`` (the charging service's ``GET /charging/rates``
+    shape) applies to that site. Items that are not rates are skipped.
     """
     data = event.data
     items: object = None
@@ -57,9 +60,11 @@ def rates_in(event: CloudEvent) -> list[tuple[str | None, Rate]]:
     found: list[tuple[str | None, Rate]] = []
     for item in items:
         try:
-            found.append((scope, parse_rate(item)))
+            rate = parse_rate(item)
         except BadRate:
             continue
+        own = item.get("site_id") if isinstance(item, Mapping) else None
+        found.append((own if isinstance(own, str) and own else scope, rate))
     return found
 
 
@@ -94,7 +99,7 @@ def session_revenue(event: CloudEvent, known: list[KnownRate]) -> RevenueDelta |
     started = parse_time(data.get("started_at")) or stopped
     started = min(started, stopped)
     energy = max(0.0, number(data.get("energy_wh")) or 0.0)
-    idle_since = parse_time(data.get("idle_since"))
+    idle_since = parse_time(data.get("idle_since")) or parse_time(data.get("charging_ended_at"))
     rate: Rate | None = None
     if data.get("rate") is not None:
         try:

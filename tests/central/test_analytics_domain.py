@@ -139,6 +139,35 @@ def test_energy_cost_lies_between_cheapest_and_dearest_price(
     assert kwh * 30 - 1 <= price.energy <= kwh * 50 + 1
 
 
+def test_the_charging_services_rate_shape_is_understood() -> None:
+    item = {
+        "site_id": "s9",
+        "currency": "EUR",
+        "energy_price_per_kwh": "0.40",
+        "parking_price_per_hour": "0.60",
+        "idle_fee_per_minute": "0.05",
+        "idle_grace_minutes": 10,
+        "timezone": "Europe/Berlin",
+        "tou_windows": [
+            {"start": "00:00", "end": "06:00", "energy_price_per_kwh": "0.20", "days": []}
+        ],
+        "updated_at": "2026-03-01T00:00:00Z",
+    }
+    [(scope, rate)] = rates_in(ev("charging.rates_updated", {"rates": [item]}))
+    assert scope == "s9"
+    night = datetime(2026, 3, 14, 0, 0, tzinfo=UTC)  # a Saturday, 01:00 local
+    price = price_session(
+        rate,
+        started_at=night,
+        stopped_at=night + timedelta(hours=2),  # plugged in 2 h, charged 1 h
+        idle_since=night + timedelta(hours=1),
+        energy_wh=10_000,
+    )
+    assert price.energy == 200  # 10 kWh at the night price
+    assert price.time == 120  # 2 h plugged in at 0.60
+    assert price.idle == 250  # 50 billable minutes at 0.05
+
+
 def test_select_rate_prefers_named_then_site_then_latest_valid() -> None:
     def known(site: str | None, rate_id: str, since: str | None, learnt: int) -> KnownRate:
         rate = Rate.model_validate({"rate_id": rate_id, "valid_from": since})
