@@ -62,7 +62,9 @@ class Rate(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    rate_id: str = Field(default="default", validation_alias=AliasChoices("rate_id", "id"))
+    rate_id: str = Field(
+        default="default", max_length=64, validation_alias=AliasChoices("rate_id", "id")
+    )
     currency: str = Field(default="EUR", min_length=3, max_length=3)
     energy_per_kwh: Money = Field(
         default=Decimal(0),

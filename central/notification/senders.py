@@ -63,8 +63,12 @@ class SmtpSender:
     async def send(self, message: OutgoingMessage) -> None:
         s = self._s
         try:
+            email = self.build(message)
+        except (ValueError, TypeError) as err:
+            raise PermanentDeliveryError(f"cannot build the email: {err}") from err
+        try:
             await aiosmtplib.send(
-                self.build(message),
+                email,
                 hostname=s.host,
                 port=s.port,
                 username=s.username or None,

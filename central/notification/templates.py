@@ -217,8 +217,13 @@ def template_context(
     return context
 
 
+SUBJECT_LIMIT: Final = 200
+
+
 def render(template: MessageTemplate, context: Mapping[str, str]) -> Rendered:
-    return Rendered(
-        subject=Template(template.subject).safe_substitute(context).strip(),
-        body=Template(template.body).safe_substitute(context),
-    )
+    """Fill in a template; the subject becomes one line of at most ``SUBJECT_LIMIT``
+    characters, whatever the event data holds (it ends up in a mail header)."""
+    subject = " ".join(Template(template.subject).safe_substitute(context).split())
+    if len(subject) > SUBJECT_LIMIT:
+        subject = subject[: SUBJECT_LIMIT - 1] + "…"
+    return Rendered(subject=subject, body=Template(template.body).safe_substitute(context))

@@ -191,6 +191,16 @@ def test_plan_renders_per_channel_in_user_zone_and_locale() -> None:
     assert email.deliver_at == NOW
 
 
+def test_subjects_are_one_short_line_whatever_the_data() -> None:
+    ev = event(
+        "parking.reserved", {"vehicle_id": "EV-1", "slot_id": "A1\r\nBcc: x@y.z" + "9" * 300}
+    )
+    [email, _sms] = plan(ev, [prefs()], {}, NOW)
+    assert "\n" not in email.subject
+    assert email.subject.startswith("Parking reserved: slot A1 Bcc: x@y.z999")
+    assert len(email.subject) == 200
+
+
 def test_plan_only_concerned_and_subscribed_users() -> None:
     ev = event("parking.reserved", {"vehicle_id": "EV-2", "slot_id": "S1"})
     bob = prefs(user_id=UserId("bob"), vehicle_ids=frozenset({"EV-2"}))
