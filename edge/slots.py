@@ -133,6 +133,8 @@ class SlotSpec:
     evse_id: EvseId | None = None
     connector_id: int = 1
     label: str = ""
+    # this sensor's own silence limit (sensors with a slow heartbeat); None: the site's
+    sensor_stale_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -210,12 +212,17 @@ class Layout:
                     evse_id=EvseId(s.evse) if s.evse is not None else None,
                     connector_id=s.connector,
                     label=s.label,
+                    sensor_stale_after=_seconds(getattr(s, "sensor_stale_after", None)),
                 )
                 for s in slots
             ),
             timing=Timing.from_config(timing),
             visit_ids=visit_ids,
         )
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -330,6 +337,15 @@ class VisitEnded:
 
 
 @dataclass(frozen=True)
+class VisitSessionLinked:
+    """A charging session was tied to the slot's current visit."""
+
+    visit_id: VisitId
+    slot_id: SlotId
+    session_id: SessionId
+
+
+@dataclass(frozen=True)
 class ConditionRaised:
     slot_id: SlotId
     condition: Condition
@@ -365,6 +381,7 @@ SlotOutput = (
     SlotStateChanged
     | VisitStarted
     | VisitEnded
+    | VisitSessionLinked
     | ConditionRaised
     | ConditionCleared
     | SensorLowBattery
@@ -583,7 +600,7 @@ def _settle(
 
     if spec.sensor_id is not None:
         heard_from = rec.last_heard if rec.last_heard is not None else started_at
-        stale = now - heard_from > timing.sensor_stale_after
+        stale = now - heard_from > (spec.sensor_stale_after or timing.sensor_stale_after)
         if stale and not rec.stale:
             out.append(SensorWentStale(spec.sensor_id, spec.slot_id, rec.last_heard, now))
         rec = replace(rec, stale=stale)
@@ -636,6 +653,7 @@ def _settle_visit(
         visit = replace(visit, plugged=True)
     if rec.session_id is not None and visit.session_id != rec.session_id:
         visit = replace(visit, session_id=rec.session_id)
+        out.append(VisitSessionLinked(visit.visit_id, visit.slot_id, rec.session_id))
     return replace(rec, visit=visit)
 
 
@@ -719,7 +737,8 @@ def next_deadline(state: SiteSlots) -> datetime | None:
             times.append(rec.pending.since + timing.debounce)
         if rec.spec.sensor_id is not None and not rec.stale:
             heard_from = rec.last_heard if rec.last_heard is not None else state.started_at
-            times.append(heard_from + timing.sensor_stale_after + _EPSILON)
+            stale_after = rec.spec.sensor_stale_after or timing.sensor_stale_after
+            times.append(heard_from + stale_after + _EPSILON)
         if rec.reservation is not None and rec.reservation.until is not None:
             times.append(rec.reservation.until)
         times.extend(t.since + timing.hold_for(t.condition) for t in rec.candidates)

@@ -38,12 +38,14 @@ from edge.slots import (
     SlotId,
     SlotModel,
     SlotOutput,
+    SlotSpec,
     SlotState,
     SlotStateChanged,
     Tick,
     Visit,
     VisitEnded,
     VisitId,
+    VisitSessionLinked,
     VisitStarted,
     connector_status_from_ocpp,
     decide,
@@ -175,7 +177,9 @@ def test_debounce(
 def test_departure_ends_the_visit_with_its_duration_and_session() -> None:
     site = Site()
     site.at(0, occupied(S_A1))
-    site.at(60, SessionLinked(A1, SessionId("sess-1")))
+    assert site.at(60, SessionLinked(A1, SessionId("sess-1"))) == [
+        VisitSessionLinked(deterministic_visit_id(A1, t(0)), A1, SessionId("sess-1"))
+    ]
     site.at(3600, occupied(S_A1, False))
     outputs = site.at(3605)
     assert of(VisitEnded, outputs) == [
@@ -223,6 +227,17 @@ def test_silent_sensor_goes_stale_then_recovers() -> None:
     assert of(SensorWentStale, site.at(2000)) == []  # reported once
     site.at(2001, occupied(S_B1, False))
     assert site.state(B1) == SlotState.FREE
+
+
+def test_a_sensor_can_have_its_own_stale_interval() -> None:
+    slow = SlotSpec(B1, sensor_id=S_B1, sensor_stale_after=timedelta(hours=2))
+    model = SlotModel(Layout((slow,), LAYOUT.timing), T0)
+    model.handle(occupied(S_B1, False), T0)
+    assert model.next_deadline() == t(7200.000001)
+    assert model.handle(Tick(t(7200)), t(7200)) == []
+    assert model.view(B1).state == SlotState.FREE
+    model.handle(Tick(t(7201)), t(7201))
+    assert model.view(B1).state == SlotState.UNKNOWN
 
 
 def test_sensor_with_an_old_timestamp_is_stale_at_once() -> None:
@@ -576,6 +591,8 @@ def test_invariants_hold_after_every_event(script: list[tuple[float, SlotEvent]]
                     assert open_visit.pop(out.slot_id) == out.visit_id
                     assert out.arrived_at <= out.departed_at <= now
                     assert out.duration == out.departed_at - out.arrived_at
+                case VisitSessionLinked():
+                    assert open_visit.get(out.slot_id) == out.visit_id
                 case ConditionRaised():
                     assert (out.slot_id, out.condition) not in raised
                     assert out.at - out.since >= timing.hold_for(out.condition)
