@@ -20,6 +20,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from edge.config import MqttSection, SlotConfig, SlotTimingSection
 from edge.mqtt_metrics import MqttMetrics
@@ -280,6 +281,15 @@ async def test_url_override_wins_over_the_config(broker: Mosquitto) -> None:
 
 async def test_garbage_is_counted_logged_and_never_changes_a_slot(broker: Mosquitto) -> None:
     registry = CollectorRegistry()
+    with capture_logs() as logs:
+        await _publish_garbage(broker, registry)
+    rejected = [e for e in logs if e["event"] == "mqtt.payload.rejected"]
+    assert {"sensor": "S-B1", "reason": "bad_json"}.items() <= rejected[0].items()
+    assert all(e["site"] == SITE and e["detail"] for e in rejected)
+    assert len(rejected) == 10  # the same sensor and reason twice is logged once a minute
+
+
+async def _publish_garbage(broker: Mosquitto, registry: CollectorRegistry) -> None:
     async with harnessed(broker, registry) as (harness, _):
         await mosquitto_pub(broker, state_topic("S-B1"), "free")
         await eventually(lambda: harness.received == 1, "first reading")
