@@ -1,0 +1,287 @@
+"""Central at scale: one process per service (``evpark central run --service NAME``) and a
+gateway process, on PostgreSQL, NATS JetStream and Redis. Whole flows through the
+gateway: events in -> reservation, charging history, analytics; isolation of sites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from central.app import available_services
+from tests.central.conftest import cloud_event, eventually
+from tests.services import free_port
+
+pytestmark = pytest.mark.services
+
+EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
+
+
+@dataclass
+class Cluster:
+    url: str
+    env: dict[str, str]
+    redis_namespace: str
+
+    def key(self, scope: str, site: str | None = None) -> dict[str, str]:
+        args = [*EVPARK, "central", "keys", "create", "--scope", scope]
+        if site:
+            args += ["--site", site]
+        out = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return {"Authorization": f"Bearer {out.stdout.strip()}"}
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+def _spawn(name: str, port: int, env: dict[str, str], log: Path) -> tuple[Any, Any]:
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [*EVPARK, "central", "run", "--service", name, "--port", str(port)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, handle
+
+
+async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            if proc.poll() is not None:
+                pytest.fail(f"{url} exited with {proc.returncode}:\n{_tail(log)}")
+            try:
+                if (await client.get(f"{url}/healthz", timeout=1)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail(f"{url} did not become healthy:\n{_tail(log)}")
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path,
+    pg_url: str,
+    nats_url: str,
+    redis_url: str,
+    nats_namespace: str,
+    redis_namespace: str,
+) -> AsyncIterator[Cluster]:
+    services = available_services()
+    ports = {name: free_port() for name in services}
+    gateway_port = free_port()
+    env = {
+        **os.environ,
+        "EVPARK_CENTRAL_DATA_DIR": str(tmp_path / "data"),
+        "EVPARK_CENTRAL_DATABASE_URL": pg_url,
+        "EVPARK_CENTRAL_BUS_URL": nats_url,
+        "EVPARK_CENTRAL_BUS_NAMESPACE": nats_namespace,
+        "EVPARK_CENTRAL_CACHE_URL": redis_url,
+        "EVPARK_CENTRAL_CACHE_NAMESPACE": redis_namespace,
+        "EVPARK_CENTRAL_INTERNAL_TOKEN": "scale-test-token",
+        "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(
+            {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        ),
+        "EVPARK_LOG_FORMAT": "json",
+    }
+    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
+    try:
+        started = []
+        for name, port in [*ports.items(), ("gateway", gateway_port)]:
+            log = tmp_path / f"{name}.log"
+            proc, handle = _spawn(name, port, env, log)
+            procs.append((proc, handle))
+            started.append((f"http://127.0.0.1:{port}", proc, log))
+        for url, proc, log in started:
+            await _wait_healthy(url, proc, log)
+        yield Cluster(f"http://127.0.0.1:{gateway_port}", env, redis_namespace)
+    finally:
+        for proc, _handle in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, handle in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            handle.close()
+
+
+async def test_whole_flows_across_processes(cluster: Cluster) -> None:
+    operator, driver = cluster.key("operator"), cluster.key("driver")
+    site_a, site_b = cluster.key("site", "east"), cluster.key("site", "west")
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(base_url=cluster.url, timeout=20) as http:
+        lot = {"name": "East", "slots": [{"slot_id": "E1", "slot_type": "ev"}]}
+        r = await http.put("/parking/lots/east", json=lot, headers=operator)
+        assert r.status_code == 200, r.text
+        rates = {"currency": "EUR", "energy_price_per_kwh": "0.50"}
+        assert (
+            await http.put("/charging/rates/east", json=rates, headers=operator)
+        ).status_code == 200
+
+        r = await http.post(
+            "/parking/reserve",
+            json={
+                "vehicle_id": "car-1",
+                "site_id": "east",
+                "slot_type": "ev",
+                "duration_minutes": 90,
+            },
+            headers=driver,
+        )
+        assert r.status_code == 201, r.text
+        reservation = r.json()
+        # the parking process's command reaches the sync process over NATS
+        r = await http.get("/sync/v1/commands", params={"wait": 15}, headers=site_a)
+        commands = r.json()["commands"]
+        reserve_cmd = next(c for c in commands if c["type"] == "reserve")
+        assert reserve_cmd["payload"]["reservation_id"] == reservation["id"]
+        assert (await http.get("/sync/v1/commands", headers=site_b)).json() == {"commands": []}
+
+        start = await http.post(
+            "/charging/start",
+            json={"site_id": "east", "charger_id": "CP1", "vehicle_id": "car-1"},
+            headers=driver,
+        )
+        assert start.status_code == 202
+
+        events = [
+            (
+                "parking.reserved",
+                {
+                    "slot_id": "E1",
+                    "reservation_id": reservation["id"],
+                    "vehicle_id": "car-1",
+                    "starts_at": reservation["starts_at"],
+                    "ends_at": reservation["ends_at"],
+                    "command_id": reserve_cmd["id"],
+                },
+            ),
+            (
+                "parking.occupied",
+                {
+                    "slot_id": "E1",
+                    "slot_type": "ev",
+                    "visit_id": "v1",
+                    "arrived_at": now.isoformat(),
+                    "reservation_id": reservation["id"],
+                },
+            ),
+            (
+                "command.result",
+                {
+                    "command_id": start.json()["command_id"],
+                    "command_type": "remote_start",
+                    "status": "accepted",
+                },
+            ),
+            (
+                "charging.started",
+                {
+                    "session_id": "sess-1",
+                    "charger_id": "CP1",
+                    "evse_id": 1,
+                    "connector_id": 1,
+                    "id_tag": "car-1",
+                    "transaction_id": 1,
+                    "meter_start_wh": 0,
+                    "started_at": now.isoformat(),
+                    "slot_id": "E1",
+                    "vehicle_id": "car-1",
+                },
+            ),
+            (
+                "charging.completed",
+                {
+                    "session_id": "sess-1",
+                    "charger_id": "CP1",
+                    "evse_id": 1,
+                    "id_tag": "car-1",
+                    "transaction_id": 1,
+                    "energy_wh": 12000,
+                    "started_at": now.isoformat(),
+                    "stopped_at": (now + timedelta(hours=1)).isoformat(),
+                    "reason": "EVDisconnected",
+                    "inferred": False,
+                    "slot_id": "E1",
+                    "vehicle_id": "car-1",
+                },
+            ),
+        ]
+        batch = {
+            "events": [
+                cloud_event("east", seq, type_, data, time=now)
+                for seq, (type_, data) in enumerate(events, start=1)
+            ]
+        }
+        r = await http.post("/sync/v1/events", json=batch, headers=site_a)
+        assert r.json() == {"stored": 5, "duplicates": 0, "last_sequence": 5}
+        r = await http.post("/sync/v1/events", json=batch, headers=site_a)
+        assert r.json() == {"stored": 0, "duplicates": 5, "last_sequence": 5}
+
+        # cross-site writes and wrong keys are refused through the gateway too
+        foreign = {"events": [cloud_event("east", 6, "parking.vacated", {"slot_id": "E1"})]}
+        assert (await http.post("/sync/v1/events", json=foreign, headers=site_b)).status_code == 403
+        assert (await http.post("/sync/v1/events", json=foreign, headers=driver)).status_code == 403
+        assert (
+            await http.get("/parking/status", headers={"Authorization": "Bearer x"})
+        ).status_code == 401
+
+        async def reservation_active() -> bool:
+            r = await http.get(f"/parking/reservations/{reservation['id']}", headers=driver)
+            return bool(r.json()["status"] == "active")
+
+        async def charged() -> bool:
+            r = await http.get("/charging/history/car-1", headers=driver)
+            return bool(r.json()["sessions"])
+
+        await eventually(reservation_active, within=30, every=0.2)
+        await eventually(charged, within=30, every=0.2)
+        (session,) = (await http.get("/charging/history/car-1", headers=driver)).json()["sessions"]
+        assert session["cost"]["total"] == "6.00"
+        r = await http.get(f"/charging/commands/{start.json()['command_id']}", headers=driver)
+        assert r.json()["status"] == "accepted"
+
+        status = (
+            await http.get("/parking/status", params={"site_id": "east"}, headers=driver)
+        ).json()
+        assert status["sites"][0]["slot_types"][0]["occupied"] == 1
+
+        if "analytics" in available_services():
+
+            async def counted() -> bool:
+                r = await http.get("/analytics/usage", params={"site_id": "east"}, headers=operator)
+                return r.status_code == 200 and "east" in r.text
+
+            await eventually(counted, within=30, every=0.3)
+            r = await http.get("/analytics/usage", headers=driver)
+            assert r.status_code == 403
+
+    # the status answer was cached in Redis
+    import redis.asyncio as redis_asyncio
+
+    client = redis_asyncio.Redis.from_url(cluster.env["EVPARK_CENTRAL_CACHE_URL"])
+    try:
+        keys = [
+            k async for k in client.scan_iter(match=f"{cluster.redis_namespace}parking:status:*")
+        ]
+    finally:
+        await client.aclose()
+    assert keys
