@@ -83,34 +83,36 @@ def normalise(measurand: str, raw: object, unit: str | None, multiplier: int = 0
     return number * factor * (10.0**multiplier)
 
 
+_PHASES: Final = frozenset(("L1", "L2", "L3", "L1-N", "L2-N", "L3-N"))
+_MEAN: Final = frozenset((VOLTAGE, SOC))
+_MAIN: Final = (ENERGY, POWER, CURRENT, VOLTAGE, SOC)
+
+
 def reading(at: datetime, samples: list[SampledValue]) -> MeterReading:
     """Fold the sampled values of one timestamp into a reading.
 
-    Where a charger sends per-phase values and no total, phases are summed for power and
-    current and averaged for voltage; a total (no phase, or phase N) wins when present.
+    Where a charger sends per-phase values and no total, phases are summed for energy,
+    power and current and averaged for voltage and SoC; a total (no phase) wins when
+    present. One pass: this runs for every meter value of every charger.
     """
-
-    def pick(measurand: str, combine_phases: str) -> float | None:
-        totals = [s.value for s in samples if s.measurand == measurand and not s.phase]
-        if totals:
-            return totals[-1]
-        phases = [
-            s.value
-            for s in samples
-            if s.measurand == measurand and s.phase in ("L1", "L2", "L3", "L1-N", "L2-N", "L3-N")
-        ]
-        if not phases:
-            return None
-        total = sum(phases)
-        return total / len(phases) if combine_phases == "mean" else total
-
-    context = samples[0].context if samples else None
+    totals: dict[str, float] = {}
+    phase_sums: dict[str, float] = {}
+    phase_counts: dict[str, int] = {}
+    for sample in samples:
+        if not sample.phase:
+            totals[sample.measurand] = sample.value
+        elif sample.phase in _PHASES:
+            phase_sums[sample.measurand] = phase_sums.get(sample.measurand, 0.0) + sample.value
+            phase_counts[sample.measurand] = phase_counts.get(sample.measurand, 0) + 1
+    values: list[float | None] = []
+    for measurand in _MAIN:
+        value = totals.get(measurand)
+        if value is None and measurand in phase_sums:
+            value = phase_sums[measurand]
+            if measurand in _MEAN:
+                value /= phase_counts[measurand]
+        values.append(value)
     return MeterReading(
-        at=at,
-        energy_wh=pick(ENERGY, "sum"),
-        power_w=pick(POWER, "sum"),
-        current_a=pick(CURRENT, "sum"),
-        voltage_v=pick(VOLTAGE, "mean"),
-        soc=pick(SOC, "mean"),
-        context=context,
-    )
+        at, values[0], values[1], values[2], values[3], values[4],
+        samples[0].context if samples else None,
+    )  # fmt: skip

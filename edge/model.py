@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from edge.ids import ChargerId, IdTag, SessionId
+from edge.meter import MeterReading
 
 
 class ConnectorStatus(StrEnum):
@@ -118,6 +119,19 @@ class Session:
     @property
     def energy_wh(self) -> float:
         return session_energy_wh(self)
+
+    def apply(self, reading: MeterReading) -> None:
+        """Take in a meter reading: the first register seen is the start if none was given."""
+        if reading.energy_wh is not None:
+            if self.meter_start_wh is None:
+                self.meter_start_wh = reading.energy_wh
+            self.meter_last_wh = reading.energy_wh
+        if reading.power_w is not None:
+            self.power_w = reading.power_w
+        if reading.soc is not None:
+            self.soc = reading.soc
+        if self.last_update is None or reading.at > self.last_update:
+            self.last_update = reading.at
 
 
 def session_energy_wh(session: Session) -> float:

@@ -131,23 +131,6 @@ def save_session(unit: Unit, session: Session) -> None:
     )
 
 
-def update_session_meter(unit: Unit, session: Session) -> None:
-    """The hot-path update after meter values: only the columns that moved."""
-    unit.add(
-        "UPDATE sessions SET meter_start_wh=?, meter_last_wh=?, energy_wh=?, power_w=?, soc=?, "
-        "last_update=? WHERE id=?",
-        (
-            session.meter_start_wh,
-            session.meter_last_wh,
-            session.energy_wh,
-            session.power_w,
-            session.soc,
-            iso(session.last_update) if session.last_update else None,
-            session.id,
-        ),
-    )
-
-
 def add_meter_reading(
     unit: Unit, charger_id: ChargerId, evse_id: int, session_id: SessionId | None, r: MeterReading
 ) -> None:
@@ -291,6 +274,19 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
             (SessionStatus.ACTIVE.value,),
         )
     ]
+    # Meter values of running sessions are only appended (the hot path writes one row per
+    # message); the session's live figures are folded back from them here.
+    for session in snap.active_sessions:
+        for row in conn.execute(
+            "SELECT at, energy_wh, power_w, soc FROM meter_values WHERE session_id = ? ORDER BY id",
+            (session.id,),
+        ):
+            at = parse_iso(row["at"]) or session.started_at
+            session.apply(
+                MeterReading(
+                    at=at, energy_wh=row["energy_wh"], power_w=row["power_w"], soc=row["soc"]
+                )
+            )
     for row in conn.execute("SELECT * FROM id_tags"):
         snap.id_tags[IdTag(row["id_tag"])] = IdTagEntry(
             status=AuthorizationStatus(row["status"]),

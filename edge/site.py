@@ -376,9 +376,7 @@ class Site:
                 unit, charger_id, evse_id, session.id if session else None, reading
             )
             if session is not None:
-                _apply_reading(session, reading)
-        if session is not None:
-            repo.update_session_meter(unit, session)
+                session.apply(reading)
         if unit.ops:
             await self.store.write(unit)
         if session is not None:
@@ -421,7 +419,7 @@ class Site:
             )
         for reading in readings or []:
             repo.add_meter_reading(unit, charger_id, session.evse_id, session.id, reading)
-            _apply_reading(session, reading)
+            session.apply(reading)
         if meter_stop_wh is not None:
             if session.meter_start_wh is None:
                 session.meter_start_wh = meter_stop_wh
@@ -494,16 +492,3 @@ class Site:
     def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None:
         charger = self.chargers.get(charger_id)
         return charger.evses.get(evse_id) if charger else None
-
-
-def _apply_reading(session: Session, reading: MeterReading) -> None:
-    if reading.energy_wh is not None:
-        if session.meter_start_wh is None:
-            session.meter_start_wh = reading.energy_wh
-        session.meter_last_wh = reading.energy_wh
-    if reading.power_w is not None:
-        session.power_w = reading.power_w
-    if reading.soc is not None:
-        session.soc = reading.soc
-    if session.last_update is None or reading.at > session.last_update:
-        session.last_update = reading.at

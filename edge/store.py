@@ -207,9 +207,19 @@ class SqliteStore:
     def _execute(conn: sqlite3.Connection, units: list[Unit]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Runs of the same statement (a burst of meter values) go in one executemany:
+            # order is kept, and the per-statement overhead is paid once per run.
+            run_sql: str | None = None
+            run: list[Sequence[Any]] = []
             for unit in units:
                 for sql, params in unit.ops:
-                    conn.execute(sql, params)
+                    if sql != run_sql:
+                        if run_sql is not None:
+                            conn.executemany(run_sql, run)
+                        run_sql, run = sql, []
+                    run.append(params)
+            if run_sql is not None:
+                conn.executemany(run_sql, run)
             conn.execute("COMMIT")
         except sqlite3.Error:
             conn.execute("ROLLBACK")

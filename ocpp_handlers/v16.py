@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from edge import commands as cmd
-from edge.meter import MeterReading, SampledValue, normalise, reading
+from edge.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.model import ChargerInfo, ConnectorStatus
 from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload, now_iso, parse_time
 
@@ -51,7 +51,7 @@ def readings(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
         at = parse_time(entry["timestamp"], "meterValue.timestamp")
         samples: list[SampledValue] = []
         for sample in entry["sampledValue"]:
-            measurand = sample.get("measurand", "Energy.Active.Import.Register")
+            measurand = sample.get("measurand", ENERGY)
             value = normalise(measurand, sample["value"], sample.get("unit"))
             if value is not None:
                 samples.append(
