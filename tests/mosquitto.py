@@ -21,27 +21,77 @@ import pwd
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.services import free_port, reachable, require_binary
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certificates(workdir: Path, host: str = "127.0.0.1") -> TlsFiles:
+    """A throw-away CA and a server certificate for ``host`` (IP SAN), with openssl."""
+    openssl = require_binary("openssl")
+    ca, ca_key = workdir / "ca.pem", workdir / "ca.key"
+    cert, key, csr = workdir / "server.pem", workdir / "server.key", workdir / "server.csr"
+    ext = workdir / "server.ext"
+    ext.write_text(f"subjectAltName=IP:{host}\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    sign = ["-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1", "-extfile", ext]
+    for command in (
+        [openssl, "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-subj", "/CN=test CA"],
+        [openssl, "req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN={host}"],
+        [openssl, "x509", "-req", "-in", csr, *sign, "-out", cert],
+    ):
+        subprocess.run([str(part) for part in command], check=True, capture_output=True)
+    return TlsFiles(ca, cert, key)
+
+
 class Mosquitto:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
+        """``tls``: serve MQTT over TLS only; ``users``: refuse anonymous clients."""
         self.binary = require_binary("mosquitto")
         self.workdir = workdir
         self.port = port or free_port()
         self.host = "127.0.0.1"
+        self.tls = tls
         self.config = workdir / "mosquitto.conf"
         self.log_file = workdir / "mosquitto.log"
         self.db_dir = workdir / "mosquitto-db"
         self.db_dir.mkdir(parents=True, exist_ok=True)
+        extra = ""
+        if tls is not None:
+            extra += f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\n"
+        if users:
+            password_file = workdir / "passwords"
+            password_file.touch(mode=0o600)
+            for user, password in users.items():
+                subprocess.run(
+                    [require_binary("mosquitto_passwd"), "-b", password_file, user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            extra += f"allow_anonymous false\npassword_file {password_file}\n"
+        else:
+            extra += "allow_anonymous true\n"
         self.config.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            + extra
             # started as root, Mosquitto would switch to the `mosquitto` user, who cannot
             # write its database and log into our temporary directory
-            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
             "persistence true\n"
             f"persistence_location {self.db_dir}/\n"
             "autosave_interval 0\n"
@@ -52,7 +102,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         self._process = subprocess.Popen(
@@ -113,11 +163,16 @@ async def mosquitto_pub(
     *,
     retain: bool = False,
     qos: int = 1,
+    user: tuple[str, str] | None = None,
 ) -> None:
     """Publish with the real ``mosquitto_pub`` client: an independent publisher."""
     binary = require_binary("mosquitto_pub")
     data = payload.encode() if isinstance(payload, str) else payload
     command = [binary, "-h", broker.host, "-p", str(broker.port), "-t", topic, "-q", str(qos)]
+    if broker.tls is not None:
+        command += ["--cafile", str(broker.tls.ca)]
+    if user is not None:
+        command += ["-u", user[0], "-P", user[1]]
     if retain:
         command.append("-r")
     # -s: the payload from stdin, bytes as they are; -n: a zero-length payload

@@ -43,7 +43,7 @@ from edge.slots import (
     Tick,
     touched_slots,
 )
-from tests.mosquitto import Mosquitto, mosquitto_pub, running_mosquitto
+from tests.mosquitto import Mosquitto, make_certificates, mosquitto_pub, running_mosquitto
 
 SITE = "t-site"
 SLOTS = [
@@ -508,3 +508,40 @@ async def test_adapter_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> 
             await eventually(lambda: mqtt.connected, "connected once the broker is up")
         finally:
             await asyncio.to_thread(later.stop)
+
+
+# ------------------------------------------------------------------ TLS and credentials
+
+
+async def test_tls_and_credentials_come_from_the_config(tmp_path: Path) -> None:
+    tls = make_certificates(tmp_path)
+    secure = Mosquitto(tmp_path, tls=tls, users={"edge": "edge-secret", "sensor": "s3cret"})
+    await asyncio.to_thread(secure.start)
+    try:
+        assert secure.url.startswith("mqtts://")
+        sink = RecordingSink()
+        good = MqttSection(
+            url=secure.url,
+            ca_file=tls.ca,
+            username="edge",
+            password="edge-secret",
+            client_id="edge-tls",
+        )
+        async with MqttSensors(
+            site_id=SITE, mqtt=good, sink=sink, metrics=MqttMetrics(CollectorRegistry())
+        ) as mqtt:
+            await eventually(lambda: mqtt.connected, "connected over TLS with a password")
+            await mosquitto_pub(secure, state_topic("S-A1"), "1", user=("sensor", "s3cret"))
+            await eventually(lambda: len(sink.readings) == 1, "reading over TLS")
+
+        registry = CollectorRegistry()
+        wrong = good.model_copy(update={"password": "wrong", "client_id": "edge-wrong"})
+        async with MqttSensors(
+            site_id=SITE, mqtt=wrong, sink=sink, metrics=MqttMetrics(registry), backoff=FAST
+        ) as mqtt:
+            await eventually(
+                lambda: sample(registry, "evpark_mqtt_disconnects_total") >= 2, "refused"
+            )
+            assert not mqtt.connected
+    finally:
+        await asyncio.to_thread(secure.stop)
