@@ -90,16 +90,23 @@ def edge_run(
 
 @app.command("demo")
 def demo(
-    chargers: Annotated[int, typer.Option(help="simulated chargers per OCPP version")] = 2,
+    chargers: Annotated[
+        int, typer.Option(min=0, help="extra simulated chargers per OCPP version")
+    ] = 2,
+    data_dir: Annotated[
+        Path, typer.Option(help="where the demo keeps its databases and logs")
+    ] = Path("data/demo"),
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="stop after this many seconds")
+    ] = None,
     log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
 ) -> None:
-    """Bring up a whole simulated site and print where to look."""
+    """Bring up a whole simulated site (edge daemon and chargers) and print where to look."""
+    from edge.logs import configure_logging
     from sim.demo import run_demo
 
-    from edge.logs import configure_logging
-
-    configure_logging(log_format)
-    run_demo(chargers_per_version=chargers)
+    configure_logging(log_format, level="WARNING")
+    run_demo(chargers_per_version=chargers, data_dir=data_dir.resolve(), duration=duration)
 
 
 def main() -> None:
