@@ -106,6 +106,7 @@ class SimCharger:
 
         self._conn: OcppConnection | None = None
         self._ws: ClientConnection | None = None
+        self._booted = False
         self._online = asyncio.Event()
         self._offline = asyncio.Event()
         self._offline.set()
@@ -119,6 +120,7 @@ class SimCharger:
         self._behaviour: list[asyncio.Task[None]] = []
         self._exit_stack: AsyncExitStack | None = None
         self._run_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- lifetime -----------------------------------------------------------------
 
@@ -137,7 +139,12 @@ class SimCharger:
     ) -> None:
         self.request_stop()
         stack, self._exit_stack = self._exit_stack, None
-        if stack is not None:
+        if stack is None:
+            return
+        if isinstance(exc, Exception):
+            # The body failed: stop, and let its exception propagate unwrapped.
+            await stack.aclose()
+        else:
             await stack.__aexit__(exc_type, exc, tb)
 
     def request_stop(self) -> None:
@@ -163,13 +170,17 @@ class SimCharger:
                     self._behaviour.append(
                         group.create_task(drive_connector(self, evse, self.clock))
                     )
-            await self._stop_requested.wait()
-            await self._graceful_stop(stop_timeout)
-            for task in services:
-                task.cancel()
+            try:
+                await self._stop_requested.wait()
+                await self._graceful_stop(stop_timeout)
+            finally:
+                self._closing = True
+                for task in services:
+                    task.cancel()
         self.log.info("sim.charger.stopped")
 
     async def _graceful_stop(self, within: float) -> None:
+        self._closing = True
         for task in self._behaviour:
             task.cancel()
         if self._behaviour:
@@ -189,10 +200,11 @@ class SimCharger:
     @property
     def online(self) -> bool:
         """Connected and booted (BootNotification accepted)."""
-        return self._online.is_set()
+        return self._booted
 
     async def wait_online(self) -> None:
-        """Wait until connected and booted (bound it with ``asyncio.timeout``)."""
+        """Wait until connected, booted and the connectors' statuses sent (bound it with
+        ``asyncio.timeout``)."""
         await self._online.wait()
 
     async def wait_offline(self) -> None:
@@ -262,13 +274,15 @@ class SimCharger:
         return {"Authorization": f"Basic {token}"}
 
     async def _connection_loop(self) -> None:
-        while True:
+        while not self._closing:
             await self._allowed_online.wait()
             self._reconnect_now.clear()
             try:
                 await self._connect_once()
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as err:
                 self.log.warning("sim.charger.connect_failed", error=str(err) or type(err).__name__)
+            if self._closing:
+                return
             if self._reconnect_now.is_set():
                 delay = 0.05
             else:
@@ -300,8 +314,11 @@ class SimCharger:
                     group.create_task(conn.serve(self._dispatch))
                     group.create_task(self._session(conn))
             except* ConnectionLost:
+                # On 3.11 a child's error outranks a pending cancellation, so this can
+                # swallow one: the loop also ends on `_closing`, set before cancelling.
                 self.log.info("sim.charger.disconnected", queued=len(self.queue))
             finally:
+                self._booted = False
                 self._online.clear()
                 self._offline.set()
                 self._ws = self._conn = None
@@ -310,7 +327,7 @@ class SimCharger:
 
     async def _session(self, conn: OcppConnection) -> None:
         await self._boot(conn)
-        self._online.set()
+        self._booted = True
         self._offline.clear()
         self.backoff.reset()
         now = self.clock.now()
@@ -318,6 +335,7 @@ class SimCharger:
             await self.send_or_log(action, payload)
         for connector in self.connectors.values():
             await self._publish(connector)
+        self._online.set()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._heartbeat_loop(conn))
             group.create_task(self._tx_sender(conn))
