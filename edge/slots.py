@@ -46,15 +46,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, NewType
 
+from edge.ids import ChargerId, SessionId, SlotId
+from edge.model import ConnectorStatus
+
 if TYPE_CHECKING:
     from edge.config import SlotConfig, SlotTimingSection
 
-SlotId = NewType("SlotId", str)
 SensorId = NewType("SensorId", str)
-ChargerId = NewType("ChargerId", str)
 EvseId = NewType("EvseId", int)
 VisitId = NewType("VisitId", str)
-SessionId = NewType("SessionId", str)
 ReservationId = NewType("ReservationId", str)
 
 
@@ -72,23 +72,9 @@ class Condition(StrEnum):
     SENSOR_SUSPECT = "sensor_suspect"
 
 
-class ConnectorStatus(StrEnum):
-    """What a slot's connector says, independent of the OCPP version."""
-
-    AVAILABLE = "available"
-    PLUGGED = "plugged"  # 1.6 Preparing, 2.0.1 Occupied / EVConnected: cable in, no energy yet
-    CHARGING = "charging"
-    SUSPENDED_EV = "suspended_ev"
-    SUSPENDED_EVSE = "suspended_evse"
-    FINISHING = "finishing"  # transaction over, cable still in
-    RESERVED = "reserved"
-    FAULTED = "faulted"
-    UNAVAILABLE = "unavailable"
-
-
 PLUGGED_IN = frozenset(
     {
-        ConnectorStatus.PLUGGED,
+        ConnectorStatus.OCCUPIED,
         ConnectorStatus.CHARGING,
         ConnectorStatus.SUSPENDED_EV,
         ConnectorStatus.SUSPENDED_EVSE,
@@ -97,29 +83,6 @@ PLUGGED_IN = frozenset(
 )
 NOTHING_PLUGGED = frozenset({ConnectorStatus.AVAILABLE, ConnectorStatus.RESERVED})
 CHARGED = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
-
-_OCPP_STATUS = {
-    # 1.6 ChargePointStatus and 2.0.1 ConnectorStatusEnumType
-    "available": ConnectorStatus.AVAILABLE,
-    "preparing": ConnectorStatus.PLUGGED,
-    "occupied": ConnectorStatus.PLUGGED,
-    "charging": ConnectorStatus.CHARGING,
-    "suspendedev": ConnectorStatus.SUSPENDED_EV,
-    "suspendedevse": ConnectorStatus.SUSPENDED_EVSE,
-    "finishing": ConnectorStatus.FINISHING,
-    "reserved": ConnectorStatus.RESERVED,
-    "faulted": ConnectorStatus.FAULTED,
-    "unavailable": ConnectorStatus.UNAVAILABLE,
-    # 2.0.1 ChargingStateEnumType (TransactionEvent)
-    "evconnected": ConnectorStatus.PLUGGED,
-    "idle": ConnectorStatus.AVAILABLE,
-}
-
-
-def connector_status_from_ocpp(status: str) -> ConnectorStatus | None:
-    """Map an OCPP 1.6 or 2.0.1 status name (``SuspendedEV``, ``Occupied``...); None if unknown."""
-    return _OCPP_STATUS.get(status.replace("_", "").lower())
-
 
 # ---------------------------------------------------------------------------- layout
 

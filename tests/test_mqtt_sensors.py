@@ -23,20 +23,19 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from edge.config import MqttSection, SlotConfig, SlotTimingSection
+from edge.ids import ChargerId, SlotId
+from edge.model import ConnectorStatus
 from edge.mqtt_metrics import MqttMetrics
 from edge.mqtt_sensors import Backoff, MqttSensors
 from edge.sensor_payloads import SensorReading
 from edge.slots import (
-    ChargerId,
     ConnectorReported,
-    ConnectorStatus,
     EvseId,
     Layout,
     SensorAvailability,
     SensorId,
     SensorReported,
     SlotEvent,
-    SlotId,
     SlotModel,
     SlotOutput,
     SlotState,

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edge.config import SiteConfig, load_site_config
+from edge.ids import SlotId
 from edge.mqtt_metrics import MqttMetrics
 from edge.mqtt_sensors import Backoff, MqttSensors
 from edge.sensor_payloads import SensorReading, parse_state
@@ -25,7 +26,6 @@ from edge.slots import (
     SensorAvailability,
     SensorId,
     SensorReported,
-    SlotId,
     SlotModel,
     SlotOutput,
     SlotState,

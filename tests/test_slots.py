@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import SlotConfig, SlotTimingSection
+from edge.ids import ChargerId, SessionId, SlotId
+from edge.model import ConnectorStatus
 from edge.slots import (
-    ChargerId,
     Condition,
     ConditionCleared,
     ConditionRaised,
     ConnectorReported,
-    ConnectorStatus,
     EvseId,
     Layout,
     OutOfServiceSet,
@@ -31,11 +31,9 @@ from edge.slots import (
     SensorReported,
     SensorWentStale,
     SessionEnded,
-    SessionId,
     SessionLinked,
     SiteSlots,
     SlotEvent,
-    SlotId,
     SlotModel,
     SlotOutput,
     SlotSpec,
@@ -47,7 +45,6 @@ from edge.slots import (
     VisitId,
     VisitSessionLinked,
     VisitStarted,
-    connector_status_from_ocpp,
     decide,
     deterministic_visit_id,
     initial_state,
@@ -348,7 +345,7 @@ def test_ev_slot_not_blocked_while_charger_status_is_unknown_or_plugged() -> Non
     site.at(800, occupied(S_A1))  # heartbeat
     site.at(1500)
     assert site.conditions() == ()
-    site.at(1501, connector(ConnectorStatus.PLUGGED))
+    site.at(1501, connector(ConnectorStatus.OCCUPIED))
     site.at(1600, occupied(S_A1))
     site.at(2400)
     assert site.conditions() == ()
@@ -422,7 +419,7 @@ def test_ev_slot_without_sensor_follows_its_connector() -> None:
     assert site.state(C1) == SlotState.UNKNOWN
     site.at(0, connector(ConnectorStatus.AVAILABLE, CP2))
     assert site.state(C1) == SlotState.FREE
-    outputs = site.at(10, connector(ConnectorStatus.PLUGGED, CP2))
+    outputs = site.at(10, connector(ConnectorStatus.OCCUPIED, CP2))
     assert of(VisitStarted, outputs)
     assert site.state(C1) == SlotState.OCCUPIED
     assert site.state(D1) == SlotState.UNKNOWN  # nothing tells us about D1
@@ -447,27 +444,6 @@ def test_events_for_unknown_sensors_chargers_and_slots_change_nothing() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         initial_state(LAYOUT, datetime(2025, 1, 1))
-
-
-@pytest.mark.parametrize(
-    ("ocpp", "status"),
-    [
-        ("Available", ConnectorStatus.AVAILABLE),
-        ("Preparing", ConnectorStatus.PLUGGED),
-        ("Occupied", ConnectorStatus.PLUGGED),
-        ("EVConnected", ConnectorStatus.PLUGGED),
-        ("Charging", ConnectorStatus.CHARGING),
-        ("SuspendedEV", ConnectorStatus.SUSPENDED_EV),
-        ("SuspendedEVSE", ConnectorStatus.SUSPENDED_EVSE),
-        ("Finishing", ConnectorStatus.FINISHING),
-        ("Faulted", ConnectorStatus.FAULTED),
-        ("Unavailable", ConnectorStatus.UNAVAILABLE),
-        ("Reserved", ConnectorStatus.RESERVED),
-        ("Bogus", None),
-    ],
-)
-def test_ocpp_status_names(ocpp: str, status: ConnectorStatus | None) -> None:
-    assert connector_status_from_ocpp(ocpp) == status
 
 
 def test_summary_counts_states_and_free_slots_by_type() -> None:
