@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import random
+import ssl
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -292,11 +293,21 @@ class SimCharger:
                 async with asyncio.timeout(delay):
                     await self._reconnect_now.wait()
 
+    def _tls(self) -> ssl.SSLContext | None:
+        config = self.config
+        if not config.endpoint.startswith("wss://"):
+            return None
+        context = ssl.create_default_context(cafile=config.ca_file)
+        if config.cert_file is not None:
+            context.load_cert_chain(config.cert_file, config.key_file)
+        return context
+
     async def _connect_once(self) -> None:
         async with connect(
             self.config.endpoint,
             subprotocols=[Subprotocol(self.config.subprotocol)],
             additional_headers=self._headers(),
+            ssl=self._tls(),
             open_timeout=10,
             max_size=2**20,
         ) as ws:
@@ -445,7 +456,7 @@ class SimCharger:
 
     async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await self.clock.sleep(0.5)
             now = self.clock.now()
             for connector in self.connectors.values():
                 reservation = connector.reservation

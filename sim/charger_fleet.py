@@ -25,6 +25,9 @@ class FleetOptions:
     version: VersionChoice = "1.6"
     prefix: str = "SIM"
     password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     ids: tuple[str, ...] = ()
     id_tags: tuple[str, ...] = DEFAULT_ID_TAGS
     speed: float = 60.0
@@ -61,6 +64,9 @@ def fleet_configs(options: FleetOptions) -> list[SimChargerConfig]:
                 url=options.url,
                 version=version,
                 password=options.password,
+                ca_file=options.ca_file,
+                cert_file=options.cert_file,
+                key_file=options.key_file,
                 connectors=options.connectors,
                 curve=options.curve,
                 max_power_w=options.max_power_w,

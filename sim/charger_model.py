@@ -64,6 +64,10 @@ class SimChargerConfig:
     url: str = "ws://127.0.0.1:9000/ocpp"
     version: OcppVersion = "1.6"
     password: str | None = None
+    # TLS for wss:// URLs: security profile 2 (server CA) and 3 (plus a client certificate).
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     connectors: int = 1
     curve: CurveKind = "ac"
     max_power_w: float = 11_000.0

@@ -18,6 +18,13 @@ def chargers(
         str | None,
         typer.Option(help="HTTP Basic password (security profile 1)", envvar="EVPARK_SIM_PASSWORD"),
     ] = None,
+    ca_file: Annotated[
+        str | None, typer.Option(help="CA bundle for wss:// (security profiles 2 and 3)")
+    ] = None,
+    cert_file: Annotated[
+        str | None, typer.Option(help="client certificate for wss:// (security profile 3)")
+    ] = None,
+    key_file: Annotated[str | None, typer.Option(help="the client certificate's key")] = None,
     charger_id: Annotated[
         list[str] | None, typer.Option("--id", help="simulate this charge point id (repeatable)")
     ] = None,
@@ -61,6 +68,9 @@ def chargers(
         version=version,  # type: ignore[arg-type]
         prefix=prefix,
         password=password,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
         ids=tuple(charger_id or ()),
         id_tags=tuple(id_tag or DEFAULT_ID_TAGS),
         speed=speed,
