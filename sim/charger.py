@@ -337,7 +337,8 @@ class SimCharger:
                     connector.last_sent_status = None
 
     async def _session(self, conn: OcppConnection) -> None:
-        await self._boot(conn)
+        if self.config.boot_on_reconnect or self.boot_count == 0 or self.boot_reason != "Unknown":
+            await self._boot(conn)
         self._booted = True
         self._offline.clear()
         self.backoff.reset()
