@@ -184,6 +184,11 @@ class OcppConnection:
         except Rejected as err:
             await self._send_error(unique_id, err.code, err.description)
             return
+        except (KeyError, TypeError, ValueError) as err:
+            # A payload the handler could not use despite a valid schema: answer, stay up.
+            self.log.exception("sim.rpc.handler_failed", action=action)
+            await self._send_error(unique_id, "InternalError", f"{type(err).__name__}: {err}")
+            return
         # Our own answer must be valid: an invalid one is a simulator bug and raises.
         validate(self.version, action, "response", reply.payload)
         await self._send([CALLRESULT, unique_id, reply.payload])
