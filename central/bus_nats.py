@@ -21,7 +21,7 @@ import nats
 import structlog
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from central.backoff import backoff_delay
 from central.bus import EventHandler
@@ -107,16 +107,20 @@ class NatsBus:
         try:
             await self._js.stream_info(name)
         except NotFoundError:
-            await self._js.add_stream(
-                StreamConfig(
-                    name=name,
-                    subjects=[subject],
-                    retention=RetentionPolicy.LIMITS,
-                    max_age=7 * 24 * 3600,
-                    duplicate_window=600,
+            try:
+                await self._js.add_stream(
+                    StreamConfig(
+                        name=name,
+                        subjects=[subject],
+                        retention=RetentionPolicy.LIMITS,
+                        max_age=7 * 24 * 3600,
+                        duplicate_window=600,
+                    )
                 )
-            )
-            log.info("bus.nats.stream_created", stream=name, topic=topic)
+                log.info("bus.nats.stream_created", stream=name, topic=topic)
+            except BadRequestError:
+                # another process created it at the same moment
+                await self._js.stream_info(name)
         self._streams.add(name)
         return name
 
