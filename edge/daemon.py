@@ -23,8 +23,13 @@ from edge.config import SiteConfig
 from edge.http_api import create_app
 from edge.http_server import HttpServer
 from edge.metrics import OcppMetrics
+from edge.mqtt_broker import EmbeddedBroker, site_broker
+from edge.mqtt_metrics import MqttMetrics
+from edge.mqtt_sensors import MqttSensors
 from edge.ocpp_server import OcppServer
 from edge.site import Clock, Site, utc_now
+from edge.slot_service import SlotService
+from edge.slots_api import slots_router
 from edge.store import SqliteStore
 
 log = structlog.get_logger(__name__)
@@ -47,6 +52,9 @@ class EdgeDaemon:
         self.site: Site
         self.ocpp: OcppServer
         self.http: HttpServer
+        self.slots: SlotService
+        self.mqtt: MqttSensors
+        self.broker: EmbeddedBroker | None = None
 
     @property
     def ocpp_port(self) -> int:
@@ -69,14 +77,29 @@ class EdgeDaemon:
         self.store = await self._stack.enter_async_context(SqliteStore(database_path(self.config)))
         self.site = Site(self.config, self.store, self.clock)
         await self.site.load()
+        self.slots = SlotService(self.config, self.site, self.store, self.clock)
+        await self.slots.load()
         self.ocpp = OcppServer(self.config, self.site, self.metrics)
-        app = create_app(self.site, self.ocpp, self.registry)
+        app = create_app(self.site, self.ocpp, self.registry, extra=[slots_router(self.slots)])
         self.http = HttpServer(app, self.config.http.host, self.config.http.port)
+        mqtt = self.config.mqtt
+        self.broker = await self._stack.enter_async_context(site_broker(mqtt))
+        self.mqtt = await self._stack.enter_async_context(
+            MqttSensors(
+                site_id=self.config.site.id,
+                mqtt=mqtt,
+                sink=self.slots,
+                metrics=MqttMetrics(self.registry),
+                known_sensors={s.sensor for s in self.config.slots if s.sensor},
+            )
+        )
+        self.slots.publishers.append(self.mqtt)
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [
             group.create_task(self.ocpp.run(), name="ocpp"),
             group.create_task(self.http.run(), name="http"),
             group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
+            group.create_task(self.slots.run(), name="slots"),
         ]
         await _until_ready(
             asyncio.gather(self.ocpp.ready.wait(), self.http.ready.wait()), watch=self._tasks

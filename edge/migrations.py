@@ -101,4 +101,34 @@ CREATE TABLE meta (
 )
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+# Slots: parking visits, a technician's out-of-service flags, local reservations.
+_V2: Final = """
+CREATE TABLE visits (
+    visit_id TEXT PRIMARY KEY,
+    slot_id TEXT NOT NULL,
+    arrived_at TEXT NOT NULL,
+    departed_at TEXT,
+    duration_s REAL,
+    reservation_id TEXT,
+    session_id TEXT,
+    plugged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX visits_open ON visits(departed_at);
+CREATE INDEX visits_slot ON visits(slot_id, arrived_at);
+CREATE TABLE slot_flags (
+    slot_id TEXT PRIMARY KEY,
+    out_of_service INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE reservations (
+    reservation_id TEXT PRIMARY KEY,
+    slot_id TEXT NOT NULL,
+    until TEXT,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX reservations_active ON reservations(status, slot_id)
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)

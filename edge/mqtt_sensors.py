@@ -107,6 +107,11 @@ def _iso(moment: datetime) -> str:
 
 
 def slot_state_payload(site_id: str, view: SlotView) -> bytes:
+    return json.dumps(slot_document(site_id, view), separators=(",", ":")).encode()
+
+
+def slot_document(site_id: str, view: SlotView) -> dict[str, object]:
+    """One slot as JSON: the retained MQTT state and the local API's answer alike."""
     document: dict[str, object] = {
         "site_id": site_id,
         "slot_id": view.slot_id,
@@ -129,21 +134,28 @@ def slot_state_payload(site_id: str, view: SlotView) -> bytes:
         }
     if view.reservation_id is not None:
         document["reservation_id"] = view.reservation_id
+    if view.visit_id is not None:
+        document["visit_id"] = view.visit_id
     if view.out_of_service_reason:
         document["out_of_service_reason"] = view.out_of_service_reason
-    return json.dumps(document, separators=(",", ":")).encode()
+    return document
 
 
 def summary_payload(site_id: str, summary: SiteSummary, at: datetime) -> bytes:
-    document = {
+    return json.dumps(summary_document(site_id, summary, at), separators=(",", ":")).encode()
+
+
+def summary_document(site_id: str, summary: SiteSummary, at: datetime) -> dict[str, object]:
+    """The site's free counts by slot type: the retained MQTT summary and the API's."""
+    return {
         "site_id": site_id,
         "free": dict(summary.free_by_type),
         "total": dict(summary.total_by_type),
         "states": {state.value: count for state, count in summary.by_state.items()},
         "sensors_offline": summary.sensors_offline,
+        "sensors_low_battery": summary.sensors_low_battery,
         "updated_at": _iso(at),
     }
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _utc_now() -> datetime:

@@ -12,6 +12,7 @@ import pytest
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from ocpp_handlers.schemas import Version
+from tests.services import free_port
 
 PASSWORD = "secret-password-1"
 
@@ -24,6 +25,8 @@ def make_config(data_dir: Path, **sections: Any) -> SiteConfig:
         "storage": {"data_dir": data_dir},
         "authorization": {"id_tags": ["TAG-OK", "TAG-2"]},
         "chargers": [{"id": "CP-LOCKED", "password": PASSWORD}],
+        # no broker there: tests that need MQTT start their own Mosquitto
+        "mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "embedded": False},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

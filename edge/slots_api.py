@@ -1,0 +1,85 @@
+"""Local HTTP API of the slots: state, summary, visits, and a technician's changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from edge.ids import SlotId, uuid7
+from edge.mqtt_sensors import slot_document, summary_document
+from edge.slot_service import SlotService
+from edge.slots import SlotView
+from edge.slots_store import visits
+
+
+class OutOfServiceBody(BaseModel):
+    out_of_service: bool
+    reason: str = Field(default="", max_length=200)
+
+
+class ReservationBody(BaseModel):
+    reservation_id: str | None = Field(default=None, min_length=1, max_length=64)
+    until: datetime | None = None
+
+
+def slots_router(service: SlotService) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["slots"])
+
+    def slot_json(view: SlotView) -> dict[str, object]:
+        return slot_document(service.config.site.id, view)
+
+    def model_view(slot_id: str) -> SlotView:
+        assert service.model is not None
+        if SlotId(slot_id) not in service.model.state.slots:
+            raise HTTPException(404, f"no slot {slot_id!r}")
+        return service.model.view(SlotId(slot_id))
+
+    @router.get("/slots")
+    async def slots() -> list[dict[str, object]]:
+        assert service.model is not None
+        return [slot_json(v) for v in service.model.views()]
+
+    @router.get("/slots/{slot_id}")
+    async def slot(slot_id: str) -> dict[str, object]:
+        return slot_json(model_view(slot_id))
+
+    @router.get("/site/summary")
+    async def site_summary() -> dict[str, object]:
+        assert service.model is not None
+        return summary_document(service.config.site.id, service.model.summary(), service.clock())
+
+    @router.get("/visits")
+    async def visit_list(
+        slot: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    ) -> list[dict[str, object]]:
+        return await service.store.read(lambda c: visits(c, slot, limit))
+
+    @router.post("/slots/{slot_id}/out-of-service")
+    async def out_of_service(slot_id: str, body: OutOfServiceBody) -> dict[str, object]:
+        model_view(slot_id)
+        await service.set_out_of_service(SlotId(slot_id), body.out_of_service, body.reason)
+        return slot_json(model_view(slot_id))
+
+    @router.post("/slots/{slot_id}/reservation")
+    async def reserve(slot_id: str, body: ReservationBody) -> dict[str, object]:
+        view = model_view(slot_id)
+        if body.until is not None and body.until.tzinfo is None:
+            raise HTTPException(422, "until needs a UTC offset (RFC 3339)")
+        if view.reservation_id is not None and view.reservation_id != body.reservation_id:
+            raise HTTPException(409, f"slot {slot_id!r} is already reserved")
+        reservation_id = body.reservation_id or uuid7()
+        await service.reserve(SlotId(slot_id), reservation_id, body.until)
+        return slot_json(model_view(slot_id))
+
+    @router.delete("/slots/{slot_id}/reservation")
+    async def cancel(slot_id: str) -> dict[str, object]:
+        view = model_view(slot_id)
+        if view.reservation_id is None:
+            raise HTTPException(404, f"slot {slot_id!r} has no reservation")
+        await service.cancel_reservation(SlotId(slot_id), view.reservation_id)
+        return slot_json(model_view(slot_id))
+
+    return router
