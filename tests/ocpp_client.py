@@ -56,7 +56,9 @@ class RawCharger:
             token = base64.b64encode(f"{self.charger_id}:{self.password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         self._ws = await websockets.connect(
-            self.url, subprotocols=[self.version.value], additional_headers=headers  # type: ignore[list-item]
+            self.url,
+            subprotocols=[self.version.value],
+            additional_headers=headers,  # type: ignore[list-item]
         )
         self._reader = asyncio.create_task(self._read())
         return self
@@ -110,7 +112,9 @@ class RawCharger:
 
     async def call(self, action: str, payload: Payload) -> Payload:
         unique_id = str(next(self._ids))
-        frame = await self.send_raw(orjson.dumps([2, unique_id, action, payload]).decode(), unique_id)
+        frame = await self.send_raw(
+            orjson.dumps([2, unique_id, action, payload]).decode(), unique_id
+        )
         if frame[0] == 4:
             raise CallErrorReceived(frame[2], frame[3])
         assert frame[0] == 3, frame

@@ -49,7 +49,12 @@ class Flow16:
     async def start(self, evse: int, id_tag: str, meter_wh: float, at: datetime) -> str:
         answer = await self.charger.call(
             "StartTransaction",
-            {"connectorId": evse, "idTag": id_tag, "meterStart": int(meter_wh), "timestamp": ts(at)},
+            {
+                "connectorId": evse,
+                "idTag": id_tag,
+                "meterStart": int(meter_wh),
+                "timestamp": ts(at),
+            },
         )
         return str(answer["transactionId"])
 
@@ -65,8 +70,16 @@ class Flow16:
                     {
                         "timestamp": ts(at),
                         "sampledValue": [
-                            {"value": f"{energy}", "measurand": "Energy.Active.Import.Register", "unit": unit},
-                            {"value": f"{power_w}", "measurand": "Power.Active.Import", "unit": "W"},
+                            {
+                                "value": f"{energy}",
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": unit,
+                            },
+                            {
+                                "value": f"{power_w}",
+                                "measurand": "Power.Active.Import",
+                                "unit": "W",
+                            },
                             {"value": "16", "measurand": "Current.Import", "unit": "A"},
                             {"value": "230", "measurand": "Voltage", "unit": "V"},
                         ],
@@ -78,7 +91,12 @@ class Flow16:
     async def stop(self, evse: int, tx: str, meter_wh: float, at: datetime) -> None:
         await self.charger.call(
             "StopTransaction",
-            {"transactionId": int(tx), "meterStop": int(meter_wh), "timestamp": ts(at), "reason": "EVDisconnected"},
+            {
+                "transactionId": int(tx),
+                "meterStop": int(meter_wh),
+                "timestamp": ts(at),
+                "reason": "EVDisconnected",
+            },
         )
 
 
@@ -100,20 +118,37 @@ class Flow201:
     async def plug(self, evse: int) -> None:
         await self.charger.call(
             "StatusNotification",
-            {"timestamp": ts(datetime.now().astimezone()), "connectorStatus": "Occupied", "evseId": evse, "connectorId": 1},
+            {
+                "timestamp": ts(datetime.now().astimezone()),
+                "connectorStatus": "Occupied",
+                "evseId": evse,
+                "connectorId": 1,
+            },
         )
 
     async def authorize(self, id_tag: str) -> str:
-        answer = await self.charger.call("Authorize", {"idToken": {"idToken": id_tag, "type": "ISO14443"}})
+        answer = await self.charger.call(
+            "Authorize", {"idToken": {"idToken": id_tag, "type": "ISO14443"}}
+        )
         return str(answer["idTokenInfo"]["status"])
 
-    def _meter(self, energy: float, unit: str, at: datetime, power_w: float = 7000) -> list[dict[str, Any]]:
+    def _meter(
+        self, energy: float, unit: str, at: datetime, power_w: float = 7000
+    ) -> list[dict[str, Any]]:
         return [
             {
                 "timestamp": ts(at),
                 "sampledValue": [
-                    {"value": energy, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": unit}},
-                    {"value": power_w, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}},
+                    {
+                        "value": energy,
+                        "measurand": "Energy.Active.Import.Register",
+                        "unitOfMeasure": {"unit": unit},
+                    },
+                    {
+                        "value": power_w,
+                        "measurand": "Power.Active.Import",
+                        "unitOfMeasure": {"unit": "W"},
+                    },
                     {"value": 16, "measurand": "Current.Import"},
                     {"value": 230, "measurand": "Voltage"},
                 ],
