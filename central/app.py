@@ -109,10 +109,12 @@ def create_app(
 
     gateway_engine: AsyncEngine | None = None
     proxy_client: Any = None
+    remote_services: Any = None
     if gateway:
         from central.gateway.keys import KeyStore
         from central.gateway.middleware import GatewayMiddleware
         from central.gateway.ratelimit import RateLimiter
+        from central.gateway.remote import RemoteServices
         from central.http_client import ResilientClient
 
         gateway_engine = create_engine(settings.database_url_for("gateway"))
@@ -130,6 +132,11 @@ def create_app(
             for prefix in spec.prefixes:
                 remote[prefix] = (spec.name, base)
         proxy_client = ResilientClient(settings.resilience) if remote else None
+        remote_services = (
+            RemoteServices(proxy_client, {name: base for name, base in remote.values()})
+            if proxy_client is not None
+            else None
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +165,8 @@ def create_app(
         description="Parking, charging, notifications and analytics for EV parking sites. "
         "Authenticate with `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
+        openapi_url=None if remote_services is not None else "/openapi.json",
+        docs_url=None if remote_services is not None else "/docs",
     )
     app.state.internal_token = "" if gateway else settings.internal_token
     app.state.settings = settings
@@ -176,7 +185,29 @@ def create_app(
 
     @app.get("/healthz", tags=["health"], summary="Liveness of this process and its services")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "services": sorted(svc.name for svc, _ in built)}
+        answer: dict[str, Any] = {
+            "status": "ok",
+            "services": sorted(svc.name for svc, _ in built),
+        }
+        if remote_services is not None:
+            remote_states = await remote_services.health()
+            answer["remote"] = remote_states
+            if any(state != "up" for state in remote_states.values()):
+                answer["status"] = "degraded"
+        return answer
+
+    if remote_services is not None:
+        from fastapi.openapi.docs import get_swagger_ui_html
+        from fastapi.responses import HTMLResponse
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi_json() -> JSONResponse:
+            merged = await remote_services.merged_openapi(app.openapi())
+            return JSONResponse(merged)
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
     from central.gzip_body import GzipRequestMiddleware
 

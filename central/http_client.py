@@ -62,6 +62,7 @@ class ResilientClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         extra_timeout: float = 0.0,
+        timeout_s: float | None = None,
     ) -> httpx.Response:
         """Send with retries; responses of any status are returned, 5xx counts as a failure
         for the breaker. Raises :class:`Unavailable` when no answer could be had."""
@@ -84,7 +85,7 @@ class ResilientClient:
                     url,
                     headers=headers,
                     content=content,
-                    timeout=httpx.Timeout(s.timeout_s + extra_timeout),
+                    timeout=httpx.Timeout((timeout_s or s.timeout_s) + extra_timeout),
                 )
             except httpx.TransportError as err:
                 self._record(target, ok=False)

@@ -107,7 +107,7 @@ class VehicleStatus(BaseModel):
     pending_commands: list[CommandAnswer]
 
 
-class HistoryAnswer(BaseModel):
+class ChargingHistory(BaseModel):
     vehicle_id: str
     sessions: list[SessionAnswer]
 
@@ -543,7 +543,7 @@ class ChargingService:
             pending_commands=[_command_answer(r, now) for r in pending],
         )
 
-    async def history(self, vehicle_id: str, limit: int) -> HistoryAnswer:
+    async def history(self, vehicle_id: str, limit: int) -> ChargingHistory:
         async with self.ctx.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -557,7 +557,7 @@ class ChargingService:
                 )
             ).all()
             sessions = [await self._session_answer(conn, r) for r in rows]
-        return HistoryAnswer(vehicle_id=vehicle_id, sessions=sessions)
+        return ChargingHistory(vehicle_id=vehicle_id, sessions=sessions)
 
     async def stations(self, site_id: str | None) -> list[StationAnswer]:
         query = select(charger_stations).order_by(
@@ -962,14 +962,14 @@ class ChargingService:
 
         @router.get(
             "/history/{vehicle_id}",
-            response_model=HistoryAnswer,
+            response_model=ChargingHistory,
             summary="A vehicle's finished sessions with energy and cost, newest first",
         )
         async def get_history(
             vehicle_id: PathId,
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
             _p: Principal = anyone,
-        ) -> HistoryAnswer:
+        ) -> ChargingHistory:
             return await self.history(vehicle_id, limit)
 
         @router.get("/rates", response_model=RatesAnswer, summary="Rates per site")

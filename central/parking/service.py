@@ -117,7 +117,7 @@ class HistoryEntry(BaseModel):
     duration_s: int | None
 
 
-class HistoryAnswer(BaseModel):
+class ParkingHistory(BaseModel):
     vehicle_id: str
     reservations: list[Reservation]
     events: list[HistoryEntry]
@@ -549,7 +549,7 @@ class ParkingService:
             upcoming=[_reservation(r) for r in upcoming],
         )
 
-    async def history(self, vehicle_id: str, limit: int) -> HistoryAnswer:
+    async def history(self, vehicle_id: str, limit: int) -> ParkingHistory:
         async with self.ctx.engine.connect() as conn:
             reservations = (
                 await conn.execute(
@@ -567,7 +567,7 @@ class ParkingService:
                     .limit(limit)
                 )
             ).all()
-        return HistoryAnswer(
+        return ParkingHistory(
             vehicle_id=vehicle_id,
             reservations=[_reservation(r) for r in reservations],
             events=[
@@ -1083,14 +1083,14 @@ class ParkingService:
 
         @router.get(
             "/history/{vehicle_id}",
-            response_model=HistoryAnswer,
+            response_model=ParkingHistory,
             summary="A vehicle's reservations and visits, newest first",
         )
         async def history(
             vehicle_id: PathId,
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
             _p: Principal = anyone,
-        ) -> HistoryAnswer:
+        ) -> ParkingHistory:
             return await self.history(vehicle_id, limit)
 
         @router.put(

@@ -137,3 +137,10 @@ async def test_a_service_that_is_down_degrades_only_its_paths(central_factory: A
         assert r.status_code == 503
         # the rest of central answers
         assert (await central.client.get("/parking/status", headers=driver)).status_code == 200
+        health = (await central.client.get("/healthz")).json()
+        assert health["status"] == "degraded"
+        assert health["remote"]["charging"].startswith("down")
+        # the docs show what is reachable
+        paths = (await central.client.get("/openapi.json")).json()["paths"]
+        assert "/parking/reserve" in paths
+        assert "/charging/start" not in paths

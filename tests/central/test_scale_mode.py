@@ -274,6 +274,12 @@ async def test_whole_flows_across_processes(cluster: Cluster) -> None:
             r = await http.get("/analytics/usage", headers=driver)
             assert r.status_code == 403
 
+        health = (await http.get("/healthz")).json()
+        assert health["status"] == "ok"
+        assert set(health["remote"].values()) == {"up"}
+        paths = (await http.get("/openapi.json")).json()["paths"]
+        assert {"/parking/reserve", "/charging/start", "/sync/v1/events"} <= set(paths)
+
     # the status answer was cached in Redis
     import redis.asyncio as redis_asyncio
 

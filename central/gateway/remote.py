@@ -1,0 +1,87 @@
+"""The gateway's view of services run separately: their health and their OpenAPI.
+
+``/healthz`` answers 200 always, with ``status: degraded`` and the services that do not
+answer; ``/openapi.json`` merges the services' own documents (a service that is down is
+left out until it is back), so ``/docs`` shows the whole API at the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from central.http_client import ResilientClient, Unavailable
+
+log = structlog.get_logger("central.gateway")
+
+HEALTH_TIMEOUT_S = 2.0
+SPEC_TTL_S = 60.0
+
+
+class RemoteServices:
+    def __init__(self, client: ResilientClient, bases: Mapping[str, str]) -> None:
+        """``bases``: service name -> base URL."""
+        self._client = client
+        self._bases = dict(bases)
+        self._specs: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def health(self) -> dict[str, str]:
+        states = {}
+        for name, base in self._bases.items():
+            try:
+                r = await self._client.request(
+                    name, "GET", f"{base.rstrip('/')}/healthz", timeout_s=HEALTH_TIMEOUT_S
+                )
+                states[name] = "up" if r.status_code == 200 else f"answers {r.status_code}"
+            except Unavailable as err:
+                states[name] = f"down ({err.reason})"
+        return states
+
+    async def spec(self, name: str) -> dict[str, Any] | None:
+        cached = self._specs.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        base = self._bases[name]
+        try:
+            r = await self._client.request(
+                name, "GET", f"{base.rstrip('/')}/openapi.json", timeout_s=HEALTH_TIMEOUT_S
+            )
+        except Unavailable:
+            return cached[1] if cached else None
+        if r.status_code != 200:
+            return cached[1] if cached else None
+        spec: dict[str, Any] = r.json()
+        self._specs[name] = (now + SPEC_TTL_S, spec)
+        return spec
+
+    async def merged_openapi(self, local: dict[str, Any]) -> dict[str, Any]:
+        merged: dict[str, Any] = json.loads(json.dumps(local))
+        paths = merged.setdefault("paths", {})
+        components = merged.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        security = components.setdefault("securitySchemes", {})
+        for name in self._bases:
+            spec = await self.spec(name)
+            if spec is None:
+                log.warning("gateway.openapi.missing", service=name)
+                continue
+            their = spec.get("components", {}).get("schemas", {})
+            clashes = {k for k, v in their.items() if k in schemas and schemas[k] != v}
+            text = json.dumps(spec)
+            for clash in clashes:
+                text = text.replace(
+                    f'"#/components/schemas/{clash}"', f'"#/components/schemas/{name}_{clash}"'
+                )
+            spec = json.loads(text)
+            for key, value in spec.get("components", {}).get("schemas", {}).items():
+                schemas[f"{name}_{key}" if key in clashes else key] = value
+            security.update(spec.get("components", {}).get("securitySchemes", {}))
+            for path, item in spec.get("paths", {}).items():
+                if path not in ("/healthz",):
+                    paths[path] = item
+        return merged
