@@ -17,12 +17,19 @@ from pathlib import Path
 import httpx
 import structlog
 
-from sim.charger_fleet import FleetOptions, fleet_configs, run_fleet
+from edge.config import load_site_config
+from sim.charger import SimCharger
+from sim.charger_fleet import FleetOptions, fleet_configs
 from sim.charger_model import SimChargerConfig
+from sim.sensors import SensorField
+from sim.vehicles import EvBay, VehicleScenario
 
 log = structlog.get_logger("sim.demo")
 
 SITE_ID = "demo-site"
+SPEED = 60.0  # simulated seconds per wall second
+# The site's broker: one already running there is used, else the edge embeds one.
+MQTT_PORT = 1883
 ID_TAGS = ("DEMO-TAG-1", "DEMO-TAG-2", "DEMO-TAG-3", "FLEET-0001")
 # Two chargers the site knows with passwords (security profile 1), one per version.
 NAMED_CHARGERS = (("CP-1", "1.6", "demo-password-1"), ("CP-2", "2.0.1", "demo-password-2"))
@@ -32,6 +39,7 @@ NAMED_CHARGERS = (("CP-1", "1.6", "demo-password-1"), ("CP-2", "2.0.1", "demo-pa
 class DemoPorts:
     ocpp: int
     http: int
+    mqtt: int
 
 
 def _port(preferred: int) -> int:
@@ -66,6 +74,16 @@ ping_interval = 20
 [http]
 host = "127.0.0.1"
 port = {ports.http}
+
+[mqtt]
+url = "mqtt://127.0.0.1:{ports.mqtt}"
+embedded = true      # the edge runs a broker when none listens there
+
+[slot_timing]
+debounce = 2
+ev_slot_blocked_after = 30
+charged_idle_after = 30
+sensor_suspect_after = 30
 
 [storage]
 data_dir = "{data_dir.as_posix()}"
@@ -118,8 +136,11 @@ def demo_chargers(url: str, extra_per_version: int) -> list[SimChargerConfig]:
         if extra_per_version
         else []
     )
-    common = {"speed": 120.0, "meter_interval": 5.0, "drive": True, "id_tags": ID_TAGS}
-    return [_with(c, **common) for c in named + extra]
+    common = {"speed": SPEED, "meter_interval": 5.0, "id_tags": ID_TAGS}
+    # the chargers of the EV slots follow the cars of the vehicle scenario
+    return [_with(c, drive=False, **common) for c in named] + [
+        _with(c, drive=True, **common) for c in extra
+    ]
 
 
 def _with(config: SimChargerConfig, **changes: object) -> SimChargerConfig:
@@ -131,11 +152,13 @@ def banner(ports: DemoPorts, data_dir: Path, chargers: int) -> str:
     return f"""
 evpark demo is running: site {SITE_ID!r} with {chargers} simulated chargers (OCPP 1.6J and 2.0.1).
 
+  slots and free counts     {http}/api/slots   {http}/api/site/summary
   chargers and their state  {http}/api/chargers
   live and recent sessions  {http}/api/sessions?status=active   {http}/api/sessions
   health / metrics          {http}/healthz   {http}/metrics
   API documentation         {http}/docs
   OCPP endpoint             ws://127.0.0.1:{ports.ocpp}/ocpp/<charge point id>
+  MQTT slot states          mosquitto_sub -h 127.0.0.1 -p {ports.mqtt} -t 'evpark/{SITE_ID}/#' -v
   try a command             curl -X POST {http}/api/chargers/CP-1/trigger \\
                               -H 'content-type: application/json' -d '{{"message": "Heartbeat"}}'
   data and logs             {data_dir}
@@ -158,7 +181,7 @@ async def _wait_healthy(url: str, edge: asyncio.subprocess.Process) -> None:
 
 def _prepare(data_dir: Path) -> tuple[DemoPorts, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = DemoPorts(ocpp=_port(9000), http=_port(8080))
+    ports = DemoPorts(ocpp=_port(9000), http=_port(8080), mqtt=MQTT_PORT)
     config_file = data_dir / "site.toml"
     config_file.write_text(site_config(ports, data_dir))
     return ports, config_file
@@ -185,7 +208,7 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
             configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
             sys.stdout.write(banner(ports, data_dir, len(configs)))
             sys.stdout.flush()
-            await run_fleet(configs, stop)
+            await _simulate_site(config_file, configs, stop)
         finally:
             if edge.returncode is None:
                 edge.send_signal(signal.SIGTERM)
@@ -195,6 +218,29 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
                     edge.kill()
                     await edge.wait()
             log.info("demo.stopped", edge_exit=edge.returncode)
+
+
+async def _simulate_site(
+    config_file: Path, configs: list[SimChargerConfig], stop: asyncio.Event
+) -> None:
+    """Chargers, sensors and vehicles until ``stop``; then sessions end cleanly."""
+    config = load_site_config(config_file)
+    chargers = {c.charge_point_id: SimCharger(c) for c in configs}
+    bays = [
+        EvBay(slot.id, chargers[slot.charger], slot.evse or 1)
+        for slot in config.slots
+        if slot.charger in chargers
+    ]
+    field = SensorField.from_config(config, speed=SPEED, seed=7)
+    scenario = VehicleScenario(field, bays, speed=SPEED, seed=8)
+    async with field, asyncio.TaskGroup() as group:
+        runs = [group.create_task(c.run()) for c in chargers.values()]
+        traffic = group.create_task(scenario.run())
+        await stop.wait()
+        traffic.cancel()
+        for charger in chargers.values():
+            charger.request_stop()
+        await asyncio.wait(runs)
 
 
 def run_demo(
