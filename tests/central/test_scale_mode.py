@@ -21,6 +21,9 @@ import httpx
 import pytest
 
 from central.app import available_services
+from central.context import utc_now
+from central.db import create_engine
+from central.gateway.keys import KeyStore
 from tests.central.conftest import cloud_event, eventually
 from tests.services import free_port
 
@@ -35,13 +38,14 @@ class Cluster:
     env: dict[str, str]
     redis_namespace: str
 
-    def key(self, scope: str, site: str | None = None) -> dict[str, str]:
-        args = [*EVPARK, "central", "keys", "create", "--scope", scope]
-        if site:
-            args += ["--site", site]
-        out = subprocess.run(args, env=self.env, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return {"Authorization": f"Bearer {out.stdout.strip()}"}
+    async def key(self, scope: str, site: str | None = None) -> dict[str, str]:
+        """A key in the gateway's PostgreSQL database (what `keys create` does)."""
+        engine = create_engine(self.env["EVPARK_CENTRAL_DATABASE_URL"])
+        try:
+            key = await KeyStore(engine, utc_now).create(scope, site)
+        finally:
+            await engine.dispose()
+        return {"Authorization": f"Bearer {key}"}
 
 
 def _tail(log: Path) -> str:
@@ -124,8 +128,8 @@ async def cluster(
 
 
 async def test_whole_flows_across_processes(cluster: Cluster) -> None:
-    operator, driver = cluster.key("operator"), cluster.key("driver")
-    site_a, site_b = cluster.key("site", "east"), cluster.key("site", "west")
+    operator, driver = await cluster.key("operator"), await cluster.key("driver")
+    site_a, site_b = await cluster.key("site", "east"), await cluster.key("site", "west")
     now = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=cluster.url, timeout=20) as http:
         lot = {"name": "East", "slots": [{"slot_id": "E1", "slot_type": "ev"}]}
@@ -149,8 +153,14 @@ async def test_whole_flows_across_processes(cluster: Cluster) -> None:
         assert r.status_code == 201, r.text
         reservation = r.json()
         # the parking process's command reaches the sync process over NATS
-        r = await http.get("/sync/v1/commands", params={"wait": 15}, headers=site_a)
-        commands = r.json()["commands"]
+        commands: list[dict[str, Any]] = []
+
+        async def reserve_queued() -> bool:
+            r = await http.get("/sync/v1/commands", params={"wait": 5}, headers=site_a)
+            commands[:] = r.json()["commands"]
+            return any(c["type"] == "reserve" for c in commands)
+
+        await eventually(reserve_queued, within=30)
         reserve_cmd = next(c for c in commands if c["type"] == "reserve")
         assert reserve_cmd["payload"]["reservation_id"] == reservation["id"]
         assert (await http.get("/sync/v1/commands", headers=site_b)).json() == {"commands": []}
