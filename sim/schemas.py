@@ -1,24 +1,21 @@
-"""Compiled validators for the official OCPP JSON schemas shipped with the `ocpp` package.
+"""Schema checks of the simulator's frames, in the simulator's terms.
 
 Every frame the simulator sends (its own calls and its answers to the central system's
-calls) is checked against the schema of its protocol version before it leaves. The
-schemas are compiled with fastjsonschema on first use and cached per action.
+calls) is checked against the official schema of its protocol version before it leaves,
+with the same compiled validators the edge uses (:mod:`ocpp_handlers.schemas`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import fastjsonschema
 
+from ocpp_handlers.schemas import Version, known_actions, validator
+
 OcppVersion = Literal["1.6", "2.0.1"]
 Kind = Literal["request", "response"]
-
-_PACKAGE = {"1.6": "ocpp.v16", "2.0.1": "ocpp.v201"}
 
 
 class SchemaViolation(ValueError):
@@ -35,31 +32,18 @@ class UnknownAction(LookupError):
     """The protocol version has no schema (hence no message) of that name."""
 
 
-def _file_name(version: OcppVersion, action: str, kind: Kind) -> str:
-    if kind == "response":
-        return f"{action}Response.json"
-    return f"{action}.json" if version == "1.6" else f"{action}Request.json"
+_VERSIONS = {"1.6": Version.V16, "2.0.1": Version.V201}
 
 
-@cache
-def _validator(version: OcppVersion, action: str, kind: Kind) -> Callable[[dict[str, Any]], object]:
-    schema_dir = resources.files(_PACKAGE[version]).joinpath("schemas")
-    path = schema_dir.joinpath(_file_name(version, action, kind))
-    if not path.is_file():
-        raise UnknownAction(f"OCPP {version} has no action {action!r}")
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    # The 2.0.1 files carry an `$id` URN that fastjsonschema would try to resolve.
-    schema.pop("$id", None)
-    compiled: Callable[[dict[str, Any]], object] = fastjsonschema.compile(schema)
-    return compiled
+def _validator(version: OcppVersion, action: str, kind: Kind) -> Callable[[Any], Any]:
+    try:
+        return validator(_VERSIONS[version], action, kind == "response")
+    except KeyError as err:
+        raise UnknownAction(f"OCPP {version} has no action {action!r}") from err
 
 
 def has_action(version: OcppVersion, action: str) -> bool:
-    try:
-        _validator(version, action, "request")
-    except UnknownAction:
-        return False
-    return True
+    return action in known_actions(_VERSIONS[version])
 
 
 def validate(version: OcppVersion, action: str, kind: Kind, payload: dict[str, Any]) -> None:
