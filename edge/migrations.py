@@ -131,4 +131,45 @@ CREATE TABLE reservations (
 CREATE INDEX reservations_active ON reservations(status, slot_id)
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+# The technician's web UI: users and their roles, login sessions, API tokens, and the
+# audit trail of what each user did.
+_V3: Final = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'technician', 'admin')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_login TEXT
+);
+CREATE TABLE ui_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    client TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ui_sessions_user ON ui_sessions(user_id);
+CREATE INDEX ui_sessions_expiry ON ui_sessions(expires_at);
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX api_tokens_user ON api_tokens(user_id);
+CREATE TABLE ui_audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    username TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX ui_audit_at ON ui_audit(at)
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
