@@ -86,7 +86,9 @@ class NatsBus:
         self._tasks = None
         self._loops.clear()
         if self._nc is not None:
-            await self._nc.drain()
+            # every handled message is acked already; draining would wait for the
+            # cancelled pull requests (up to its 30 s timeout)
+            await self._nc.close()
             self._nc = None
 
     def subject(self, topic: str) -> str:
