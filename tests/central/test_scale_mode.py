@@ -25,9 +25,11 @@ from central.context import utc_now
 from central.db import create_engine
 from central.gateway.keys import KeyStore
 from tests.central.conftest import cloud_event, eventually
+from tests.central.notification_fixtures import SmtpRecorder, smtp_server
 from tests.services import free_port
 
 pytestmark = pytest.mark.services
+__all__ = ["smtp_server"]  # a fixture, used by name
 
 EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
 
@@ -85,6 +87,7 @@ async def cluster(
     redis_url: str,
     nats_namespace: str,
     redis_namespace: str,
+    smtp_server: SmtpRecorder,
 ) -> AsyncIterator[Cluster]:
     services = available_services()
     ports = {name: free_port() for name in services}
@@ -101,6 +104,8 @@ async def cluster(
         "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(
             {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         ),
+        "EVPARK_CENTRAL_NOTIFICATION__SMTP__HOST": "127.0.0.1",
+        "EVPARK_CENTRAL_NOTIFICATION__SMTP__PORT": str(smtp_server.port),
         "EVPARK_LOG_FORMAT": "json",
     }
     procs: list[tuple[subprocess.Popen[bytes], Any]] = []
@@ -127,7 +132,7 @@ async def cluster(
             handle.close()
 
 
-async def test_whole_flows_across_processes(cluster: Cluster) -> None:
+async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpRecorder) -> None:
     operator, driver = await cluster.key("operator"), await cluster.key("driver")
     site_a, site_b = await cluster.key("site", "east"), await cluster.key("site", "west")
     now = datetime.now(UTC)
@@ -139,6 +144,17 @@ async def test_whole_flows_across_processes(cluster: Cluster) -> None:
         assert (
             await http.put("/charging/rates/east", json=rates, headers=operator)
         ).status_code == 200
+
+        notifying = "notification" in available_services()
+        if notifying:
+            prefs = {
+                "vehicle_ids": ["car-1"],
+                "channels": {"email": {"address": "driver@example.com"}},
+            }
+            r = await http.put(
+                "/notifications/users/driver-1/preferences", json=prefs, headers=driver
+            )
+            assert r.status_code == 200, r.text
 
         r = await http.post(
             "/parking/reserve",
@@ -283,6 +299,15 @@ async def test_whole_flows_across_processes(cluster: Cluster) -> None:
             await eventually(counted, within=30, every=0.3)
             r = await http.get("/analytics/usage", headers=driver)
             assert r.status_code == 403
+
+        if notifying:
+
+            async def emailed() -> bool:
+                return any(
+                    rcpt == ["driver@example.com"] for _sender, rcpt in smtp_server.envelopes
+                )
+
+            await eventually(emailed, within=30, every=0.2)
 
         health = (await http.get("/healthz")).json()
         assert health["status"] == "ok"
