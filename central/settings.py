@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,8 @@ from pydantic_settings import (
 )
 
 from central.notification.settings import NotificationSettings
+
+PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret"})
 
 SERVICE_PORTS: dict[str, int] = {
     "parking": 3001,
@@ -135,6 +137,15 @@ class CentralSettings(BaseSettings):
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("cache_url must be memory:// or redis://host:port/db")
         return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> CentralSettings:
+        if self.environment == "production" and self.internal_token in PLACEHOLDERS:
+            raise ValueError(
+                "internal_token must be set to a real secret in production "
+                "(EVPARK_CENTRAL_INTERNAL_TOKEN)"
+            )
+        return self
 
     def database_url_for(self, service: str) -> str:
         if service in self.database_urls:
