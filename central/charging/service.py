@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -44,6 +44,8 @@ log = structlog.get_logger("central.charging")
 
 RATES_KEY = "charging:rates:"
 IDLE_POWER_W = 50
+# a session without a vehicle id belongs to a remote start on its charger this close in time
+ATTRIBUTION_WINDOW = timedelta(minutes=10)
 FINAL = frozenset({"accepted", "rejected", "failed", "expired", "timeout", "unknown"})
 
 Wait = Annotated[float, Query(ge=0, le=60, description="seconds to wait for the charger's answer")]
@@ -624,10 +626,15 @@ class ChargingService:
         return bool(result.rowcount)
 
     async def _vehicle_for(
-        self, conn: AsyncConnection, site_id: str, charger_id: str, given: str | None
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        charger_id: str,
+        given: str | None,
+        at: datetime,
     ) -> str | None:
         """The vehicle of a session: from the event, else the latest accepted or pending
-        remote start on that charger."""
+        remote start on that charger shortly before ``at``."""
         if given:
             return given
         row = (
@@ -638,6 +645,8 @@ class ChargingService:
                     charging_commands.c.charger_id == charger_id,
                     charging_commands.c.type == "remote_start",
                     charging_commands.c.status.in_(["accepted", "pending"]),
+                    charging_commands.c.created_at >= at - ATTRIBUTION_WINDOW,
+                    charging_commands.c.created_at <= at + ATTRIBUTION_WINDOW,
                 )
                 .order_by(charging_commands.c.created_at.desc())
                 .limit(1)
@@ -649,7 +658,9 @@ class ChargingService:
         data = _Started.model_validate(event.data)
         now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
-            vehicle = await self._vehicle_for(conn, event.site_id, data.charger_id, data.vehicle_id)
+            vehicle = await self._vehicle_for(
+                conn, event.site_id, data.charger_id, data.vehicle_id, data.started_at
+            )
             if not await self._claim(
                 conn, event, "started", session_id=data.session_id, vehicle_id=vehicle
             ):
@@ -718,7 +729,7 @@ class ChargingService:
                 log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
                 return
             vehicle = (row.vehicle_id if row else None) or await self._vehicle_for(
-                conn, event.site_id, data.charger_id, data.vehicle_id
+                conn, event.site_id, data.charger_id, data.vehicle_id, data.started_at
             )
             rate = await self._rate_for(conn, event.site_id)
             charging_ended = row.charging_ended_at if row else None
@@ -779,7 +790,9 @@ class ChargingService:
         data = _Failed.model_validate(event.data)
         now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
-            vehicle = await self._vehicle_for(conn, event.site_id, data.charger_id, None)
+            vehicle = await self._vehicle_for(
+                conn, event.site_id, data.charger_id, None, event.time
+            )
             if not await self._claim(conn, event, "failed", vehicle_id=vehicle):
                 return
             if data.command_id:
