@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_val
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central.api_types import PathId, QueryId, SiteId, SlotId, SlotType, VehicleId
+from central.api_types import ID_PATTERN, PathId, SiteId, SlotId, SlotType, VehicleId
 from central.auth import Principal, require
 from central.commands import new_command, send_command
 from central.context import ServiceContext
@@ -342,6 +342,24 @@ class ParkingService:
                 )
             ).first()
         return None if row is None else _reservation(row)
+
+    async def live_reservation_of(self, vehicle_id: str, site_id: str | None) -> str:
+        query = (
+            select(parking_reservations.c.id)
+            .where(
+                parking_reservations.c.vehicle_id == vehicle_id,
+                parking_reservations.c.status.in_(list(rules.LIVE)),
+            )
+            .order_by(parking_reservations.c.starts_at)
+            .limit(1)
+        )
+        if site_id is not None:
+            query = query.where(parking_reservations.c.site_id == site_id)
+        async with self.ctx.engine.connect() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        if found is None:
+            raise KeyError(f"vehicle {vehicle_id} holds no live reservation")
+        return str(found)
 
     async def release(self, reservation_id: str) -> Reservation:
         now = self.ctx.clock()
@@ -1059,10 +1077,18 @@ class ParkingService:
             responses={404: {"description": "no such reservation"}, 409: {"description": "ended"}},
         )
         async def release(
-            reservation_id: QueryId,
+            reservation_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
+            vehicle_id: Annotated[VehicleId | None, Query()] = None,
+            site_id: Annotated[SiteId | None, Query()] = None,
             _p: Principal = anyone,
         ) -> Reservation:
+            """By ``reservation_id``, or the vehicle's current (or next) live reservation
+            (at ``site_id``, if given)."""
             try:
+                if reservation_id is None:
+                    if vehicle_id is None:
+                        raise HTTPException(422, "give reservation_id or vehicle_id")
+                    reservation_id = await self.live_reservation_of(vehicle_id, site_id)
                 return await self.release(reservation_id)
             except KeyError as err:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err

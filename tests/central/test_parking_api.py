@@ -178,6 +178,17 @@ async def test_release_and_expiry(central: Central, clock: FakeClock) -> None:
         "/parking/release", params={"reservation_id": "nope"}, headers=driver
     )
     assert r.status_code == 404
+    r = await central.client.delete(
+        "/parking/release", params={"vehicle_id": "car-2"}, headers=driver
+    )
+    assert r.status_code == 404
+    assert (await central.client.delete("/parking/release", headers=driver)).status_code == 422
+    third = (await reserve(central, driver, vehicle_id="car-9", slot_id="S1")).json()
+    r = await central.client.delete(
+        "/parking/release", params={"vehicle_id": "car-9", "site_id": "north"}, headers=driver
+    )
+    assert r.json()["id"] == third["id"]
+    assert r.json()["status"] == "cancelled"
 
     parking = central.service("parking")
     clock.advance(timedelta(minutes=9))
@@ -189,7 +200,11 @@ async def test_release_and_expiry(central: Central, clock: FakeClock) -> None:
     await central.settle()
     commands = (await central.client.get("/sync/v1/commands", headers=site_key)).json()
     cancels = [c for c in commands["commands"] if c["type"] == "cancel_reservation"]
-    assert {c["payload"]["reservation_id"] for c in cancels} == {kept["id"], dropped["id"]}
+    assert {c["payload"]["reservation_id"] for c in cancels} == {
+        kept["id"],
+        dropped["id"],
+        third["id"],
+    }
     # the slot is free again
     assert (await reserve(central, driver, vehicle_id="car-3", slot_id="E1")).status_code == 201
 
