@@ -17,6 +17,8 @@ Uplink (edge -> central), authenticated with the site's API key (``Authorization
   event whose ``data`` is a :class:`CommandResult`.
 * ``POST /sync/v1/commands/{command_id}/ack`` tells central the edge has stored the
   command durably, so it is not delivered again.
+* ``GET /sync/v1/status`` answers a :class:`SyncStatus`: the last sequence central holds
+  for the site (where an edge resumes after losing its own record of it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SPEC_VERSION: Final = "1.0"
 EVENTS_PATH: Final = "/sync/v1/events"
 COMMANDS_PATH: Final = "/sync/v1/commands"
+STATUS_PATH: Final = "/sync/v1/status"
 SOURCE_PREFIX: Final = "/sites/"
 
 PARKING_TOPIC: Final = "parking.events"
@@ -137,6 +140,14 @@ class BatchAck(BaseModel):
     stored: int = Field(description="events newly stored from this batch")
     duplicates: int = Field(description="events of this batch central already had")
     last_sequence: int = Field(description="highest gap-free sequence central holds for the site")
+
+
+class SyncStatus(BaseModel):
+    """What central holds for the calling site."""
+
+    site_id: str
+    last_sequence: int = Field(description="highest gap-free sequence central holds")
+    pending_commands: int = Field(description="commands not yet acknowledged nor expired")
 
 
 class SequenceGap(BaseModel):

@@ -23,7 +23,6 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -37,24 +36,20 @@ from central.sync.tables import commands, events, sites
 from central.wire import (
     COMMANDS_PATH,
     EVENTS_PATH,
+    STATUS_PATH,
     BatchAck,
     CloudEvent,
     Command,
     CommandList,
     EventBatch,
     SequenceGap,
+    SyncStatus,
     topic_for,
 )
 
 log = structlog.get_logger("central.sync")
 
 MAX_COMMANDS_PER_FETCH = 100
-
-
-class SiteSyncStatus(BaseModel):
-    site_id: str
-    last_sequence: int
-    pending_commands: int
 
 
 class SyncService:
@@ -166,7 +161,7 @@ class SyncService:
             await self._publish(pending)
         return len(pending)
 
-    async def site_status(self, site_id: str) -> SiteSyncStatus:
+    async def site_status(self, site_id: str) -> SyncStatus:
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
             last = (
@@ -183,7 +178,7 @@ class SyncService:
                     )
                 )
             ).scalar_one()
-        return SiteSyncStatus(site_id=site_id, last_sequence=last or 0, pending_commands=pending)
+        return SyncStatus(site_id=site_id, last_sequence=last or 0, pending_commands=pending)
 
     # ---- commands -------------------------------------------------------------------
     async def _on_command(self, event: CloudEvent) -> None:
@@ -339,11 +334,11 @@ class SyncService:
             return Response(status_code=204)
 
         @router.get(
-            "/sync/v1/status",
-            response_model=SiteSyncStatus,
+            STATUS_PATH,
+            response_model=SyncStatus,
             summary="The last sequence central holds for the site, pending commands",
         )
-        async def get_status(principal: Principal = site_key) -> SiteSyncStatus:
+        async def get_status(principal: Principal = site_key) -> SyncStatus:
             return await self.site_status(_site_of(principal))
 
         return router
