@@ -212,6 +212,10 @@ def create_app(
     from central.gzip_body import GzipRequestMiddleware
 
     app.add_middleware(GzipRequestMiddleware)
+    if not gateway:
+        from central.request_context import RequestContextMiddleware
+
+        app.add_middleware(RequestContextMiddleware, service=",".join(services))
     if gateway:
         app.add_middleware(
             GatewayMiddleware,

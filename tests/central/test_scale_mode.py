@@ -39,6 +39,7 @@ class Cluster:
     url: str
     env: dict[str, str]
     redis_namespace: str
+    services: dict[str, str]
 
     async def key(self, scope: str, site: str | None = None) -> dict[str, str]:
         """A key in the gateway's PostgreSQL database (what `keys create` does)."""
@@ -118,7 +119,12 @@ async def cluster(
             started.append((f"http://127.0.0.1:{port}", proc, log))
         for url, proc, log in started:
             await _wait_healthy(url, proc, log)
-        yield Cluster(f"http://127.0.0.1:{gateway_port}", env, redis_namespace)
+        yield Cluster(
+            f"http://127.0.0.1:{gateway_port}",
+            env,
+            redis_namespace,
+            {name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
+        )
     finally:
         for proc, _handle in procs:
             if proc.poll() is None:
@@ -308,6 +314,11 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
                 )
 
             await eventually(emailed, within=30, every=0.2)
+
+        # a service run on its own trusts identity headers only with the internal token
+        forged = {"X-Evpark-Key-Id": "x", "X-Evpark-Scope": "operator"}
+        r = await http.get(f"{cluster.services['parking']}/parking/status", headers=forged)
+        assert r.status_code == 401
 
         health = (await http.get("/healthz")).json()
         assert health["status"] == "ok"
