@@ -99,6 +99,7 @@ class SqliteStore:
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._gathering: list[_Pending] = []
         self.commits = 0
 
     async def __aenter__(self) -> SqliteStore:
@@ -122,6 +123,8 @@ class SqliteStore:
         tb: TracebackType | None,
     ) -> None:
         # Everything submitted before this point is committed before the store closes.
+        if self._gathering:
+            self._hand_over()
         self._queue.put(_STOP)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
@@ -130,11 +133,22 @@ class SqliteStore:
                 await asyncio.to_thread(conn.close)
 
     def submit(self, unit: Unit) -> asyncio.Future[None]:
-        """Queue ``unit``; the future resolves once it is committed (or fails)."""
+        """Queue ``unit``; the future resolves once it is committed (or fails).
+
+        Units submitted during one turn of the event loop go to the writer together (one
+        hand-over per turn, scheduled with ``call_soon``), so they share a commit instead
+        of the writer waking for each.
+        """
         assert self._loop is not None, "store is not open"
         future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Pending(unit, future))
+        if not self._gathering:
+            self._loop.call_soon(self._hand_over)
+        self._gathering.append(_Pending(unit, future))
         return future
+
+    def _hand_over(self) -> None:
+        gathered, self._gathering = self._gathering, []
+        self._queue.put(gathered)
 
     async def write(self, unit: Unit) -> None:
         await self.submit(unit)
@@ -167,8 +181,8 @@ class SqliteStore:
             if first is _STOP:
                 stopping = True
             else:
-                assert isinstance(first, _Pending)
-                batch.append(first)
+                assert isinstance(first, list)
+                batch.extend(first)
             while len(batch) < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
@@ -177,8 +191,8 @@ class SqliteStore:
                 if item is _STOP:
                     stopping = True
                     break
-                assert isinstance(item, _Pending)
-                batch.append(item)
+                assert isinstance(item, list)
+                batch.extend(item)
             if batch:
                 outcome = self._commit(conn, batch)
                 assert self._loop is not None
