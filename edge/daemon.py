@@ -31,6 +31,7 @@ from edge.site import Clock, Site, utc_now
 from edge.slot_service import SlotService
 from edge.slots_api import slots_router
 from edge.store import SqliteStore
+from edge.ui.app import WebUi
 
 log = structlog.get_logger(__name__)
 DB_FILE = "edge.sqlite3"
@@ -55,6 +56,7 @@ class EdgeDaemon:
         self.slots: SlotService
         self.mqtt: MqttSensors
         self.broker: EmbeddedBroker | None = None
+        self.ui: WebUi
 
     @property
     def ocpp_port(self) -> int:
@@ -80,7 +82,14 @@ class EdgeDaemon:
         self.slots = SlotService(self.config, self.site, self.store, self.clock)
         await self.slots.load()
         self.ocpp = OcppServer(self.config, self.site, self.metrics)
-        app = create_app(self.site, self.ocpp, self.registry, extra=[slots_router(self.slots)])
+        # --- technician web UI: pages, logins, live updates (edge.ui) ---
+        self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock)
+        self.site.observe(self.ui.hub.on_site_change)
+        self.slots.publishers.append(self.ui.hub)
+        app = create_app(
+            self.site, self.ocpp, self.registry, extra=[slots_router(self.slots), self.ui.router]
+        )
+        self.ui.install(app)
         self.http = HttpServer(app, self.config.http.host, self.config.http.port)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
@@ -95,6 +104,7 @@ class EdgeDaemon:
         )
         self.slots.publishers.append(self.mqtt)
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._stack.callback(self.ui.hub.close)  # ends live streams before the HTTP server waits
         self._tasks = [
             group.create_task(self.ocpp.run(), name="ocpp"),
             group.create_task(self.http.run(), name="http"),

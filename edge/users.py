@@ -75,7 +75,7 @@ class Passwords:
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self._hasher = hasher or PasswordHasher()
         # Verified when the user does not exist, so that a wrong name costs the same time.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
         return str(self._hasher.hash(check_password(password)))
@@ -83,6 +83,8 @@ class Passwords:
     def verify(self, stored_hash: str | None, password: str) -> bool:
         if len(password) > MAX_PASSWORD_LENGTH:
             return False
+        if self._dummy is None:
+            self._dummy = str(self._hasher.hash(secrets.token_urlsafe(16)))
         try:
             self._hasher.verify(stored_hash or self._dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -1,0 +1,166 @@
+"""The site's power over time: the sum of each running session's latest power reading,
+per time bucket (5 minutes by default), from the ``meter_values`` table.
+
+:func:`power_series` is the pure part: a session's last reading counts at a bucket's end
+while it is at most ``hold`` old and the session has not stopped. :func:`load_samples`
+hands it at most one sample per session and bucket (the last), so the work stays small
+however often chargers send meter values. :func:`chart` lays the series out as SVG paths.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from edge.repository import iso, parse_iso
+
+BUCKET = timedelta(minutes=5)
+HOLD = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSample:
+    at: datetime
+    key: str  # a session id, or "charger/evse" for readings outside sessions
+    power_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class PowerPoint:
+    at: datetime  # the bucket's end
+    power_w: float
+
+
+def bucket_ends(start: datetime, end: datetime, bucket: timedelta = BUCKET) -> list[datetime]:
+    """Ends of the buckets covering (start, end]: aligned to ``bucket``, the last is ``end``."""
+    epoch = datetime(2000, 1, 1, tzinfo=start.tzinfo)
+    first = epoch + ((start - epoch) // bucket + 1) * bucket
+    ends: list[datetime] = []
+    moment = first
+    while moment < end:
+        ends.append(moment)
+        moment += bucket
+    ends.append(end)
+    return ends
+
+
+def power_series(
+    samples: Iterable[PowerSample],
+    stops: Mapping[str, datetime],
+    ends: Sequence[datetime],
+    hold: timedelta = HOLD,
+) -> list[PowerPoint]:
+    """Total power at each of ``ends`` (ascending)."""
+    ordered = sorted(samples, key=lambda s: s.at)
+    latest: dict[str, PowerSample] = {}
+    points: list[PowerPoint] = []
+    i = 0
+    for end in ends:
+        while i < len(ordered) and ordered[i].at <= end:
+            latest[ordered[i].key] = ordered[i]
+            i += 1
+        total = 0.0
+        for key, sample in latest.items():
+            stopped = stops.get(key)
+            if end - sample.at <= hold and (stopped is None or stopped > end):
+                total += max(sample.power_w, 0.0)
+        points.append(PowerPoint(end, total))
+    return points
+
+
+def load_samples(
+    conn: sqlite3.Connection, since: datetime, until: datetime, bucket: timedelta = BUCKET
+) -> tuple[list[PowerSample], dict[str, datetime]]:
+    """The last power reading per session and bucket, and when those sessions stopped."""
+    seconds = max(1, int(bucket.total_seconds()))
+    rows = conn.execute(
+        "SELECT COALESCE(session_id, charger_id || '/' || evse_id) AS k, "
+        "CAST(strftime('%s', at) AS INTEGER) / ? AS b, at, power_w, MAX(id) "
+        "FROM meter_values WHERE at >= ? AND at <= ? AND power_w IS NOT NULL GROUP BY k, b",
+        (seconds, iso(since), iso(until)),
+    ).fetchall()
+    samples = [
+        PowerSample(at, row["k"], float(row["power_w"]))
+        for row in rows
+        if (at := parse_iso(row["at"])) is not None
+    ]
+    stops = {
+        row["id"]: stopped
+        for row in conn.execute(
+            "SELECT id, stopped_at FROM sessions WHERE stopped_at >= ?", (iso(since),)
+        )
+        if (stopped := parse_iso(row["stopped_at"])) is not None
+    }
+    return samples, stops
+
+
+def site_power(
+    conn: sqlite3.Connection, now: datetime, hours: float, bucket: timedelta = BUCKET
+) -> list[PowerPoint]:
+    start = now - timedelta(hours=hours)
+    samples, stops = load_samples(conn, start - HOLD, now, bucket)
+    return power_series(samples, stops, bucket_ends(start, now, bucket))
+
+
+# --- drawing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    position: float
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: int
+    height: int
+    line: str  # SVG path of the series
+    area: str  # the same, closed to the axis
+    y_ticks: list[Tick]
+    x_ticks: list[Tick]
+    peak_kw: float
+    latest_kw: float
+    description: str  # for screen readers
+
+
+def _nice_top(value: float) -> float:
+    for top in (1, 2, 5, 10, 20, 25, 50, 100, 150, 200, 250, 500, 1000, 2000, 5000):
+        if value <= top:
+            return float(top)
+    return float(int(value / 1000 + 1) * 1000)
+
+
+def chart(points: Sequence[PowerPoint], width: int = 720, height: int = 220) -> Chart:
+    """A line and area chart in kW with hour ticks (UTC), in a ``width`` x ``height`` box."""
+    left, right, top, bottom = 48, 8, 10, 24
+    plot_w, plot_h = width - left - right, height - top - bottom
+    kws = [p.power_w / 1000 for p in points]
+    peak = max(kws, default=0.0)
+    y_top = _nice_top(peak)
+    if not points:
+        return Chart(width, height, "", "", [], [], 0.0, 0.0, "no power data")
+    t0, t1 = points[0].at, points[-1].at
+    span = max((t1 - t0).total_seconds(), 1.0)
+
+    def x(at: datetime) -> float:
+        return left + plot_w * (at - t0).total_seconds() / span
+
+    def y(kw: float) -> float:
+        return top + plot_h * (1 - kw / y_top)
+
+    coords = [(x(p.at), y(kw)) for p, kw in zip(points, kws, strict=True)]
+    line = "M" + " L".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
+    base = top + plot_h
+    area = f"{line} L{coords[-1][0]:.1f},{base:.1f} L{coords[0][0]:.1f},{base:.1f} Z"
+    y_ticks = [Tick(y(y_top * f), f"{y_top * f:g}") for f in (0, 0.5, 1)]
+    x_ticks: list[Tick] = []
+    hour = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    step = timedelta(hours=1 if span <= 8 * 3600 else 3)
+    while hour <= t1:
+        x_ticks.append(Tick(x(hour), hour.strftime("%H:%M")))
+        hour += step
+    description = f"Site power over {span / 3600:.0f} h: now {kws[-1]:.1f} kW, peak {peak:.1f} kW"
+    return Chart(width, height, line, area, y_ticks, x_ticks, peak, kws[-1], description)

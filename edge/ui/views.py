@@ -1,0 +1,212 @@
+"""What each page shows, gathered from the live site, the slot model and the store.
+
+Plain dictionaries and lists for the templates; the live state is read from memory, the
+history from SQLite through the store's reader (never on the event loop).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from edge import repository as repo
+from edge.http_api import charger_view, session_view
+from edge.ids import ChargerId
+from edge.model import Charger, ConnectorStatus
+from edge.mqtt_sensors import slot_document, summary_document
+from edge.ocpp_server import OcppServer
+from edge.site import Clock, Site
+from edge.slot_service import SlotService
+from edge.slots import SlotView
+from edge.ui import power
+from edge.ui.alerts import Alert, site_alerts
+from edge.users import audit_entries
+
+PLUGGED = {
+    ConnectorStatus.OCCUPIED,
+    ConnectorStatus.CHARGING,
+    ConnectorStatus.SUSPENDED_EV,
+    ConnectorStatus.SUSPENDED_EVSE,
+    ConnectorStatus.FINISHING,
+}
+TRIGGER_MESSAGES = (
+    "StatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "BootNotification",
+    "FirmwareStatusNotification",
+)
+EVENT_TYPES = ("charger.", "charging.", "parking.", "sensor.", "command.")
+
+
+def charger_state(charger: Charger) -> str:
+    """One word for a charger: offline, faulted, charging, occupied, unavailable, available."""
+    if not charger.connected:
+        return "offline"
+    statuses = {e.status for e in charger.evses.values() if e.evse_id > 0}
+    if ConnectorStatus.FAULTED in statuses:
+        return "faulted"
+    if ConnectorStatus.CHARGING in statuses:
+        return "charging"
+    if statuses & PLUGGED:
+        return "occupied"
+    if statuses and statuses <= {ConnectorStatus.UNAVAILABLE}:
+        return "unavailable"
+    return "available" if statuses else "connected"
+
+
+@dataclass(frozen=True)
+class SiteViews:
+    site: Site
+    slots: SlotService
+    server: OcppServer
+    clock: Clock
+
+    # --- live state ----------------------------------------------------------------
+
+    @property
+    def site_id(self) -> str:
+        return self.site.config.site.id
+
+    def slot_views(self) -> list[SlotView]:
+        return self.slots.model.views() if self.slots.model is not None else []
+
+    def slot_documents(self) -> list[dict[str, Any]]:
+        return [slot_document(self.site_id, view) for view in self.slot_views()]
+
+    def summary(self) -> dict[str, Any]:
+        assert self.slots.model is not None
+        return summary_document(self.site_id, self.slots.model.summary(), self.clock())
+
+    def chargers(self) -> list[dict[str, Any]]:
+        rows = []
+        for charger in sorted(self.site.chargers.values(), key=lambda c: c.id):
+            view = charger_view(charger, self.site)
+            view["state"] = charger_state(charger)
+            view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
+            view["power_w"] = sum(s["power_w"] or 0 for s in view["active_sessions"])
+            rows.append(view)
+        known = {c.id for c in self.site.chargers.values()}
+        for configured in self.site.config.chargers:
+            if configured.id not in known:
+                rows.append(
+                    {"id": configured.id, "state": "never connected", "connected": False,
+                     "evses": [], "active_sessions": [], "power_w": 0, "version": None,
+                     "vendor": "", "model": "", "firmware": "", "last_seen": None}
+                )  # fmt: skip
+        return rows
+
+    def alerts(self) -> list[Alert]:
+        return site_alerts(
+            self.slot_views(),
+            self.site.chargers.values(),
+            (c.id for c in self.site.config.chargers),
+        )
+
+    def active_sessions(self) -> list[dict[str, Any]]:
+        found = sorted(self.site.active_sessions(), key=lambda s: s.started_at, reverse=True)
+        return [session_view(s) for s in found]
+
+    def power_now_w(self) -> float:
+        return sum(s.power_w or 0.0 for s in self.site.active_sessions())
+
+    def charger_counts(self, chargers: list[dict[str, Any]]) -> dict[str, int]:
+        counts = {"total": len(chargers), "connected": 0, "charging": 0, "faulted": 0}
+        for row in chargers:
+            counts["connected"] += int(bool(row["connected"]))
+            counts["charging"] += int(row["state"] == "charging")
+            counts["faulted"] += int(row["state"] == "faulted")
+        return counts
+
+    def sensors(self) -> list[dict[str, Any]]:
+        """Each slot's sensor: status, battery, signal and when it was last heard."""
+        if self.slots.model is None:
+            return []
+        records = self.slots.model.state.slots
+        rows = []
+        for view in self.slot_views():
+            if view.sensor_id is None:
+                continue
+            record = records[view.slot_id]
+            rows.append(
+                {
+                    "slot_id": view.slot_id,
+                    "sensor_id": view.sensor_id,
+                    "status": view.sensor_status,
+                    "battery": view.battery,
+                    "low_battery": view.low_battery,
+                    "rssi": record.rssi,
+                    "last_heard": record.last_heard,
+                    "occupied": record.occupied,
+                }
+            )
+        return rows
+
+    # --- history -------------------------------------------------------------------
+
+    async def power_chart(self, hours: float) -> power.Chart:
+        now = self.clock()
+        points = await self.site.store.read(lambda c: power.site_power(c, now, hours))
+        return power.chart(points)
+
+    async def charger_detail(self, charger_id: str, limit: int = 50) -> dict[str, Any] | None:
+        charger = self.site.chargers.get(ChargerId(charger_id))
+        if charger is None:
+            return None
+        view = charger_view(charger, self.site)
+        view["state"] = charger_state(charger)
+        view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
+        view["events"] = await self.site.store.read(
+            lambda c: repo.charger_events(c, charger_id, limit)
+        )
+        connection = self.server.connections.get(charger.id)
+        view["messages"] = list(reversed(connection.tail_view(limit))) if connection else []
+        recent = await self.site.store.read(
+            lambda c: repo.list_sessions(c, charger_id=charger_id, limit=10)
+        )
+        view["recent_sessions"] = [session_view(s) for s in recent]
+        view["slots"] = [v.slot_id for v in self.slot_views() if v.charger_id == charger.id]
+        return view
+
+    async def session_history(
+        self, charger: str | None, id_tag: str | None, status: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await self.site.store.read(
+            lambda c: repo.list_sessions(
+                c, status=status, charger_id=charger, id_tag=id_tag, limit=limit
+            )
+        )
+        live = {s.id: s for s in self.site.active_sessions()}
+        return [session_view(live.get(s.id, s)) for s in rows]
+
+    async def events(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        return await self.site.store.read(lambda c: site_events(c, kind, limit))
+
+    async def audit(self, limit: int) -> list[dict[str, Any]]:
+        return await self.site.store.read(lambda c: audit_entries(c, limit))
+
+
+def site_events(conn: sqlite3.Connection, kind: str | None, limit: int) -> list[dict[str, Any]]:
+    """The newest of the site's events (what it tells central), optionally of one family."""
+    where, params = "", []
+    if kind:
+        where, params = "WHERE type LIKE ?", [kind.rstrip(".") + ".%"]
+    rows = conn.execute(
+        f"SELECT sequence, type, subject, time, data FROM outbox {where} "
+        "ORDER BY sequence DESC LIMIT ?",
+        (*params, limit),
+    )
+    return [
+        {**dict(r), "time": repo.parse_iso(r["time"]), "data": orjson.loads(r["data"])}
+        for r in rows
+    ]
+
+
+def as_time(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return repo.parse_iso(value)
