@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.cloud_commands import CloudCommandRunner
 from edge.config import SiteConfig
 from edge.http_api import create_app
 from edge.http_server import HttpServer
@@ -31,6 +32,7 @@ from edge.site import Clock, Site, utc_now
 from edge.slot_service import SlotService
 from edge.slots_api import slots_router
 from edge.store import SqliteStore
+from edge.sync import CentralSync
 from edge.ui.app import WebUi
 
 log = structlog.get_logger(__name__)
@@ -86,8 +88,16 @@ class EdgeDaemon:
         self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock)
         self.site.observe(self.ui.hub.on_site_change)
         self.slots.publishers.append(self.ui.hub)
+        self.sync: CentralSync | None = None
+        if self.config.central.url:
+            runner = CloudCommandRunner(self.site, self.slots, self.ocpp, self.clock)
+            self.sync = CentralSync(self.config, self.store, runner, self.registry, self.clock)
         app = create_app(
-            self.site, self.ocpp, self.registry, extra=[slots_router(self.slots), self.ui.router]
+            self.site,
+            self.ocpp,
+            self.registry,
+            extra=[slots_router(self.slots), self.ui.router],
+            health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
         self.http = HttpServer(app, self.config.http.host, self.config.http.port)
@@ -111,6 +121,8 @@ class EdgeDaemon:
             group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
             group.create_task(self.slots.run(), name="slots"),
         ]
+        if self.sync is not None:
+            self._tasks.append(group.create_task(self.sync.run(), name="sync"))
         await _until_ready(
             asyncio.gather(self.ocpp.ready.wait(), self.http.ready.wait()), watch=self._tasks
         )

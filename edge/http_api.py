@@ -8,6 +8,7 @@ not connected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -146,11 +147,15 @@ def _refs(body: VariablesBody) -> tuple[cmd.VariableRef, ...]:
     )
 
 
+HealthSource = Callable[[], dict[str, Any]]
+
+
 def create_app(
     site: Site,
     server: OcppServer,
     registry: CollectorRegistry,
     extra: list[APIRouter] | None = None,
+    health: dict[str, HealthSource] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=f"evpark edge — site {site.config.site.id}",
@@ -167,12 +172,15 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         await site.store.read(lambda c: c.execute("SELECT 1").fetchone())
-        return {
+        answer: dict[str, Any] = {
             "status": "ok",
             "site": site.config.site.id,
             "chargers_connected": len(server.connections),
             "active_sessions": len(site.active),
         }
+        for name, source in (health or {}).items():
+            answer[name] = source()
+        return answer
 
     @app.get("/metrics")
     async def metrics() -> Response:

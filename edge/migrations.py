@@ -172,4 +172,21 @@ CREATE TABLE ui_audit (
 CREATE INDEX ui_audit_at ON ui_audit(at)
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+# Sync with central: commands received (stored before they are acknowledged, so none is
+# lost or run twice) and key-value state (the acknowledged outbox sequence, rates).
+_V4: Final = """
+CREATE TABLE cloud_commands (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    finished_at TEXT
+);
+CREATE INDEX cloud_commands_status ON cloud_commands(status)
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)

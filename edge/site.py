@@ -239,6 +239,30 @@ class Site:
             return AuthorizationStatus.EXPIRED
         return entry.status
 
+    def update_id_tags(
+        self, unit: Unit, tags: list[tuple[str, AuthorizationStatus, datetime | None]], full: bool
+    ) -> int:
+        """Central's id tag list (the local authorization cache); ``full`` replaces it.
+
+        Tags from the site config stay as they are. Written into ``unit``: the caller
+        commits it with the command's result.
+        """
+        listed = {IdTag(t) for t, _, _ in tags}
+        if full:
+            for known, entry in list(self.id_tags.items()):
+                if entry.source == "central" and known not in listed:
+                    invalid = repo.IdTagEntry(AuthorizationStatus.INVALID, None, "central")
+                    self.id_tags[known] = invalid
+                    repo.save_id_tag(unit, known, AuthorizationStatus.INVALID, None, "central")
+        for raw, status, expires_at in tags:
+            tag = IdTag(raw)
+            current = self.id_tags.get(tag)
+            if current is not None and current.source == "config":
+                continue
+            self.id_tags[tag] = repo.IdTagEntry(status, expires_at, "central")
+            repo.save_id_tag(unit, tag, status, expires_at, "central")
+        return len(tags)
+
     # --- transactions ------------------------------------------------------------------
 
     def active_sessions(self) -> list[Session]:
