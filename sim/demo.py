@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class DemoPorts:
     ocpp: int
     http: int
     mqtt: int
+    central: int
 
 
 def _port(preferred: int) -> int:
@@ -74,6 +77,11 @@ ping_interval = 20
 [http]
 host = "127.0.0.1"
 port = {ports.http}
+
+[central]
+url = "http://127.0.0.1:{ports.central}"
+batch_interval = 0.5
+# the site key comes from EVPARK_CENTRAL__SITE_KEY
 
 [mqtt]
 url = "mqtt://127.0.0.1:{ports.mqtt}"
@@ -147,41 +155,89 @@ def _with(config: SimChargerConfig, **changes: object) -> SimChargerConfig:
     return replace(config, **changes)  # type: ignore[arg-type]
 
 
-def banner(ports: DemoPorts, data_dir: Path, chargers: int) -> str:
+def banner(
+    ports: DemoPorts, data_dir: Path, chargers: int, driver_key: str, operator_key: str
+) -> str:
     http = f"http://127.0.0.1:{ports.http}"
+    central = f"http://127.0.0.1:{ports.central}"
     return f"""
-evpark demo is running: site {SITE_ID!r} with {chargers} simulated chargers (OCPP 1.6J and 2.0.1).
+evpark demo is running: site {SITE_ID!r} with {chargers} simulated chargers (OCPP 1.6J and
+2.0.1), occupancy sensors and cars coming and going; its edge reports to central.
 
+The site (edge daemon, local API and technician UI)
+  technician UI             {http}/   (create a user: evpark users create --help)
   slots and free counts     {http}/api/slots   {http}/api/site/summary
   chargers and their state  {http}/api/chargers
-  live and recent sessions  {http}/api/sessions?status=active   {http}/api/sessions
-  health / metrics          {http}/healthz   {http}/metrics
-  API documentation         {http}/docs
+  live and recent sessions  {http}/api/sessions?status=active
+  health / metrics          {http}/healthz   {http}/metrics   (API docs: {http}/docs)
   OCPP endpoint             ws://127.0.0.1:{ports.ocpp}/ocpp/<charge point id>
   MQTT slot states          mosquitto_sub -h 127.0.0.1 -p {ports.mqtt} -t 'evpark/{SITE_ID}/#' -v
-  try a command             curl -X POST {http}/api/chargers/CP-1/trigger \\
-                              -H 'content-type: application/json' -d '{{"message": "Heartbeat"}}'
-  data and logs             {data_dir}
 
-Ctrl-C stops everything (sessions are stopped cleanly first).
+Central (gateway, API docs at {central}/docs)
+  export DRIVER='Authorization: Bearer {driver_key}'
+  export OPERATOR='Authorization: Bearer {operator_key}'
+  start charging on CP-1    curl -X POST '{central}/charging/start?wait=5' -H "$DRIVER" \\
+                              -H 'content-type: application/json' \\
+                              -d '{{"site_id": "{SITE_ID}", "charger_id": "CP-1", "vehicle_id": "EV-1", "id_tag": "DEMO-TAG-1"}}'
+                            (the answer is the charger's own: Rejected while a car charges there)
+  its status                curl '{central}/charging/status/EV-1' -H "$DRIVER"
+  reserve a slot            curl -X POST {central}/parking/reserve -H "$DRIVER" -H 'content-type: application/json' \\
+                              -d '{{"site_id": "{SITE_ID}", "slot_type": "standard", "vehicle_id": "CAR-7", "duration_minutes": 60}}'
+  the site seen from afar   curl '{central}/parking/status?site_id={SITE_ID}' -H "$DRIVER"
+  usage and health          curl '{central}/analytics/usage' -H "$OPERATOR"   curl '{central}/metrics/health' -H "$OPERATOR"
+
+Data and logs: {data_dir}   Ctrl-C stops everything (sessions are stopped cleanly first).
 """
 
 
-async def _wait_healthy(url: str, edge: asyncio.subprocess.Process) -> None:
+async def _wait_healthy(url: str, process: asyncio.subprocess.Process, what: str) -> None:
     async with httpx.AsyncClient(timeout=2) as client:
         for _ in range(300):
-            if edge.returncode is not None:
-                raise RuntimeError(f"the edge daemon exited with {edge.returncode}")
+            if process.returncode is not None:
+                raise RuntimeError(f"the {what} exited with {process.returncode}")
             with contextlib.suppress(httpx.TransportError):
                 if (await client.get(f"{url}/healthz")).status_code == 200:
                     return
             await asyncio.sleep(0.1)
-    raise RuntimeError("the edge daemon did not become healthy in 30 s")
+    raise RuntimeError(f"the {what} did not become healthy in 30 s")
+
+
+@contextlib.asynccontextmanager
+async def _process(
+    log_path: Path, *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -m edge <args>`` for the demo's lifetime; SIGTERM (then SIGKILL) at the end."""
+    with log_path.open("ab") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge", *args, stdout=log_file, stderr=log_file,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        try:
+            yield process
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 20)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+async def _key(central_dir: Path, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge", "central", "keys", "create", "--data-dir", str(central_dir),
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"could not create a central API key: {err.decode()[-500:]}")
+    return out.decode().strip().splitlines()[-1]
 
 
 def _prepare(data_dir: Path) -> tuple[DemoPorts, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = DemoPorts(ocpp=_port(9000), http=_port(8080), mqtt=MQTT_PORT)
+    ports = DemoPorts(ocpp=_port(9000), http=_port(8080), mqtt=MQTT_PORT, central=_port(8000))
     config_file = data_dir / "site.toml"
     config_file.write_text(site_config(ports, data_dir))
     return ports, config_file
@@ -189,7 +245,7 @@ def _prepare(data_dir: Path) -> tuple[DemoPorts, Path]:
 
 async def _run(data_dir: Path, chargers_per_version: int, duration: float | None) -> None:
     ports, config_file = _prepare(data_dir)
-    edge_log = data_dir / "edge.log"
+    central_dir = data_dir / "central"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -197,27 +253,29 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
     if duration is not None:
         loop.call_later(duration, stop.set)
 
-    with edge_log.open("ab") as log_file:
-        edge = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edge", "edge", "run", "--config", str(config_file),
-            "--log-format", "json",
-            stdout=log_file, stderr=log_file,
+    site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
+    driver_key = await _key(central_dir, "--scope", "driver", "--name", "demo driver")
+    operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
+    async with contextlib.AsyncExitStack() as stack:
+        central = await stack.enter_async_context(
+            _process(
+                data_dir / "central.log", "central", "run", "--data-dir", str(central_dir),
+                "--port", str(ports.central), "--log-format", "json",
+            )
         )  # fmt: skip
-        try:
-            await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge)
-            configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
-            sys.stdout.write(banner(ports, data_dir, len(configs)))
-            sys.stdout.flush()
-            await _simulate_site(config_file, configs, stop)
-        finally:
-            if edge.returncode is None:
-                edge.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(edge.wait(), 20)
-                except TimeoutError:
-                    edge.kill()
-                    await edge.wait()
-            log.info("demo.stopped", edge_exit=edge.returncode)
+        await _wait_healthy(f"http://127.0.0.1:{ports.central}", central, "central service")
+        edge = await stack.enter_async_context(
+            _process(
+                data_dir / "edge.log", "edge", "run", "--config", str(config_file),
+                "--log-format", "json", env={"EVPARK_CENTRAL__SITE_KEY": site_key},
+            )
+        )  # fmt: skip
+        await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge, "edge daemon")
+        configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
+        sys.stdout.write(banner(ports, data_dir, len(configs), driver_key, operator_key))
+        sys.stdout.flush()
+        await _simulate_site(config_file, configs, stop)
+    log.info("demo.stopped")
 
 
 async def _simulate_site(
