@@ -26,6 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from central.analytics.settings import AnalyticsSettings
 from central.notification.settings import NotificationSettings
 
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret"})
@@ -123,6 +124,7 @@ class CentralSettings(BaseSettings):
     republish_interval_s: float = Field(default=5.0, gt=0)
 
     notification: NotificationSettings = Field(default_factory=NotificationSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
 
     @field_validator("bus_url")
     @classmethod

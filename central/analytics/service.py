@@ -46,10 +46,7 @@ class AnalyticsService:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
-        configured = getattr(ctx.settings, "analytics", None)
-        self._settings = (
-            configured if isinstance(configured, AnalyticsSettings) else AnalyticsSettings()
-        )
+        self._settings: AnalyticsSettings = ctx.settings.analytics
         self._probe: ResilientClient | None = None
 
     def router(self) -> APIRouter:
