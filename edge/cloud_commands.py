@@ -5,6 +5,7 @@ same transaction as the command's final status, so a command is answered exactly
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import zlib
 from collections.abc import Callable
@@ -104,14 +105,17 @@ class CloudCommandRunner:
                 set_meta(unit, "central.rates", orjson.dumps(payload.get("rates", [])).decode())
                 return "accepted", "", {"rates": payload.get("rates", [])}
             case "update_id_tags":
-                return self._id_tags(payload, unit)
+                return await self._id_tags(payload, unit)
         raise Rejected(f"unknown command type {command.type!r}")
 
     # --- reservations --------------------------------------------------------------------
 
-    def _pick_slot(self, payload: dict[str, Any]) -> SlotId:
+    def _pick_slot(self, payload: dict[str, Any], reservation_id: str) -> SlotId:
         assert self.slots.model is not None
         views = {v.slot_id: v for v in self.slots.model.views()}
+        for view in views.values():
+            if view.reservation_id == reservation_id:
+                return view.slot_id  # run again after a crash: the slot is already held
         wanted = payload.get("slot_id")
         if wanted:
             view = views.get(SlotId(str(wanted)))
@@ -131,10 +135,12 @@ class CloudCommandRunner:
     ) -> tuple[CommandStatus, str, dict[str, Any]]:
         reservation_id = str(payload.get("reservation_id") or command_id)
         until = repo.parse_iso(payload.get("ends_at"))
-        slot_id = self._pick_slot(payload)
+        slot_id = self._pick_slot(payload, reservation_id)
         spec = next(s for s in self.slots.config.slots if s.id == slot_id)
         charger_answer: str | None = None
-        id_tag = payload.get("id_tag")
+        vehicle_id = payload.get("vehicle_id")
+        # the charger holds the connector for this tag (central's default: the vehicle id)
+        id_tag = payload.get("id_tag") or (str(vehicle_id)[:20] if vehicle_id else None)
         if spec.charger is not None and spec.evse is not None and id_tag and until is not None:
             try:
                 outcome = await send_command(
@@ -226,7 +232,7 @@ class CloudCommandRunner:
             "transaction_id": session.transaction_id, "charger_status": outcome.status,
         }  # fmt: skip
 
-    def _id_tags(
+    async def _id_tags(
         self, payload: dict[str, Any], unit: Unit
     ) -> tuple[CommandStatus, str, dict[str, Any]]:
         entries: list[tuple[str, AuthorizationStatus, datetime | None]] = []
@@ -239,5 +245,47 @@ class CloudCommandRunner:
             if not tag or len(tag) > 36:
                 raise Rejected(f"bad id tag {tag!r}")
             entries.append((tag, status, repo.parse_iso(item.get("expires_at"))))
-        count = self.site.update_id_tags(unit, entries, bool(payload.get("full")))
-        return "accepted", "", {"tags": count, "version": payload.get("version")}
+        full = bool(payload.get("full"))
+        count = self.site.update_id_tags(unit, entries, full)
+        version = _list_version(payload.get("version"), self.clock())
+        local_list = cmd.SendLocalList(
+            version,
+            full,
+            tuple(cmd.LocalListEntry(tag, status.value, until) for tag, status, until in entries),
+        )
+        chargers = await self._send_local_lists(local_list)
+        return "accepted", "", {"tags": count, "version": version, "chargers": chargers}
+
+    async def _send_local_lists(self, local_list: cmd.SendLocalList) -> dict[str, str]:
+        """The list to every connected charger at once; each one's answer by charger id.
+
+        The site's own cache is what authorizes; a charger that refuses or cannot hold a
+        local list (``NotSupported``, ``VersionMismatch``, offline) keeps asking the edge.
+        """
+        answers: dict[str, str] = {}
+
+        async def send(charger_id: ChargerId) -> None:
+            try:
+                outcome = await send_command(self.server, charger_id, local_list)
+            except ChargerOffline:
+                answers[charger_id] = "offline"
+            except CommandTimeout:
+                answers[charger_id] = "timeout"
+            except (InvalidCommand, CallFailed) as err:
+                answers[charger_id] = f"failed: {err}"[:120]
+            else:
+                answers[charger_id] = outcome.status
+
+        async with asyncio.TaskGroup() as group:
+            for charger_id in sorted(self.server.connections):
+                group.create_task(send(charger_id), name=f"local-list-{charger_id}")
+        return answers
+
+
+def _list_version(given: object, now: datetime) -> int:
+    """Central's list version when it gave a number; else one that only grows."""
+    if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+        return given
+    if isinstance(given, str) and given.isdigit() and int(given) > 0:
+        return int(given)
+    return int(now.timestamp())

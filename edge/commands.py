@@ -90,6 +90,25 @@ class CancelReservation:
     reservation_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class LocalListEntry:
+    """One id tag of a charger's local authorization list; ``status`` None removes it
+    (in a differential update)."""
+
+    id_tag: str
+    status: str | None = "Accepted"
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendLocalList:
+    """Replace (``full``) or update a charger's local authorization list to ``version``."""
+
+    version: int
+    full: bool
+    entries: tuple[LocalListEntry, ...] = ()
+
+
 Command = (
     RemoteStart
     | RemoteStop
@@ -103,6 +122,7 @@ Command = (
     | SetVariables
     | ReserveNow
     | CancelReservation
+    | SendLocalList
 )
 
 

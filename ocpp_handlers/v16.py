@@ -212,11 +212,32 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             }
         case cmd.CancelReservation(reservation_id=rid):
             return "CancelReservation", {"reservationId": rid}
+        case cmd.SendLocalList(version=version, full=full, entries=entries):
+            return "SendLocalList", {
+                "listVersion": version,
+                "updateType": "Full" if full else "Differential",
+                "localAuthorizationList": [_local_entry(e) for e in entries],
+            }
         case cmd.GetVariables() | cmd.SetVariables():
             raise cmd.UnsupportedCommand(
                 "variables are OCPP 2.0.1; use configuration keys with an OCPP 1.6 charger"
             )
     raise cmd.UnsupportedCommand(type(command).__name__)
+
+
+_TAG_STATUSES: Final = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"})
+
+
+def _local_entry(entry: cmd.LocalListEntry) -> Payload:
+    """A local list entry; without a status it removes the tag (Differential)."""
+    item: Payload = {"idTag": entry.id_tag}
+    if entry.status is not None:
+        # 1.6 knows no "Unknown": such a tag is not valid
+        info: Payload = {"status": entry.status if entry.status in _TAG_STATUSES else "Invalid"}
+        if entry.expires_at is not None:
+            info["expiryDate"] = entry.expires_at.isoformat()
+        item["idTagInfo"] = info
+    return item
 
 
 def outcome(action: str, response: Payload) -> cmd.CommandOutcome:

@@ -184,6 +184,17 @@ def _variable(ref: cmd.VariableRef) -> Payload:
     return {"component": component, "variable": variable}
 
 
+def _local_entry(entry: cmd.LocalListEntry) -> Payload:
+    """A local list entry; without a status it removes the token (Differential)."""
+    item: Payload = {"idToken": {"idToken": entry.id_tag, "type": "Central"}}
+    if entry.status is not None:
+        info: Payload = {"status": entry.status}
+        if entry.expires_at is not None:
+            info["cacheExpiryDateTime"] = entry.expires_at.isoformat()
+        item["idTokenInfo"] = info
+    return item
+
+
 def to_call(command: cmd.Command) -> tuple[str, Payload]:
     match command:
         case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id, remote_start_id=remote_id):
@@ -224,6 +235,12 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             }
         case cmd.CancelReservation(reservation_id=rid):
             return "CancelReservation", {"reservationId": rid}
+        case cmd.SendLocalList(version=version, full=full, entries=entries):
+            return "SendLocalList", {
+                "versionNumber": version,
+                "updateType": "Full" if full else "Differential",
+                "localAuthorizationList": [_local_entry(e) for e in entries],
+            }
         case cmd.GetConfiguration() | cmd.ChangeConfiguration():
             raise cmd.UnsupportedCommand(
                 "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"

@@ -253,6 +253,8 @@ class ParkingService:
                 "reservation_id": reservation_id,
                 "slot_id": None,
                 "vehicle_id": body.vehicle_id,
+                # the tag an EV slot's charger is reserved for (OCPP 1.6 holds 20 characters)
+                "id_tag": body.vehicle_id[:20],
                 "starts_at": starts_at.isoformat(),
                 "ends_at": ends_at.isoformat(),
             },
