@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from central.settings import CentralSettings, load_settings
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "central" / "central.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "central.example.toml"
 
 
 def test_toml_file_then_environment_then_options(
