@@ -81,9 +81,7 @@ def charger_view(charger: Charger, site: Site) -> dict[str, Any]:
             }
             for e in sorted(charger.evses.values(), key=lambda e: e.evse_id)
         ],
-        "active_sessions": [
-            session_view(s) for s in site.active_sessions() if s.charger_id == charger.id
-        ],
+        "active_sessions": [session_view(s) for s in site.active.of_charger(charger.id)],
     }
 
 
@@ -227,7 +225,7 @@ def create_app(
 
     @app.get("/api/sessions/{session_id}")
     async def session(session_id: str) -> dict[str, Any]:
-        live = next((s for s in site.active_sessions() if s.id == session_id), None)
+        live = site.active_session(session_id)
         found = live or await site.store.read(lambda c: repo.get_session(c, session_id))
         if found is None:
             raise HTTPException(404, f"no session {session_id!r}")

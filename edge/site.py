@@ -30,6 +30,7 @@ from edge.model import (
     Session,
     SessionStatus,
 )
+from edge.sessions import ActiveSessions
 from edge.store import SqliteStore, Unit
 
 log = structlog.get_logger(__name__)
@@ -43,7 +44,7 @@ UNKNOWN_TRANSACTION = "-1"
 class SiteChange:
     """What changed, for live views and the slot model (never persisted as such)."""
 
-    kind: str  # "charger", "evse", "session"
+    kind: str  # "charger", "evse", "session" (started or ended), "meter" (new readings)
     charger_id: ChargerId
     evse_id: int | None = None
     session_id: SessionId | None = None
@@ -62,7 +63,7 @@ class Site:
         self.store = store
         self.clock = clock
         self.chargers: dict[ChargerId, Charger] = {}
-        self.active: dict[tuple[ChargerId, str], Session] = {}  # (charger, transaction id)
+        self.active = ActiveSessions()
         self.id_tags: dict[IdTag, repo.IdTagEntry] = {}
         self._next_transaction_id = 1
         self._observers: list[Observer] = []
@@ -74,7 +75,7 @@ class Site:
         self.chargers = snap.chargers
         for charger in self.chargers.values():
             charger.connected = False
-        self.active = {(s.charger_id, s.transaction_id): s for s in snap.active_sessions}
+        self.active = ActiveSessions(snap.active_sessions)
         self.id_tags = snap.id_tags
         self._next_transaction_id = snap.last_numeric_transaction_id + 1
         unit = Unit()
@@ -266,22 +267,22 @@ class Site:
     # --- transactions ------------------------------------------------------------------
 
     def active_sessions(self) -> list[Session]:
-        return list(self.active.values())
+        return list(self.active)
 
     def active_session_on(self, charger_id: ChargerId, evse_id: int) -> Session | None:
-        for session in self.active.values():
-            if session.charger_id == charger_id and session.evse_id == evse_id:
-                return session
-        return None
+        return self.active.on(charger_id, evse_id)
+
+    def active_session(self, session_id: str) -> Session | None:
+        return self.active.by_id(session_id)
 
     def resolve_transaction(
         self, charger_id: ChargerId, transaction_id: str | None
     ) -> Session | None:
         if transaction_id is None:
             return None
-        found = self.active.get((charger_id, transaction_id))
+        found = self.active.by_transaction(charger_id, transaction_id)
         if found is None and transaction_id == UNKNOWN_TRANSACTION:
-            mine = [s for s in self.active.values() if s.charger_id == charger_id]
+            mine = self.active.of_charger(charger_id)
             found = mine[0] if len(mine) == 1 else None
         return found
 
@@ -336,7 +337,7 @@ class Site:
             last_update=started_at,
             reservation_id=reservation_id,
         )
-        self.active[(charger_id, transaction_id)] = session
+        self.active.add(session)
         repo.save_session(unit, session)
         repo.add_outbox_event(
             unit, "charging.started", session.id, started_at,
@@ -363,13 +364,13 @@ class Site:
         transaction_id: str | None,
     ) -> Session | None:
         if transaction_id is not None:
-            known = self.active.get((charger_id, transaction_id))
+            known = self.active.by_transaction(charger_id, transaction_id)
             if known is not None:
                 return known
             return await self.store.read(
                 lambda c: repo.find_session_by_transaction(c, charger_id, transaction_id)
             )
-        for session in self.active.values():
+        for session in self.active:
             if (
                 session.charger_id == charger_id
                 and session.connector_id == connector_id
@@ -404,7 +405,7 @@ class Site:
         if unit.ops:
             await self.store.write(unit)
         if session is not None:
-            self._notify(SiteChange("session", charger_id, session.evse_id, session.id))
+            self._notify(SiteChange("meter", charger_id, session.evse_id, session.id))
         return session
 
     async def stop_session(
@@ -463,7 +464,7 @@ class Site:
         session.status = status
         session.stop_reason = reason
         session.stopped_at = at
-        self.active.pop((session.charger_id, session.transaction_id), None)
+        self.active.remove(session)
         repo.save_session(unit, session)
         repo.add_outbox_event(
             unit, "charging.completed", session.id, at,
@@ -480,7 +481,7 @@ class Site:
         limit = timedelta(seconds=self.config.ocpp.inferred_stop_after)
         unit = Unit()
         closed: list[Session] = []
-        for session in list(self.active.values()):
+        for session in self.active:
             charger = self.chargers.get(session.charger_id)
             if charger is None or charger.connected:
                 continue

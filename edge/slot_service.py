@@ -124,7 +124,7 @@ class SlotService:
                     ConnectorReported(change.charger_id, EvseId(change.evse_id), evse.status)
                 )
         elif change.kind == "session" and change.session_id is not None:
-            active = any(s.id == change.session_id for s in self.site.active_sessions())
+            active = self.site.active_session(change.session_id) is not None
             event = SessionLinked if active else SessionEnded
             self._queue.put_nowait(event(slot_id, change.session_id))
 

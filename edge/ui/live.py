@@ -113,11 +113,11 @@ class LiveHub:
     # --- site observer -----------------------------------------------------------------
 
     def on_site_change(self, change: SiteChange) -> None:
+        if not self._subscribers:  # runs for every meter value: nothing to do unwatched
+            return
         charger = self.site.chargers.get(change.charger_id)
-        if change.kind == "session" and change.session_id is not None:
-            session = next(
-                (s for s in self.site.active_sessions() if s.id == change.session_id), None
-            )
+        if change.kind in ("session", "meter") and change.session_id is not None:
+            session = self.site.active_session(change.session_id)
             self.broadcast(
                 {
                     "type": "session",
