@@ -80,7 +80,7 @@ class Backoff:
     """Exponential backoff with full jitter, reset on success."""
 
     def __init__(
-        self, first: float = 0.5, cap: float = 60.0, rng: random.Random | None = None
+        self, first: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
     ) -> None:
         self.first, self.cap, self.attempt = first, cap, 0
         self.rng = rng or random.Random()

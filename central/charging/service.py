@@ -38,6 +38,7 @@ from central.charging.tables import (
 from central.commands import new_command, send_command
 from central.context import ServiceContext
 from central.db import insert_ignore
+from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
 
 log = structlog.get_logger("central.charging")
@@ -75,6 +76,11 @@ class CommandAnswer(BaseModel):
     result: dict[str, Any]
     created_at: datetime
     expires_at: datetime
+    site_online: bool | None = Field(
+        default=None,
+        description="false: the site is offline; a pending command waits for it until "
+        "expires_at, then becomes expired",
+    )
 
 
 class CostAnswer(BaseModel):
@@ -905,6 +911,22 @@ class ChargingService:
                 content=answer.model_dump(mode="json"),
             )
 
+        async def answer_for(command_id: str, wait: float) -> CommandAnswer:
+            """Wait for the charger's answer only while the site is reachable: for an
+            offline site the command stays queued and the answer says so at once."""
+            answer = await self.command(command_id, 0.0)
+            assert answer is not None
+            site = await presence(self.ctx.cache, answer.site_id)
+            if site.online and answer.status == "pending" and wait > 0:
+                answer = await self.command(command_id, wait) or answer
+            answer.site_online = site.online
+            if not site.online and answer.status == "pending":
+                answer.detail = (
+                    f"{site.describe()}; the command is queued and reaches the site if it "
+                    f"comes back before {answer.expires_at.isoformat()}, else it expires"
+                )
+            return answer
+
         @router.post(
             "/start",
             status_code=202,
@@ -922,9 +944,7 @@ class ChargingService:
                 command_id = await self.start_charging(body)
             except ValueError as err:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
-            answer = await self.command(command_id, wait)
-            assert answer is not None
-            return command_response(answer)
+            return command_response(await answer_for(command_id, wait))
 
         @router.post(
             "/stop",
@@ -944,9 +964,7 @@ class ChargingService:
                 raise HTTPException(422, str(err)) from err
             except KeyError as err:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
-            answer = await self.command(command_id, wait)
-            assert answer is not None
-            return command_response(answer)
+            return command_response(await answer_for(command_id, wait))
 
         @router.get(
             "/commands/{command_id}",
@@ -960,10 +978,9 @@ class ChargingService:
         async def get_command(
             command_id: PathId, wait: Wait = 0.0, _p: Principal = anyone
         ) -> JSONResponse:
-            answer = await self.command(command_id, wait)
-            if answer is None:
+            if await self.command(command_id, 0.0) is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
-            return command_response(answer)
+            return command_response(await answer_for(command_id, wait))
 
         @router.get(
             "/status/{vehicle_id}",

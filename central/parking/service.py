@@ -35,6 +35,7 @@ from central.parking.tables import (
     parking_reservations,
     parking_slots,
 )
+from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent, CommandResult
 
 log = structlog.get_logger("central.parking")
@@ -73,6 +74,11 @@ class Reservation(BaseModel):
     detail: str
     created_at: datetime
     updated_at: datetime
+    site_online: bool | None = Field(
+        default=None,
+        description="on a new reservation, false: the site is offline; it stays 'booked' "
+        "(central holds the slot) until the site confirms or rejects it when back",
+    )
 
 
 class TypeStatus(BaseModel):
@@ -1038,7 +1044,12 @@ class ParkingService:
         )
         async def reserve(body: ReserveRequest, _p: Principal = anyone) -> Reservation:
             try:
-                return await self.reserve(body)
+                booked = await self.reserve(body)
+                site = await presence(self.ctx.cache, body.site_id)
+                booked.site_online = site.online
+                if not site.online:
+                    booked.detail = f"{site.describe()}; the site confirms when back"
+                return booked
             except rules.InvalidWindow as err:
                 raise HTTPException(422, str(err)) from err
             except rules.ReservationError as err:

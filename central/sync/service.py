@@ -17,11 +17,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from central.context import ServiceContext
 from central.db import insert_ignore
 from central.lifetimes import Background
 from central.sync.batches import BatchRejected, SequenceGapError, plan_batch
+from central.sync.presence import record_contact
 from central.sync.tables import commands, events, sites
 from central.wire import (
     COMMANDS_PATH,
@@ -210,10 +212,24 @@ class SyncService:
             event = self._wakeups[site_id] = asyncio.Event()
         return event
 
-    async def pending_commands(self, site_id: str, wait: float) -> list[Command]:
+    async def contact(self, site_id: str) -> None:
+        """The site's edge is talking to central now (see :mod:`central.sync.presence`)."""
+        await record_contact(self.ctx.cache, self.ctx.settings, site_id, self.ctx.clock())
+
+    async def pending_commands(
+        self,
+        site_id: str,
+        wait: float,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+    ) -> list[Command]:
+        """The site's pending commands, waiting up to ``wait`` s for one; the site counts
+        as in contact while it waits, until ``gone()`` says the edge hung up."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
+            if gone is not None and await gone():
+                return []
+            await self.contact(site_id)
             wakeup = self._wakeup(site_id)
             wakeup.clear()
             found = await self._take_pending(site_id)
@@ -286,6 +302,7 @@ class SyncService:
         )
         async def post_events(batch: EventBatch, principal: Principal = site_key) -> Any:
             site_id = _site_of(principal)
+            await self.contact(site_id)
             for event in batch.events:
                 if event.site_id != site_id:
                     raise HTTPException(
@@ -315,12 +332,15 @@ class SyncService:
             summary="The site's pending commands (long-poll with ?wait=seconds)",
         )
         async def get_commands(
+            request: Request,
             wait: Annotated[float, Query(ge=0, le=120)] = 0.0,
             principal: Principal = site_key,
         ) -> CommandList:
             site_id = _site_of(principal)
             wait = min(wait, self.ctx.settings.max_command_wait_s)
-            return CommandList(commands=await self.pending_commands(site_id, wait))
+            return CommandList(
+                commands=await self.pending_commands(site_id, wait, request.is_disconnected)
+            )
 
         @router.post(
             COMMANDS_PATH + "/{command_id}/ack",
@@ -329,6 +349,7 @@ class SyncService:
             responses={404: {"description": "no such command for this site"}},
         )
         async def ack_command(command_id: str, principal: Principal = site_key) -> Response:
+            await self.contact(_site_of(principal))
             if not await self.ack(_site_of(principal), command_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such command for this site")
             return Response(status_code=204)
@@ -339,6 +360,7 @@ class SyncService:
             summary="The last sequence central holds for the site, pending commands",
         )
         async def get_status(principal: Principal = site_key) -> SyncStatus:
+            await self.contact(_site_of(principal))
             return await self.site_status(_site_of(principal))
 
         return router
