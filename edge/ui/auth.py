@@ -9,10 +9,11 @@
   ``X-CSRF-Token``), compared in constant time; a cross-origin ``Origin`` is refused too.
   The login form has its own double-submit token (cookie and field).
 * Failed logins are limited per client address (:class:`LoginThrottle`).
-* The JSON API (``/api/...``) is open when the HTTP server listens on a loopback address
-  only (local tools, the demo); otherwise :class:`ApiGuard` requires a UI session (and
-  the CSRF header for changes) or an API token (``Authorization: Bearer``): reads need a
-  viewer, changes a technician.
+* The JSON API (``/api/...``) is open to direct requests when the HTTP server listens on
+  a loopback address only (local tools, the demo). Otherwise, and for requests a reverse
+  proxy forwarded (``Forwarded`` or ``X-Forwarded-For``), :class:`ApiGuard` requires a UI
+  session (and the CSRF header for changes) or an API token (``Authorization: Bearer``):
+  reads need a viewer, changes a technician.
 """
 
 from __future__ import annotations
@@ -202,10 +203,13 @@ class ApiGuard:
         self.open_api = open_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.open_api or scope["type"] != "http" or not _is_api(scope["path"]):
+        if scope["type"] != "http" or not _is_api(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if self.open_api and not _proxied(request):
+            await self.app(scope, receive, send)
+            return
         needed = u.Role.TECHNICIAN if request.method in UNSAFE_METHODS else u.Role.VIEWER
         user: u.User | None = None
         authorization = request.headers.get("authorization", "")
@@ -227,6 +231,11 @@ class ApiGuard:
             await _deny(send, 403, f"this needs the {needed} role")
             return
         await self.app(scope, receive, send)
+
+
+def _proxied(request: Request) -> bool:
+    """Forwarded by a reverse proxy on this host: the client is elsewhere."""
+    return "forwarded" in request.headers or "x-forwarded-for" in request.headers
 
 
 def _is_api(path: str) -> bool:

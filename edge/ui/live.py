@@ -108,7 +108,7 @@ class LiveHub:
             if not subscriber.offer(frame):
                 self._subscribers.discard(subscriber)
                 subscriber.close()
-                log.warning("ui.live.dropped", reason="client too slow", event=event["type"])
+                log.warning("ui.live.dropped", reason="client too slow", kind=event["type"])
 
     # --- site observer -----------------------------------------------------------------
 

@@ -133,7 +133,7 @@ def _nice_top(value: float) -> float:
     return float(int(value / 1000 + 1) * 1000)
 
 
-def chart(points: Sequence[PowerPoint], width: int = 720, height: int = 220) -> Chart:
+def chart(points: Sequence[PowerPoint], width: int = 960, height: int = 240) -> Chart:
     """A line and area chart in kW with hour ticks (UTC), in a ``width`` x ``height`` box."""
     left, right, top, bottom = 48, 8, 10, 24
     plot_w, plot_h = width - left - right, height - top - bottom

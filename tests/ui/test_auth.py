@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from typer.testing import CliRunner
 
-from edge.cli import app as cli
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from tests.mosquitto import Mosquitto
@@ -154,9 +154,13 @@ async def test_only_an_admin_manages_users_and_the_last_admin_stays(daemon: Edge
         assert (await nina.http.get("/")).status_code == 200
 
 
-async def test_json_api_is_open_on_loopback(daemon: EdgeDaemon) -> None:
+async def test_json_api_is_open_on_loopback_unless_a_proxy_forwarded_it(
+    daemon: EdgeDaemon,
+) -> None:
     async with httpx.AsyncClient(base_url=base_url(daemon)) as http:
         assert (await http.get("/api/slots")).status_code == 200
+        proxied = await http.get("/api/slots", headers={"X-Forwarded-For": "192.0.2.7"})
+        assert proxied.status_code == 401
 
 
 async def test_json_api_off_loopback_needs_a_session_or_a_token(
@@ -185,11 +189,9 @@ async def test_json_api_off_loopback_needs_a_session_or_a_token(
                 "/api/slots/B2/out-of-service", json=body, headers={"X-CSRF-Token": tech.csrf}
             )
             assert done.status_code == 200
-        made = CliRunner().invoke(
-            cli, ["users", "token", "--config", str(config_file), "--username", "tess"]
-        )
-        assert made.exit_code == 0, made.output
-        token = made.stdout.strip().splitlines()[-1]
+        made = await evpark("users", "token", "--config", str(config_file), "--username", "tess")
+        assert made.code == 0, made.stderr
+        token = made.stdout.strip()
         async with httpx.AsyncClient(
             base_url=base_url(daemon), headers={"Authorization": f"Bearer {token}"}
         ) as script:
@@ -211,37 +213,59 @@ def _config_file(tmp_path: Path, config: SiteConfig) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def evpark(*args: str, stdin: str = "") -> Ran:
+    """The `evpark` command in its own process, like an admin on the edge host runs it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
 async def test_users_commands_work_while_the_daemon_runs(
     daemon: EdgeDaemon, site_config: SiteConfig, tmp_path: Path
 ) -> None:
-    config_file = _config_file(tmp_path, site_config)
-    runner = CliRunner()
+    config = str(_config_file(tmp_path, site_config))
 
-    def run(*args: str, stdin: str | None = None) -> str:
-        result = runner.invoke(cli, ["users", *args, "--config", str(config_file)], input=stdin)
-        assert result.exit_code == 0, result.output
-        return result.stdout
+    async def run(*args: str, stdin: str = "") -> str:
+        ran = await evpark("users", *args, "--config", config, stdin=stdin)
+        assert ran.code == 0, ran.stderr
+        return ran.stdout
 
-    # in a thread: the daemon keeps serving meanwhile (argon2 takes a moment)
-    await asyncio.to_thread(
-        run, "create", "--username", "olga", "--role", "technician", "--password-stdin",
+    await run(
+        "create", "--username", "olga", "--role", "technician", "--password-stdin",
         stdin="olga's long password\n",
     )  # fmt: skip
-    listed = await asyncio.to_thread(run, "list")
+    listed = await run("list")
     assert "olga" in listed
     assert "technician" in listed
     async with httpx.AsyncClient(base_url=base_url(daemon)) as http:
         assert (await login(http, "olga", "olga's long password")).status_code == 303
         assert (await http.get("/")).status_code == 200
-        await asyncio.to_thread(run, "set-role", "--username", "olga", "--role", "viewer")
+        await run("set-role", "--username", "olga", "--role", "viewer")
         assert (await http.get("/ui/whoami")).json() == {"username": "olga", "role": "viewer"}
-        await asyncio.to_thread(run, "delete", "--username", "olga")
+        await run("delete", "--username", "olga")
         assert (await http.get("/ui/whoami")).status_code == 401  # the session went with it
-    duplicate = runner.invoke(
-        cli,
-        ["users", "create", "--config", str(config_file), "--username", "ADA",
-         "--password-stdin"],
-        input="another long password\n",
+    duplicate = await evpark(
+        "users", "create", "--config", config, "--username", "ADA", "--password-stdin",
+        stdin="another long password\n",
     )  # fmt: skip
-    assert duplicate.exit_code == 1
-    assert "already exists" in duplicate.output
+    assert duplicate.code == 1
+    assert "already exists" in duplicate.stderr
+    short = await evpark(
+        "users", "create", "--config", config, "--username", "sam", "--password-stdin",
+        stdin="short\n",
+    )  # fmt: skip
+    assert short.code == 1
+    assert "at least 10 characters" in short.stderr

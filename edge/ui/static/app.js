@@ -140,7 +140,7 @@
     buttons.forEach((b) => { b.disabled = true; });
     announce("Sending…", true);
     try {
-      const reply = await fetch(form.action, {
+      const reply = await fetch(form.getAttribute("action"), { // not form.action: a field may be named "action"
         method: "POST",
         body,
         headers: { Accept: "application/json", "X-CSRF-Token": csrf },
