@@ -117,18 +117,9 @@ class Site:
             )
             self.chargers[charger_id] = charger
         charger.version = version
-        charger.connected = True
-        charger.last_seen = now
         unit = Unit()
         repo.save_charger(unit, charger)
-        repo.add_charger_event(unit, charger_id, now, "connected", {"version": version})
-        repo.add_outbox_event(
-            unit, "charger.status", charger_id, now,
-            {"charger_id": charger_id, "evse_id": 0, "connector_id": 0,
-             "status": "connected", "online": True},
-        )  # fmt: skip
-        await self.store.write(unit)
-        self._notify(SiteChange("charger", charger_id))
+        await self._connection_changed(unit, charger, now, online=True, version=version)
         return charger
 
     async def disconnected(self, charger_id: ChargerId, reason: str) -> None:
@@ -136,18 +127,24 @@ class Site:
         if charger is None:
             return
         now = self.clock()
-        charger.connected = False
-        charger.last_seen = now
         unit = Unit()
+        await self._connection_changed(unit, charger, now, online=False, reason=reason)
+
+    async def _connection_changed(
+        self, unit: Unit, charger: Charger, now: datetime, online: bool, **details: str
+    ) -> None:
+        charger.connected = online
+        charger.last_seen = now
         repo.touch_charger(unit, charger)
-        repo.add_charger_event(unit, charger_id, now, "disconnected", {"reason": reason})
+        status = "connected" if online else "disconnected"
+        repo.add_charger_event(unit, charger.id, now, status, details)
         repo.add_outbox_event(
-            unit, "charger.status", charger_id, now,
-            {"charger_id": charger_id, "evse_id": 0, "connector_id": 0,
-             "status": "disconnected", "online": False},
+            unit, "charger.status", charger.id, now,
+            {"charger_id": charger.id, "evse_id": 0, "connector_id": 0,
+             "status": status, "online": online},
         )  # fmt: skip
         await self.store.write(unit)
-        self._notify(SiteChange("charger", charger_id))
+        self._notify(SiteChange("charger", charger.id))
 
     def seen(self, charger_id: ChargerId) -> None:
         """Any message counts as a sign of life (persisted with the next write)."""
