@@ -35,20 +35,21 @@
 
   // --- live sections -------------------------------------------------------------------
 
-  const pending = new Set();
+  // Each section refreshes 120 ms after the first change, then at most every 800 ms while
+  // changes keep coming (a busy site sends meter values all the time): within a second.
+  const MIN_GAP_MS = 800;
+  const timers = new Map();
+  const lastRefresh = new Map();
   const busy = new Map(); // section -> another refresh wanted while fetching
-  let timer = null;
 
   function schedule(section) {
-    pending.add(section);
-    if (timer === null) {
-      timer = setTimeout(() => {
-        timer = null;
-        const due = Array.from(pending);
-        pending.clear();
-        due.forEach(refresh);
-      }, DEBOUNCE_MS);
-    }
+    if (timers.has(section)) return;
+    const since = performance.now() - (lastRefresh.get(section) ?? -Infinity);
+    const wait = Math.max(DEBOUNCE_MS, MIN_GAP_MS - since);
+    timers.set(section, setTimeout(() => {
+      timers.delete(section);
+      refresh(section);
+    }, wait));
   }
 
   async function refresh(section) {
@@ -57,6 +58,7 @@
       return;
     }
     busy.set(section, false);
+    lastRefresh.set(section, performance.now());
     try {
       const url = new URL(window.location.href);
       url.hash = "";
