@@ -114,6 +114,7 @@ class CentralSync:
         self.source = site_source(config.site.id)
         self.acked = 0
         self.backlog = 0
+        self._last_written = 0
         self.last_upload: float | None = None
         self.online = False
         self._warned = 0.0
@@ -173,6 +174,7 @@ class CentralSync:
             lambda c: batch_json(c, self.source, self.acked, limit)
         )
         state = await self.store.read(outbox_state)
+        self._last_written = state.last
         self._track_backlog(state.last - self.acked)
         if count == 0:
             if not self.online:
@@ -228,6 +230,7 @@ class CentralSync:
         prune_acked(unit, sequence, KEEP_ACKED)
         await self.store.write(unit)
         self.acked = sequence
+        self._track_backlog(max(0, self._last_written - sequence))
         self.last_upload = time.time()
         self.metrics.last_upload.set(self.last_upload)
 
