@@ -131,32 +131,31 @@ def save_session(unit: Unit, session: Session) -> None:
     )
 
 
+_METER_COLUMNS = (
+    "charger_id", "evse_id", "session_id", "at", "energy_wh", "power_w", "current_a",
+    "voltage_v", "soc", "context",
+)  # fmt: skip
+
+
 def add_meter_reading(
     unit: Unit, charger_id: ChargerId, evse_id: int, session_id: SessionId | None, r: MeterReading
 ) -> None:
-    unit.add(
-        "INSERT INTO meter_values (charger_id, evse_id, session_id, at, energy_wh, power_w, "
-        "current_a, voltage_v, soc, context) VALUES (?,?,?,?,?,?,?,?,?,?)",
+    unit.insert(
+        "meter_values",
+        _METER_COLUMNS,
         (
-            charger_id,
-            evse_id,
-            session_id,
-            iso(r.at),
-            r.energy_wh,
-            r.power_w,
-            r.current_a,
-            r.voltage_v,
-            r.soc,
-            r.context,
+            charger_id, evse_id, session_id, iso(r.at), r.energy_wh, r.power_w, r.current_a,
+            r.voltage_v, r.soc, r.context,
         ),
-    )
+    )  # fmt: skip
 
 
 def add_charger_event(
     unit: Unit, charger_id: ChargerId, at: datetime, kind: str, data: dict[str, Any]
 ) -> None:
-    unit.add(
-        "INSERT INTO charger_events (charger_id, at, kind, data) VALUES (?,?,?,?)",
+    unit.insert(
+        "charger_events",
+        ("charger_id", "at", "kind", "data"),
         (charger_id, iso(at), kind, _dumps(data)),
     )
 
@@ -169,8 +168,9 @@ def add_outbox_event(
     ``sequence`` is the table's AUTOINCREMENT key: assigned at commit, never reused, and
     gap-free because a unit commits whole or not at all.
     """
-    unit.add(
-        "INSERT INTO outbox (id, type, subject, time, data) VALUES (?,?,?,?,?)",
+    unit.insert(
+        "outbox",
+        ("id", "type", "subject", "time", "data"),
         (uuid7(), event_type, subject, iso(at), _dumps(data)),
     )
 

@@ -19,10 +19,12 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar
 
+import orjson
 import structlog
 
 from edge.migrations import MIGRATIONS
@@ -39,12 +41,36 @@ class StoreError(Exception):
 
 @dataclass(slots=True)
 class Unit:
-    """Statements committed atomically; ``after`` runs on the event loop once committed."""
+    """Statements committed atomically."""
 
     ops: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
 
     def add(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.ops.append((sql, params))
+
+    def insert(self, table: str, columns: tuple[str, ...], values: Sequence[Any]) -> None:
+        """A plain row insert; runs of them are written in bulk (see ``_write_run``)."""
+        self.ops.append((_insert_sql(table, columns), values))
+
+
+@cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    marks = ",".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+@cache
+def _bulk_sql(row_sql: str) -> str | None:
+    """The one-statement form of a row insert: all rows as one JSON parameter."""
+    if not row_sql.startswith("INSERT INTO ") or " VALUES (" not in row_sql:
+        return None
+    head = row_sql.split(" VALUES (", 1)[0]
+    count = row_sql.count("?")
+    picks = ", ".join(f"value->>{i}" for i in range(count))
+    return f"{head} SELECT {picks} FROM json_each(?)"
+
+
+BULK_FROM = 8  # rows; below this executemany is as cheap
 
 
 @dataclass(slots=True)
@@ -221,7 +247,7 @@ class SqliteStore:
     def _execute(conn: sqlite3.Connection, units: list[Unit]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # Runs of the same statement (a burst of meter values) go in one executemany:
+            # Runs of the same statement (a burst of meter values) are written together;
             # order is kept, and the per-statement overhead is paid once per run.
             run_sql: str | None = None
             run: list[Sequence[Any]] = []
@@ -229,15 +255,29 @@ class SqliteStore:
                 for sql, params in unit.ops:
                     if sql != run_sql:
                         if run_sql is not None:
-                            conn.executemany(run_sql, run)
+                            _write_run(conn, run_sql, run)
                         run_sql, run = sql, []
                     run.append(params)
             if run_sql is not None:
-                conn.executemany(run_sql, run)
+                _write_run(conn, run_sql, run)
             conn.execute("COMMIT")
         except sqlite3.Error:
             conn.execute("ROLLBACK")
             raise
+
+
+def _write_run(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+    """Many rows of one insert go as a single statement with the rows as one JSON array.
+
+    ``executemany`` steps SQLite once per row and gives up and takes back the GIL each
+    time; with the event loop busy on the other side that hand-off, not SQLite, is the
+    cost. One statement is one hand-off.
+    """
+    bulk = _bulk_sql(sql) if len(rows) >= BULK_FROM else None
+    if bulk is None:
+        conn.executemany(sql, rows)
+    else:
+        conn.execute(bulk, (orjson.dumps(rows).decode(),))
 
 
 def _resolve(batch: list[_Pending], outcome: list[str | None]) -> None:
