@@ -113,9 +113,9 @@ class CloudCommandRunner:
     def _pick_slot(self, payload: dict[str, Any], reservation_id: str) -> SlotId:
         assert self.slots.model is not None
         views = {v.slot_id: v for v in self.slots.model.views()}
-        for view in views.values():
-            if view.reservation_id == reservation_id:
-                return view.slot_id  # run again after a crash: the slot is already held
+        held = next((v for v in views.values() if v.reservation_id == reservation_id), None)
+        if held is not None:
+            return held.slot_id  # run again after a crash: the slot is already held
         wanted = payload.get("slot_id")
         if wanted:
             view = views.get(SlotId(str(wanted)))
