@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -156,7 +157,12 @@ def _with(config: SimChargerConfig, **changes: object) -> SimChargerConfig:
 
 
 def banner(
-    ports: DemoPorts, data_dir: Path, chargers: int, driver_key: str, operator_key: str
+    ports: DemoPorts,
+    data_dir: Path,
+    chargers: int,
+    driver_key: str,
+    operator_key: str,
+    ui_password: str,
 ) -> str:
     http = f"http://127.0.0.1:{ports.http}"
     central = f"http://127.0.0.1:{ports.central}"
@@ -165,7 +171,7 @@ evpark demo is running: site {SITE_ID!r} with {chargers} simulated chargers (OCP
 2.0.1), occupancy sensors and cars coming and going; its edge reports to central.
 
 The site (edge daemon, local API and technician UI)
-  technician UI             {http}/   (create a user: evpark users create --help)
+  technician UI             {http}/   user demo, password {ui_password}
   slots and free counts     {http}/api/slots   {http}/api/site/summary
   chargers and their state  {http}/api/chargers
   live and recent sessions  {http}/api/sessions?status=active
@@ -224,6 +230,28 @@ async def _process(
                     await process.wait()
 
 
+async def _evpark(*args: str, stdin: str | None = None) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate(stdin.encode() if stdin is not None else None)
+    return process.returncode or 0, out.decode()
+
+
+async def _ui_user(config_file: Path) -> str:
+    """A `demo` admin for the technician UI, with a new password each run."""
+    password = secrets.token_urlsafe(9)
+    common = ("--config", str(config_file), "--username", "demo", "--password-stdin")
+    code, _ = await _evpark("users", "create", *common, "--role", "admin", stdin=password + "\n")
+    if code != 0:  # the user exists from an earlier run
+        code, out = await _evpark("users", "passwd", *common, stdin=password + "\n")
+        if code != 0:
+            raise RuntimeError(f"could not set up the demo UI user: {out[-500:]}")
+    return password
+
+
 async def _key(central_dir: Path, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "edge", "central", "keys", "create", "--data-dir", str(central_dir),
@@ -256,6 +284,7 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
     driver_key = await _key(central_dir, "--scope", "driver", "--name", "demo driver")
     operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
+    ui_password = await _ui_user(config_file)
     async with contextlib.AsyncExitStack() as stack:
         central = await stack.enter_async_context(
             _process(
@@ -272,7 +301,9 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
         )  # fmt: skip
         await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge, "edge daemon")
         configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
-        sys.stdout.write(banner(ports, data_dir, len(configs), driver_key, operator_key))
+        sys.stdout.write(
+            banner(ports, data_dir, len(configs), driver_key, operator_key, ui_password)
+        )
         sys.stdout.flush()
         await _simulate_site(config_file, configs, stop)
     log.info("demo.stopped")
