@@ -67,6 +67,11 @@ class CloudCommandRunner:
                 result = self._result(command, "timeout", f"charger {err} did not answer")
             except (InvalidCommand, CallFailed) as err:
                 result = self._result(command, "failed", str(err))
+            except Exception as err:  # one bad command must not stop the site
+                # answered once as failed, so it is not run again after a restart
+                log.exception("sync.command.crashed", command=command.id, type=command.type)
+                unit = Unit()
+                result = self._result(command, "failed", f"internal error: {type(err).__name__}")
         save_finished(unit, command.id, result.status, result.model_dump(), self.clock())
         repo.add_outbox_event(unit, "command.result", command.id, self.clock(), result.model_dump())
         await self.site.store.write(unit)

@@ -164,6 +164,11 @@ class CentralSync:
                 self.metrics.errors.labels("refused").inc()
                 await asyncio.sleep(min(300.0, backoff.next() * 4))
                 continue
+            except ValueError as err:  # an answer that is not central's (a proxy's page)
+                log.error("sync.upload.bad_answer", error=str(err)[:200])
+                self.metrics.errors.labels("bad_answer").inc()
+                await asyncio.sleep(backoff.next())
+                continue
             backoff.reset()
             if not more:
                 await asyncio.sleep(central.batch_interval)
@@ -283,6 +288,9 @@ class CentralSync:
             except _CentralRefused as err:
                 log.error("sync.commands.refused", status=err.status, detail=err.detail[:200])
                 await asyncio.sleep(min(300.0, backoff.next() * 4))
+            except ValueError as err:  # an answer that is not central's
+                log.error("sync.commands.bad_answer", error=str(err)[:200])
+                await asyncio.sleep(backoff.next())
 
     async def _receive(self, commands: list[dict[str, Any]]) -> None:
         if not commands:
