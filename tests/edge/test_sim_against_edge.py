@@ -114,3 +114,67 @@ async def test_remote_start_and_stop_reach_the_simulated_charger(
             await eventually(completed, "the remote stop ended the session")
             reset = await api.post("/api/chargers/SIM-REMOTE/reset", json={"type": "soft"})
             assert reset.json()["status"] == "Accepted"
+
+
+async def test_every_command_reaches_a_charger_of_each_version(
+    edge: EdgeDaemon, version: Version
+) -> None:
+    async with SimCharger(sim_config(edge, "SIM-CMD", version)) as cp:
+        async with asyncio.timeout(10):
+            await cp.wait_online()
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{edge.http_port}/api/chargers/SIM-CMD", timeout=10
+        ) as api:
+
+            async def command(name: str, body: dict[str, object]) -> dict[str, object]:
+                reply = await api.post(f"/{name}", json=body)
+                assert reply.status_code == 200, (name, reply.text)
+                answer: dict[str, object] = reply.json()
+                return answer
+
+            assert (await command("unlock", {"evse_id": 1}))["status"] in ("Unlocked", "Accepted")
+            assert (await command("availability", {"operative": False, "evse_id": 1}))[
+                "status"
+            ] in (
+                "Accepted",
+                "Scheduled",
+            )
+            assert (await command("availability", {"operative": True, "evse_id": 1}))[
+                "status"
+            ] == "Accepted"
+            assert (await command("trigger", {"message": "Heartbeat"}))["status"] == "Accepted"
+            if version is Version.V16:
+                keys = await command("get-configuration", {"keys": ["HeartbeatInterval"]})
+                listed = keys["response"]["configurationKey"]  # type: ignore[index]
+                assert [k["key"] for k in listed] == ["HeartbeatInterval"]  # type: ignore[attr-defined]
+                changed = await command(
+                    "change-configuration", {"key": "MeterValueSampleInterval", "value": "30"}
+                )
+                assert changed["status"] == "Accepted"
+                again = await command("get-configuration", {"keys": ["MeterValueSampleInterval"]})
+                assert again["response"]["configurationKey"][0]["value"] == "30"  # type: ignore[index]
+            else:
+                variable = {"component": "SampledDataCtrlr", "variable": "TxUpdatedInterval"}
+                assert (
+                    await command("set-variables", {"variables": [{**variable, "value": "30"}]})
+                )["status"] == "Accepted"
+                got = await command("get-variables", {"variables": [variable]})
+                assert got["status"] == "Accepted"
+                assert got["response"]["getVariableResult"][0]["attributeValue"] == "30"  # type: ignore[index]
+        received = {e.action for e in cp.received}
+    if version is Version.V16:
+        assert {
+            "UnlockConnector",
+            "ChangeAvailability",
+            "TriggerMessage",
+            "GetConfiguration",
+            "ChangeConfiguration",
+        } <= received
+    else:
+        assert {
+            "UnlockConnector",
+            "ChangeAvailability",
+            "TriggerMessage",
+            "GetVariables",
+            "SetVariables",
+        } <= received
