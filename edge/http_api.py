@@ -230,9 +230,7 @@ def create_app(
         if found is None:
             raise HTTPException(404, f"no session {session_id!r}")
         view = session_view(found)
-        view["meter_values"] = await site.store.read(
-            lambda c: repo.session_meter_values(c, session_id)
-        )
+        view["meter_values"] = await site.store.read(lambda c: repo.session_meter_values(c, found))
         return view
 
     async def run(charger_id: str, command: cmd.Command) -> dict[str, Any]:

@@ -189,4 +189,10 @@ CREATE TABLE cloud_commands (
 CREATE INDEX cloud_commands_status ON cloud_commands(status)
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+# Meter values are found by time (and then session): an index by session made every
+# burst of meter values from many chargers dirty one index page per row.
+_V5: Final = """
+DROP INDEX meter_values_session
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)

@@ -278,8 +278,9 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
     # message); the session's live figures are folded back from them here.
     for session in snap.active_sessions:
         for row in conn.execute(
-            "SELECT at, energy_wh, power_w, soc FROM meter_values WHERE session_id = ? ORDER BY id",
-            (session.id,),
+            "SELECT at, energy_wh, power_w, soc FROM meter_values WHERE at >= ? AND session_id = ?"
+            " ORDER BY id",
+            (iso(session.started_at), session.id),
         ):
             at = parse_iso(row["at"]) or session.started_at
             session.apply(
@@ -354,11 +355,17 @@ def find_session_by_transaction(
     return row_to_session(row) if row else None
 
 
-def session_meter_values(conn: sqlite3.Connection, session_id: str) -> list[dict[str, Any]]:
+def session_meter_values(conn: sqlite3.Connection, session: Session) -> list[dict[str, Any]]:
+    """A session's meter values, found through the time index (meter values have no index
+    by session: with every charger writing at once it would cost a page per row)."""
     rows = conn.execute(
         "SELECT at, energy_wh, power_w, current_a, voltage_v, soc FROM meter_values "
-        "WHERE session_id = ? ORDER BY id",
-        (session_id,),
+        "WHERE at >= ? AND at <= ? AND session_id = ? ORDER BY id",
+        (
+            iso(session.started_at),
+            iso(session.stopped_at) if session.stopped_at else "9999",
+            session.id,
+        ),
     )
     return [dict(row) for row in rows]
 
