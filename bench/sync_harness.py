@@ -351,12 +351,27 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, mqtt_url: str) -> ChaosRepor
             await site.start_edge()
             await _drained(site, plan.drain_timeout_s)
             await site.edge.terminate()
+        # central's services catch up on what the sync service stored (its bus)
+        deadline = time.monotonic() + plan.drain_timeout_s
+        while True:
+            report = _fresh(report)
+            site.compare(report)
+            if report.ok or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        await site.edge.terminate()
         await site.central.terminate()
-        site.compare(report)
         return report
     finally:
         await site.edge.kill()
         await site.central.kill()
+
+
+def _fresh(report: ChaosReport) -> ChaosReport:
+    """The run's figures without the previous comparison's findings."""
+    return ChaosReport(
+        seed=report.seed, kills=report.kills, outage_s=report.outage_s, drain_s=report.drain_s
+    )
 
 
 async def _chaos(plan: ChaosPlan, rng: random.Random, site: ChaosSite, report: ChaosReport) -> None:

@@ -61,12 +61,18 @@ class SyncService:
         self.ctx = ctx
         self._background = Background("sync")
         self._wakeups: dict[str, asyncio.Event] = {}
+        # on a bus that is not durable (in process), events count as published only once
+        # its consumers have handled them; until then a crash leaves them to republish
+        self._unconfirmed: set[str] = set()
+        self._confirm = asyncio.Event()
 
     # ---- lifetime -------------------------------------------------------------------
     async def start(self) -> None:
         await self._background.start()
         await self.ctx.bus.subscribe(COMMANDS_TOPIC, "sync", self._on_command)
         self._background.supervise("sync.republish", self._republish_loop)
+        if _in_process(self.ctx.bus):
+            self._background.supervise("sync.confirm", self._confirm_loop)
 
     async def stop(self) -> None:
         await self._background.stop()
@@ -134,11 +140,29 @@ class SyncService:
     async def _publish(self, new: tuple[CloudEvent, ...] | list[CloudEvent]) -> None:
         for event in new:
             await self.ctx.bus.publish(topic_for(event.type), event)
+        if _in_process(self.ctx.bus):
+            self._unconfirmed.update(e.id for e in new)
+            self._confirm.set()
+        else:
+            await self._mark_published([e.id for e in new])
+
+    async def _mark_published(self, ids: list[str]) -> None:
         async with self.ctx.engine.begin() as conn:
-            for chunk in _chunks([e.id for e in new], 1000):
+            for chunk in _chunks(ids, 1000):
                 await conn.execute(
                     update(events).where(events.c.id.in_(chunk)).values(published=True)
                 )
+
+    async def _confirm_loop(self) -> None:
+        """Mark events published once the in-process consumers have handled them."""
+        idle = getattr(self.ctx.bus, "idle")  # noqa: B009 - checked by _in_process
+        while True:
+            await self._confirm.wait()
+            self._confirm.clear()
+            handed_over = set(self._unconfirmed)  # published before idle() began
+            await idle()
+            await self._mark_published(sorted(handed_over))
+            self._unconfirmed -= handed_over
 
     async def _republish_loop(self) -> None:
         interval = self.ctx.settings.republish_interval_s
@@ -157,7 +181,11 @@ class SyncService:
                     .limit(1000)
                 )
             ).all()
-        pending = [CloudEvent.model_validate_json(r.body) for r in rows]
+        pending = [
+            event
+            for event in (CloudEvent.model_validate_json(r.body) for r in rows)
+            if event.id not in self._unconfirmed  # on their way to the consumers
+        ]
         if pending:
             log.info("sync.republish", events=len(pending))
             await self._publish(pending)
@@ -364,6 +392,11 @@ class SyncService:
             return await self.site_status(_site_of(principal))
 
         return router
+
+
+def _in_process(bus: object) -> bool:
+    """The in-process bus is not durable: it can tell when its consumers are idle."""
+    return callable(getattr(bus, "idle", None))
 
 
 def _site_of(principal: Principal) -> str:
