@@ -86,6 +86,13 @@ def edge_run(
     if central_url is not None:
         overrides["central"] = site_config.central.model_copy(update={"url": central_url})
     site_config = site_config.model_copy(update=overrides)
+    if site_config.central.url and not site_config.central.site_key:
+        typer.echo(
+            "--central-url needs a site key: set EVPARK_CENTRAL__SITE_KEY "
+            "(evpark central keys create --scope site --site ID)",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(log_format)
     run_daemon(site_config)
 

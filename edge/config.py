@@ -139,6 +139,17 @@ class CentralSection(_Section):
     batch_size: int = Field(default=500, ge=1, le=5000)
     batch_interval: float = Field(default=1.0, gt=0, description="seconds")
     retention_events: int = Field(default=5_000_000, ge=1000, description="outbox bound")
+    # a running session's energy and power go to central at most this often
+    progress_interval: float = Field(default=60.0, ge=1, description="seconds")
+
+    @model_validator(mode="after")
+    def _key_with_url(self) -> CentralSection:
+        if self.url is not None and not self.site_key:
+            raise ValueError(
+                "central.url needs central.site_key (or EVPARK_CENTRAL__SITE_KEY): "
+                "make one with `evpark central keys create --scope site --site <id>`"
+            )
+        return self
 
 
 class SiteConfig(BaseSettings):

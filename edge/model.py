@@ -115,6 +115,9 @@ class Session:
     reservation_id: int | None = None
     # when the charger reported a stop for a transaction we never saw start
     orphan: bool = False
+    # when central was last told how the session is going (not stored: after a restart
+    # the next meter value tells it again)
+    progress_sent_at: datetime | None = None
 
     @property
     def energy_wh(self) -> float:

@@ -392,18 +392,40 @@ class Site:
         session = self.resolve_transaction(charger_id, transaction_id)
         if session is None and evse_id > 0:
             session = self.active_session_on(charger_id, evse_id)
-        unit = Unit()
+        unit = Unit(durable=False)  # samples only: see edge.store on durability
         for reading in readings:
             repo.add_meter_reading(
                 unit, charger_id, evse_id, session.id if session else None, reading
             )
             if session is not None:
                 session.apply(reading)
+        if session is not None and self._progress_due(session):
+            self._add_progress(unit, session)
         if unit.ops:
             await self.store.write(unit)
         if session is not None:
             self._notify(SiteChange("meter", charger_id, session.evse_id, session.id))
         return session
+
+    def _progress_due(self, session: Session) -> bool:
+        if session.last_update is None:
+            return False
+        sent = session.progress_sent_at
+        every = timedelta(seconds=self.config.central.progress_interval)
+        return sent is None or session.last_update - sent >= every
+
+    def _add_progress(self, unit: Unit, session: Session) -> None:
+        """Tell central how a session is going, at most every ``central.progress_interval``."""
+        at = session.last_update or self.clock()
+        session.progress_sent_at = at
+        unit.durable = True
+        repo.add_outbox_event(
+            unit, "charging.progress", session.id, at,
+            {"session_id": session.id, "charger_id": session.charger_id,
+             "evse_id": session.evse_id, "transaction_id": session.transaction_id,
+             "energy_wh": session.energy_wh, "power_w": session.power_w, "soc": session.soc,
+             "at": repo.iso(at)},
+        )  # fmt: skip
 
     async def stop_session(
         self,

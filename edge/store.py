@@ -6,8 +6,12 @@ and resolves their futures with one hop back to the event loop, so a burst of me
 costs one commit, not one each, and the event loop never blocks on SQLite. If a batch
 fails, its units are retried one by one so that one bad unit fails alone.
 
-Durability: WAL; ``synchronous=FULL`` by default, so a committed unit survives power loss,
-not only a killed process.
+Durability: WAL. Every commit survives a killed process. A commit that carries a durable
+unit (the default: state changes and their events for central) is also synced to disk
+(``synchronous=FULL``), so it survives power loss; a batch of only meter samples
+(``Unit(durable=False)``) skips that sync and becomes power-safe with the next durable
+commit or checkpoint: on power loss the last moments of samples may go, never a
+session, a visit or an event for central.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 import structlog
@@ -44,6 +48,7 @@ class Unit:
     """Statements committed atomically."""
 
     ops: list[tuple[str, Sequence[Any]]] = field(default_factory=list)
+    durable: bool = True  # synced to disk before it counts as committed
 
     def add(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.ops.append((sql, params))
@@ -116,9 +121,8 @@ def _statements(script: str) -> list[str]:
 
 
 class SqliteStore:
-    def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._synchronous = synchronous
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,13 +136,13 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         self._writer = await asyncio.to_thread(self._open_writer)
-        self._reader = await asyncio.to_thread(connect, self.path, self._synchronous)
+        self._reader = await asyncio.to_thread(connect, self.path)
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
         return self
 
     def _open_writer(self) -> sqlite3.Connection:
-        conn = connect(self.path, self._synchronous)
+        conn = connect(self.path)
         migrate(conn)
         return conn
 
@@ -245,6 +249,8 @@ class SqliteStore:
 
     @staticmethod
     def _execute(conn: sqlite3.Connection, units: list[Unit]) -> None:
+        durable = any(unit.durable for unit in units)
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Runs of the same statement (a burst of meter values) are written together;

@@ -230,23 +230,27 @@ async def _process(
                     await process.wait()
 
 
-async def _evpark(*args: str, stdin: str | None = None) -> tuple[int, str]:
+async def _evpark(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "edge", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})},
     )  # fmt: skip
     out, _ = await process.communicate(stdin.encode() if stdin is not None else None)
     return process.returncode or 0, out.decode()
 
 
-async def _ui_user(config_file: Path) -> str:
+async def _ui_user(config_file: Path, env: dict[str, str]) -> str:
     """A `demo` admin for the technician UI, with a new password each run."""
     password = secrets.token_urlsafe(9)
     common = ("--config", str(config_file), "--username", "demo", "--password-stdin")
-    code, _ = await _evpark("users", "create", *common, "--role", "admin", stdin=password + "\n")
+    code, _ = await _evpark(
+        "users", "create", *common, "--role", "admin", stdin=password + "\n", env=env
+    )
     if code != 0:  # the user exists from an earlier run
-        code, out = await _evpark("users", "passwd", *common, stdin=password + "\n")
+        code, out = await _evpark("users", "passwd", *common, stdin=password + "\n", env=env)
         if code != 0:
             raise RuntimeError(f"could not set up the demo UI user: {out[-500:]}")
     return password
@@ -284,7 +288,8 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
     driver_key = await _key(central_dir, "--scope", "driver", "--name", "demo driver")
     operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
-    ui_password = await _ui_user(config_file)
+    site_env = {"EVPARK_CENTRAL__SITE_KEY": site_key}
+    ui_password = await _ui_user(config_file, site_env)
     async with contextlib.AsyncExitStack() as stack:
         central = await stack.enter_async_context(
             _process(
@@ -296,7 +301,7 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
         edge = await stack.enter_async_context(
             _process(
                 data_dir / "edge.log", "edge", "run", "--config", str(config_file),
-                "--log-format", "json", env={"EVPARK_CENTRAL__SITE_KEY": site_key},
+                "--log-format", "json", env=site_env,
             )
         )  # fmt: skip
         await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge, "edge daemon")
