@@ -116,6 +116,8 @@ class CentralSettings(BaseSettings):
     expiry_interval_s: float = Field(default=30.0, gt=0)
     # commands to sites
     command_ttl_s: int = Field(default=300, ge=1)
+    # a site whose edge has not been in contact this long counts as offline
+    site_offline_after_s: float = Field(default=15.0, gt=0)
     max_command_wait_s: float = Field(default=30.0, ge=0)
     # caches
     status_cache_ttl_s: float = Field(default=30.0, ge=0)

@@ -25,6 +25,7 @@ from central.analytics.usage import Granularity, PeakMetric, peak_hours
 from central.auth import require
 from central.context import ServiceContext
 from central.http_client import ResilientClient, Unavailable
+from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
 
 log = structlog.get_logger("central.analytics")
@@ -120,16 +121,29 @@ class AnalyticsService:
                     "status": "lagging" if lag is not None and lag > s.bus_lag_warn_s else "ok",
                 }
             elif row["kind"] == "site":
-                silent = (now - row["last_seen"]).total_seconds() if row["last_seen"] else None
+                site_id = row["component"].removeprefix("site:")
+                # Reachable now: the sync service's record of the edge's last contact
+                # (its long poll keeps it fresh); events alone go quiet on a calm site.
+                # Without such a record (sync not sharing this cache) events decide.
+                reach = await presence(self._ctx.cache, site_id)
+                last_contact = reach.last_contact or row["last_seen"]
+                silent = (now - last_contact).total_seconds() if last_contact else None
                 stale = silent is None or silent > s.site_stale_s
+                if reach.last_contact is None:
+                    status = "stale" if stale else "online"
+                elif reach.online:
+                    status = "online"
+                else:
+                    status = "offline"
+                    degraded.append(reach.describe())
                 sites.append(
                     {
-                        "site_id": row["component"].removeprefix("site:"),
-                        "last_contact": row["last_seen"],
+                        "site_id": site_id,
+                        "last_contact": last_contact,
                         "last_event_time": row["last_event_time"],
                         "silent_s": None if silent is None else round(silent, 1),
                         "events": row["events"],
-                        "status": "stale" if stale else "online",
+                        "status": status,
                     }
                 )
             elif (

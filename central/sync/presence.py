@@ -21,17 +21,12 @@ from central.settings import CentralSettings
 
 KEY: Final = "sync:contact:"
 SEEN_KEY: Final = "sync:seen:"
-OFFLINE_AFTER_S: Final = 15.0
 SEEN_TTL_S: Final = 30 * 24 * 3600.0
 
 
 def offline_after(settings: CentralSettings) -> float:
-    """Seconds without contact after which a site counts as offline.
-
-    ``site_offline_after_s`` in central's settings when present, else 15 s.
-    """
-    value = getattr(settings, "site_offline_after_s", OFFLINE_AFTER_S)
-    return float(value) if isinstance(value, int | float) and value > 0 else OFFLINE_AFTER_S
+    """Seconds without contact after which a site counts as offline."""
+    return settings.site_offline_after_s
 
 
 @dataclass(frozen=True)

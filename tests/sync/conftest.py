@@ -43,7 +43,7 @@ TAGS = ("TAG-OK", "TAG-2")
 
 
 class SyncTestSettings(CentralSettings):
-    """Central with short presence windows, as the integrator's settings will allow."""
+    """Central with short presence windows."""
 
     site_offline_after_s: float = 2.0
     analytics: AnalyticsSettings = AnalyticsSettings(site_stale_s=2.0)

@@ -239,7 +239,7 @@ async def test_site_down_central_answers_at_once_and_keeps_sites_apart(site: Sit
         return any(s["site_id"] == SITE and s["status"] == status for s in health["sites"])
 
     await site.stop()
-    await eventually(lambda: site_listed("stale"), "/metrics/health shows the site silent")
+    await eventually(lambda: site_listed("offline"), "/metrics/health shows the site offline")
     code, body = await post(
         central,
         "/charging/start",
