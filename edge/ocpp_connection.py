@@ -126,9 +126,7 @@ class ChargerConnection:
             await self._send(encode_error(call.unique_id, code, f"{action[:64]} is not handled"))
             return
         try:
-            if self.version is Version.V16:
-                v16.fix_quirks(action, call.payload)
-            validate(self.version, action, call.payload)
+            self._validate_call(action, call.payload)
             response = await handler(self.ctx, call.payload)
             validate(self.version, action, response, response=True)
         except (SchemaViolation, OcppError) as err:
@@ -150,6 +148,16 @@ class ChargerConnection:
             return
         await self._send(encode_result(call.unique_id, response))
         self.metrics.handled(action, time.perf_counter() - started)
+
+    def _validate_call(self, action: str, payload: Payload) -> None:
+        try:
+            validate(self.version, action, payload)
+        except SchemaViolation:
+            # Known firmware quirks are repaired only when the message fails as sent.
+            if self.version is Version.V16 and v16.fix_quirks(action, payload):
+                validate(self.version, action, payload)
+            else:
+                raise
 
     async def _send(self, text: str) -> None:
         self.tail.append(LoggedFrame(time.time(), "out", text[:2000]))

@@ -67,6 +67,7 @@ class Site:
         self.id_tags: dict[IdTag, repo.IdTagEntry] = {}
         self._next_transaction_id = 1
         self._observers: list[Observer] = []
+        self._progress_every = timedelta(seconds=config.central.progress_interval)
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -411,8 +412,7 @@ class Site:
         if session.last_update is None:
             return False
         sent = session.progress_sent_at
-        every = timedelta(seconds=self.config.central.progress_interval)
-        return sent is None or session.last_update - sent >= every
+        return sent is None or session.last_update - sent >= self._progress_every
 
     def _add_progress(self, unit: Unit, session: Session) -> None:
         """Tell central how a session is going, at most every ``central.progress_interval``."""

@@ -22,8 +22,8 @@ STATUS: Final = {
 }
 
 
-def fix_quirks(action: str, payload: Payload) -> None:
-    """Repair what real chargers get wrong before schema validation.
+def fix_quirks(action: str, payload: Payload) -> bool:
+    """Repair what real chargers get wrong; True if anything was changed.
 
     Some firmware sends sampled values as JSON numbers where 1.6 wants strings; the
     value is clear, so it is taken as the string it should have been.
@@ -33,9 +33,10 @@ def fix_quirks(action: str, payload: Payload) -> None:
     elif action == "StopTransaction":
         meter_values = payload.get("transactionData")
     else:
-        return
+        return False
     if not isinstance(meter_values, list):
-        return
+        return False
+    changed = False
     for entry in meter_values:
         samples = entry.get("sampledValue") if isinstance(entry, dict) else None
         for sample in samples if isinstance(samples, list) else ():
@@ -43,6 +44,8 @@ def fix_quirks(action: str, payload: Payload) -> None:
                 value = sample.get("value")
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     sample["value"] = repr(value)
+                    changed = True
+    return changed
 
 
 def readings(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
