@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
@@ -190,5 +189,5 @@ async def serve_until_stopped(config: SiteConfig) -> None:
 def run_daemon(config: SiteConfig) -> None:
     # The SQLite writer thread and the event loop hand the GIL to each other once per
     # batch; Python's default 5 ms switch interval would add that much to every answer.
-    sys.setswitchinterval(float(os.environ.get("EVPARK_SWITCH_INTERVAL", "0.0005")))
+    sys.setswitchinterval(0.0005)
     asyncio.run(serve_until_stopped(config))
