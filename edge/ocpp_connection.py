@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import structlog
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from edge.metrics import OcppMetrics
 from edge.store import StoreError
+from edge.websocket_server import LeanConnection
 from ocpp_handlers import v16
 from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload
 from ocpp_handlers.framing import (
@@ -62,7 +62,7 @@ class LoggedFrame:
 class ChargerConnection:
     def __init__(
         self,
-        ws: ServerConnection,
+        ws: LeanConnection,
         ctx: HandlerContext,
         handlers: Mapping[str, Handler],
         metrics: OcppMetrics,

@@ -21,7 +21,6 @@ from typing import Final
 from urllib.parse import unquote
 
 import structlog
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
@@ -31,6 +30,7 @@ from edge.ids import ChargerId
 from edge.metrics import OcppMetrics
 from edge.ocpp_connection import ChargerConnection
 from edge.site import Site
+from edge.websocket_server import LeanConnection, LeanServer
 from ocpp_handlers import v16, v201
 from ocpp_handlers.base import Handler, HandlerContext
 from ocpp_handlers.schemas import SUBPROTOCOLS, Version
@@ -79,7 +79,7 @@ def server_tls(config: SiteConfig) -> ssl.SSLContext | None:
     return context
 
 
-def _certificate_names(connection: ServerConnection) -> set[str]:
+def _certificate_names(connection: LeanConnection) -> set[str]:
     ssl_object = connection.transport.get_extra_info("ssl_object")
     cert = ssl_object.getpeercert() if ssl_object is not None else None
     if not cert:
@@ -95,7 +95,7 @@ class OcppServer:
         self.site = site
         self.metrics = metrics
         self.connections: dict[ChargerId, ChargerConnection] = {}
-        self._server: Server | None = None
+        self._server: LeanServer | None = None
         self.ready = asyncio.Event()
 
     @property
@@ -106,19 +106,17 @@ class OcppServer:
     async def run(self) -> None:
         """Serve until cancelled; then close every charger connection."""
         ocpp = self.config.ocpp
-        async with serve(
+        async with LeanServer(
             self._handle,
             ocpp.host,
             ocpp.port,
             subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOLS],
             select_subprotocol=self._select_subprotocol,
             process_request=self._authorize,
-            compression=None,
             ping_interval=ocpp.ping_interval,
             ping_timeout=ocpp.ping_timeout,
             max_size=256 * 1024,
             ssl=server_tls(self.config),
-            server_header="evpark",
         ) as server:
             self._server = server
             log.info("ocpp.listening", host=ocpp.host, port=self.port, tls=ocpp.tls is not None)
@@ -127,13 +125,13 @@ class OcppServer:
 
     @staticmethod
     def _select_subprotocol(
-        connection: ServerConnection, offered: Sequence[Subprotocol]
+        connection: LeanConnection, offered: Sequence[Subprotocol]
     ) -> Subprotocol | None:
         # The charger lists what it speaks in its order of preference; take its first.
         supported = {v.value for v in SUBPROTOCOLS}
         return next((p for p in offered if p in supported), None)
 
-    def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _authorize(self, connection: LeanConnection, request: Request) -> Response | None:
         charger_id = charger_id_of(request.path)
         if charger_id is None:
             log.warning("ocpp.connect.bad_path", path=request.path[:100])
@@ -164,7 +162,7 @@ class OcppServer:
             return connection.respond(HTTPStatus.FORBIDDEN, "certificate is not this charger's\n")
         return None
 
-    async def _handle(self, ws: ServerConnection) -> None:
+    async def _handle(self, ws: LeanConnection) -> None:
         assert ws.request is not None
         charger_id = charger_id_of(ws.request.path)
         if charger_id is None or ws.subprotocol is None:  # checked before the upgrade

@@ -1,0 +1,290 @@
+"""A lean websocket server for the OCPP endpoint, on websockets' sans-I/O protocol.
+
+websockets' asyncio layer hands every frame through futures, an assembler and a send
+lock; at OCPP message rates that machinery cost as much as our own work on the message.
+Here an :class:`asyncio.Protocol` feeds the sans-I/O :class:`ServerProtocol` (which does
+the handshake, framing, masking, UTF-8 checks, ping answers and the closing handshake)
+and writes its output straight to the transport. Each connection's handler runs as a
+task of the server's TaskGroup and reads messages from a queue; sending is a write.
+
+The connection object offers what the OCPP server uses of websockets' own
+(``request``, ``subprotocol``, ``remote_address``, ``async for``, ``send``, ``close``,
+``close_code``, ``close_reason``, ``respond``, ``transport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import structlog
+from websockets.exceptions import InvalidState
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import SEND_EOF, State
+from websockets.server import ServerProtocol
+from websockets.typing import StatusLike, Subprotocol
+
+log = structlog.get_logger(__name__)
+_END: Final = object()
+
+Handler = Callable[["LeanConnection"], Awaitable[None]]
+ProcessRequest = Callable[["LeanConnection", Request], Response | None]
+SelectSubprotocol = Callable[["LeanConnection", Sequence[Subprotocol]], Subprotocol | None]
+
+
+class LeanConnection:
+    def __init__(self, server: LeanServer, transport: asyncio.Transport) -> None:
+        self.server = server
+        self.transport = transport
+        self.protocol = ServerProtocol(
+            subprotocols=server.subprotocols,
+            select_subprotocol=lambda _, offered: server.select_subprotocol(self, offered),
+            max_size=server.max_size,
+        )
+        self.request: Request | None = None
+        self.remote_address = transport.get_extra_info("peername")
+        self._messages: asyncio.Queue[Any] = asyncio.Queue()
+        self._closed = asyncio.Event()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    # --- what the OCPP server uses --------------------------------------------------
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
+
+    def respond(self, status: StatusLike, text: str) -> Response:
+        return self.protocol.reject(status, text)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while True:
+            message = await self._messages.get()
+            if message is _END:
+                return
+            yield message
+
+    async def send(self, text: str) -> None:
+        if self.protocol.state is not State.OPEN:
+            raise self.protocol.close_exc
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self._flush()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.server.close_timeout):
+                await self._closed.wait()
+        self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # --- driven by the asyncio protocol ---------------------------------------------
+
+    def received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._flush()
+
+    def _handshake(self, request: Request) -> None:
+        response = self.server.process_request(self, request)
+        if response is None:
+            response = self.protocol.accept(request)
+        self.protocol.send_response(response)
+        self._cancel("open")
+        if self.protocol.state is State.OPEN:
+            self.request = request
+            self._schedule_ping()
+            self.server.start_handler(self)
+
+    def _frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.TEXT:  # UTF-8 was checked by the protocol
+            self._messages.put_nowait(bytes(frame.data).decode())
+        elif frame.opcode is Opcode.BINARY:
+            self._messages.put_nowait(bytes(frame.data).decode("utf-8", "replace"))
+        elif frame.opcode is Opcode.PONG:
+            self._cancel("pong")
+            self._schedule_ping()
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk is SEND_EOF or chunk == b"":
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+            else:
+                self.transport.write(chunk)
+        if self.protocol.close_expected() and "close" not in self._timers:
+            self._timers["close"] = asyncio.get_running_loop().call_later(
+                self.server.close_timeout, self.transport.abort
+            )
+
+    def lost(self) -> None:
+        self.protocol.receive_eof()
+        for name in list(self._timers):
+            self._cancel(name)
+        self._messages.put_nowait(_END)
+        self._closed.set()
+
+    # --- liveness -------------------------------------------------------------------
+
+    def start_open_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers["open"] = loop.call_later(self.server.open_timeout, self.transport.abort)
+
+    def _schedule_ping(self) -> None:
+        if self.server.ping_interval is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers["ping"] = loop.call_later(self.server.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        if self.protocol.state is not State.OPEN:
+            return
+        try:
+            self.protocol.send_ping(os.urandom(4))
+        except InvalidState:
+            return
+        self._flush()
+        if self.server.ping_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._timers["pong"] = loop.call_later(self.server.ping_timeout, self._no_pong)
+
+    def _no_pong(self) -> None:
+        log.info("ws.keepalive.timeout", remote=str(self.remote_address))
+        self.protocol.fail(1011, "keepalive ping timeout")
+        self._flush()
+        self.transport.abort()
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+
+class _AsyncioProtocol(asyncio.Protocol):
+    def __init__(self, server: LeanServer) -> None:
+        self.server = server
+        self.connection: LeanConnection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.connection = LeanConnection(self.server, transport)
+        self.server.connections.add(self.connection)
+        self.connection.start_open_timer()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.connection is not None
+        self.connection.received(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection is not None:
+            self.connection.lost()
+            self.server.connections.discard(self.connection)
+
+
+class LeanServer:
+    """``async with LeanServer(...) as server: await server.serve_forever()``."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        subprotocols: Sequence[Subprotocol],
+        select_subprotocol: SelectSubprotocol,
+        process_request: ProcessRequest,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        max_size: int,
+        ssl: ssl_module.SSLContext | None = None,
+        open_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self.handler = handler
+        self.host, self.port = host, port
+        self.subprotocols = list(subprotocols)
+        self.select_subprotocol = select_subprotocol
+        self.process_request = process_request
+        self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
+        self.max_size = max_size
+        self.ssl = ssl
+        self.open_timeout, self.close_timeout = open_timeout, close_timeout
+        self.connections: set[LeanConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._handlers: asyncio.TaskGroup | None = None
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        assert self._server is not None
+        return tuple(self._server.sockets)
+
+    async def __aenter__(self) -> LeanServer:
+        loop = asyncio.get_running_loop()
+        self._handlers = asyncio.TaskGroup()
+        await self._handlers.__aenter__()
+        try:
+            self._server = await loop.create_server(
+                lambda: _AsyncioProtocol(self), self.host, self.port, ssl=self.ssl
+            )
+        except BaseException as err:
+            await self._handlers.__aexit__(type(err), err, err.__traceback__)
+            raise
+        return self
+
+    def start_handler(self, connection: LeanConnection) -> None:
+        assert self._handlers is not None
+        self._handlers.create_task(self._run_handler(connection))
+
+    async def _run_handler(self, connection: LeanConnection) -> None:
+        try:
+            await self.handler(connection)
+        finally:
+            if connection.protocol.state is State.OPEN:
+                await connection.close(1000, "")
+
+    async def serve_forever(self) -> None:
+        await asyncio.Event().wait()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        assert self._handlers is not None
+        self._server.close()
+        for connection in list(self.connections):
+            if connection.protocol.state is State.OPEN:
+                connection.protocol.send_close(1001, "server shutting down")
+                connection._flush()
+        await asyncio.gather(
+            *(c.close(1001, "server shutting down") for c in list(self.connections)),
+            return_exceptions=True,
+        )
+        await self._handlers.__aexit__(None, None, None)
+        await self._server.wait_closed()
