@@ -1,9 +1,9 @@
 """Compiled validators for the official OCPP JSON schemas, and the CALLERROR they imply.
 
 The schemas are the ones the ``ocpp`` package ships (OCPP 1.6J and 2.0.1, as published by
-the Open Charge Alliance). Each is compiled once, on first use, into a Python function by
-fastjsonschema: validation then costs microseconds and runs on the event loop, with no
-thread hop per message.
+the Open Charge Alliance). Each is compiled once, on first use, into a Python function
+(``schema_compiler``; fastjsonschema for anything it does not cover): validation then
+costs microseconds and runs on the event loop, with no thread hop per message.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from importlib import resources
 from typing import Any, Final
 
 import fastjsonschema
+
+from ocpp_handlers.schema_compiler import Unsupported, compile_schema
 
 Validator = Callable[[Any], Any]
 
@@ -70,16 +72,34 @@ def validator(version: Version, action: str, response: bool) -> Validator:
     )
     schema = json.loads(path.read_text(encoding="utf-8"))
     schema.pop("$id", None)
-    # fastjsonschema's own "date-time" check is stricter than RFC 3339 as chargers send it
-    # (it rejects fractional seconds of some lengths); timestamps are parsed in the
-    # handlers, which answer with a clear error for a bad one.
+    # A strict "date-time" check would refuse RFC 3339 as some chargers write it (odd
+    # fractions of a second); timestamps are parsed in the handlers, which answer a bad
+    # one with a clear error.
     formats: dict[str, Callable[[str], bool]] = {
         "date-time": _looks_like_datetime,
         "uri": _any_string,
     }
+    codes = _KIND_CODES_16 if version is Version.V16 else _KIND_CODES_201
+
+    def fail(kind: str, description: str) -> SchemaViolation:
+        return SchemaViolation(codes[kind], description[:255])
+
+    try:
+        return compile_schema(schema, fail, formats)
+    except Unsupported:
+        pass  # a general validator for what the compiler does not write code for
     _sets_for_enums(schema, formats)
-    compiled: Validator = fastjsonschema.compile(schema, formats=formats)
-    return compiled
+    general = fastjsonschema.compile(schema, formats=formats)
+    rule_codes = _RULE_CODES_16 if version is Version.V16 else _RULE_CODES_201
+
+    def check(payload: Any) -> None:
+        try:
+            general(payload)
+        except fastjsonschema.JsonSchemaValueException as err:
+            code = rule_codes.get(err.rule or "", "PropertyConstraintViolation")
+            raise SchemaViolation(code, _describe(err)) from err
+
+    return check
 
 
 def _sets_for_enums(node: Any, formats: dict[str, Callable[[str], bool]]) -> None:
@@ -137,6 +157,20 @@ _RULE_CODES_201: Final = {
 }
 
 
+_KIND_CODES_16: Final = {
+    "type": "TypeConstraintViolation",
+    "occurrence": "OccurenceConstraintViolation",  # sic: 1.6 spells it so
+    "formation": "FormationViolation",
+    "property": "PropertyConstraintViolation",
+}
+_KIND_CODES_201: Final = {
+    "type": "TypeConstraintViolation",
+    "occurrence": "OccurrenceConstraintViolation",
+    "formation": "FormatViolation",
+    "property": "PropertyConstraintViolation",
+}
+
+
 def formation_error(version: Version) -> str:
     """The code for a frame that is not a well-formed OCPP-J message."""
     return "FormationViolation" if version is Version.V16 else "FormatViolation"
@@ -144,13 +178,7 @@ def formation_error(version: Version) -> str:
 
 def validate(version: Version, action: str, payload: Any, *, response: bool = False) -> None:
     """Raise :class:`SchemaViolation` with the spec's error code if ``payload`` is invalid."""
-    check = validator(version, action, response)
-    try:
-        check(payload)
-    except fastjsonschema.JsonSchemaValueException as err:
-        codes = _RULE_CODES_16 if version is Version.V16 else _RULE_CODES_201
-        code = codes.get(err.rule or "", "PropertyConstraintViolation")
-        raise SchemaViolation(code, _describe(err)) from err
+    validator(version, action, response)(payload)
 
 
 def _describe(err: fastjsonschema.JsonSchemaValueException) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-import fastjsonschema
-
+from ocpp_handlers.schemas import SchemaViolation as OcppSchemaViolation
 from ocpp_handlers.schemas import Version, known_actions, validator
 
 OcppVersion = Literal["1.6", "2.0.1"]
@@ -52,5 +51,5 @@ def validate(version: OcppVersion, action: str, kind: Kind, payload: dict[str, A
     check = _validator(version, action, kind)
     try:
         check(payload)
-    except fastjsonschema.JsonSchemaException as err:
+    except OcppSchemaViolation as err:
         raise SchemaViolation(version, action, kind, str(err)) from err
