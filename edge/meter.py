@@ -9,9 +9,8 @@ and now and then an empty string: those are skipped, not read as zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 ENERGY: Final = "Energy.Active.Import.Register"
 POWER: Final = "Power.Active.Import"
@@ -33,16 +32,16 @@ _UNITS: Final[dict[str, tuple[str, float]]] = {
 _DEFAULT_UNIT: Final = {ENERGY: "Wh", POWER: "W", CURRENT: "A", VOLTAGE: "V", SOC: "Percent"}
 
 
-@dataclass(frozen=True, slots=True)
-class SampledValue:
+# NamedTuples: immutable like frozen dataclasses, and several times cheaper to make,
+# which counts here (every sampled value of every meter value of every charger).
+class SampledValue(NamedTuple):
     measurand: str
     value: float
     phase: str | None = None
     context: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MeterReading:
+class MeterReading(NamedTuple):
     """The main quantities of one meter value (one timestamp)."""
 
     at: datetime
@@ -80,7 +79,9 @@ def normalise(measurand: str, raw: object, unit: str | None, multiplier: int = 0
         return None
     unit_key = (unit or _DEFAULT_UNIT.get(measurand, "")).lower()
     _, factor = _UNITS.get(unit_key, ("", 1.0))
-    return number * factor * (10.0**multiplier)
+    if multiplier:
+        factor *= 10.0**multiplier
+    return number * factor
 
 
 _PHASES: Final = frozenset(("L1", "L2", "L3", "L1-N", "L2-N", "L3-N"))
