@@ -288,6 +288,8 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
     driver_key = await _key(central_dir, "--scope", "driver", "--name", "demo driver")
     operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
+    # the demo's own processes (and this one, which reads the site config) use the key
+    os.environ["EVPARK_CENTRAL__SITE_KEY"] = site_key
     site_env = {"EVPARK_CENTRAL__SITE_KEY": site_key}
     ui_password = await _ui_user(config_file, site_env)
     async with contextlib.AsyncExitStack() as stack:
