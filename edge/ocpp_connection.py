@@ -103,7 +103,7 @@ class ChargerConnection:
         except FrameError as err:
             self.metrics.message("(frame)", err.code)
             self.log.warning("ocpp.frame.rejected", code=err.code, reason=err.description)
-            await self._send(encode_error(err.unique_id, err.code, err.description))
+            self._send(encode_error(err.unique_id, err.code, err.description))
             return
         if isinstance(frame, Call):
             await self._on_call(frame)
@@ -121,7 +121,7 @@ class ChargerConnection:
             code = "NotSupported" if known else "NotImplemented"
             self.metrics.message(action if known else "(unknown)", code)
             self.log.warning("ocpp.call.unhandled", action=action[:64], code=code)
-            await self._send(encode_error(call.unique_id, code, f"{action[:64]} is not handled"))
+            self._send(encode_error(call.unique_id, code, f"{action[:64]} is not handled"))
             return
         try:
             self._validate_call(action, call.payload)
@@ -132,19 +132,19 @@ class ChargerConnection:
             self.log.warning(
                 "ocpp.call.rejected", action=action, code=err.code, reason=err.description
             )
-            await self._send(encode_error(call.unique_id, err.code, err.description))
+            self._send(encode_error(call.unique_id, err.code, err.description))
             return
         except StoreError as err:
             self.metrics.message(action, "InternalError")
             self.log.error("ocpp.call.store_failed", action=action, error=str(err))
-            await self._send(encode_error(call.unique_id, "InternalError", "could not store"))
+            self._send(encode_error(call.unique_id, "InternalError", "could not store"))
             return
         except Exception:
             self.metrics.message(action, "InternalError")
             self.log.exception("ocpp.call.failed", action=action)
-            await self._send(encode_error(call.unique_id, "InternalError", "handler failed"))
+            self._send(encode_error(call.unique_id, "InternalError", "handler failed"))
             return
-        await self._send(encode_result(call.unique_id, response))
+        self._send(encode_result(call.unique_id, response))
         self.metrics.handled(action, time.perf_counter() - started)
 
     def _validate_call(self, action: str, payload: Payload) -> None:
@@ -157,10 +157,10 @@ class ChargerConnection:
             else:
                 raise
 
-    async def _send(self, text: str) -> None:
+    def _send(self, text: str) -> None:
         self.tail.append(LoggedFrame(time.time(), "out", text[:2000]))
         try:
-            await self.ws.send(text)
+            self.ws.send_now(text)
         except ConnectionClosed:
             self.log.info("ocpp.send.closed")
 
@@ -182,7 +182,7 @@ class ChargerConnection:
             unique_id = f"{_ID_PREFIX}-{next(_ids)}"
             future: asyncio.Future[Payload] = asyncio.get_running_loop().create_future()
             self._pending[unique_id] = future
-            await self._send(encode_call(unique_id, action, payload))
+            self._send(encode_call(unique_id, action, payload))
             try:
                 async with asyncio.timeout(wait):
                     response = await future

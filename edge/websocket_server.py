@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import ssl as ssl_module
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
@@ -49,7 +50,8 @@ class LeanConnection:
         )
         self.request: Request | None = None
         self.remote_address = transport.get_extra_info("peername")
-        self._messages: asyncio.Queue[Any] = asyncio.Queue()
+        self._inbox: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._closed = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -72,12 +74,37 @@ class LeanConnection:
 
     async def __aiter__(self) -> AsyncIterator[str]:
         while True:
-            message = await self._messages.get()
+            message = await self.next_message()
             if message is _END:
                 return
             yield message
 
+    async def next_message(self) -> Any:
+        """The next text frame, or ``_END`` once the connection is gone.
+
+        A deque and one future at a time: an asyncio.Queue does the same with more
+        bookkeeping, and this runs for every message of every charger.
+        """
+        inbox = self._inbox
+        while not inbox:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return inbox.popleft()
+
+    def _deliver(self, message: Any) -> None:
+        self._inbox.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def send(self, text: str) -> None:
+        self.send_now(text)
+
+    def send_now(self, text: str) -> None:
+        """Write a text frame (a write to the transport: nothing to wait for)."""
         if self.protocol.state is not State.OPEN:
             raise self.protocol.close_exc
         self.protocol.send_text(text.encode())
@@ -119,9 +146,9 @@ class LeanConnection:
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.TEXT:  # UTF-8 was checked by the protocol
-            self._messages.put_nowait(bytes(frame.data).decode())
+            self._deliver(bytes(frame.data).decode())
         elif frame.opcode is Opcode.BINARY:
-            self._messages.put_nowait(bytes(frame.data).decode("utf-8", "replace"))
+            self._deliver(bytes(frame.data).decode("utf-8", "replace"))
         elif frame.opcode is Opcode.PONG:
             self._cancel("pong")
             self._schedule_ping()
@@ -142,7 +169,7 @@ class LeanConnection:
         self.protocol.receive_eof()
         for name in list(self._timers):
             self._cancel(name)
-        self._messages.put_nowait(_END)
+        self._deliver(_END)
         self._closed.set()
 
     # --- liveness -------------------------------------------------------------------
