@@ -21,7 +21,7 @@ from zoneinfo import available_timezones
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,6 +38,7 @@ from central.charging.tables import (
 from central.commands import new_command, send_command
 from central.context import ServiceContext
 from central.db import insert_ignore
+from central.events import dispatch
 from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
 
@@ -590,20 +591,15 @@ class ChargingService:
 
     # ---- events ---------------------------------------------------------------------
     async def handle_event(self, event: CloudEvent) -> None:
-        handler = {
+        handlers = {
             "charging.started": self._on_started,
             "charging.progress": self._on_progress,
             "charging.completed": self._on_completed,
             "charging.failed": self._on_failed,
             "charger.status": self._on_charger_status,
             "command.result": self._on_command_result,
-        }.get(event.type)
-        if handler is None:
-            return
-        try:
-            await handler(event)
-        except ValidationError as err:
-            log.error("charging.event.invalid", event_id=event.id, type=event.type, error=str(err))
+        }
+        await dispatch(event, handlers, "charging")
 
     async def _claim(
         self,

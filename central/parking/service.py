@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +27,7 @@ from central.auth import Principal, require
 from central.commands import new_command, send_command
 from central.context import ServiceContext
 from central.db import insert_ignore
+from central.events import dispatch
 from central.lifetimes import Background
 from central.parking import reservations as rules
 from central.parking.tables import (
@@ -683,7 +684,7 @@ class ParkingService:
 
     # ---- events ---------------------------------------------------------------------
     async def handle_event(self, event: CloudEvent) -> None:
-        handler = {
+        handlers = {
             "parking.reserved": self._on_reserved,
             "parking.released": self._on_released,
             "parking.occupied": self._on_occupied,
@@ -691,16 +692,9 @@ class ParkingService:
             "parking.condition": self._on_condition,
             "sensor.status": self._on_sensor,
             "command.result": self._on_command_result,
-        }.get(event.type)
-        if handler is None:
-            return
-        try:
-            await handler(event)
-        except ValidationError as err:
-            # a malformed event will not get better by retrying: log it and move on
-            log.error("parking.event.invalid", event_id=event.id, type=event.type, error=str(err))
-            return
-        await self._invalidate(event.site_id)
+        }
+        if await dispatch(event, handlers, "parking"):
+            await self._invalidate(event.site_id)
 
     async def _claim(
         self, conn: AsyncConnection, event: CloudEvent, kind: str, **fields: Any
@@ -774,14 +768,7 @@ class ParkingService:
         now = self.ctx.clock()
         final = rules.status_after_release(data.reason)
         async with self.ctx.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(parking_reservations).where(
-                        parking_reservations.c.id == data.reservation_id,
-                        parking_reservations.c.site_id == event.site_id,
-                    )
-                )
-            ).first()
+            row = await _find_reservation(conn, event.site_id, id=data.reservation_id)
             if not await self._claim(
                 conn,
                 event,
@@ -833,14 +820,7 @@ class ParkingService:
         self, conn: AsyncConnection, site_id: str, data: _Occupancy, at: datetime
     ) -> Any:
         if data.reservation_id:
-            return (
-                await conn.execute(
-                    select(parking_reservations).where(
-                        parking_reservations.c.id == data.reservation_id,
-                        parking_reservations.c.site_id == site_id,
-                    )
-                )
-            ).first()
+            return await _find_reservation(conn, site_id, id=data.reservation_id)
         return (
             await conn.execute(
                 select(parking_reservations)
@@ -925,14 +905,7 @@ class ParkingService:
             return
         now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(parking_reservations).where(
-                        parking_reservations.c.command_id == result.command_id,
-                        parking_reservations.c.site_id == event.site_id,
-                    )
-                )
-            ).first()
+            row = await _find_reservation(conn, event.site_id, command_id=result.command_id)
             if not await self._claim(
                 conn,
                 event,
@@ -1157,3 +1130,16 @@ class ParkingService:
 
 def build(ctx: ServiceContext) -> ParkingService:
     return ParkingService(ctx)
+
+
+async def _find_reservation(conn: AsyncConnection, site_id: str, **key: str | None) -> Any:
+    """The site's reservation with this ``id`` or ``command_id``, or None."""
+    ((column, value),) = key.items()
+    return (
+        await conn.execute(
+            select(parking_reservations).where(
+                parking_reservations.c[column] == value,
+                parking_reservations.c.site_id == site_id,
+            )
+        )
+    ).first()
