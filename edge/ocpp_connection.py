@@ -1,9 +1,11 @@
 """One charger's OCPP-J connection: read frames, answer CALLs, send our own CALLs.
 
-The hot path (a charger's CALL in, our CALLRESULT out) stays on the event loop: parse
-with orjson, validate with compiled schemas, call the handler (which waits for the group
-commit of its write), validate the answer, send. A charger's CALLs are answered in the
-order they came, as OCPP-J wants; answers to our CALLs are matched by message id.
+The hot path (a charger's CALL in, our CALLRESULT out) runs inside the websocket
+layer's callback: parse with orjson, validate with compiled schemas, call the handler,
+then send once the handler's write is committed, from the commit's own callback. A
+handler that has to wait for more than its write (a read, a lookup) is a coroutine and
+runs as a task. A charger's CALLs are answered one at a time, in the order they came,
+as OCPP-J wants; answers to our own CALLs are matched by message id as they arrive.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import itertools
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final, NamedTuple
 
 import structlog
@@ -24,7 +27,7 @@ from edge.metrics import OcppMetrics
 from edge.store import StoreError
 from edge.websocket_server import LeanConnection
 from ocpp_handlers import v16
-from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload
+from ocpp_handlers.base import Answer, Handler, HandlerContext, OcppError, Payload
 from ocpp_handlers.framing import (
     Call,
     CallError,
@@ -74,6 +77,10 @@ class ChargerConnection:
         self.connected_at = datetime.now(UTC)
         self._pending: dict[str, asyncio.Future[Payload]] = {}
         self._call_lock = asyncio.Lock()
+        self._answering = False  # a CALL of the charger's is being answered
+        self._waiting: deque[Call] = deque()  # its CALLs that came meanwhile
+        self._tasks: asyncio.TaskGroup | None = None
+        self._drained: asyncio.Future[None] | None = None  # set when closed while answering
         self.log = structlog.get_logger(__name__).bind(
             site=ctx.site.config.site.id, charger=ctx.charger_id, version=ctx.version.value
         )
@@ -85,34 +92,46 @@ class ChargerConnection:
     async def serve(self) -> None:
         """Answer the charger until the connection closes."""
         try:
-            async for raw in self.ws:
-                await self._on_frame(raw)
-        except ConnectionClosed:
-            pass
+            async with asyncio.TaskGroup() as tasks:  # the handlers that are coroutines
+                self._tasks = tasks
+                self.ws.attach(self.feed)
+                await self.ws.wait_closed()
+                if self._answering:  # what the charger sent before it left is still handled
+                    self._drained = asyncio.get_running_loop().create_future()
+                    await self._drained
         finally:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("charger disconnected"))
 
-    async def _on_frame(self, raw: str | bytes) -> None:
-        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    def feed(self, text: str) -> None:
+        """One message from the charger, handed over by the websocket layer on arrival."""
+        try:
+            self._on_frame(text)
+        except Exception:  # raised into the transport, it would drop the connection
+            self.log.exception("ocpp.frame.failed")
+
+    def _on_frame(self, text: str) -> None:
         self.tail.append(LoggedFrame(time.time(), "in", text[:2000]))
         self.ctx.site.seen(self.ctx.charger_id)
         try:
-            frame = parse(self.version, raw)
+            frame = parse(self.version, text)
         except FrameError as err:
             self.metrics.message("(frame)", err.code)
             self.log.warning("ocpp.frame.rejected", code=err.code, reason=err.description)
             self._send(encode_error(err.unique_id, err.code, err.description))
             return
         if isinstance(frame, Call):
-            await self._on_call(frame)
+            if self._answering:
+                self._waiting.append(frame)
+            else:
+                self._on_call(frame)
         elif isinstance(frame, CallResult):
             self._settle(frame.unique_id, frame.payload, None)
         else:
             self._settle(frame.unique_id, None, frame)
 
-    async def _on_call(self, call: Call) -> None:
+    def _on_call(self, call: Call) -> None:
         started = time.perf_counter()
         action = call.action
         handler = self.handlers.get(action)
@@ -125,27 +144,74 @@ class ChargerConnection:
             return
         try:
             self._validate_call(action, call.payload)
-            response = await handler(self.ctx, call.payload)
-            validate(self.version, action, response, response=True)
-        except (SchemaViolation, OcppError) as err:
-            self.metrics.message(action, err.code)
-            self.log.warning(
-                "ocpp.call.rejected", action=action, code=err.code, reason=err.description
+            outcome = handler(self.ctx, call.payload)
+        except Exception as err:  # noqa: BLE001 -- answered and logged by _refuse
+            self._refuse(call, err)
+            return
+        if not isinstance(outcome, Answer):
+            assert self._tasks is not None
+            self._answering = True
+            self._tasks.create_task(self._answer_later(call, outcome, started))
+        elif outcome.stored is None:
+            self._answer(call, outcome.payload, started)
+        else:
+            self._answering = True
+            outcome.stored.add_done_callback(
+                partial(self._answer_stored, call, outcome.payload, started)
             )
-            self._send(encode_error(call.unique_id, err.code, err.description))
+
+    async def _answer_later(self, call: Call, answer: Awaitable[Payload], started: float) -> None:
+        try:
+            payload = await answer
+        except Exception as err:  # noqa: BLE001 -- answered and logged by _refuse
+            self._refuse(call, err)
+        else:
+            self._answer(call, payload, started)
+        self._next_call()
+
+    def _answer_stored(
+        self, call: Call, payload: Payload, started: float, stored: asyncio.Future[None]
+    ) -> None:
+        try:
+            if stored.cancelled():
+                self._refuse(call, StoreError("the write was cancelled"))
+            elif (error := stored.exception()) is not None:
+                self._refuse(call, error)
+            else:
+                self._answer(call, payload, started)
+        finally:  # whatever happened, the charger's next CALL must not wait forever
+            self._next_call()
+
+    def _next_call(self) -> None:
+        self._answering = False
+        while self._waiting and not self._answering:
+            self._on_call(self._waiting.popleft())
+        if not self._answering and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _answer(self, call: Call, payload: Payload, started: float) -> None:
+        try:
+            validate(self.version, call.action, payload, response=True)
+        except SchemaViolation as err:
+            self._refuse(call, err)
             return
-        except StoreError as err:
-            self.metrics.message(action, "InternalError")
+        self._send(encode_result(call.unique_id, payload))
+        self.metrics.handled(call.action, time.perf_counter() - started)
+
+    def _refuse(self, call: Call, err: BaseException) -> None:
+        """Answer a CALL that failed with the CALLERROR its failure calls for."""
+        action = call.action
+        if isinstance(err, SchemaViolation | OcppError):
+            code, description = err.code, err.description
+            self.log.warning("ocpp.call.rejected", action=action, code=code, reason=description)
+        elif isinstance(err, StoreError):
+            code, description = "InternalError", "could not store"
             self.log.error("ocpp.call.store_failed", action=action, error=str(err))
-            self._send(encode_error(call.unique_id, "InternalError", "could not store"))
-            return
-        except Exception:
-            self.metrics.message(action, "InternalError")
-            self.log.exception("ocpp.call.failed", action=action)
-            self._send(encode_error(call.unique_id, "InternalError", "handler failed"))
-            return
-        self._send(encode_result(call.unique_id, response))
-        self.metrics.handled(action, time.perf_counter() - started)
+        else:
+            code, description = "InternalError", "handler failed"
+            self.log.error("ocpp.call.failed", action=action, exc_info=err)
+        self.metrics.message(action, code)
+        self._send(encode_error(call.unique_id, code, description))
 
     def _validate_call(self, action: str, payload: Payload) -> None:
         try:

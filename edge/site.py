@@ -390,6 +390,21 @@ class Site:
         readings: list[MeterReading],
         transaction_id: str | None = None,
     ) -> Session | None:
+        session, stored = self.record_meter_values(charger_id, evse_id, readings, transaction_id)
+        if stored is not None:
+            await stored
+        return session
+
+    def record_meter_values(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        readings: list[MeterReading],
+        transaction_id: str | None = None,
+    ) -> tuple[Session | None, asyncio.Future[None] | None]:
+        """``meter_values`` without the wait: the session is updated now, and the future
+        (None when there was nothing to store) resolves once the samples are committed.
+        This is the one write that comes all the time, hence a path of its own."""
         session = self.resolve_transaction(charger_id, transaction_id)
         if session is None and evse_id > 0:
             session = self.active_session_on(charger_id, evse_id)
@@ -402,11 +417,10 @@ class Site:
                 session.apply(reading)
         if session is not None and self._progress_due(session):
             self._add_progress(unit, session)
-        if unit.ops:
-            await self.store.write(unit)
-        if session is not None:
+        stored = self.store.submit(unit) if unit.ops else None
+        if session is not None:  # observers read the in-memory session, updated already
             self._notify(SiteChange("meter", charger_id, session.evse_id, session.id))
-        return session
+        return session, stored
 
     def _progress_due(self, session: Session) -> bool:
         if session.last_update is None:

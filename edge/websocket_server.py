@@ -5,11 +5,14 @@ lock; at OCPP message rates that machinery cost as much as our own work on the m
 Here an :class:`asyncio.Protocol` feeds the sans-I/O :class:`ServerProtocol` (which does
 the handshake, framing, masking, UTF-8 checks, ping answers and the closing handshake)
 and writes its output straight to the transport. Each connection's handler runs as a
-task of the server's TaskGroup and reads messages from a queue; sending is a write.
+task of the server's TaskGroup. It attaches a sink, and from then on every message goes
+to the sink as it arrives, within the transport's callback: no queue, no task wake-up
+per message. Messages that arrive before the sink is attached wait in a buffer. Sending
+is a write.
 
 The connection object offers what the OCPP server uses of websockets' own
-(``request``, ``subprotocol``, ``remote_address``, ``async for``, ``send``, ``close``,
-``close_code``, ``close_reason``, ``respond``, ``transport``).
+(``request``, ``subprotocol``, ``remote_address``, ``send``, ``close``, ``close_code``,
+``close_reason``, ``respond``, ``transport``), plus ``attach`` and ``wait_closed``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import contextlib
 import os
 import ssl as ssl_module
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 import structlog
-from websockets.exceptions import InvalidState
+from websockets.exceptions import ConnectionClosed, InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, State
@@ -32,11 +35,11 @@ from websockets.server import ServerProtocol
 from websockets.typing import StatusLike, Subprotocol
 
 log = structlog.get_logger(__name__)
-_END: Final = object()
 
 Handler = Callable[["LeanConnection"], Awaitable[None]]
 ProcessRequest = Callable[["LeanConnection", Request], Response | None]
 SelectSubprotocol = Callable[["LeanConnection", Sequence[Subprotocol]], Subprotocol | None]
+Sink = Callable[[str], None]
 
 
 class LeanConnection:
@@ -50,8 +53,8 @@ class LeanConnection:
         )
         self.request: Request | None = None
         self.remote_address = transport.get_extra_info("peername")
-        self._inbox: deque[Any] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._early: deque[str] | None = deque()  # messages before a sink is attached
+        self._sink: Sink | None = None
         self._closed = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -72,42 +75,34 @@ class LeanConnection:
     def respond(self, status: StatusLike, text: str) -> Response:
         return self.protocol.reject(status, text)
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        while True:
-            message = await self.next_message()
-            if message is _END:
-                return
-            yield message
+    def attach(self, sink: Sink) -> None:
+        """Hand every text message to ``sink`` from now on, as it arrives.
 
-    async def next_message(self) -> Any:
-        """The next text frame, or ``_END`` once the connection is gone.
-
-        A deque and one future at a time: an asyncio.Queue does the same with more
-        bookkeeping, and this runs for every message of every charger.
+        The sink runs inside the transport's callback: it must not raise (an exception
+        would drop the connection) and must not block.
         """
-        inbox = self._inbox
-        while not inbox:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return inbox.popleft()
+        early, self._early = self._early, None
+        self._sink = sink
+        for message in early or ():
+            sink(message)
 
-    def _deliver(self, message: Any) -> None:
-        self._inbox.append(message)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def _deliver(self, message: str) -> None:
+        if self._sink is not None:
+            self._sink(message)
+        elif self._early is not None:
+            self._early.append(message)
 
     async def send(self, text: str) -> None:
         self.send_now(text)
 
     def send_now(self, text: str) -> None:
         """Write a text frame (a write to the transport: nothing to wait for)."""
-        if self.protocol.state is not State.OPEN:
-            raise self.protocol.close_exc
-        self.protocol.send_text(text.encode())
+        protocol = self.protocol
+        if protocol.state is not State.OPEN:  # closing or closed
+            raise ConnectionClosed(
+                protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent
+            )
+        protocol.send_text(text.encode())
         self._flush()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -169,7 +164,6 @@ class LeanConnection:
         self.protocol.receive_eof()
         for name in list(self._timers):
             self._cancel(name)
-        self._deliver(_END)
         self._closed.set()
 
     # --- liveness -------------------------------------------------------------------
@@ -289,6 +283,8 @@ class LeanServer:
     async def _run_handler(self, connection: LeanConnection) -> None:
         try:
             await self.handler(connection)
+        except Exception:  # one connection's failure must not end the server
+            log.exception("ws.handler.failed", remote=str(connection.remote_address))
         finally:
             if connection.protocol.state is State.OPEN:
                 await connection.close(1000, "")

@@ -3,10 +3,11 @@ and parsing of the values both versions carry (timestamps)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from edge.ids import ChargerId
 from edge.site import Site
@@ -31,7 +32,20 @@ class OcppError(Exception):
         self.description = description
 
 
-Handler = Callable[[HandlerContext, Payload], Awaitable[Payload]]
+class Answer(NamedTuple):
+    """An answer made without waiting, to be sent once ``stored`` (its write) is committed.
+
+    The handlers of the messages that come all the time (meter values) return this
+    instead of being coroutines: the connection then needs no task per message.
+    """
+
+    payload: Payload
+    stored: asyncio.Future[None] | None = None
+
+
+# A coroutine function for most actions; a plain function returning an Answer for the
+# frequent ones (see Answer).
+Handler = Callable[[HandlerContext, Payload], Awaitable[Payload] | Answer]
 
 
 def parse_time(value: str, field: str) -> datetime:

@@ -7,7 +7,15 @@ from typing import Any, Final
 from edge import commands as cmd
 from edge.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload, now_iso, parse_time
+from ocpp_handlers.base import (
+    Answer,
+    Handler,
+    HandlerContext,
+    OcppError,
+    Payload,
+    now_iso,
+    parse_time,
+)
 
 STATUS: Final = {
     "Available": ConnectorStatus.AVAILABLE,
@@ -136,15 +144,15 @@ async def stop_transaction(ctx: HandlerContext, p: Payload) -> Payload:
     return {}
 
 
-async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
+def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
     transaction = p.get("transactionId")
-    await ctx.site.meter_values(
+    _, stored = ctx.site.record_meter_values(
         ctx.charger_id,
         evse_id=p["connectorId"],
         readings=readings(p["meterValue"]),
         transaction_id=str(transaction) if transaction is not None else None,
     )
-    return {}
+    return Answer({}, stored)
 
 
 async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:

@@ -7,7 +7,15 @@ from typing import Any, Final
 from edge import commands as cmd
 from edge.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers.base import Handler, HandlerContext, OcppError, Payload, now_iso, parse_time
+from ocpp_handlers.base import (
+    Answer,
+    Handler,
+    HandlerContext,
+    OcppError,
+    Payload,
+    now_iso,
+    parse_time,
+)
 
 CONNECTOR_STATUS: Final = {
     "Available": ConnectorStatus.AVAILABLE,
@@ -137,9 +145,9 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     return _id_token_info(ctx, token) if token else {}
 
 
-async def meter_values(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.site.meter_values(ctx.charger_id, p["evseId"], readings(p["meterValue"]))
-    return {}
+def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
+    _, stored = ctx.site.record_meter_values(ctx.charger_id, p["evseId"], readings(p["meterValue"]))
+    return Answer({}, stored)
 
 
 def _recorder(kind: str) -> Handler:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -195,6 +197,92 @@ async def test_malformed_frames_get_the_spec_callerror(
         # the daemon keeps serving: the same charger and another one
         assert (await bad.call("Heartbeat", {}))["currentTime"]
         assert (await flow_for(good).boot())["status"] == "Accepted"
+
+
+def _meter_values(version: Version, energy_wh: int, at: datetime) -> dict[str, object]:
+    sample = {"timestamp": at.isoformat(), "sampledValue": [{"value": str(energy_wh)}]}
+    if version is Version.V16:
+        return {"connectorId": 1, "meterValue": [sample]}
+    sample["sampledValue"] = [{"value": energy_wh}]
+    return {"evseId": 1, "meterValue": [sample]}
+
+
+async def test_pipelined_calls_are_answered_in_order(edge: EdgeDaemon, version: Version) -> None:
+    """OCPP-J answers a charger's CALLs in the order they came, even when a charger sends
+    the next before the answer to the last: meter values (answered after their commit),
+    a refused one, and messages whose handlers wait on the store, mixed."""
+    heartbeat = ("Heartbeat", {})
+    authorize = (
+        ("Authorize", {"idTag": "TAG-OK"})
+        if version is Version.V16
+        else ("Authorize", {"idToken": {"idToken": "TAG-OK", "type": "ISO14443"}})
+    )
+    refused = ("MeterValues", {"meterValue": []})  # no connector/EVSE: a schema violation
+    calls = [
+        ("MeterValues", _meter_values(version, 100, T0)),
+        heartbeat,
+        ("MeterValues", _meter_values(version, 200, T0 + timedelta(seconds=1))),
+        refused,
+        authorize,
+        ("MeterValues", _meter_values(version, 300, T0 + timedelta(seconds=2))),
+        heartbeat,
+    ]
+    async with websockets.connect(f"{ocpp_url(edge)}/CP-PIPE", subprotocols=[version.value]) as ws:  # type: ignore[list-item]
+        for n, (action, payload) in enumerate(calls):
+            await ws.send(json.dumps([2, f"p{n}", action, payload]))
+        answers = [json.loads(await ws.recv()) for _ in calls]
+    assert [a[1] for a in answers] == [f"p{n}" for n in range(len(calls))]
+    assert [a[0] for a in answers] == [3, 3, 3, 4, 3, 3, 3]
+    assert answers[4][2] == (
+        {"idTagInfo": {"status": "Accepted"}}
+        if version is Version.V16
+        else {"idTokenInfo": {"status": "Accepted"}}
+    )
+    stored = await edge.store.read(
+        lambda c: c.execute(
+            "SELECT energy_wh FROM meter_values WHERE charger_id = 'CP-PIPE' ORDER BY id"
+        ).fetchall()
+    )
+    assert [row[0] for row in stored] == [100.0, 200.0, 300.0]
+
+
+async def test_a_failed_write_is_an_internal_error_and_serving_goes_on(
+    edge: EdgeDaemon, version: Version
+) -> None:
+    """A charger never gets an answer for what was not stored: it gets InternalError, and
+    the next message (the same charger's, its answer on the store) is served as usual."""
+    with sqlite3.connect(edge.store.path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_samples BEFORE INSERT ON meter_values "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        )
+    async with RawCharger(ocpp_url(edge), "CP-FAIL", version) as charger:
+        with pytest.raises(CallErrorReceived) as caught:
+            await charger.call("MeterValues", _meter_values(version, 100, T0))
+        assert caught.value.code == "InternalError"
+        assert (await flow_for(charger).boot())["status"] == "Accepted"
+        assert (await charger.call("Heartbeat", {}))["currentTime"]
+
+
+async def test_charger_leaving_before_its_answer_harms_nothing(
+    edge: EdgeDaemon, version: Version
+) -> None:
+    """Answers that find their connection closing are dropped; the samples are kept."""
+    for n in range(5):
+        async with websockets.connect(
+            f"{ocpp_url(edge)}/CP-GONE", subprotocols=[version.value]
+        ) as ws:  # type: ignore[list-item]
+            for k in range(3):
+                at = T0 + timedelta(seconds=10 * n + k)
+                await ws.send(
+                    json.dumps([2, f"g{k}", "MeterValues", _meter_values(version, k, at)])
+                )
+    async with RawCharger(ocpp_url(edge), "CP-GONE", version) as charger:
+        assert (await charger.call("Heartbeat", {}))["currentTime"]
+    stored = await edge.store.read(
+        lambda c: c.execute("SELECT count(*) FROM meter_values WHERE charger_id = 'CP-GONE'")
+    )
+    assert stored.fetchone()[0] == 15
 
 
 async def test_semantic_error_in_valid_frame_is_a_callerror(
