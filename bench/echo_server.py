@@ -15,10 +15,16 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
+
+if __package__ in (None, ""):  # run as `python bench/echo_server.py`, as the bench does
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.event_loop import loop_factory
 
 SUBPROTOCOLS = [Subprotocol("ocpp1.6"), Subprotocol("ocpp2.0.1")]
 
@@ -74,8 +80,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="as the edge's [runtime] event_loop (default: uvloop when installed)",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(serve_forever(args.host, args.port))
+    with asyncio.Runner(loop_factory=loop_factory(args.event_loop)) as runner:
+        runner.run(serve_forever(args.host, args.port))
 
 
 if __name__ == "__main__":

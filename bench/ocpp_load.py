@@ -27,6 +27,7 @@ import secrets
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import time
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, cast
@@ -52,6 +53,7 @@ from bench.load_worker import (
     raise_nofile,
     run_worker,
 )
+from edge.event_loop import uvloop_installed
 
 TARGET_RATIO = 0.5  # saturation: edge rate / echo rate, at least
 TARGET_P99_MS = 20.0  # site load: p99 CALL -> CALLRESULT, below
@@ -192,13 +194,14 @@ def _stop(target: Target, timeout: float = 30.0) -> None:
 
 
 @contextlib.contextmanager
-def echo_target(host: str = "127.0.0.1") -> Iterator[Target]:
+def echo_target(event_loop: str, host: str = "127.0.0.1") -> Iterator[Target]:
     port = free_port(host)
     with tempfile.TemporaryDirectory(prefix="evpark-bench-echo-") as tmp:
         log = Path(tmp) / "echo.log"
         with log.open("wb") as out:
+            command = [sys.executable, str(ECHO_SERVER), "--host", host, "--port", str(port)]
             proc = subprocess.Popen(
-                [sys.executable, str(ECHO_SERVER), "--host", host, "--port", str(port)],
+                [*command, "--event-loop", event_loop],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -210,7 +213,9 @@ def echo_target(host: str = "127.0.0.1") -> Iterator[Target]:
             _stop(target)
 
 
-def site_toml(ocpp_port: int, http_port: int, data_dir: Path, mqtt_url: str) -> str:
+def site_toml(
+    ocpp_port: int, http_port: int, data_dir: Path, mqtt_url: str, event_loop: str = "auto"
+) -> str:
     """The temporary site configuration the bench runs the edge with."""
     return f"""\
 # written by bench/ocpp_load.py
@@ -238,6 +243,9 @@ allow_any_id_tag = true
 [mqtt]
 url = {json.dumps(mqtt_url)}
 embedded = false
+
+[runtime]
+event_loop = {json.dumps(event_loop)}
 """
 
 
@@ -259,7 +267,7 @@ def edge_target(args: argparse.Namespace) -> Iterator[Target]:
         ocpp_port, http_port = free_port(), free_port()
         mqtt_url = args.mqtt_url or f"mqtt://127.0.0.1:{free_port()}"
         config = tmp_path / "site.toml"
-        config.write_text(site_toml(ocpp_port, http_port, data_dir, mqtt_url))
+        config.write_text(site_toml(ocpp_port, http_port, data_dir, mqtt_url, args.event_loop))
         placeholders = {
             "evpark": str(evpark),
             "python": sys.executable,
@@ -538,38 +546,98 @@ def default_workers() -> int:
 
 
 def run_saturation(args: argparse.Namespace, token: str) -> dict[str, Any]:
-    chargers = charger_specs(args.sat_chargers, 0.0, token)
-    runs: dict[str, Figures] = {}
+    """Rounds of echo then edge, both targets up throughout.
+
+    The machine's speed drifts (neighbours, frequency): a run of each target side by side
+    sees about the same machine, so the ratio is taken per round, and the median of the
+    rounds' ratios is the result.
+    """
     names = ["echo"] if args.echo_only else ["echo", "edge"]
-    for name in names:
-        ctx = echo_target() if name == "echo" else edge_target(args)
-        with ctx as target:
-            runs[name] = run_load(
-                target,
-                chargers,
-                mode="closed",
-                duration=args.sat_duration,
-                warmup=args.sat_warmup,
-                workers=args.sat_workers or default_workers(),
-                connect_rate=args.connect_rate,
+    rounds: list[dict[str, Figures]] = []
+    with contextlib.ExitStack() as stack:
+        targets = [
+            stack.enter_context(
+                echo_target(args.event_loop) if name == "echo" else edge_target(args)
             )
-    ratio = None
-    if "edge" in runs and runs["echo"].rate > 0:
-        ratio = runs["edge"].rate / runs["echo"].rate
+            for name in names
+        ]
+        for number in range(1, args.sat_rounds + 1):
+            chargers = charger_specs(args.sat_chargers, 0.0, f"{token}r{number}")
+            figures: dict[str, Figures] = {}
+            for target in targets:
+                _say(f"round {number} of {args.sat_rounds}")
+                figures[target.name] = run_load(
+                    target,
+                    chargers,
+                    mode="closed",
+                    duration=args.sat_duration,
+                    warmup=args.sat_warmup,
+                    workers=args.sat_workers or default_workers(),
+                    connect_rate=args.connect_rate,
+                )
+            rounds.append(figures)
+    ratios = [r["edge"].rate / r["echo"].rate for r in rounds if "edge" in r and r["echo"].rate > 0]
+    ratio = statistics.median(ratios) if ratios else None
     return {
         "chargers": args.sat_chargers,
         "duration_s": args.sat_duration,
         "warmup_s": args.sat_warmup,
-        "runs": {name: _figures_dict(f) for name, f in runs.items()},
+        "rounds": [
+            {
+                **{name: _figures_dict(f) for name, f in r.items()},
+                "ratio": ratios[i] if i < len(ratios) else None,
+            }
+            for i, r in enumerate(rounds)
+        ],
+        "runs": {name: _figures_dict(_combine([r[name] for r in rounds])) for name in names},
+        "ratios": ratios,
         "ratio": ratio,
         "target_ratio": TARGET_RATIO,
         "met": None if ratio is None else ratio >= TARGET_RATIO,
     }
 
 
+def _combine(runs: list[Figures]) -> Figures:
+    """One target's figures over several rounds: rate over all of them, the worst p99."""
+    calls = sum(f.calls for f in runs)
+    duration = sum(f.duration_s for f in runs)
+    cpus = [f.target_cpu_pct for f in runs if f.target_cpu_pct is not None]
+    loadgen = [f.loadgen_cpu_pct for f in runs if f.loadgen_cpu_pct is not None]
+    server_calls: Counter[str] = Counter()
+    for f in runs:
+        server_calls.update(f.server_calls)
+
+    def worst(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    return replace(
+        runs[0],
+        connected=min(f.connected for f in runs),
+        duration_s=duration,
+        calls=calls,
+        rate=calls / duration if duration else 0.0,
+        p50_ms=worst([f.p50_ms for f in runs]),
+        p99_ms=worst([f.p99_ms for f in runs]),
+        max_ms=worst([f.max_ms for f in runs]),
+        setup_failed=sum(f.setup_failed for f in runs),
+        call_errors=sum(f.call_errors for f in runs),
+        protocol_errors=sum(f.protocol_errors for f in runs),
+        timeouts=sum(f.timeouts for f in runs),
+        disconnects=sum(f.disconnects for f in runs),
+        late_ticks=sum(f.late_ticks for f in runs),
+        target_cpu_pct=statistics.fmean(cpus) if cpus else None,
+        loadgen_cpu_pct=statistics.fmean(loadgen) if loadgen else None,
+        peak_rss_mb=worst([f.peak_rss_mb for f in runs]),
+        sampled_rss_max_mb=worst([f.sampled_rss_max_mb for f in runs]),
+        server_calls=dict(server_calls),
+        error_samples=[e for f in runs for e in f.error_samples][:20],
+    )
+
+
 def run_site(args: argparse.Namespace, token: str) -> dict[str, Any]:
     chargers = charger_specs(args.site_chargers, args.v201_share, token)
-    ctx = echo_target() if args.echo_only else edge_target(args)
+    ctx = echo_target(args.event_loop) if args.echo_only else edge_target(args)
     with ctx as target:
         figures = run_load(
             target,
@@ -619,7 +687,7 @@ def _met(flag: bool | None) -> str:
 
 
 _COLUMNS = (
-    ("target", 7, lambda f: f["target"]),
+    ("target", 9, lambda f: f["target"]),
     ("msgs/s", 10, lambda f: _num(f["rate"], "{:.0f}")),
     ("p50 ms", 8, lambda f: _num(f["p50_ms"])),
     ("p99 ms", 8, lambda f: _num(f["p99_ms"])),
@@ -678,7 +746,8 @@ def render_text(report: dict[str, Any]) -> str:
     machine = report["machine"]
     out.append(
         f"evpark OCPP bench: {machine['cpus']} CPUs, load average "
-        f"{machine['loadavg_start'][0]:.2f} at start, {machine['loadavg_end'][0]:.2f} at end"
+        f"{machine['loadavg_start'][0]:.2f} at start, {machine['loadavg_end'][0]:.2f} at end; "
+        f"event loop {report['event_loop']} for the echo and the edge it starts"
     )
     if "saturation" in report:
         s = report["saturation"]
@@ -688,13 +757,21 @@ def render_text(report: dict[str, Any]) -> str:
             f"(4 sampled values) in flight each; {s['duration_s']:g} s measured after "
             f"{s['warmup_s']:g} s warm-up"
         )
-        rows = list(s["runs"].values())
+        rows = [
+            {**f, "target": f"{name} #{number}"}
+            for number, r in enumerate(s["rounds"], 1)
+            for name, f in r.items()
+            if name != "ratio"
+        ]
         out += _table(rows)
         if s["ratio"] is not None:
+            each = "  ".join(f"{r:.3f}" for r in s["ratios"])
+            out.append(f"ratio edge/echo per round: {each}")
             out.append(
-                f"ratio edge/echo: {s['ratio']:.3f}   (target >= {s['target_ratio']}: {_met(s['met'])})"
+                f"ratio edge/echo (median of the rounds): {s['ratio']:.3f}   "
+                f"(target >= {s['target_ratio']}: {_met(s['met'])})"
             )
-        out += _details(rows)
+        out += _details(list(s["runs"].values()))
     if "site" in report:
         s = report["site"]
         out.append("")
@@ -743,13 +820,29 @@ def _parser() -> argparse.ArgumentParser:
         "--start-timeout", type=float, default=60.0, help="seconds for the edge to listen"
     )
     g.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default="auto",
+        help="event loop of the echo server and of the edge the bench starts; the same "
+        "for both, so that the ratio compares like with like (default: auto, the edge's "
+        "default: uvloop when installed)",
+    )
+    g.add_argument(
         "--echo-only",
         action="store_true",
         help="run every load against the echo server only (checks the harness; no edge)",
     )
     g = common.add_argument_group("saturation")
     g.add_argument("--sat-chargers", type=int, default=200)
-    g.add_argument("--sat-duration", type=float, default=15.0, help="seconds measured per target")
+    g.add_argument(
+        "--sat-duration", type=float, default=10.0, help="seconds measured per target and round"
+    )
+    g.add_argument(
+        "--sat-rounds",
+        type=int,
+        default=3,
+        help="rounds of echo then edge; the ratio is the median of the rounds' ratios",
+    )
     g.add_argument("--sat-warmup", type=float, default=3.0)
     g.add_argument(
         "--sat-workers",
@@ -797,12 +890,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.sat_rounds < 1:
+        parser.error("--sat-rounds must be 1 or more")
+    if args.event_loop == "auto":
+        args.event_loop = "uvloop" if uvloop_installed() else "asyncio"
     validate_all()
     raise_nofile(max(args.sat_chargers, args.site_chargers) * 2 + 512)
     token = secrets.token_hex(2)
     loadavg_start = os.getloadavg()
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "event_loop": args.event_loop}
     try:
         if args.load in ("saturation", "all"):
             report["saturation"] = run_saturation(args, token)

@@ -71,6 +71,7 @@ def edge_run(
     """Run the edge daemon for one site until SIGTERM or Ctrl-C."""
     from edge.config import ConfigError, load_site_config
     from edge.daemon import run_daemon
+    from edge.event_loop import EventLoopUnavailable
     from edge.logs import configure_logging
 
     overrides: dict[str, object] = {}
@@ -94,7 +95,11 @@ def edge_run(
         )
         raise typer.Exit(2)
     configure_logging(log_format)
-    run_daemon(site_config)
+    try:
+        run_daemon(site_config)
+    except EventLoopUnavailable as err:
+        typer.echo(f"runtime.event_loop: {err}", err=True)
+        raise typer.Exit(2) from err
 
 
 @app.command("demo")

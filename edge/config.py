@@ -152,6 +152,11 @@ class CentralSection(_Section):
         return self
 
 
+class RuntimeSection(_Section):
+    # "auto": uvloop when installed (it is a dependency on Linux and macOS), else asyncio
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+
+
 class SiteConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EVPARK_", env_nested_delimiter="__", extra="forbid", toml_file=None
@@ -167,6 +172,7 @@ class SiteConfig(BaseSettings):
     slot_timing: SlotTimingSection = Field(default_factory=SlotTimingSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     central: CentralSection = Field(default_factory=CentralSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import structlog
 from websockets.exceptions import ConnectionClosed
@@ -54,10 +54,11 @@ class CallFailed(Exception):
         self.description = description
 
 
-class LoggedFrame(NamedTuple):  # two per message: kept cheap
-    at: float  # unix time: cheaper to take per frame than a datetime
-    direction: str  # "in" or "out"
-    frame: str
+# A frame in the tail: (unix time, "in" or "out", text). A plain tuple, not a NamedTuple:
+# the garbage collector stops tracking plain tuples of strings and numbers, and the tail
+# (two entries per message, for every charger) would otherwise be what drives the full
+# collections that stall the event loop.
+LoggedFrame = tuple[float, str, str]
 
 
 class ChargerConnection:
@@ -112,7 +113,7 @@ class ChargerConnection:
             self.log.exception("ocpp.frame.failed")
 
     def _on_frame(self, text: str) -> None:
-        self.tail.append(LoggedFrame(time.time(), "in", text[:2000]))
+        self.tail.append((time.time(), "in", text[:2000]))
         self.ctx.site.seen(self.ctx.charger_id)
         try:
             frame = parse(self.version, text)
@@ -224,7 +225,7 @@ class ChargerConnection:
                 raise
 
     def _send(self, text: str) -> None:
-        self.tail.append(LoggedFrame(time.time(), "out", text[:2000]))
+        self.tail.append((time.time(), "out", text[:2000]))
         try:
             self.ws.send_now(text)
         except ConnectionClosed:
@@ -264,12 +265,8 @@ class ChargerConnection:
     def tail_view(self, limit: int = 50) -> list[dict[str, Any]]:
         frames = list(self.tail)[-limit:]
         return [
-            {
-                "at": datetime.fromtimestamp(f.at, UTC).isoformat(),
-                "direction": f.direction,
-                "frame": f.frame,
-            }
-            for f in frames
+            {"at": datetime.fromtimestamp(at, UTC).isoformat(), "direction": way, "frame": text}
+            for at, way, text in frames
         ]
 
     async def close(self, code: int, reason: str) -> None:

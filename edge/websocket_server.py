@@ -24,7 +24,7 @@ import ssl as ssl_module
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from websockets.exceptions import ConnectionClosed, InvalidState
@@ -208,8 +208,8 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.connection: LeanConnection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.connection = LeanConnection(self.server, transport)
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self.connection = LeanConnection(self.server, cast(asyncio.Transport, transport))
         self.server.connections.add(self.connection)
         self.connection.start_open_timer()
 

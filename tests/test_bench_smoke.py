@@ -29,7 +29,8 @@ def test_both_loads_measure_messages_without_errors() -> None:
     report = _run_bench(
         "all",
         "--sat-chargers=5",
-        "--sat-duration=2",
+        "--sat-duration=1",
+        "--sat-rounds=2",
         "--sat-warmup=0.5",
         "--sat-workers=1",
         "--site-chargers=10",
@@ -37,7 +38,11 @@ def test_both_loads_measure_messages_without_errors() -> None:
         "--site-warmup=0.5",
     )
 
-    saturation = report["saturation"]["runs"]["echo"]
+    rounds = report["saturation"]["rounds"]
+    assert len(rounds) == 2
+    assert all(r["echo"]["calls"] > 0 and r["echo"]["errors"] == 0 for r in rounds)
+    saturation = report["saturation"]["runs"]["echo"]  # both rounds together
+    assert saturation["calls"] == sum(r["echo"]["calls"] for r in rounds)
     assert saturation["connected"] == 5
     assert saturation["calls"] > 0
     assert saturation["rate"] > 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,23 @@ import pytest
 
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
+from edge.event_loop import LoopFactory, loop_factory, uvloop_installed
 from ocpp_handlers.schemas import Version
 from tests.services import free_port
 
 PASSWORD = "secret-password-1"
+# The OCPP endpoint's own tests run on both event loops the daemon may run on.
+_BOTH_LOOPS = ("test_ocpp_conformance", "test_security_profiles")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, LoopFactory]:
+    factories: dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.endswith(_BOTH_LOOPS) and uvloop_installed():
+        factories["uvloop"] = loop_factory("uvloop")
+    return factories
 
 
 def make_config(data_dir: Path, **sections: Any) -> SiteConfig:

@@ -96,7 +96,9 @@ async def test_sigterm_stops_gracefully_and_sigkill_loses_nothing_committed(tmp_
         edge.send_signal(signal.SIGTERM)
         assert edge.wait(15) == 0
         assert edge.stderr is not None
-        assert b"edge.stopped" in edge.stderr.read()
+        logged = edge.stderr.read()
+        assert b"edge.stopped" in logged
+        assert b'"event_loop": "uvloop"' in logged  # the default, uvloop being installed
 
     async with running_edge(config, data) as edge:
         await wait_healthy(http_port)
