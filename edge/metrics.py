@@ -1,10 +1,65 @@
-"""Prometheus metrics of the edge, in a registry per daemon (tests run several)."""
+"""Prometheus metrics of the edge, in a registry per daemon (tests run several).
+
+The per-message figures (messages by action and result, handler latency) are counted in
+plain dicts and lists and turned into metric families only when ``/metrics`` is read:
+prometheus-client's own counters take a lock and check their state on every increment,
+which at OCPP message rates cost more than the handler's own bookkeeping. Everything
+runs on the event loop, so the plain counts need no lock.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _Latency:
+    """One action's histogram: counts per bucket (the last is +Inf) and the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+
+class _MessageCollector(Collector):
+    def __init__(self) -> None:
+        self.messages: dict[tuple[str, str], int] = {}
+        self.latency: dict[str, _Latency] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        messages = CounterMetricFamily(
+            "evpark_ocpp_messages",
+            "CALLs received from chargers, by action and result",
+            labels=["action", "result"],
+        )
+        for (action, result), count in sorted(self.messages.items()):
+            messages.add_metric([action, result], count)
+        yield messages
+        latency = HistogramMetricFamily(
+            "evpark_ocpp_handler_seconds",
+            "CALL received -> CALLRESULT sent, stored included",
+            labels=["action"],
+        )
+        for action, histogram in sorted(self.latency.items()):
+            cumulative, buckets = 0, []
+            bounds = (*_LATENCY_BUCKETS, float("inf"))
+            for bound, count in zip(bounds, histogram.counts, strict=True):
+                cumulative += count
+                buckets.append((_bucket_label(bound), cumulative))
+            latency.add_metric([action], buckets, histogram.total)
+        yield latency
+
+
+def _bucket_label(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 class OcppMetrics:
@@ -13,32 +68,22 @@ class OcppMetrics:
             "evpark_ocpp_connected_chargers", "Chargers connected now", ["version"],
             registry=registry,
         )  # fmt: skip
-        self.messages = Counter(
-            "evpark_ocpp_messages", "CALLs received from chargers, by action and result",
-            ["action", "result"], registry=registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "evpark_ocpp_handler_seconds", "CALL received -> CALLRESULT sent, stored included",
-            ["action"], buckets=_LATENCY_BUCKETS, registry=registry,
-        )  # fmt: skip
         self.commands = Counter(
             "evpark_ocpp_commands", "Commands sent to chargers, by action and outcome",
             ["action", "outcome"], registry=registry,
         )  # fmt: skip
-        # label children cached: .labels() costs more than the increment on the hot path
-        self._counters: dict[tuple[str, str], Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        self._per_message = _MessageCollector()
+        registry.register(self._per_message)
 
     def message(self, action: str, result: str) -> None:
+        counts = self._per_message.messages
         key = (action, result)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = self.messages.labels(action, result)
-        child.inc()
+        counts[key] = counts.get(key, 0) + 1
 
     def handled(self, action: str, seconds: float) -> None:
         self.message(action, "ok")
-        child = self._histograms.get(action)
-        if child is None:
-            child = self._histograms[action] = self.latency.labels(action)
-        child.observe(seconds)
+        histogram = self._per_message.latency.get(action)
+        if histogram is None:
+            histogram = self._per_message.latency[action] = _Latency()
+        histogram.counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        histogram.total += seconds

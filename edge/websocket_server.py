@@ -28,11 +28,13 @@ from typing import Any, cast
 
 import structlog
 from websockets.exceptions import ConnectionClosed, InvalidState
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, State
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike, Subprotocol
+
+from edge.ws_frames import frame_size, plain_text, text_frame
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,12 @@ class LeanConnection:
         self.remote_address = transport.get_extra_info("peername")
         self._early: deque[str] | None = deque()  # messages before a sink is attached
         self._sink: Sink | None = None
+        # Once open, frames are cut here (see edge.ws_frames); _cut holds a frame's start
+        # until the rest of it arrives.
+        self._cutting = False
+        self._cut = bytearray()
+        self._fragments: list[bytes] = []  # of a fragmented message, from the protocol
+        self._binary = False
         self._closed = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -102,8 +110,7 @@ class LeanConnection:
             raise ConnectionClosed(
                 protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent
             )
-        protocol.send_text(text.encode())
-        self._flush()
+        self.transport.write(text_frame(text))  # never fragmented: no protocol state to keep
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.protocol.state is State.OPEN:
@@ -120,6 +127,42 @@ class LeanConnection:
     # --- driven by the asyncio protocol ---------------------------------------------
 
     def received(self, data: bytes) -> None:
+        if self._cutting:
+            self._received_frames(data)
+            return
+        self._to_protocol(data)
+        # Switch to cutting frames here once open, unless the client sent more than its
+        # handshake before the answer (the protocol's buffer then holds part of a frame).
+        protocol = self.protocol
+        self._cutting = protocol.state is State.OPEN and not protocol.reader.buffer
+
+    def _received_frames(self, data: bytes) -> None:
+        if self._cut:
+            self._cut += data
+            data = bytes(self._cut)
+            self._cut.clear()
+        protocol, start, end = self.protocol, 0, len(data)
+        while start < end:
+            size = frame_size(data, start)
+            if size is None or start + size > end:
+                if size is not None and size > self.server.max_size + 14:
+                    # too big to wait for: the protocol refuses it (1009) from its header
+                    self._cutting = False
+                    self._to_protocol(data[start:])
+                else:
+                    self._cut += data[start:]
+                return
+            frame = data[start : start + size]
+            start += size
+            text = None
+            if protocol.state is State.OPEN and protocol.cur_size is None:
+                text = plain_text(frame)
+            if text is not None and size <= self.server.max_size:
+                self._deliver(text)
+            else:
+                self._to_protocol(frame)
+
+    def _to_protocol(self, data: bytes) -> None:
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Request):
@@ -140,13 +183,31 @@ class LeanConnection:
             self.server.start_handler(self)
 
     def _frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.TEXT:  # UTF-8 was checked by the protocol
-            self._deliver(bytes(frame.data).decode())
-        elif frame.opcode is Opcode.BINARY:
-            self._deliver(bytes(frame.data).decode("utf-8", "replace"))
-        elif frame.opcode is Opcode.PONG:
-            self._cancel("pong")
-            self._schedule_ping()
+        """A frame the protocol parsed: fragments are joined, UTF-8 checked, pongs noted."""
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            self._fragments = [bytes(frame.data)]
+            self._binary = opcode is Opcode.BINARY
+        elif opcode is Opcode.CONT:  # the protocol checked that one was started
+            self._fragments.append(bytes(frame.data))
+        else:
+            if opcode is Opcode.PONG:
+                self._cancel("pong")
+                self._schedule_ping()
+            return
+        if not frame.fin:
+            return
+        data, self._fragments = b"".join(self._fragments), []
+        if self._binary:
+            self._deliver(data.decode("utf-8", "replace"))
+            return
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            log.warning("ws.invalid_utf8", remote=str(self.remote_address))
+            self.protocol.fail(CloseCode.INVALID_DATA, "text message is not UTF-8")
+            return
+        self._deliver(text)
 
     def _flush(self) -> None:
         for chunk in self.protocol.data_to_send():

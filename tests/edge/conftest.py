@@ -18,7 +18,7 @@ from tests.services import free_port
 
 PASSWORD = "secret-password-1"
 # The OCPP endpoint's own tests run on both event loops the daemon may run on.
-_BOTH_LOOPS = ("test_ocpp_conformance", "test_security_profiles")
+_BOTH_LOOPS = ("test_ocpp_conformance", "test_security_profiles", "test_ws_framing")
 
 
 def pytest_asyncio_loop_factories(
