@@ -32,7 +32,11 @@ def iso(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, the one format stored (so text sorts by time)."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    # by hand: half the time of isoformat(timespec=...) and a slice, for every sample stored
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year, moment.month, moment.day,
+        moment.hour, moment.minute, moment.second, moment.microsecond // 1000,
+    )  # fmt: skip
 
 
 def parse_iso(text: str | None) -> datetime | None:
