@@ -2,17 +2,19 @@
 
 websockets' asyncio layer hands every frame through futures, an assembler and a send
 lock; at OCPP message rates that machinery cost as much as our own work on the message.
-Here an :class:`asyncio.Protocol` feeds the sans-I/O :class:`ServerProtocol` (which does
-the handshake, framing, masking, UTF-8 checks, ping answers and the closing handshake)
-and writes its output straight to the transport. Each connection's handler runs as a
+Here an :class:`asyncio.Protocol` cuts the stream into frames and decodes plain text
+frames itself (:mod:`edge.ws_frames`); the sans-I/O :class:`ServerProtocol` does the
+handshake and every other frame (pings, fragments, the closing handshake, errors), and
+its output goes straight to the transport. Text is checked to be UTF-8 here. Each connection's handler runs as a
 task of the server's TaskGroup. It attaches a sink, and from then on every message goes
 to the sink as it arrives, within the transport's callback: no queue, no task wake-up
 per message. Messages that arrive before the sink is attached wait in a buffer. Sending
 is a write.
 
 The connection object offers what the OCPP server uses of websockets' own
-(``request``, ``subprotocol``, ``remote_address``, ``send``, ``close``, ``close_code``,
-``close_reason``, ``respond``, ``transport``), plus ``attach`` and ``wait_closed``.
+(``request``, ``subprotocol``, ``remote_address``, ``close``, ``close_code``,
+``close_reason``, ``respond``, ``transport``), plus ``attach``, ``send_now`` and
+``wait_closed``.
 """
 
 from __future__ import annotations
@@ -99,9 +101,6 @@ class LeanConnection:
             self._sink(message)
         elif self._early is not None:
             self._early.append(message)
-
-    async def send(self, text: str) -> None:
-        self.send_now(text)
 
     def send_now(self, text: str) -> None:
         """Write a text frame (a write to the transport: nothing to wait for)."""
