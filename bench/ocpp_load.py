@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 if __package__ in (None, ""):  # run as `python bench/ocpp_load.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -470,6 +470,21 @@ def _cpu_in_window(
     return 100.0 * (c1 - c0) / (t1 - t0)
 
 
+# counts that WorkerResult and Figures both carry, added up over workers or rounds
+_COUNTS: Final = (
+    "setup_failed",
+    "call_errors",
+    "protocol_errors",
+    "timeouts",
+    "disconnects",
+    "late_ticks",
+)
+
+
+def _summed_counts(parts: Sequence[WorkerResult | Figures]) -> dict[str, Any]:
+    return {name: sum(getattr(part, name) for part in parts) for name in _COUNTS}
+
+
 def _figures(
     target: Target,
     chargers: list[ChargerSpec],
@@ -521,12 +536,7 @@ def _figures(
         p50_ms=_percentile(ordered, 0.50),
         p99_ms=_percentile(ordered, 0.99),
         max_ms=ordered[-1] if ordered else None,
-        setup_failed=sum(r.setup_failed for r in results),
-        call_errors=sum(r.call_errors for r in results),
-        protocol_errors=sum(r.protocol_errors for r in results),
-        timeouts=sum(r.timeouts for r in results),
-        disconnects=sum(r.disconnects for r in results),
-        late_ticks=sum(r.late_ticks for r in results),
+        **_summed_counts(results),
         target_cpu_pct=target_cpu,
         loadgen_cpu_pct=loadgen_cpu,
         peak_rss_mb=probe.peak_rss_mb() if probe else None,
@@ -620,12 +630,7 @@ def _combine(runs: list[Figures]) -> Figures:
         p50_ms=worst([f.p50_ms for f in runs]),
         p99_ms=worst([f.p99_ms for f in runs]),
         max_ms=worst([f.max_ms for f in runs]),
-        setup_failed=sum(f.setup_failed for f in runs),
-        call_errors=sum(f.call_errors for f in runs),
-        protocol_errors=sum(f.protocol_errors for f in runs),
-        timeouts=sum(f.timeouts for f in runs),
-        disconnects=sum(f.disconnects for f in runs),
-        late_ticks=sum(f.late_ticks for f in runs),
+        **_summed_counts(runs),
         target_cpu_pct=statistics.fmean(cpus) if cpus else None,
         loadgen_cpu_pct=statistics.fmean(loadgen) if loadgen else None,
         peak_rss_mb=worst([f.peak_rss_mb for f in runs]),
