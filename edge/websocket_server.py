@@ -250,6 +250,20 @@ class LeanConnection:
             loop = asyncio.get_running_loop()
             self._timers["pong"] = loop.call_later(self.server.ping_timeout, self._no_pong)
 
+    def probe(self, timeout: float) -> None:
+        """Ping now; no pong within ``timeout`` fails the connection (another connection
+        claims this charger's id: whether this one is still alive must be known soon)."""
+        if self.protocol.state is not State.OPEN:
+            return
+        self._cancel("ping")
+        self._cancel("pong")
+        try:
+            self.protocol.send_ping(os.urandom(4))
+        except InvalidState:
+            return
+        self._flush()
+        self._timers["pong"] = asyncio.get_running_loop().call_later(timeout, self._no_pong)
+
     def _no_pong(self) -> None:
         log.info("ws.keepalive.timeout", remote=str(self.remote_address))
         self.protocol.fail(1011, "keepalive ping timeout")
