@@ -69,8 +69,27 @@ class OcppSection(_Section):
 
 
 class HttpSection(_Section):
+    """The local HTTP API and web UI; limits are described in docs/local-api.md."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Requests from this host (loopback peer and Host, no proxy header) need no login,
+    # when the server listens on a loopback address only.
+    trust_loopback: bool = True
+    max_body: int = Field(default=64 * 1024, ge=1024, description="bytes, every route")
+    max_login_body: int = Field(default=8 * 1024, ge=1024, description="bytes, /login")
+    max_connections: int = Field(default=200, ge=1, le=100_000)
+    max_connections_per_client: int = Field(default=50, ge=1, le=100_000)
+    # A request's headers and body must arrive within request_timeout; an idle
+    # keep-alive connection is closed after idle_timeout.
+    request_timeout: float = Field(default=15.0, gt=0, le=3600, description="seconds")
+    idle_timeout: float = Field(default=5.0, gt=0, le=3600, description="seconds")
+    # Failed or unfinished logins per client address within login_window; argon2 checks
+    # running at once (each takes tens of ms of CPU); more logins waiting get a 429.
+    login_attempts: int = Field(default=10, ge=1, le=1000)
+    login_window: float = Field(default=300.0, gt=0, description="seconds")
+    login_concurrency: int = Field(default=2, ge=1, le=64)
+    login_queue: int = Field(default=8, ge=0, le=1000)
 
 
 class StorageSection(_Section):

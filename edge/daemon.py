@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from edge.cloud_commands import CloudCommandRunner
 from edge.config import SiteConfig
 from edge.event_loop import loop_factory, loop_name
+from edge.fd_limit import raise_open_files_limit
 from edge.http_api import create_app
 from edge.http_server import HttpServer
 from edge.metrics import OcppMetrics
@@ -80,6 +81,7 @@ class EdgeDaemon:
         return self
 
     async def _start(self) -> None:
+        raise_open_files_limit()  # every connection, OCPP or HTTP, holds a file descriptor
         self.store = await self._stack.enter_async_context(SqliteStore(database_path(self.config)))
         self.site = Site(self.config, self.store, self.clock)
         await self.site.load()
@@ -102,7 +104,7 @@ class EdgeDaemon:
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
-        self.http = HttpServer(app, self.config.http.host, self.config.http.port)
+        self.http = HttpServer(app, self.config.http)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
         self.mqtt = await self._stack.enter_async_context(

@@ -1,13 +1,18 @@
-"""uvicorn as a task of the daemon's TaskGroup (no signal handling of its own)."""
+"""uvicorn as a task of the daemon's TaskGroup (no signal handling of its own), with the
+limits of :mod:`edge.http_limits`: body sizes, connection caps, request and idle timeouts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Generator
 
 import uvicorn
 from fastapi import FastAPI
+
+from edge.config import HttpSection
+from edge.http_limits import BodyLimit, ConnectionLimits, limited_protocol, route_limits
 
 
 class _Server(uvicorn.Server):
@@ -18,9 +23,29 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, http: HttpSection) -> None:
+        self.limits = ConnectionLimits(
+            max_connections=http.max_connections,
+            max_per_client=http.max_connections_per_client,
+            request_timeout=http.request_timeout,
+        )
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            BodyLimit(app, route_limits(http.max_body, http.max_login_body)),
+            host=http.host,
+            port=http.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http=limited_protocol(self.limits),
+            # No websocket routes here: an upgrade request is a plain (404) request.
+            ws="none",
+            # The client is the socket's peer, never what a header says: the loopback
+            # trust and the login throttle depend on it.
+            proxy_headers=False,
+            timeout_keep_alive=math.ceil(http.idle_timeout),
+            # The connection cap answers 503 before a request is read; uvicorn's own
+            # limit_concurrency would refuse every request once the cap is reached.
+            limit_concurrency=None,
         )
         self._server = _Server(config)
         self.ready = asyncio.Event()
