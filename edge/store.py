@@ -12,6 +12,14 @@ unit (the default: state changes and their events for central) is also synced to
 (``Unit(durable=False)``) skips that sync and becomes power-safe with the next durable
 commit or checkpoint: on power loss the last moments of samples may go, never a
 session, a visit or an event for central.
+
+The writer never dies of a unit: whatever a unit raises (an ``sqlite3.Error``, an
+``OverflowError`` for an integer SQLite cannot store, anything else) fails that unit
+alone, with a log line and a count. If the thread ends anyway (a bug, a connection left
+in a broken state), every waiting write fails at once, :meth:`SqliteStore.watch` raises
+so that the daemon exits non-zero (systemd restarts it), and :meth:`SqliteStore.health`
+says so. Closing the store waits a bounded time for the writer; what it has not
+committed by then fails instead of holding the process.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import re
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,6 +40,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from edge.migrations import MIGRATIONS
 
@@ -37,6 +48,11 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 _STOP: Final = object()
 MAX_BATCH: Final = 2000
+SQLITE_INT_MIN: Final = -(2**63)
+SQLITE_INT_MAX: Final = 2**63 - 1
+# An integer SQLite cannot store has at least 19 digits; only JSON with such a run is
+# checked value by value (see _write_run).
+_LONG_DIGITS: Final = re.compile(rb"\d{19}")
 
 
 class StoreError(Exception):
@@ -84,6 +100,18 @@ class _Pending:
     future: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class _Handed:
+    """The units of one event-loop turn, handed to the writer together."""
+
+    at: float  # monotonic time of the hand-over
+    pending: list[_Pending]
+
+
+class _BatchFailed(Exception):
+    """The transaction could not begin: no unit is to blame, none is retried alone."""
+
+
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -121,8 +149,23 @@ def _statements(script: str) -> list[str]:
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    """The database: ``submit`` writes through the writer thread, ``read`` in worker threads.
+
+    ``stall_after``: seconds a unit may wait for its commit before :meth:`health` calls
+    the writer stalled. ``stop_timeout``: seconds closing waits for the writer.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        registry: CollectorRegistry | None = None,
+        stall_after: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
         self.path = path
+        self.stall_after = stall_after
+        self.stop_timeout = stop_timeout
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -130,7 +173,27 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._gathering: list[_Pending] = []
+        self._inflight: deque[_Handed] = deque()  # handed to the writer, not yet resolved
+        self._dead: BaseException | None = None
+        self._died = asyncio.Event()
         self.commits = 0
+        self.failed_units = 0
+        self._failed_metric: Counter | None = None
+        if registry is not None:
+            self._failed_metric = Counter(
+                "evpark_store_failed_units",
+                "Writes (units) that failed alone; the charger got a CALLERROR",
+                registry=registry,
+            )
+            Gauge(
+                "evpark_store_writer_up", "1 while the SQLite writer thread runs",
+                registry=registry,
+            ).set_function(lambda: float(self.writer_alive))  # fmt: skip
+            Gauge(
+                "evpark_store_oldest_queued_seconds",
+                "Age of the oldest write waiting for its commit (0 when none waits)",
+                registry=registry,
+            ).set_function(self.oldest_queued_age)
 
     async def __aenter__(self) -> SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,15 +215,26 @@ class SqliteStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Everything submitted before this point is committed before the store closes.
+        # Everything submitted before this point is committed before the store closes,
+        # unless the writer cannot finish within stop_timeout: then it fails instead.
         if self._gathering:
             self._hand_over()
         self._queue.put(_STOP)
+        abandoned = 0
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
-        for conn in (self._writer, self._reader):
+            await asyncio.to_thread(self._thread.join, self.stop_timeout)
+            if self._thread.is_alive():
+                abandoned = self.fail_pending("the store closed before this write was committed")
+                log.error(
+                    "store.writer.abandoned", uncommitted=abandoned, waited_s=self.stop_timeout
+                )
+        # A writer still inside SQLite keeps its connection: closing it under it would crash.
+        writer = self._writer if self._thread is None or not self._thread.is_alive() else None
+        for conn in (writer, self._reader):
             if conn is not None:
                 await asyncio.to_thread(conn.close)
+        if abandoned:
+            raise StoreError(f"{abandoned} write(s) not committed: the writer did not finish")
 
     def submit(self, unit: Unit) -> asyncio.Future[None]:
         """Queue ``unit``; the future resolves once it is committed (or fails).
@@ -171,6 +245,9 @@ class SqliteStore:
         """
         assert self._loop is not None, "store is not open"
         future: asyncio.Future[None] = self._loop.create_future()
+        if self._dead is not None:
+            future.set_exception(StoreError(f"the SQLite writer is not running: {self._dead!r}"))
+            return future
         if not self._gathering:
             self._loop.call_soon(self._hand_over)
         self._gathering.append(_Pending(unit, future))
@@ -178,7 +255,12 @@ class SqliteStore:
 
     def _hand_over(self) -> None:
         gathered, self._gathering = self._gathering, []
-        self._queue.put(gathered)
+        if not gathered:
+            return
+        assert self._loop is not None
+        handed = _Handed(self._loop.time(), gathered)
+        self._inflight.append(handed)
+        self._queue.put(handed)
 
     async def write(self, unit: Unit) -> None:
         await self.submit(unit)
@@ -199,21 +281,98 @@ class SqliteStore:
         with self._read_lock:
             return query(self._reader)
 
+    # --- supervision (event loop side) ----------------------------------------------
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._dead is None and self._thread is not None and self._thread.is_alive()
+
+    def oldest_queued_age(self) -> float:
+        """Seconds the oldest write handed to the writer has waited (0 when none waits)."""
+        if not self._inflight or self._loop is None:
+            return 0.0
+        return max(0.0, self._loop.time() - self._inflight[0].at)
+
+    def health(self) -> dict[str, Any]:
+        """For ``/healthz``: ``ok`` is false when the writer is dead or stalled."""
+        alive = self.writer_alive
+        age = self.oldest_queued_age()
+        state = "dead" if not alive else "stalled" if age > self.stall_after else "running"
+        return {
+            "ok": state == "running",
+            "writer": state,
+            "queued": sum(len(h.pending) for h in self._inflight) + len(self._gathering),
+            "oldest_queued_s": round(age, 3),
+            "failed_units": self.failed_units,
+        }
+
+    async def watch(self) -> None:
+        """Return never; raise :class:`StoreError` once the writer thread has died."""
+        await self._died.wait()
+        raise StoreError(f"the SQLite writer died: {self._dead!r}")
+
+    def fail_pending(self, reason: str) -> int:
+        """Fail every write not yet resolved (the writer is gone or being left behind)."""
+        failed = 0
+        for pending in [p for h in self._inflight for p in h.pending] + self._gathering:
+            if not pending.future.done():
+                pending.future.set_exception(StoreError(reason))
+                failed += 1
+        self._inflight.clear()
+        self._gathering = []
+        return failed
+
+    def _writer_died(self, err: BaseException) -> None:
+        self._dead = err
+        failed = self.fail_pending(f"the SQLite writer died: {err!r}")
+        log.critical("store.writer.died", error=repr(err), failed_writes=failed)
+        self._died.set()
+
+    def _resolved(self, handed: list[_Handed], outcome: list[str | None]) -> None:
+        for item in handed:  # the writer takes hand-overs in order: they leave in order
+            if self._inflight and self._inflight[0] is item:
+                self._inflight.popleft()
+        batch = [p for h in handed for p in h.pending]
+        for pending, error in zip(batch, outcome, strict=True):
+            if error is not None:
+                self.failed_units += 1
+                if self._failed_metric is not None:
+                    self._failed_metric.inc()
+                ops = pending.unit.ops
+                log.error(
+                    "store.write_failed", error=error, statement=ops[0][0][:80] if ops else ""
+                )
+            if pending.future.done():
+                continue
+            if error is None:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(StoreError(error))
+
     # --- writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as err:  # noqa: BLE001 -- the thread's end is reported, not lost
+            assert self._loop is not None
+            with contextlib.suppress(RuntimeError):  # loop already closed at exit
+                self._loop.call_soon_threadsafe(self._writer_died, err)
+
+    def _serve(self) -> None:
         assert self._writer is not None
         conn = self._writer
         stopping = False
         while not stopping:
             first = self._queue.get()
-            batch: list[_Pending] = []
+            handed: list[_Handed] = []
             if first is _STOP:
                 stopping = True
             else:
-                assert isinstance(first, list)
-                batch.extend(first)
-            while len(batch) < MAX_BATCH:
+                assert isinstance(first, _Handed)
+                handed.append(first)
+            size = sum(len(h.pending) for h in handed)
+            while size < MAX_BATCH:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -221,28 +380,31 @@ class SqliteStore:
                 if item is _STOP:
                     stopping = True
                     break
-                assert isinstance(item, list)
-                batch.extend(item)
-            if batch:
-                outcome = self._commit(conn, batch)
+                assert isinstance(item, _Handed)
+                handed.append(item)
+                size += len(item.pending)
+            if handed:
+                outcome = self._commit(conn, [p for h in handed for p in h.pending])
                 assert self._loop is not None
                 with contextlib.suppress(RuntimeError):  # loop already closed at exit
-                    self._loop.call_soon_threadsafe(_resolve, batch, outcome)
+                    self._loop.call_soon_threadsafe(self._resolved, handed, outcome)
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[str | None]:
         try:
             self._execute(conn, [p.unit for p in batch])
             self.commits += 1
             return [None] * len(batch)
-        except sqlite3.Error:
-            pass
-        # Some unit is bad: commit one at a time so that only it fails.
+        except _BatchFailed as err:
+            return [str(err)] * len(batch)
+        except Exception:  # noqa: BLE001 -- some unit is bad: found below, one at a time
+            _check_connection(conn)
         outcome: list[str | None] = []
         for pending in batch:
             try:
                 self._execute(conn, [pending.unit])
                 outcome.append(None)
-            except sqlite3.Error as err:
+            except Exception as err:  # noqa: BLE001 -- that unit fails alone, reported
+                _check_connection(conn)
                 outcome.append(f"{type(err).__name__}: {err}")
         self.commits += 1
         return outcome
@@ -250,8 +412,11 @@ class SqliteStore:
     @staticmethod
     def _execute(conn: sqlite3.Connection, units: list[Unit]) -> None:
         durable = any(unit.durable for unit in units)
-        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:  # locked by another process, disk gone: no unit's fault
+            raise _BatchFailed(f"{type(err).__name__}: {err}") from err
         try:
             # Runs of the same statement (a burst of meter values) are written together;
             # order is kept, and the per-statement overhead is paid once per run.
@@ -267,9 +432,16 @@ class SqliteStore:
             if run_sql is not None:
                 _write_run(conn, run_sql, run)
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            conn.execute("ROLLBACK")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+
+
+def _check_connection(conn: sqlite3.Connection) -> None:
+    """A connection left inside a transaction would fail every later unit: end the writer."""
+    if conn.in_transaction:
+        raise StoreError("the writer's connection is stuck in a transaction")
 
 
 def _write_run(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) -> None:
@@ -281,17 +453,14 @@ def _write_run(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) ->
     """
     bulk = _bulk_sql(sql) if len(rows) >= BULK_FROM else None
     if bulk is None:
-        conn.executemany(sql, rows)
-    else:
-        conn.execute(bulk, (orjson.dumps(rows).decode(),))
-
-
-def _resolve(batch: list[_Pending], outcome: list[str | None]) -> None:
-    for pending, error in zip(batch, outcome, strict=True):
-        if pending.future.done():
-            continue
-        if error is None:
-            pending.future.set_result(None)
-        else:
-            log.error("store.write_failed", error=error)
-            pending.future.set_exception(StoreError(error))
+        conn.executemany(sql, rows)  # raises OverflowError itself for a too large integer
+        return
+    data = orjson.dumps(rows)
+    # SQLite would read an integer in [2**63, 2**64) from JSON as a float: refuse it as
+    # executemany does (rare: only JSON with a long run of digits is looked at closely).
+    if _LONG_DIGITS.search(data):
+        for row in rows:
+            for value in row:
+                if type(value) is int and not SQLITE_INT_MIN <= value <= SQLITE_INT_MAX:
+                    raise OverflowError(f"{value} is outside SQLite's 64-bit integer range")
+    conn.execute(bulk, (data.decode(),))

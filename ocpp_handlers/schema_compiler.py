@@ -8,6 +8,11 @@ what the JSON decoder returns, enums as frozensets, unknown keys as one set comp
 several times faster than a general validator. A schema that uses anything else is
 refused with :class:`Unsupported`, and the caller uses a general validator instead.
 
+Integers are bounded to the signed 64-bit range (what SQLite stores and what every OCPP
+integer field fits in) even where a schema sets no ``minimum``/``maximum``: JSON has no
+integer size, and one charger's ``connectorId`` of 2**63 must be refused as a
+PropertyConstraintViolation here, not fail somewhere between the handler and the disk.
+
 A failed check raises :class:`~ocpp_handlers.schemas.SchemaViolation`-like errors through
 the ``fail(code_kind, description)`` callable handed in, so the CALLERROR code follows
 the kind of failure (type, occurrence, formation, property).
@@ -37,6 +42,9 @@ _TYPES: Final = {
     "object": "dict",
     "null": "type(None)",
 }
+
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
 
 Fail = Callable[[str, str], Exception]
 Check = Callable[[Any], None]
@@ -100,6 +108,12 @@ class _Writer:
                 test = f"not isinstance({var}, ({python},)) or type({var}) is bool"
             self.emit(depth, f"if {test}:")
             self.emit(depth + 1, f'raise fail("type", f"{path}: must be {" or ".join(kinds)}")')
+            if "integer" in kinds or "number" in kinds:
+                self.emit(depth, f"if type({var}) is int and not {INT_MIN} <= {var} <= {INT_MAX}:")
+                self.emit(
+                    depth + 1,
+                    f'raise fail("property", f"{path}: outside the 64-bit integer range")',
+                )
         if "enum" in node:
             values = self.constant(frozenset(node["enum"]))
             shown = ", ".join(map(str, node["enum"]))[:200]

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import fastjsonschema
 
-from ocpp_handlers.schema_compiler import Unsupported, compile_schema
+from ocpp_handlers.schema_compiler import INT_MAX, INT_MIN, Unsupported, compile_schema
 
 Validator = Callable[[Any], Any]
 
@@ -98,6 +98,10 @@ def validator(version: Version, action: str, response: bool) -> Validator:
         except fastjsonschema.JsonSchemaValueException as err:
             code = rule_codes.get(err.rule or "", "PropertyConstraintViolation")
             raise SchemaViolation(code, _describe(err)) from err
+        if not _integers_bounded(payload):  # as the compiled checks do (schema_compiler)
+            raise SchemaViolation(
+                "PropertyConstraintViolation", "payload: an integer is outside the 64-bit range"
+            )
 
     return check
 
@@ -130,6 +134,16 @@ def _sets_for_enums(node: Any, formats: dict[str, Callable[[str], bool]]) -> Non
     elif isinstance(node, list):
         for child in node:
             _sets_for_enums(child, formats)
+
+
+def _integers_bounded(value: Any) -> bool:
+    if type(value) is int:
+        return INT_MIN <= value <= INT_MAX
+    if isinstance(value, dict):
+        return all(_integers_bounded(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_integers_bounded(v) for v in value)
+    return True
 
 
 def _looks_like_datetime(value: str) -> bool:
