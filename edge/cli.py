@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from central.cli import app as central_app
+from edge.chargers_cli import chargers_app
 from edge.users_cli import users_app
 from sim.cli import app as sim_app
 
@@ -28,6 +29,7 @@ app.add_typer(central_app, name="central")
 app.add_typer(sim_app, name="sim")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(chargers_app, name="chargers")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="site TOML file", envvar="EVPARK_CONFIG")

@@ -72,6 +72,24 @@ class OcppMetrics:
             "evpark_ocpp_commands", "Commands sent to chargers, by action and outcome",
             ["action", "outcome"], registry=registry,
         )  # fmt: skip
+        # who may connect (edge.ocpp_server, edge.upgrade_throttle)
+        self.upgrade_failures = Counter(
+            "evpark_ocpp_upgrade_failures", "Refused OCPP upgrades that count towards a "
+            "lockout, by reason", ["reason"], registry=registry,
+        )  # fmt: skip
+        self.lockouts = Counter(
+            "evpark_ocpp_lockouts", "Lockouts started after repeated failed upgrades, by "
+            "scope (address or charger)", ["scope"], registry=registry,
+        )  # fmt: skip
+        self.throttled = Counter(
+            "evpark_ocpp_upgrades_throttled", "Upgrades answered 429 while locked out, by "
+            "scope", ["scope"], registry=registry,
+        )  # fmt: skip
+        self.duplicates = Counter(
+            "evpark_ocpp_duplicate_connections", "Connections with the id of a charger "
+            "already connected, by outcome (replaced, refused, probed)", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
         self._per_message = _MessageCollector()
         registry.register(self._per_message)
 

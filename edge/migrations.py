@@ -195,4 +195,10 @@ _V5: Final = """
 DROP INDEX meter_values_session
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)
+# Chargers that are not in the site file connect only once approved (`evpark chargers
+# approve`); rows that auto_register added before this start out not approved.
+_V6: Final = """
+ALTER TABLE chargers ADD COLUMN approved_at TEXT
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)

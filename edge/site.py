@@ -104,8 +104,11 @@ class Site:
 
     # --- connections -------------------------------------------------------------------
 
-    def is_known(self, charger_id: ChargerId) -> bool:
-        return self.config.charger(charger_id) is not None or charger_id in self.chargers
+    def forget(self, charger_id: ChargerId) -> None:
+        """Drop a charger removed from the site database (`evpark chargers remove`)."""
+        if self.chargers.pop(charger_id, None) is not None:
+            log.info("site.charger.forgotten", site=self.config.site.id, charger=charger_id)
+            self._notify(SiteChange("charger", charger_id))
 
     async def connected(self, charger_id: ChargerId, version: str) -> Charger:
         now = self.clock()
