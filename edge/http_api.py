@@ -8,18 +8,21 @@ not connected.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
 from edge import commands as cmd
 from edge import repository as repo
 from edge.charger_commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.http_json import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.ids import ChargerId
 from edge.model import Charger, Session
 from edge.ocpp_connection import CallFailed
@@ -159,7 +162,10 @@ def create_app(
         title=f"evpark edge — site {site.config.site.id}",
         description="Local API of one site's edge daemon.",
         version="0.1.0",
+        default_response_class=SafeJSONResponse,
     )
+    app.add_middleware(StrictJsonBodies)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     def known(charger_id: str) -> Charger:
         charger = site.chargers.get(ChargerId(charger_id))
@@ -168,17 +174,25 @@ def create_app(
         return charger
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        await site.store.read(lambda c: c.execute("SELECT 1").fetchone())
+    async def healthz() -> JSONResponse:
+        """200 while the site can store what chargers send; 503 (for systemd, a load
+        balancer, monitoring) when the SQLite writer is dead or a write waits too long."""
+        store = site.store.health()
+        try:
+            async with asyncio.timeout(5):
+                await site.store.read(lambda c: c.execute("SELECT 1").fetchone())
+        except TimeoutError:
+            store = {**store, "ok": False, "reader": "stuck"}
         answer: dict[str, Any] = {
-            "status": "ok",
+            "status": "ok" if store["ok"] else "unavailable",
             "site": site.config.site.id,
             "chargers_connected": len(server.connections),
             "active_sessions": len(site.active),
+            "store": store,
         }
         for name, source in (health or {}).items():
             answer[name] = source()
-        return answer
+        return JSONResponse(answer, status_code=200 if store["ok"] else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Final
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -40,6 +41,7 @@ from edge.ui.auth import (
     ApiGuard,
     Auth,
     LoginRefused,
+    LoginThrottle,
     LoginThrottled,
     client_address,
     cross_origin,
@@ -128,11 +130,18 @@ class WebUi:
     ) -> None:
         self.config = config
         self.views = SiteViews(site, slots, server, clock)
-        self.auth = Auth(site.store, clock)
+        http = config.http
+        self.auth = Auth(
+            site.store,
+            clock,
+            throttle=LoginThrottle(http.login_attempts, timedelta(seconds=http.login_window)),
+            concurrency=http.login_concurrency,
+            queue=http.login_queue,
+        )
         self.actions = Actions(self.views, self.auth.passwords)
         self.hub = LiveHub(site, self.views.alerts)
         self.heartbeat = heartbeat
-        self.open_api = is_loopback(config.http.host)
+        self.open_api = http.trust_loopback and is_loopback(http.host)
         self.static = _static_files()
         self.templates = Environment(
             loader=PackageLoader("edge.ui", "templates"),
@@ -146,7 +155,9 @@ class WebUi:
 
     def install(self, app: FastAPI) -> None:
         """The JSON API's guard and the UI's error pages (call before serving)."""
-        app.add_middleware(ApiGuard, auth=self.auth, open_api=self.open_api)
+        app.add_middleware(
+            ApiGuard, auth=self.auth, open_api=self.open_api, own_host=self.config.http.host
+        )
 
         async def denied(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, UiDenied)
