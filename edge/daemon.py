@@ -3,7 +3,10 @@
 :class:`EdgeDaemon` is an async context manager that owns every part and task of one
 site's daemon; ``run_daemon`` runs it until SIGTERM or SIGINT, then stops gracefully:
 chargers are disconnected, the HTTP server stops, and every accepted write is committed
-before the store closes.
+before the store closes. The stop is bounded: writes the SQLite writer has not committed
+within ``storage.stop_timeout`` fail (their chargers get a CALLERROR, or nothing if they
+left) instead of holding the process. If the writer thread dies, the daemon stops with an
+error (a non-zero exit, so systemd restarts it).
 """
 
 from __future__ import annotations
@@ -82,7 +85,15 @@ class EdgeDaemon:
 
     async def _start(self) -> None:
         raise_open_files_limit()  # every connection, OCPP or HTTP, holds a file descriptor
-        self.store = await self._stack.enter_async_context(SqliteStore(database_path(self.config)))
+        storage = self.config.storage
+        self.store = await self._stack.enter_async_context(
+            SqliteStore(
+                database_path(self.config),
+                registry=self.registry,
+                stall_after=storage.writer_stall_after,
+                stop_timeout=storage.stop_timeout,
+            )
+        )
         self.site = Site(self.config, self.store, self.clock)
         await self.site.load()
         self.slots = SlotService(self.config, self.site, self.store, self.clock)
@@ -120,6 +131,7 @@ class EdgeDaemon:
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._stack.callback(self.ui.hub.close)  # ends live streams before the HTTP server waits
         self._tasks = [
+            group.create_task(self.store.watch(), name="store-writer"),
             group.create_task(self.ocpp.run(), name="ocpp"),
             group.create_task(self.http.run(), name="http"),
             group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
@@ -149,8 +161,19 @@ class EdgeDaemon:
         for task in self._tasks:
             if task.get_name() != "http":
                 task.cancel()
-        await self._stack.aclose()
+        # Chargers' answers and API requests wait for their writes; a stuck writer must
+        # not hold the stop: past the timeout those writes fail and everything closes.
+        timeout = self.config.storage.stop_timeout
+        give_up = asyncio.get_running_loop().call_later(timeout, self._abandon_writes, timeout)
+        try:
+            await self._stack.aclose()
+        finally:
+            give_up.cancel()
         log.info("edge.stopped")
+
+    def _abandon_writes(self, waited: float) -> None:
+        failed = self.store.fail_pending("the daemon stopped before this write was committed")
+        log.error("edge.stop.writes_abandoned", uncommitted=failed, waited_s=waited)
 
     async def wait(self) -> None:
         """Until one of the daemon's tasks ends (which only happens on failure)."""

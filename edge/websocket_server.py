@@ -11,6 +11,12 @@ to the sink as it arrives, within the transport's callback: no queue, no task wa
 per message. Messages that arrive before the sink is attached wait in a buffer. Sending
 is a write.
 
+Limits against what is not a charger: at most ``max_connections`` connections at once
+(counting those still in their handshake; one more is answered 503 and closed at once),
+``open_timeout`` for the whole handshake (TLS included), text frames only (a binary
+frame closes the connection with 1003, as OCPP-J uses text), and a subprotocol offered
+that the server does not speak exactly gets 400 before the upgrade.
+
 The connection object offers what the OCPP server uses of websockets' own
 (``request``, ``subprotocol``, ``remote_address``, ``close``, ``close_code``,
 ``close_reason``, ``respond``, ``transport``), plus ``attach``, ``send_now`` and
@@ -29,7 +35,7 @@ from types import TracebackType
 from typing import Any, cast
 
 import structlog
-from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.exceptions import ConnectionClosed, InvalidState, NegotiationError
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, State
@@ -44,6 +50,11 @@ Handler = Callable[["LeanConnection"], Awaitable[None]]
 ProcessRequest = Callable[["LeanConnection", Request], Response | None]
 SelectSubprotocol = Callable[["LeanConnection", Sequence[Subprotocol]], Subprotocol | None]
 Sink = Callable[[str], None]
+_BUSY_TEXT = b"too many connections, try again later\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 30\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT)
+)
 
 
 class LeanConnection:
@@ -52,7 +63,7 @@ class LeanConnection:
         self.transport = transport
         self.protocol = ServerProtocol(
             subprotocols=server.subprotocols,
-            select_subprotocol=lambda _, offered: server.select_subprotocol(self, offered),
+            select_subprotocol=lambda _, offered: self._select_subprotocol(offered),
             max_size=server.max_size,
         )
         self.request: Request | None = None
@@ -64,7 +75,6 @@ class LeanConnection:
         self._cutting = False
         self._cut = bytearray()
         self._fragments: list[bytes] = []  # of a fragmented message, from the protocol
-        self._binary = False
         self._closed = asyncio.Event()
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -81,6 +91,18 @@ class LeanConnection:
     @property
     def close_reason(self) -> str | None:
         return self.protocol.close_reason
+
+    def _select_subprotocol(self, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        chosen = self.server.select_subprotocol(self, offered)
+        if chosen is None and self.server.subprotocols:
+            # websockets would upgrade without one; refuse before the upgrade instead (400)
+            log.warning(
+                "ws.subprotocol.unsupported",
+                remote=str(self.remote_address),
+                offered=", ".join(offered)[:80],
+            )
+            raise NegotiationError(f"offer one of {', '.join(self.server.subprotocols)}")
+        return chosen
 
     def respond(self, status: StatusLike, text: str) -> Response:
         return self.protocol.reject(status, text)
@@ -171,7 +193,11 @@ class LeanConnection:
         self._flush()
 
     def _handshake(self, request: Request) -> None:
-        response = self.server.process_request(self, request)
+        try:
+            response = self.server.process_request(self, request)
+        except Exception:  # raised into the transport it would drop the client unanswered
+            log.exception("ws.handshake.failed", remote=str(self.remote_address))
+            response = self.protocol.reject(500, "the server could not check this request\n")
         if response is None:
             response = self.protocol.accept(request)
         self.protocol.send_response(response)
@@ -184,9 +210,12 @@ class LeanConnection:
     def _frame(self, frame: Frame) -> None:
         """A frame the protocol parsed: fragments are joined, UTF-8 checked, pongs noted."""
         opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+        if opcode is Opcode.BINARY:
+            log.warning("ws.binary_refused", remote=str(self.remote_address))
+            self.protocol.fail(CloseCode.UNSUPPORTED_DATA, "OCPP-J uses text frames only")
+            return
+        if opcode is Opcode.TEXT:
             self._fragments = [bytes(frame.data)]
-            self._binary = opcode is Opcode.BINARY
         elif opcode is Opcode.CONT:  # the protocol checked that one was started
             self._fragments.append(bytes(frame.data))
         else:
@@ -197,9 +226,6 @@ class LeanConnection:
         if not frame.fin:
             return
         data, self._fragments = b"".join(self._fragments), []
-        if self._binary:
-            self._deliver(data.decode("utf-8", "replace"))
-            return
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -282,14 +308,18 @@ class _AsyncioProtocol(asyncio.Protocol):
         self.connection: LeanConnection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self.server
+        if server.max_connections is not None and len(server.connections) >= server.max_connections:
+            server.refuse(transport)
+            return
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         self.connection = LeanConnection(self.server, cast(asyncio.Transport, transport))
         self.server.connections.add(self.connection)
         self.connection.start_open_timer()
 
     def data_received(self, data: bytes) -> None:
-        assert self.connection is not None
-        self.connection.received(data)
+        if self.connection is not None:  # None: refused, closing
+            self.connection.received(data)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -318,6 +348,8 @@ class LeanServer:
         ssl: ssl_module.SSLContext | None = None,
         open_timeout: float = 10.0,
         close_timeout: float = 5.0,
+        max_connections: int | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self.handler = handler
         self.host, self.port = host, port
@@ -328,6 +360,9 @@ class LeanServer:
         self.max_size = max_size
         self.ssl = ssl
         self.open_timeout, self.close_timeout = open_timeout, close_timeout
+        self.max_connections = max_connections
+        self.on_refused = on_refused
+        self.refused = 0
         self.connections: set[LeanConnection] = set()
         self._server: asyncio.Server | None = None
         self._handlers: asyncio.TaskGroup | None = None
@@ -343,12 +378,32 @@ class LeanServer:
         await self._handlers.__aenter__()
         try:
             self._server = await loop.create_server(
-                lambda: _AsyncioProtocol(self), self.host, self.port, ssl=self.ssl
+                lambda: _AsyncioProtocol(self),
+                self.host,
+                self.port,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.open_timeout if self.ssl else None,
             )
         except BaseException as err:
             await self._handlers.__aexit__(type(err), err, err.__traceback__)
             raise
         return self
+
+    def refuse(self, transport: asyncio.BaseTransport) -> None:
+        """Over ``max_connections``: answer 503 at once and close, before reading anything."""
+        self.refused += 1
+        if self.refused == 1 or self.refused % 100 == 0:  # a flood logs a line per hundred
+            log.warning(
+                "ws.connection.refused",
+                reason="max_connections",
+                max_connections=self.max_connections,
+                refused=self.refused,
+                remote=str(transport.get_extra_info("peername")),
+            )
+        if self.on_refused is not None:
+            self.on_refused()
+        cast(asyncio.Transport, transport).write(_BUSY)
+        transport.close()
 
     def start_handler(self, connection: LeanConnection) -> None:
         assert self._handlers is not None

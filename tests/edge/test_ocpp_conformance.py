@@ -508,12 +508,14 @@ async def test_health_and_metrics(edge: EdgeDaemon, api: httpx.AsyncClient) -> N
         await flow_for(charger).boot()
         await charger.send_raw("garbage")
         health = (await api.get("/healthz")).json()
+        store = health.pop("store")
         assert health == {
             "status": "ok",
             "site": "test-site",
             "chargers_connected": 1,
             "active_sessions": 0,
         }
+        assert (store["ok"], store["writer"], store["failed_units"]) == (True, "running", 0)
         text = (await api.get("/metrics")).text
     assert 'evpark_ocpp_connected_chargers{version="ocpp1.6"} 1.0' in text
     assert 'evpark_ocpp_messages_total{action="BootNotification",result="ok"} 1.0' in text
