@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edge.ids import CHARGER_ID_PATTERN, charger_key
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$"
 _PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IGNORECASE)
 
@@ -43,6 +45,27 @@ class TlsSection(_Section):
     client_ca_file: Path | None = None
 
 
+class LockoutSection(_Section):
+    """Failed upgrades (bad credentials, unknown id, wrong certificate) per address and id."""
+
+    failures: int = Field(default=5, ge=1, description="failed attempts within `window`")
+    window: float = Field(default=60.0, gt=0, description="seconds")
+    base: float = Field(default=30.0, gt=0, description="first lockout, seconds; doubles")
+    cap: float = Field(default=3600.0, gt=0, description="longest lockout, seconds")
+    max_tracked: int = Field(default=10_000, ge=1, description="keys remembered per scope")
+
+    @model_validator(mode="after")
+    def _base_within_cap(self) -> LockoutSection:
+        if self.base > self.cap:
+            raise ValueError(f"base ({self.base}s) must not be longer than cap ({self.cap}s)")
+        return self
+
+
+# What happens when a charger connects while a connection with its id is open:
+# "newest" replaces it, "oldest" keeps it unless it is dead, "reject" refuses the newcomer.
+ReplaceConnection = Literal["newest", "oldest", "reject"]
+
+
 class OcppSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9000, ge=0, le=65535)
@@ -60,6 +83,13 @@ class OcppSection(_Section):
     # A connection must finish its handshake (TLS included) within this long.
     handshake_timeout: float = Field(default=10.0, gt=0, description="seconds")
     tls: TlsSection | None = None
+    lockout: LockoutSection = Field(default_factory=LockoutSection)
+    # default: "oldest" in production, "newest" in development
+    replace_connection: ReplaceConnection | None = None
+    # "oldest": the open connection must answer a ping within this long, or it is dead
+    duplicate_probe_timeout: float = Field(default=5.0, gt=0, description="seconds")
+    # how soon `evpark chargers approve/remove` reach the running daemon
+    registry_refresh: float = Field(default=2.0, gt=0, description="seconds")
 
     @model_validator(mode="after")
     def _liveness_outlasts_heartbeat(self) -> OcppSection:
@@ -106,7 +136,8 @@ class StorageSection(_Section):
 
 
 class ChargerConfig(_Section):
-    id: str = Field(pattern=ID_PATTERN)
+    # the OCPP identity rules (edge.ids): 1-48 of A-Z a-z 0-9 * - _ = + | @ .
+    id: str = Field(pattern=CHARGER_ID_PATTERN)
     # HTTP Basic password (security profile 1); none means the charger may connect without.
     password: str | None = Field(default=None, min_length=8, max_length=40)
     description: str = ""
@@ -221,7 +252,7 @@ class SiteConfig(BaseSettings):
     def _cross_references(self) -> SiteConfig:
         problems: list[str] = []
         charger_ids = [c.id for c in self.chargers]
-        problems += _duplicates("chargers", charger_ids)
+        problems += _duplicates("chargers (ids ignore case)", [charger_key(c) for c in charger_ids])
         problems += _duplicates("slots", [s.id for s in self.slots])
         problems += _duplicates("slots.sensor", [s.sensor for s in self.slots if s.sensor])
         problems += _duplicates(
@@ -232,15 +263,45 @@ class SiteConfig(BaseSettings):
             if slot.charger is not None and slot.charger not in charger_ids:
                 problems.append(f"slot {slot.id!r} names unknown charger {slot.charger!r}")
         if self.site.environment == "production":
-            for charger in self.chargers:
-                if charger.password and _PLACEHOLDER.match(charger.password):
-                    problems.append(f"charger {charger.id!r} has a placeholder password")
+            problems += self._production_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.ocpp.auto_register:
+            problems.append(
+                "ocpp.auto_register admits any charger without credentials: it is refused in "
+                "production (list the chargers under [[chargers]] with a password, or approve "
+                "them with `evpark chargers approve`)"
+            )
+        for charger in self.chargers:
+            if charger.password and _PLACEHOLDER.match(charger.password):
+                problems.append(f"charger {charger.id!r} has a placeholder password")
+            elif not charger.password and not self.mutual_tls:
+                problems.append(
+                    f"charger {charger.id!r} has no password: in production every charger "
+                    "needs a password (security profile 1 or 2) or a client certificate "
+                    "(security profile 3: set ocpp.tls.client_ca_file)"
+                )
+        return problems
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Security profile 3: chargers show a client certificate that names them."""
+        return self.ocpp.tls is not None and self.ocpp.tls.client_ca_file is not None
+
+    @property
+    def replace_connection(self) -> ReplaceConnection:
+        if self.ocpp.replace_connection is not None:
+            return self.ocpp.replace_connection
+        return "oldest" if self.site.environment == "production" else "newest"
+
     def charger(self, charger_id: str) -> ChargerConfig | None:
-        return next((c for c in self.chargers if c.id == charger_id), None)
+        """The configured charger with this id, whatever the case of its letters."""
+        key = charger_key(charger_id)
+        return next((c for c in self.chargers if charger_key(c.id) == key), None)
 
 
 def _duplicates(what: str, ids: list[str]) -> list[str]:

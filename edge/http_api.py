@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from edge import commands as cmd
 from edge import repository as repo
 from edge.charger_commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.http_json import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.ids import ChargerId
 from edge.model import Charger, Session
 from edge.ocpp_connection import CallFailed
@@ -160,7 +162,10 @@ def create_app(
         title=f"evpark edge — site {site.config.site.id}",
         description="Local API of one site's edge daemon.",
         version="0.1.0",
+        default_response_class=SafeJSONResponse,
     )
+    app.add_middleware(StrictJsonBodies)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     def known(charger_id: str) -> Charger:
         charger = site.chargers.get(ChargerId(charger_id))
