@@ -142,6 +142,8 @@ class OcppServer:
             ),
             clock,
         )
+        # when the ping sent to a charger's connection for a duplicate ("oldest") is due
+        self._probes: dict[ChargerId, float] = {}
         self._server: LeanServer | None = None
         self.ready = asyncio.Event()
         self.log = log.bind(site=config.site.id)
@@ -290,7 +292,10 @@ class OcppServer:
             # Keep the live connection; if it does not answer a ping soon it is dead, it
             # is closed, and the newcomer's next try gets in.
             timeout = self.config.ocpp.duplicate_probe_timeout
-            previous.ws.probe(timeout)
+            now = asyncio.get_running_loop().time()
+            if self._probes.get(charger_id, now) <= now:  # none out: a retry must not defer it
+                previous.ws.probe(timeout)
+                self._probes[charger_id] = now + timeout
             response.headers["Retry-After"] = str(max(1, math.ceil(timeout)))
         return response
 
@@ -365,6 +370,7 @@ class OcppServer:
             self.metrics.connected.labels(version.value).dec()
             if self.connections.get(charger_id) is connection:
                 del self.connections[charger_id]
+                self._probes.pop(charger_id, None)
                 await self.site.disconnected(
                     charger_id, reason=str(ws.close_reason or ws.close_code)
                 )
