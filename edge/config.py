@@ -190,6 +190,10 @@ class MqttSection(_Section):
     client_id: str | None = None
     # Run an embedded broker on `url`'s port when nothing listens there (demo, small sites).
     embedded: bool = False
+    # Slot states and the summary are published again this often (and after a reconnect).
+    republish_interval: float = Field(default=300.0, gt=0, description="seconds")
+    # A sensor's `ts` further than this from the edge's clock is not believed (docs/mqtt.md).
+    sensor_clock_tolerance: float = Field(default=300.0, gt=0, description="seconds")
 
 
 class CentralSection(_Section):

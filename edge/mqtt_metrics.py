@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
+from edge.sensor_clock import ClockProblem
 from edge.sensor_payloads import RejectReason
 from edge.slots import SiteSummary, SlotState
 
@@ -40,6 +41,32 @@ class MqttMetrics:
             "Lost or failed connections to the site's broker.",
             registry=registry,
         )
+        self.foreign_writes = Counter(
+            "evpark_mqtt_foreign_slot_writes",
+            "Messages from another client on the edge's own slot or summary topics "
+            "(each is overwritten with the edge's state).",
+            ["topic"],
+            registry=registry,
+        )
+        self.republished = Counter(
+            "evpark_mqtt_republished",
+            "Slot states and summaries published again unchanged, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.clock_problems = Counter(
+            "evpark_sensor_clock_problems",
+            "Sensor readings whose ts was not believed (the receive time was used instead), "
+            "ran backwards, or replayed an older state (dropped).",
+            ["kind"],
+            registry=registry,
+        )
+        for topic in ("slot", "summary"):
+            self.foreign_writes.labels(topic=topic)
+        for reason in ("connect", "periodic", "correction"):
+            self.republished.labels(reason=reason)
+        for problem in ClockProblem:
+            self.clock_problems.labels(kind=problem.value)
         for kind in ("state", "status", "other"):
             self.messages.labels(kind=kind)
         for reason in RejectReason:

@@ -8,7 +8,19 @@ reconnects with exponential backoff and jitter, subscribes again (the broker the
 redelivers the sensors' retained states) and republishes the latest slot states.
 
 Invalid topics and payloads are counted (``evpark_mqtt_rejected_payloads_total{reason}``)
-and logged (``mqtt.payload.rejected``) and never reach the sink.
+and logged (``mqtt.payload.rejected``) and never reach the sink. Each reading's ``ts`` is
+judged by :class:`~edge.sensor_clock.SensorClocks`: a wrong sensor clock is counted
+(``evpark_sensor_clock_problems_total{kind}``) and logged (``mqtt.sensor.clock``), and the
+reading is applied with the receive time. Log lines about one sensor (or topic) and one
+reason are rate-limited: the first, then at most one a minute with the count skipped.
+
+The edge owns its slot and summary topics and listens to them too. Anyone else's message
+there (a fake "free" from any client on the broker) is counted
+(``evpark_mqtt_foreign_slot_writes_total{topic}``), logged (``mqtt.slot.foreign_write``)
+and overwritten with the edge's state, at most once a second per topic (two edges that
+disagree must not flood the broker). Its own publications come back as well: they are
+recognised by their payload. Every state is also published again every
+``mqtt.republish_interval`` seconds and after every (re)connect.
 
 The edge also keeps ``evpark/<site>/edge/status`` retained: ``online`` while connected,
 ``offline`` on a clean stop and as its last will, so that a sign can tell stale numbers.
@@ -17,13 +29,15 @@ The edge also keeps ``evpark/<site>/edge/status`` retained: ``online`` while con
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import ssl
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections import deque
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -33,6 +47,7 @@ import structlog
 
 from edge.config import MqttSection
 from edge.mqtt_metrics import MqttMetrics
+from edge.sensor_clock import ClockProblem, ClockVerdict, SensorClocks
 from edge.sensor_payloads import (
     Rejected,
     RejectReason,
@@ -46,6 +61,9 @@ from edge.sensor_payloads import (
 from edge.slots import SensorId, SiteSummary, SlotView
 
 log = structlog.get_logger("edge.mqtt_sensors")
+
+CORRECTION_SPACING = 1.0  # seconds between two corrections of the same topic
+_ECHOES_KEPT = 8  # own publications per topic whose echo has not come back yet
 
 
 class SensorSink(Protocol):
@@ -100,6 +118,37 @@ def summary_topic(site_id: str) -> str:
 
 def edge_status_topic(site_id: str) -> str:
     return f"evpark/{site_id}/edge/status"
+
+
+def slot_state_topic_filter(site_id: str) -> str:
+    return slot_state_topic(site_id, "+")
+
+
+def _is_slot_state_topic(topic: str, site_id: str) -> bool:
+    prefix = f"evpark/{site_id}/slots/"
+    return topic.startswith(prefix) and topic.endswith("/state") and topic.count("/") == 4
+
+
+class _LogLimiter:
+    """The first line per key, then at most one per ``period`` with how many were skipped:
+    a broken sensor or a flooding client cannot flood the log."""
+
+    def __init__(self, period: float = 60.0, max_keys: int = 10_000) -> None:
+        self._period = period
+        self._max_keys = max_keys
+        self._seen: dict[Hashable, tuple[float, int]] = {}
+
+    def admit(self, key: Hashable) -> int | None:
+        """None: stay silent; else log now, saying how many lines were skipped before."""
+        now = time.monotonic()
+        last, skipped = self._seen.get(key, (float("-inf"), 0))
+        if now - last < self._period:
+            self._seen[key] = (last, skipped + 1)
+            return None
+        if len(self._seen) > self._max_keys:  # bounded, whatever garbage arrives
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        return skipped
 
 
 def _iso(moment: datetime) -> str:
@@ -201,7 +250,14 @@ class MqttSensors:
         self._client: aiomqtt.Client | None = None
         self._task_group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._suppressed: dict[tuple[str, RejectReason], tuple[float, int]] = {}
+        self._log_limiter = _LogLimiter()
+        self._clocks = SensorClocks(timedelta(seconds=mqtt.sensor_clock_tolerance))
+        self._republish_every = mqtt.republish_interval
+        # own publications not yet seen coming back, oldest first, per topic
+        self._in_flight: dict[str, deque[bytes]] = {}
+        self._corrected_at: dict[str, float] = {}  # topic -> loop time of its last correction
+        self._deferred: dict[str, float] = {}  # topic -> loop time its correction may go
+        self._deferred_added = asyncio.Event()
 
     # -------------------------------------------------------------- lifetime
 
@@ -263,6 +319,25 @@ class MqttSensors:
         self._idle.clear()
         self._wake.set()
 
+    def _queue_all(self, reason: str) -> None:
+        """Publish every slot state and the summary again (a broker may have lost them)."""
+        if not self._latest:
+            return
+        self._dirty.update(self._latest)
+        self._metrics.republished.labels(reason=reason).inc(len(self._latest))
+        self._idle.clear()
+        self._wake.set()
+
+    def _correct(self, topic: str) -> None:
+        payload = self._latest.get(topic)
+        if payload is None:
+            return
+        self._corrected_at[topic] = asyncio.get_running_loop().time()
+        self._dirty[topic] = payload
+        self._metrics.republished.labels(reason="correction").inc()
+        self._idle.clear()
+        self._wake.set()
+
     # -------------------------------------------------------------- the loop
 
     def _make_client(self) -> aiomqtt.Client:
@@ -311,20 +386,28 @@ class MqttSensors:
             await asyncio.sleep(delay)
 
     async def _session(self, client: aiomqtt.Client, where: str) -> None:
+        site = self._site_id
         await client.subscribe(
-            [(state_topic_filter(self._site_id), 1), (status_topic_filter(self._site_id), 1)]
+            [
+                (state_topic_filter(site), 1),
+                (status_topic_filter(site), 1),
+                # our own topics, to see (and undo) anyone else's writes there
+                (slot_state_topic_filter(site), 1),
+                (summary_topic(site), 1),
+            ]
         )
-        await client.publish(edge_status_topic(self._site_id), b"online", qos=1, retain=True)
+        await client.publish(edge_status_topic(site), b"online", qos=1, retain=True)
+        self._in_flight.clear()  # echoes of the last session's publications will not come
+        self._deferred.clear()
         # a new broker (or a restarted one) gets every slot state again
-        self._dirty = dict(self._latest)
-        if self._dirty:
-            self._idle.clear()
+        self._queue_all("connect")
         self._wake.set()
         self._connected.set()
         self._metrics.connected.set(1)
         self._log.info("mqtt.connected", broker=where, tls=self._address.tls)
         async with asyncio.TaskGroup() as task_group:
             task_group.create_task(self._publisher(client), name="mqtt-publisher")
+            task_group.create_task(self._republisher(), name="mqtt-republisher")
             async for message in client.messages:
                 await self._receive(message)
 
@@ -334,16 +417,41 @@ class MqttSensors:
             self._wake.clear()
             while self._dirty:
                 topic, payload = next(iter(self._dirty.items()))
+                echoes = self._in_flight.setdefault(topic, deque(maxlen=_ECHOES_KEPT))
+                echoes.append(payload)  # before sending: the echo may beat the PUBACK
                 await client.publish(topic, payload, qos=1, retain=True)
                 if self._dirty.get(topic) is payload:
                     del self._dirty[topic]
             self._idle.set()
 
+    async def _republisher(self) -> None:
+        """Every state again each ``republish_interval``; deferred corrections when due."""
+        loop = asyncio.get_running_loop()
+        next_round = loop.time() + self._republish_every
+        while True:
+            self._deferred_added.clear()
+            due = min([next_round, *self._deferred.values()])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(due):
+                    await self._deferred_added.wait()
+            now = loop.time()
+            if now >= next_round:
+                self._queue_all("periodic")
+                next_round = now + self._republish_every
+            for topic, at in list(self._deferred.items()):
+                if at <= now:
+                    del self._deferred[topic]
+                    self._correct(topic)
+
     # -------------------------------------------------------------- receiving
 
     async def _receive(self, message: aiomqtt.Message) -> None:
         received_at = self._clock()
-        topic = parse_topic(message.topic.value, self._site_id)
+        name = message.topic.value
+        if name == summary_topic(self._site_id) or _is_slot_state_topic(name, self._site_id):
+            self._check_own_topic(name, _payload_bytes(message.payload), message.retain)
+            return
+        topic = parse_topic(name, self._site_id)
         if isinstance(topic, Rejected):
             self._metrics.messages.labels(kind="other").inc()
             self._reject("-", topic)
@@ -355,10 +463,19 @@ class MqttSensors:
             return
         payload = _payload_bytes(message.payload)
         if topic.kind == "state":
-            reading = parse_state(payload, received_at)
+            reading = parse_state(payload)
             if isinstance(reading, Rejected):
                 self._reject(sensor, reading)
                 return
+            # a retained message delivered as we subscribed is a replay, maybe an old one
+            verdict = self._clocks.judge(
+                sensor, reading.measured_at, received_at, replayed=message.retain
+            )
+            if verdict.problem is not None:
+                self._clock_problem(sensor, reading, verdict)
+            if not verdict.accepted:
+                return
+            reading = replace(reading, measured_at=verdict.measured_at)
             await self._sink.sensor_reported(sensor, reading, received_at)
         else:
             online = parse_status(payload)
@@ -368,18 +485,74 @@ class MqttSensors:
             self._log.info("mqtt.sensor.availability", sensor=sensor, online=online)
             await self._sink.sensor_availability(sensor, online, received_at)
 
+    def _check_own_topic(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A message on one of our slot or summary topics: our echo, or someone else's."""
+        mine = self._latest.get(topic)
+        if mine is None:
+            return  # not a slot of this edge, or nothing published yet: nothing to defend
+        echoes = self._in_flight.get(topic)
+        if echoes and payload in echoes:
+            # echoes come back in the order sent: older ones not seen were overtaken
+            while echoes.popleft() != payload:
+                continue
+            return
+        if payload == mine:
+            return
+        if retained:
+            # stored before we subscribed (ours from before a restart, or anyone's): the
+            # reconnect republish overwrites it unless ours is already on its way
+            if topic not in self._dirty and not echoes:
+                self._correct(topic)
+            return
+        which = "summary" if topic == summary_topic(self._site_id) else "slot"
+        self._metrics.foreign_writes.labels(topic=which).inc()
+        skipped = self._log_limiter.admit(("foreign", topic))
+        if skipped is not None:
+            self._log.warning(
+                "mqtt.slot.foreign_write",
+                topic=topic,
+                payload=payload[:120].decode("utf-8", "replace"),
+                suppressed=skipped,
+            )
+        now = asyncio.get_running_loop().time()
+        last = self._corrected_at.get(topic, float("-inf"))
+        if now - last >= CORRECTION_SPACING:
+            self._correct(topic)
+        elif topic not in self._deferred:
+            self._deferred[topic] = last + CORRECTION_SPACING
+            self._deferred_added.set()
+
+    def _clock_problem(self, sensor: str, reading: SensorReading, verdict: ClockVerdict) -> None:
+        assert verdict.problem is not None
+        assert verdict.skew is not None
+        self._metrics.clock_problems.labels(kind=verdict.problem.value).inc()
+        skipped = self._log_limiter.admit(("clock", sensor, verdict.problem))
+        if skipped is None:
+            return
+        if not verdict.accepted:
+            action = "dropped"
+        elif verdict.measured_at == reading.measured_at:
+            action = "applied"
+        else:
+            action = "applied_at_receive_time"
+        # a replay is the broker's doing (an older save), not the sensor's
+        emit = self._log.info if verdict.problem is ClockProblem.STALE_REPLAY else self._log.warning
+        emit(
+            "mqtt.sensor.clock",
+            sensor=sensor,
+            kind=verdict.problem.value,
+            skew_s=round(verdict.skew.total_seconds(), 1),
+            ts=_iso(reading.measured_at) if reading.measured_at is not None else None,
+            action=action,
+            suppressed=skipped,
+        )
+
     def _reject(self, sensor: str, rejected: Rejected) -> None:
         """Count every rejection; log the first per (sensor, reason) and then once a minute."""
         self._metrics.rejected.labels(reason=rejected.reason.value).inc()
-        key = (sensor, rejected.reason)
-        now = time.monotonic()
-        last, suppressed = self._suppressed.get(key, (float("-inf"), 0))
-        if now - last < 60.0:
-            self._suppressed[key] = (last, suppressed + 1)
+        suppressed = self._log_limiter.admit((sensor, rejected.reason))
+        if suppressed is None:
             return
-        if len(self._suppressed) > 10_000:  # bounded, whatever garbage arrives
-            self._suppressed.clear()
-        self._suppressed[key] = (now, 0)
         self._log.warning(
             "mqtt.payload.rejected",
             sensor=sensor,

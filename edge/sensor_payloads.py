@@ -8,6 +8,9 @@ State payloads: JSON ``{"occupied": true, "ts": "<RFC 3339>", "battery": 87, "rs
 
 Every function returns either a typed value or a :class:`Rejected` with a machine-readable
 reason (the label of ``evpark_mqtt_rejected_payloads_total``) and a human detail.
+
+A ``ts`` is only checked for its form here: whether a sensor's clock can be believed is
+:mod:`edge.sensor_clock`'s question, and a wrong clock never costs a reading.
 """
 
 from __future__ import annotations
@@ -15,15 +18,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from edge.slots import SensorId
 
 MAX_PAYLOAD_BYTES = 1024
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-OLDEST_TS = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 BATTERY_RANGE = (0, 100)
 RSSI_RANGE = (-200, 20)  # dBm; LoRa gateways report down to about -140
 
@@ -46,7 +47,6 @@ class RejectReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     OUT_OF_RANGE = "out_of_range"
     BAD_TS = "bad_ts"
-    TS_IN_FUTURE = "ts_in_future"
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ def _text(payload: bytes) -> str | Rejected:
     return text
 
 
-def parse_state(payload: bytes, now: datetime) -> SensorReading | Rejected:
-    """Parse a state payload received at ``now`` (aware)."""
+def parse_state(payload: bytes) -> SensorReading | Rejected:
+    """Parse a state payload; ``measured_at`` is its ``ts`` as sent (UTC), right or not."""
     text = _text(payload)
     if isinstance(text, Rejected):
         return text
@@ -122,10 +122,10 @@ def parse_state(payload: bytes, now: datetime) -> SensorReading | Rejected:
         return Rejected(RejectReason.BAD_JSON, f"invalid JSON: {str(err)[:80]}")
     if not isinstance(document, dict):
         return Rejected(RejectReason.WRONG_TYPE, "JSON payload is not an object")
-    return _reading(document, now)
+    return _reading(document)
 
 
-def _reading(document: dict[str, object], now: datetime) -> SensorReading | Rejected:
+def _reading(document: dict[str, object]) -> SensorReading | Rejected:
     if "occupied" not in document:
         return Rejected(RejectReason.MISSING_FIELD, "no 'occupied'")
     occupied = document["occupied"]
@@ -147,10 +147,6 @@ def _reading(document: dict[str, object], now: datetime) -> SensorReading | Reje
         parsed = parse_rfc3339(ts)
         if parsed is None:
             return Rejected(RejectReason.BAD_TS, f"'ts' is not RFC 3339: {ts[:40]!r}")
-        if parsed > now + MAX_CLOCK_SKEW:
-            return Rejected(RejectReason.TS_IN_FUTURE, f"'ts' {ts[:40]} is ahead of {now:%FT%TZ}")
-        if parsed < OLDEST_TS:
-            return Rejected(RejectReason.BAD_TS, f"'ts' {ts[:40]} is before 2000")
         measured_at = parsed
     return SensorReading(occupied=occupied, measured_at=measured_at, battery=battery, rssi=rssi)
 
@@ -172,7 +168,8 @@ def _int_field(
 
 
 def parse_rfc3339(text: str) -> datetime | None:
-    """An RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``); None if not one."""
+    """An RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``), in UTC; None if not one
+    (or if it is out of the range of ``datetime`` once in UTC, like year 1 at +01:00)."""
     if len(text) > 40 or "T" not in text.upper():
         return None
     candidate = text.upper()
@@ -184,7 +181,10 @@ def parse_rfc3339(text: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def parse_status(payload: bytes) -> bool | Rejected:

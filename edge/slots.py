@@ -193,7 +193,8 @@ def _seconds(value: float | None) -> timedelta | None:
 
 @dataclass(frozen=True)
 class SensorReported:
-    """A valid reading; ``measured_at`` is the sensor's own ``ts`` if it sent one."""
+    """A valid reading; ``measured_at``: when it was taken, if the sensor said so and its
+    clock is believed (see edge.sensor_clock), else None (now)."""
 
     sensor_id: SensorId
     occupied: bool
@@ -394,7 +395,6 @@ class SlotRecord:
     occupied_since: datetime | None = None
     pending: Pending | None = None
     last_heard: datetime | None = None
-    last_measured: datetime | None = None
     online: bool = True
     stale: bool = False
     battery: int | None = None
@@ -516,17 +516,16 @@ def _on_reading(
     now: datetime,
     out: list[SlotOutput],
 ) -> SlotRecord:
+    # Which readings count and when they were taken is the shell's judgement of the
+    # sensor's clock (edge.sensor_clock): the model applies what it is given, in order.
     measured = reading.measured_at
     if measured is not None:
         _require_aware(measured)
-        if rec.last_measured is not None and measured < rec.last_measured:
-            return rec  # an older reading arriving late (a redelivered retained message)
     heard_at = min(now, measured) if measured is not None else now
     last_heard = heard_at if rec.last_heard is None else max(rec.last_heard, heard_at)
     rec = replace(
         rec,
         last_heard=last_heard,
-        last_measured=measured or rec.last_measured,
         battery=reading.battery if reading.battery is not None else rec.battery,
         rssi=reading.rssi if reading.rssi is not None else rec.rssi,
     )

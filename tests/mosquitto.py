@@ -60,8 +60,10 @@ class Mosquitto:
         *,
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
+        acl_file: Path | None = None,
     ) -> None:
-        """``tls``: serve MQTT over TLS only; ``users``: refuse anonymous clients."""
+        """``tls``: serve MQTT over TLS only; ``users``: refuse anonymous clients;
+        ``acl_file``: who may read and write which topics (config/mosquitto/acl)."""
         self.binary = require_binary("mosquitto")
         self.workdir = workdir
         self.port = port or free_port()
@@ -86,6 +88,8 @@ class Mosquitto:
             extra += f"allow_anonymous false\npassword_file {password_file}\n"
         else:
             extra += "allow_anonymous true\n"
+        if acl_file is not None:
+            extra += f"acl_file {acl_file}\n"
         self.config.write_text(
             f"listener {self.port} {self.host}\n"
             + extra

@@ -301,11 +301,7 @@ async def _publish_garbage(broker: Mosquitto, registry: CollectorRegistry) -> No
             (state_topic("S-B1"), b"maybe", "unknown_payload"),
             (state_topic("S-B1"), b"\xff\xfe\xfd", "not_utf8"),
             (state_topic("S-B1"), b"1" * 5000, "too_large"),
-            (
-                state_topic("S-B1"),
-                b'{"occupied": true, "ts": "2999-01-01T00:00:00Z"}',
-                "ts_in_future",
-            ),
+            (state_topic("S-B1"), b'{"occupied": true, "ts": "yesterday"}', "bad_ts"),
             (state_topic("S-ZZ"), b"1", "unknown_sensor"),
             (state_topic("bad id!"), b"1", "bad_sensor_id"),
             (status_topic("S-B1"), b"sleeping", "unknown_payload"),
@@ -547,3 +543,35 @@ async def test_tls_and_credentials_come_from_the_config(tmp_path: Path) -> None:
             assert not mqtt.connected
     finally:
         await asyncio.to_thread(secure.stop)
+
+
+# ------------------------------------------------------------------ sensor clocks
+
+
+async def test_an_older_retained_state_replayed_after_a_broker_restart_is_dropped(
+    broker: Mosquitto,
+) -> None:
+    registry = CollectorRegistry()
+    async with harnessed(broker, registry) as (harness, _):
+        now = harness.clock.now
+        old = (now - timedelta(minutes=30)).isoformat()
+        # retained on the broker: a reading half an hour old (live, so it is applied)
+        await mosquitto_pub(
+            broker, state_topic("S-B1"), f'{{"occupied": true, "ts": "{old}"}}', retain=True
+        )
+        await eventually(lambda: harness.received == 1, "old reading")
+        # the sensor's current state, which the broker does not keep
+        await mosquitto_pub(
+            broker, state_topic("S-B1"), f'{{"occupied": false, "ts": "{now.isoformat()}"}}'
+        )
+        await eventually(lambda: harness.received == 2, "current reading")
+        await asyncio.to_thread(broker.restart)
+
+        def count(kind: str) -> float:
+            return sample(registry, "evpark_sensor_clock_problems_total", kind=kind)
+
+        await eventually(lambda: count("stale_replay") == 1, "the old state replayed, dropped")
+        assert harness.received == 2
+        assert count("past") == 1
+        harness.tick_after(5)
+        assert harness.model.view(SlotId("B1")).state == SlotState.FREE

@@ -118,7 +118,7 @@ def states(seen: list[tuple[str, bytes]], sensor: str) -> list[bool]:
     out = []
     for topic, payload in seen:
         if topic == f"evpark/sim-site/sensors/{sensor}/state":
-            reading = parse_state(payload, datetime.now(UTC))
+            reading = parse_state(payload)
             assert isinstance(reading, SensorReading), payload  # the contract holds
             out.append(reading.occupied)
     return out

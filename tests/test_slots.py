@@ -201,13 +201,16 @@ def test_departure_ends_the_visit_with_its_duration_and_session() -> None:
     assert [v.session_id for v in last] == [None]
 
 
-def test_reading_older_than_the_last_one_is_ignored() -> None:
+def test_the_model_applies_a_reading_whatever_its_time() -> None:
+    """Which readings count is the shell's judgement of the sensor's clock
+    (edge.sensor_clock, tested in test_sensor_clock): a clock set back must not make the
+    model ignore its sensor. The sensor's last contact never moves back, though."""
     site = Site()
     site.at(0, occupied(S_A1, True, measured_at=t(-1)))
-    # a redelivered retained message from before: must not start a departure
     site.at(50, occupied(S_A1, False, measured_at=t(-30)))
     site.at(100)
-    assert site.state() == SlotState.OCCUPIED
+    assert site.state() == SlotState.FREE
+    assert site.model.state.slots[A1].last_heard == t(-1)
 
 
 # ------------------------------------------------------------------ stale, offline, battery
