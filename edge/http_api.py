@@ -1,9 +1,10 @@
 """The edge's local HTTP API: site state for technicians and tools, and charger commands.
 
-Read side: chargers with their EVSEs, sessions (active and recent, energy in Wh),
-``/healthz`` and Prometheus ``/metrics``. Commands: ``POST /api/chargers/{id}/<command>``
-answers with the charger's own answer, 504 if it did not answer in time, 409 if it is
-not connected.
+Read side: chargers with their EVSEs, sessions (active and recent, energy in Wh), the
+site's and each charger's events, ``/healthz`` and Prometheus ``/metrics``. Every list
+pages (``limit``, ``cursor``, the next page in a ``Link`` header: :mod:`edge.paging`).
+Commands: ``POST /api/chargers/{id}/<command>`` answers with the charger's own answer,
+504 if it did not answer in time, 409 if it is not connected. docs/local-api.md has it all.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
 from edge import commands as cmd
+from edge import paged_reads
 from edge import repository as repo
 from edge.charger_commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.http_json import SafeJSONResponse, StrictJsonBodies, validation_error
+from edge.http_paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.ids import ChargerId
 from edge.model import Charger, Session
 from edge.ocpp_connection import CallFailed
 from edge.ocpp_server import OcppServer
+from edge.paging import MAX_LIMIT, Key
 from edge.site import Site
 
 # --- views ---------------------------------------------------------------------------
@@ -141,6 +145,10 @@ class VariablesBody(BaseModel):
     variables: list[VariableBody] = Field(min_length=1, max_length=50)
 
 
+def _session_key(session: Session) -> Key:
+    return (repo.iso(session.started_at), session.id)
+
+
 def _refs(body: VariablesBody) -> tuple[cmd.VariableRef, ...]:
     return tuple(
         cmd.VariableRef(v.component, v.variable, v.evse_id, v.instance, v.value)
@@ -199,8 +207,14 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/chargers")
-    async def chargers() -> list[dict[str, Any]]:
-        return [charger_view(c, site) for c in sorted(site.chargers.values(), key=lambda c: c.id)]
+    async def chargers(
+        request: Request, response: Response, limit: Limit = None, cursor: Cursor = None
+    ) -> list[dict[str, Any]]:
+        page = page_of("chargers", limit, cursor, default=MAX_LIMIT)
+        ordered = sorted(site.chargers.values(), key=lambda c: c.id)
+        found = in_memory(ordered, page, lambda c: (c.id,))
+        shown = serve_page(request, response, "chargers", page, found, lambda c: (c.id,))
+        return [charger_view(c, site) for c in shown]
 
     @app.get("/api/chargers/{charger_id}")
     async def charger(
@@ -213,29 +227,70 @@ def create_app(
         view["messages"] = connection.tail_view(events) if connection else []
         return view
 
+    @app.get("/api/chargers/{charger_id}/events")
+    async def charger_event_list(
+        charger_id: str,
+        request: Request,
+        response: Response,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> list[dict[str, Any]]:
+        known(charger_id)
+        page = page_of("charger-events", limit, cursor, default=50, types=(int,))
+        rows = await site.store.read(
+            lambda c: paged_reads.charger_events(c, charger_id, page.limit, page.after)
+        )
+        return serve_page(request, response, "charger-events", page, rows, lambda e: (e["id"],))
+
     @app.get("/api/sessions")
     async def sessions(
+        request: Request,
+        response: Response,
         status: Literal["active", "completed", "inferred_stopped"] | None = None,
         charger: str | None = None,
         id_tag: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> list[dict[str, Any]]:
+        page = page_of("sessions", limit, cursor, default=50, types=(str, str))
+        found: list[Session]
         if status == "active":
-            found = [
+            active = [
                 s
                 for s in site.active_sessions()
                 if (charger is None or s.charger_id == charger)
                 and (id_tag is None or s.id_tag == id_tag)
             ]
-            found.sort(key=lambda s: s.started_at, reverse=True)
-            return [session_view(s) for s in found[:limit]]
-        rows = await site.store.read(
-            lambda c: repo.list_sessions(
-                c, status=status, charger_id=charger, id_tag=id_tag, limit=limit
+            active.sort(key=_session_key, reverse=True)
+            found = in_memory(active, page, _session_key, descending=True)
+        else:
+            found = await site.store.read(
+                lambda c: paged_reads.sessions(
+                    c,
+                    status=status,
+                    charger_id=charger,
+                    id_tag=id_tag,
+                    limit=page.limit,
+                    after=page.after,
+                )
             )
-        )
+        shown = serve_page(request, response, "sessions", page, found, _session_key)
         live = {s.id: s for s in site.active_sessions()}
-        return [session_view(live.get(s.id, s)) for s in rows]
+        return [session_view(live.get(s.id, s)) for s in shown]
+
+    @app.get("/api/events")
+    async def site_event_list(
+        request: Request,
+        response: Response,
+        kind: Annotated[str | None, Query(pattern=r"^[a-z][a-z_.]{0,63}$")] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> list[dict[str, Any]]:
+        page = page_of("events", limit, cursor, default=100, types=(int,))
+        rows = await site.store.read(
+            lambda c: paged_reads.site_events(c, kind, page.limit, page.after)
+        )
+        return serve_page(request, response, "events", page, rows, lambda e: (e["sequence"],))
 
     @app.get("/api/sessions/{session_id}")
     async def session(session_id: str) -> dict[str, Any]:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
+from edge import paged_reads
+from edge.http_paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.ids import SlotId, uuid7
 from edge.mqtt_sensors import slot_document, summary_document
+from edge.paging import MAX_LIMIT
 from edge.slot_service import SlotService
 from edge.slots import SlotView
-from edge.slots_store import visits
 
 
 class OutOfServiceBody(BaseModel):
@@ -38,9 +39,15 @@ def slots_router(service: SlotService) -> APIRouter:
         return service.model.view(SlotId(slot_id))
 
     @router.get("/slots")
-    async def slots() -> list[dict[str, object]]:
+    async def slots(
+        request: Request, response: Response, limit: Limit = None, cursor: Cursor = None
+    ) -> list[dict[str, object]]:
         assert service.model is not None
-        return [slot_json(v) for v in service.model.views()]
+        page = page_of("slots", limit, cursor, default=MAX_LIMIT)
+        ordered = sorted(service.model.views(), key=lambda v: str(v.slot_id))
+        found = in_memory(ordered, page, lambda v: (str(v.slot_id),))
+        shown = serve_page(request, response, "slots", page, found, lambda v: (str(v.slot_id),))
+        return [slot_json(v) for v in shown]
 
     @router.get("/slots/{slot_id}")
     async def slot(slot_id: str) -> dict[str, object]:
@@ -53,9 +60,20 @@ def slots_router(service: SlotService) -> APIRouter:
 
     @router.get("/visits")
     async def visit_list(
-        slot: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+        request: Request,
+        response: Response,
+        slot: str | None = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
     ) -> list[dict[str, object]]:
-        return await service.store.read(lambda c: visits(c, slot, limit))
+        page = page_of("visits", limit, cursor, default=50, types=(str, str))
+        rows = await service.store.read(
+            lambda c: paged_reads.visits(c, slot, page.limit, page.after)
+        )
+        return serve_page(
+            request, response, "visits", page, rows,
+            lambda v: (str(v["arrived_at"]), str(v["visit_id"])),
+        )  # fmt: skip
 
     @router.post("/slots/{slot_id}/out-of-service")
     async def out_of_service(slot_id: str, body: OutOfServiceBody) -> dict[str, object]:
