@@ -19,8 +19,11 @@ import pytest
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from edge.http_json import dumps
+from ocpp_handlers.schemas import Version
+from tests.edge.conftest import ocpp_url
+from tests.ocpp_client import RawCharger
 from tests.services import free_port
-from tests.ui.conftest import add_users
+from tests.ui.conftest import add_users, logged_in
 
 ACTION = "/api/chargers/CP-LOCKED/reset"  # configured, never connected: 404 once let in
 
@@ -393,3 +396,29 @@ def test_the_daemon_raises_its_open_files_limit(tmp_path: Path) -> None:
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+# --- what chargers stored --------------------------------------------------------------
+
+
+async def test_odd_unicode_a_charger_sent_never_breaks_an_answer(
+    edge: EdgeDaemon, api: httpx.AsyncClient
+) -> None:
+    odd = "A\u0000\u202e\U0001f600\uffff\u2028"
+    async with RawCharger(ocpp_url(edge), "CP-ODD", Version.V16) as charger:
+        await charger.call("BootNotification", {"chargePointVendor": odd, "chargePointModel": odd})
+        await charger.call(
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "OtherError", "status": "Faulted", "info": odd * 3,
+             "vendorErrorCode": odd},
+        )  # fmt: skip
+        for path in ("/api/chargers", "/api/chargers/CP-ODD", "/api/chargers/CP-ODD/events",
+                     "/api/events", "/api/sessions"):  # fmt: skip
+            reply = await api.get(path)
+            assert reply.status_code == 200, (path, reply.text[:300])
+            assert reply.headers["content-type"] == "application/json"
+        assert (await api.get("/api/chargers/CP-ODD")).json()["vendor"] == odd
+        await add_users(edge)
+        async with logged_in(edge, "vic") as viewer:
+            for page in ("/", "/chargers", "/chargers/CP-ODD", "/events", "/sessions"):
+                assert (await viewer.http.get(page)).status_code == 200, page
