@@ -209,14 +209,19 @@ def create_app(
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
+    from central.body_limit import BodyLimitMiddleware
     from central.gzip_body import GzipRequestMiddleware
 
-    app.add_middleware(GzipRequestMiddleware)
+    limit_for = settings.body_limits.for_path
+    app.add_middleware(GzipRequestMiddleware, limit_for=limit_for)
     if not gateway:
         from central.request_context import RequestContextMiddleware
 
         app.add_middleware(RequestContextMiddleware, service=",".join(services))
     if gateway:
+        from central.gateway.clients import networks
+        from central.gateway.ratelimit import FailureLimiter
+
         app.add_middleware(
             GatewayMiddleware,
             keys=keys,
@@ -224,7 +229,11 @@ def create_app(
             remote=remote,
             client=proxy_client,
             internal_token=settings.internal_token,
+            failures=FailureLimiter(settings.rate_limit),
+            trusted_proxies=networks(settings.trusted_proxies),
         )
+    # outermost: a body over the route's limit is refused before anything reads it
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     return app
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -12,6 +13,12 @@ keys_app = typer.Typer(
     help="API keys for drivers' apps, operators and sites.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+vehicles_app = typer.Typer(
+    help="Which vehicles belong to which user (what a driver key may see).",
+    no_args_is_help=True,
+)
+app.add_typer(vehicles_app, name="vehicles")
+R = TypeVar("R")
 
 DataDirOption = Annotated[
     Path | None,
@@ -105,23 +112,40 @@ def migrate_cmd(data_dir: DataDirOption = None) -> None:
 def keys_create(
     scope: Annotated[str, typer.Option(help="driver, operator or site")],
     site: Annotated[str | None, typer.Option(help="the site id (site keys only)")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="the user a driver key belongs to (driver keys only)")
+    ] = None,
+    vehicle: Annotated[
+        list[str] | None,
+        typer.Option(help="a vehicle of that user (repeatable); added to the user's vehicles"),
+    ] = None,
     name: Annotated[str, typer.Option(help="a label to recognise the key by")] = "",
     data_dir: DataDirOption = None,
 ) -> None:
-    """Create an API key and print it (it is shown once; only its hash is stored)."""
+    """Create an API key and print it (it is shown once; only its hash is stored).
+
+    A driver key belongs to a user (--user) and sees only that user's vehicles."""
     import asyncio
 
     from central.gateway.keys import InvalidKeyRequest
 
+    async def create(store: KeyStoreT) -> str:
+        return await store.create(scope, site, name, user_id=user, vehicle_ids=vehicle or ())
+
     try:
-        key = asyncio.run(_create_key(data_dir, scope, site, name))
+        key = asyncio.run(_with_keys(data_dir, create))
     except InvalidKeyRequest as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     typer.echo(key)
 
 
-async def _create_key(data_dir: Path | None, scope: str, site: str | None, name: str) -> str:
+if TYPE_CHECKING:
+    from central.gateway.keys import KeyStore as KeyStoreT
+
+
+async def _with_keys(data_dir: Path | None, action: Callable[[KeyStoreT], Awaitable[R]]) -> R:
+    """Run ``action`` on the gateway's key store (migrated first)."""
     from central.context import utc_now
     from central.db import create_engine, migrate
     from central.gateway.keys import KeyStore
@@ -131,36 +155,103 @@ async def _create_key(data_dir: Path | None, scope: str, site: str | None, name:
     engine = create_engine(settings.database_url_for("gateway"))
     try:
         await migrate(engine, "gateway")
-        return await KeyStore(engine, utc_now).create(scope, site, name)
+        return await action(KeyStore(engine, utc_now))
     finally:
         await engine.dispose()
 
 
-@keys_app.command("list")
-def keys_list(data_dir: DataDirOption = None) -> None:
-    """List keys (id, scope, site, name, created, revoked); secrets are never shown."""
+@vehicles_app.command("add")
+def vehicles_add(
+    user: Annotated[str, typer.Argument(help="the user id")],
+    vehicle: Annotated[list[str], typer.Argument(help="vehicle ids")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register vehicles to a user (a vehicle has one owner); the user's driver keys see
+    them within 30 seconds."""
     import asyncio
 
-    from central.context import utc_now
-    from central.db import create_engine, migrate
-    from central.gateway.keys import KeyInfo, KeyStore
-    from central.settings import load_settings
+    from central.gateway.keys import InvalidKeyRequest
 
-    async def main() -> list[KeyInfo]:
-        settings = load_settings(data_dir=data_dir)
-        engine = create_engine(settings.database_url_for("gateway"))
-        try:
-            await migrate(engine, "gateway")
-            return await KeyStore(engine, utc_now).list()
-        finally:
-            await engine.dispose()
+    async def add(store: KeyStoreT) -> list[str]:
+        await store.add_vehicles(user, vehicle)
+        return await store.vehicles_of(user)
 
-    for key in asyncio.run(main()):
+    try:
+        held = asyncio.run(_with_keys(data_dir, add))
+    except InvalidKeyRequest as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    typer.echo(f"{user}: {' '.join(held)}")
+
+
+@vehicles_app.command("remove")
+def vehicles_remove(
+    user: Annotated[str, typer.Argument(help="the user id")],
+    vehicle: Annotated[str, typer.Argument(help="the vehicle id")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Take a vehicle from a user."""
+    import asyncio
+
+    async def remove(store: KeyStoreT) -> bool:
+        return await store.remove_vehicle(user, vehicle)
+
+    if not asyncio.run(_with_keys(data_dir, remove)):
+        typer.echo(f"user {user} holds no vehicle {vehicle}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {vehicle} from {user}")
+
+
+@vehicles_app.command("list")
+def vehicles_list(
+    user: Annotated[str, typer.Argument(help="the user id")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """A user's vehicles, one a line."""
+    import asyncio
+
+    async def held(store: KeyStoreT) -> list[str]:
+        return await store.vehicles_of(user)
+
+    for vehicle_id in asyncio.run(_with_keys(data_dir, held)):
+        typer.echo(vehicle_id)
+
+
+@keys_app.command("list")
+def keys_list(
+    limit: Annotated[int, typer.Option(min=1, help="keys a page")] = 500,
+    cursor: Annotated[
+        str | None, typer.Option(help="the cursor printed after the previous page")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List keys (id, scope, site, user, name, created, revoked), oldest first, a page at
+    a time; secrets are never shown. More pages: the last line says the next --cursor."""
+    import asyncio
+    from datetime import datetime
+
+    from central.gateway.keys import KeyInfo
+    from central.paging import BadCursor, decode_cursor, encode_cursor
+
+    try:
+        after = None if cursor is None else decode_cursor("keys", cursor, (datetime, str))
+    except BadCursor as err:
+        typer.echo(f"invalid cursor: {err}", err=True)
+        raise typer.Exit(2) from err
+
+    async def page(store: KeyStoreT) -> list[KeyInfo]:
+        return await store.list(limit + 1, after)
+
+    found = asyncio.run(_with_keys(data_dir, page))
+    for key in found[:limit]:
         revoked = key.revoked_at.isoformat() if key.revoked_at else "-"
         typer.echo(
-            f"{key.id}\t{key.scope}\t{key.site_id or '-'}\t{key.name or '-'}\t"
-            f"{key.created_at.isoformat()}\t{revoked}"
+            f"{key.id}\t{key.scope}\t{key.site_id or '-'}\t{key.user_id or '-'}\t"
+            f"{key.name or '-'}\t{key.created_at.isoformat()}\t{revoked}"
         )
+    if len(found) > limit:
+        last = found[limit - 1]
+        typer.echo(f"# more: --cursor {encode_cursor('keys', (last.created_at, last.id))}")
 
 
 @keys_app.command("revoke")

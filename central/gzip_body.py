@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,8 +12,12 @@ MAX_INFLATED = 64 * 1024 * 1024
 
 
 class GzipRequestMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int] = lambda _path: MAX_INFLATED
+    ) -> None:
+        """``limit_for(path)``: the most bytes a body may inflate to on that route."""
         self.app = app
+        self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,7 +43,7 @@ class GzipRequestMiddleware:
                 break
         inflater = zlib.decompressobj(wbits=31)
         try:
-            inflated = inflater.decompress(bytes(body), MAX_INFLATED)
+            inflated = inflater.decompress(bytes(body), self.limit_for(scope["path"]))
         except zlib.error:
             await _error(send, 400, "the body is not valid gzip")
             return

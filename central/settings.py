@@ -14,6 +14,7 @@ own database), ``bus_url=nats://host:4222``, ``cache_url=redis://host:6379/0``, 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -41,17 +42,42 @@ SERVICE_PORTS: dict[str, int] = {
 
 
 class RateLimitSettings(BaseModel):
-    """Token bucket per API key: ``<scope>_per_minute`` refill, ``burst`` bucket size."""
+    """Token bucket per API key: ``<scope>_per_minute`` refill, ``burst`` bucket size.
+
+    Failed authentications (no key, a wrong or revoked key) have a bucket per client
+    address: ``invalid_key_per_minute`` refill, ``invalid_key_burst`` size. An address
+    with an empty bucket gets 429 before any key lookup (keys verified recently still
+    pass: they cost no lookup)."""
 
     enabled: bool = True
     driver_per_minute: float = Field(default=120, gt=0)
     operator_per_minute: float = Field(default=600, gt=0)
     site_per_minute: float = Field(default=1200, gt=0)
     burst: int = Field(default=60, ge=1)
+    invalid_key_per_minute: float = Field(default=30, gt=0)
+    invalid_key_burst: int = Field(default=20, ge=1)
 
     def per_second(self, scope: str) -> float:
         per_minute: float = getattr(self, f"{scope}_per_minute", self.driver_per_minute)
         return per_minute / 60.0
+
+
+class BodyLimitSettings(BaseModel):
+    """Request body limits in bytes, enforced while the body is read (before parsing):
+    ``sync`` for the edges' event batches (an edge sends at most 5,000 events a batch,
+    a few MB inflated), ``config`` for operators' lot configuration (up to 5,000 slots),
+    ``default`` for every other route. A gzip body counts inflated."""
+
+    default: int = Field(default=64 * 1024, ge=1024)
+    config: int = Field(default=1024 * 1024, ge=1024)
+    sync: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    def for_path(self, path: str) -> int:
+        if path.startswith("/sync/"):
+            return self.sync
+        if path.startswith("/parking/lots/"):
+            return self.config
+        return self.default
 
 
 class ResilienceSettings(BaseModel):
@@ -106,6 +132,12 @@ class CentralSettings(BaseSettings):
     )
 
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    body_limits: BodyLimitSettings = Field(default_factory=BodyLimitSettings)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of reverse proxies in front of the "
+        "gateway; only from these is X-Forwarded-For believed for the client address",
+    )
     resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
 
     # parking
@@ -140,6 +172,16 @@ class CentralSettings(BaseSettings):
     def _cache_scheme(cls, value: str) -> str:
         if not value.startswith(("memory://", "redis://", "rediss://")):
             raise ValueError("cache_url must be memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as err:
+                raise ValueError(f"trusted_proxies: {item!r} is not an address or network") from err
         return value
 
     @model_validator(mode="after")

@@ -286,7 +286,10 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
         loop.call_later(duration, stop.set)
 
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
-    driver_key = await _key(central_dir, "--scope", "driver", "--name", "demo driver")
+    driver_key = await _key(
+        central_dir, "--scope", "driver", "--user", "demo-driver", "--vehicle", "EV-1",
+        "--vehicle", "CAR-7", "--name", "demo driver",
+    )  # fmt: skip
     operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
     # the demo's own processes (and this one, which reads the site config) use the key
     os.environ["EVPARK_CENTRAL__SITE_KEY"] = site_key

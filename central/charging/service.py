@@ -7,6 +7,13 @@ the charger's answer (200). ``GET /charging/commands/{id}`` polls a command. Ses
 their energy and cost come from the sites' events (``charging.events``); pricing rules
 are in :mod:`central.charging.pricing`. Handlers are idempotent by event id
 (``charging_history.event_id``; progress updates only move forward in time).
+
+Whose a session is, is decided by its id tag only (:meth:`ChargingService._vehicle_for`):
+a tag an operator registered to a vehicle, or the tag of that vehicle's remote start on
+the same charger (and evse). A session started with any other tag (a stranger's RFID
+card) belongs to no vehicle: operators and the site see it, priced, in the site's and
+charger's listings, no driver does. Drivers see and act only for their own vehicles
+(:mod:`central.auth`).
 """
 
 from __future__ import annotations
@@ -19,19 +26,20 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.api_types import ChargerId, IdTag, PathId, SiteId, VehicleId
-from central.auth import Principal, require
+from central.auth import Principal, check_vehicle, forbidden, require
 from central.charging.pricing import Cost, Rate, TouWindow, price_session
 from central.charging.tables import (
     charger_stations,
     charging_commands,
     charging_history,
+    charging_id_tags,
     charging_rates,
     charging_sessions,
 )
@@ -39,6 +47,7 @@ from central.commands import new_command, send_command
 from central.context import ServiceContext
 from central.db import insert_ignore
 from central.events import dispatch
+from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
 from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
 
@@ -46,8 +55,9 @@ log = structlog.get_logger("central.charging")
 
 RATES_KEY = "charging:rates:"
 IDLE_POWER_W = 50
-# a session without a vehicle id belongs to a remote start on its charger this close in time
-ATTRIBUTION_WINDOW = timedelta(minutes=10)
+# a remote start's tag names a session on its charger that starts after the command was
+# made (clocks may differ this much) and before the command could expire
+CLOCK_SKEW = timedelta(minutes=2)
 FINAL = frozenset({"accepted", "rejected", "failed", "expired", "timeout", "unknown"})
 
 Wait = Annotated[float, Query(ge=0, le=60, description="seconds to wait for the charger's answer")]
@@ -116,9 +126,14 @@ class VehicleStatus(BaseModel):
     pending_commands: list[CommandAnswer]
 
 
-class ChargingHistory(BaseModel):
+class IdTagAnswer(BaseModel):
+    id_tag: str
     vehicle_id: str
-    sessions: list[SessionAnswer]
+    created_at: datetime
+
+
+class IdTagRequest(BaseModel):
+    vehicle_id: VehicleId
 
 
 class TouWindowModel(BaseModel):
@@ -176,10 +191,6 @@ class SiteRate(RateModel):
     updated_at: datetime
 
 
-class RatesAnswer(BaseModel):
-    rates: list[SiteRate]
-
-
 class StationAnswer(BaseModel):
     site_id: str
     charger_id: str
@@ -208,7 +219,6 @@ class _Started(BaseModel):
     id_tag: str | None = Field(default=None, max_length=64)
     transaction_id: str | int | None = None
     started_at: AwareDatetime
-    vehicle_id: str | None = Field(default=None, max_length=64)
 
 
 class _Progress(BaseModel):
@@ -228,7 +238,6 @@ class _Completed(BaseModel):
     started_at: AwareDatetime
     stopped_at: AwareDatetime
     reason: str = Field(default="", max_length=64)
-    vehicle_id: str | None = Field(default=None, max_length=64)
 
 
 class _Failed(BaseModel):
@@ -318,6 +327,8 @@ class ChargingService:
         charger_id: str | None,
         vehicle_id: str | None,
         session_id: str | None = None,
+        id_tag: str | None = None,
+        evse_id: int | None = None,
     ) -> str:
         now = self.ctx.clock()
         command = new_command(site_id, type_, payload, now, self.ctx.settings.command_ttl_s)
@@ -330,6 +341,8 @@ class ChargingService:
                     charger_id=charger_id,
                     vehicle_id=vehicle_id,
                     session_id=session_id,
+                    id_tag=id_tag,
+                    evse_id=evse_id,
                     status="pending",
                     created_at=now,
                     expires_at=command.expires_at,
@@ -341,7 +354,16 @@ class ChargingService:
         return command.id
 
     async def start_charging(self, body: StartRequest) -> str:
+        id_tag = body.id_tag or default_id_tag(body.vehicle_id)
         async with self.ctx.engine.connect() as conn:
+            owner = (
+                await conn.execute(
+                    select(charging_id_tags.c.vehicle_id).where(charging_id_tags.c.id_tag == id_tag)
+                )
+            ).scalar_one_or_none()
+            if owner is not None and owner != body.vehicle_id:
+                # the remote start's tag names the session's vehicle: never another's tag
+                raise PermissionError(f"id tag {id_tag} belongs to another vehicle")
             station = (
                 await conn.execute(
                     select(charger_stations).where(
@@ -364,7 +386,7 @@ class ChargingService:
             raise ValueError(f"vehicle {body.vehicle_id} is already charging (session {active.id})")
         payload: dict[str, Any] = {
             "charger_id": body.charger_id,
-            "id_tag": body.id_tag or default_id_tag(body.vehicle_id),
+            "id_tag": id_tag,
             "vehicle_id": body.vehicle_id,
         }
         if body.evse_id is not None:
@@ -375,9 +397,11 @@ class ChargingService:
             payload,
             charger_id=body.charger_id,
             vehicle_id=body.vehicle_id,
+            id_tag=id_tag,
+            evse_id=body.evse_id,
         )
 
-    async def stop_charging(self, body: StopRequest) -> str:
+    async def stop_charging(self, body: StopRequest, principal: Principal) -> str:
         query = select(charging_sessions).where(charging_sessions.c.status == "active")
         if body.session_id is not None:
             query = query.where(charging_sessions.c.id == body.session_id)
@@ -389,6 +413,7 @@ class ChargingService:
             session = (await conn.execute(query.limit(1))).first()
         if session is None:
             raise KeyError("no active charging session for that vehicle or session id")
+        check_vehicle(principal, session.vehicle_id)
         return await self._issue(
             session.site_id,
             "remote_stop",
@@ -432,17 +457,24 @@ class ChargingService:
                 pass
 
     # ---- reads ----------------------------------------------------------------------
-    async def rates(self, site_id: str | None) -> RatesAnswer:
-        key = f"{RATES_KEY}{site_id or '*'}"
+    async def rates(
+        self, site_id: str | None, limit: int = 100, cursor: str | None = None
+    ) -> Page[SiteRate]:
+        start = parse_cursor("rates", cursor, (str,))
+        key = f"{RATES_KEY}{site_id or '*'}:{limit}:{cursor or ''}"
         cached = await self.ctx.cache.get(key)
         if cached is not None:
-            return RatesAnswer.model_validate(cached)
-        query = select(charging_rates).order_by(charging_rates.c.site_id)
+            return Page[SiteRate].model_validate(cached)
+        query = select(charging_rates).order_by(charging_rates.c.site_id).limit(limit + 1)
         if site_id is not None:
             query = query.where(charging_rates.c.site_id == site_id)
+        if start is not None:
+            query = query.where(charging_rates.c.site_id > start[0])
         async with self.ctx.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        answer = RatesAnswer(rates=[_rate_model(r) for r in rows])
+        answer = page_of(
+            [_rate_model(r) for r in rows], rows, limit, "rates", lambda r: (r.site_id,)
+        )
         await self.ctx.cache.set(
             key, answer.model_dump(mode="json"), ttl=self.ctx.settings.rates_cache_ttl_s
         )
@@ -552,31 +584,60 @@ class ChargingService:
             pending_commands=[_command_answer(r, now) for r in pending],
         )
 
-    async def history(self, vehicle_id: str, limit: int) -> ChargingHistory:
-        async with self.ctx.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(charging_sessions)
-                    .where(
-                        charging_sessions.c.vehicle_id == vehicle_id,
-                        charging_sessions.c.status != "active",
-                    )
-                    .order_by(charging_sessions.c.started_at.desc())
-                    .limit(limit)
-                )
-            ).all()
-            sessions = [await self._session_answer(conn, r) for r in rows]
-        return ChargingHistory(vehicle_id=vehicle_id, sessions=sessions)
-
-    async def stations(self, site_id: str | None) -> list[StationAnswer]:
-        query = select(charger_stations).order_by(
-            charger_stations.c.site_id, charger_stations.c.charger_id
+    async def history(
+        self, vehicle_id: str, limit: int, cursor: str | None = None
+    ) -> Page[SessionAnswer]:
+        """The vehicle's finished sessions, newest first."""
+        return await self.sessions(
+            limit, cursor, vehicle_id=vehicle_id, finished=True, kind="history"
         )
+
+    async def sessions(
+        self,
+        limit: int,
+        cursor: str | None,
+        *,
+        site_id: str | None = None,
+        charger_id: str | None = None,
+        vehicle_id: str | None = None,
+        status: str | None = None,
+        finished: bool = False,
+        kind: str = "sessions",
+    ) -> Page[SessionAnswer]:
+        """Sessions newest first (by start, then id), ``limit`` a page."""
+        start = parse_cursor(kind, cursor, (datetime, str))
+        c = charging_sessions.c
+        query = select(charging_sessions).order_by(c.started_at.desc(), c.id.desc())
         if site_id is not None:
-            query = query.where(charger_stations.c.site_id == site_id)
+            query = query.where(c.site_id == site_id)
+        if charger_id is not None:
+            query = query.where(c.charger_id == charger_id)
+        if vehicle_id is not None:
+            query = query.where(c.vehicle_id == vehicle_id)
+        if status is not None:
+            query = query.where(c.status == status)
+        if finished:
+            query = query.where(c.status != "active")
+        if start is not None:
+            query = query.where(after([c.started_at, c.id], start))
         async with self.ctx.engine.connect() as conn:
-            rows = (await conn.execute(query.limit(1000))).all()
-        return [
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+            items = [await self._session_answer(conn, r) for r in rows[:limit]]
+        return page_of(items, rows, limit, kind, lambda r: (r.started_at, r.id))
+
+    async def stations(
+        self, site_id: str | None, limit: int = 100, cursor: str | None = None
+    ) -> Page[StationAnswer]:
+        start = parse_cursor("stations", cursor, (str, str))
+        c = charger_stations.c
+        query = select(charger_stations).order_by(c.site_id, c.charger_id)
+        if site_id is not None:
+            query = query.where(c.site_id == site_id)
+        if start is not None:
+            query = query.where(after([c.site_id, c.charger_id], start, descending=False))
+        async with self.ctx.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        items = [
             StationAnswer(
                 site_id=r.site_id,
                 charger_id=r.charger_id,
@@ -586,8 +647,67 @@ class ChargingService:
                 evses=json.loads(r.evses),
                 updated_at=r.updated_at,
             )
-            for r in rows
+            for r in rows[:limit]
         ]
+        return page_of(items, rows, limit, "stations", lambda r: (r.site_id, r.charger_id))
+
+    # ---- id tags ----------------------------------------------------------------------
+    async def register_tag(self, id_tag: str, vehicle_id: str) -> IdTagAnswer:
+        now = self.ctx.clock()
+        async with self.ctx.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(charging_id_tags).where(charging_id_tags.c.id_tag == id_tag)
+                )
+            ).first()
+            if row is not None and row.vehicle_id != vehicle_id:
+                raise ValueError(f"id tag {id_tag} is registered to another vehicle")
+            if row is None:
+                await conn.execute(
+                    charging_id_tags.insert().values(
+                        id_tag=id_tag, vehicle_id=vehicle_id, created_at=now
+                    )
+                )
+        log.info("charging.id_tag.registered", id_tag=id_tag, vehicle=vehicle_id)
+        return IdTagAnswer(
+            id_tag=id_tag, vehicle_id=vehicle_id, created_at=row.created_at if row else now
+        )
+
+    async def unregister_tag(self, id_tag: str) -> bool:
+        async with self.ctx.engine.begin() as conn:
+            result = await conn.execute(
+                charging_id_tags.delete().where(charging_id_tags.c.id_tag == id_tag)
+            )
+        return bool(result.rowcount)
+
+    async def tags(
+        self, vehicle_id: str | None, limit: int, cursor: str | None
+    ) -> Page[IdTagAnswer]:
+        start = parse_cursor("id-tags", cursor, (str,))
+        c = charging_id_tags.c
+        query = select(charging_id_tags).order_by(c.id_tag)
+        if vehicle_id is not None:
+            query = query.where(c.vehicle_id == vehicle_id)
+        if start is not None:
+            query = query.where(c.id_tag > start[0])
+        async with self.ctx.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        items = [
+            IdTagAnswer(id_tag=r.id_tag, vehicle_id=r.vehicle_id, created_at=r.created_at)
+            for r in rows[:limit]
+        ]
+        return page_of(items, rows, limit, "id-tags", lambda r: (r.id_tag,))
+
+    async def command_vehicle(self, command_id: str) -> str | None:
+        async with self.ctx.engine.connect() as conn:
+            vehicle: str | None = (
+                await conn.execute(
+                    select(charging_commands.c.vehicle_id).where(
+                        charging_commands.c.id == command_id
+                    )
+                )
+            ).scalar_one_or_none()
+        return vehicle
 
     # ---- events ---------------------------------------------------------------------
     async def handle_event(self, event: CloudEvent) -> None:
@@ -632,36 +752,52 @@ class ChargingService:
         conn: AsyncConnection,
         site_id: str,
         charger_id: str,
-        given: str | None,
-        at: datetime,
+        evse_id: int | None,
+        id_tag: str | None,
+        started_at: datetime,
     ) -> str | None:
-        """The vehicle of a session: from the event, else the latest accepted or pending
-        remote start on that charger shortly before ``at``."""
-        if given:
-            return given
-        row = (
+        """The vehicle a session belongs to, by its id tag only: the vehicle the tag is
+        registered to, else the vehicle of a remote start with that very tag on that
+        charger (and evse, when both name one) made before the session started and not
+        expired by then. Anything else (no tag, a stranger's card) is no vehicle's.
+
+        Only the event's own data and the commands central issued decide, so events that
+        arrive late (a site back from an outage) are attributed the same way."""
+        if not id_tag:
+            return None
+        registered = (
             await conn.execute(
-                select(charging_commands.c.vehicle_id)
-                .where(
-                    charging_commands.c.site_id == site_id,
-                    charging_commands.c.charger_id == charger_id,
-                    charging_commands.c.type == "remote_start",
-                    charging_commands.c.status.in_(["accepted", "pending"]),
-                    charging_commands.c.created_at >= at - ATTRIBUTION_WINDOW,
-                    charging_commands.c.created_at <= at + ATTRIBUTION_WINDOW,
-                )
-                .order_by(charging_commands.c.created_at.desc())
-                .limit(1)
+                select(charging_id_tags.c.vehicle_id).where(charging_id_tags.c.id_tag == id_tag)
             )
-        ).first()
-        return None if row is None else row.vehicle_id
+        ).scalar_one_or_none()
+        if registered is not None:
+            return str(registered)
+        c = charging_commands.c
+        query = (
+            select(c.vehicle_id)
+            .where(
+                c.site_id == site_id,
+                c.charger_id == charger_id,
+                c.type == "remote_start",
+                c.id_tag == id_tag,
+                c.status.in_(["accepted", "pending"]),
+                c.created_at <= started_at + CLOCK_SKEW,
+                c.expires_at >= started_at - CLOCK_SKEW,
+            )
+            .order_by(c.created_at.desc())
+            .limit(1)
+        )
+        if evse_id is not None:
+            query = query.where((c.evse_id.is_(None)) | (c.evse_id == evse_id))
+        vehicle = (await conn.execute(query)).scalar_one_or_none()
+        return None if vehicle is None else str(vehicle)
 
     async def _on_started(self, event: CloudEvent) -> None:
         data = _Started.model_validate(event.data)
         now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
             vehicle = await self._vehicle_for(
-                conn, event.site_id, data.charger_id, data.vehicle_id, data.started_at
+                conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
             )
             if not await self._claim(
                 conn, event, "started", session_id=data.session_id, vehicle_id=vehicle
@@ -730,8 +866,12 @@ class ChargingService:
             if row is not None and row.site_id != event.site_id:
                 log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
                 return
-            vehicle = (row.vehicle_id if row else None) or await self._vehicle_for(
-                conn, event.site_id, data.charger_id, data.vehicle_id, data.started_at
+            vehicle = (
+                row.vehicle_id
+                if row is not None
+                else await self._vehicle_for(
+                    conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
+                )
             )
             rate = await self._rate_for(conn, event.site_id)
             charging_ended = row.charging_ended_at if row else None
@@ -792,9 +932,16 @@ class ChargingService:
         data = _Failed.model_validate(event.data)
         now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
-            vehicle = await self._vehicle_for(
-                conn, event.site_id, data.charger_id, None, event.time
-            )
+            vehicle = None
+            if data.command_id:
+                vehicle = (
+                    await conn.execute(
+                        select(charging_commands.c.vehicle_id).where(
+                            charging_commands.c.id == data.command_id,
+                            charging_commands.c.site_id == event.site_id,
+                        )
+                    )
+                ).scalar_one_or_none()
             if not await self._claim(conn, event, "failed", vehicle_id=vehicle):
                 return
             if data.command_id:
@@ -900,6 +1047,7 @@ class ChargingService:
         router = APIRouter(prefix="/charging", tags=["charging"])
         anyone = Depends(require("driver", "operator"))
         operator = Depends(require("operator"))
+        listing = Depends(require("operator", "site"))
 
         def command_response(answer: CommandAnswer) -> JSONResponse:
             return JSONResponse(
@@ -930,14 +1078,18 @@ class ChargingService:
             summary="Start charging: a remote start for the site's charger",
             responses={
                 200: {"model": CommandAnswer, "description": "the charger answered in time"},
+                403: {"description": "not the key's vehicle, or another vehicle's id tag"},
                 409: {"description": "charger offline or vehicle already charging"},
             },
         )
         async def start(
-            body: StartRequest, wait: Wait = 0.0, _p: Principal = anyone
+            body: StartRequest, wait: Wait = 0.0, principal: Principal = anyone
         ) -> JSONResponse:
+            check_vehicle(principal, body.vehicle_id)
             try:
                 command_id = await self.start_charging(body)
+            except PermissionError as err:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err
             except ValueError as err:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
             return command_response(await answer_for(command_id, wait))
@@ -949,13 +1101,18 @@ class ChargingService:
             summary="Stop charging: a remote stop for the vehicle's or session's charger",
             responses={
                 200: {"model": CommandAnswer, "description": "the charger answered in time"},
+                403: {"description": "not the key's vehicle or session"},
                 404: {"description": "no active session"},
                 422: {"description": "neither vehicle_id nor session_id"},
             },
         )
-        async def stop(body: StopRequest, wait: Wait = 0.0, _p: Principal = anyone) -> JSONResponse:
+        async def stop(
+            body: StopRequest, wait: Wait = 0.0, principal: Principal = anyone
+        ) -> JSONResponse:
+            if body.session_id is None and body.vehicle_id is not None:
+                check_vehicle(principal, body.vehicle_id)
             try:
-                command_id = await self.stop_charging(body)
+                command_id = await self.stop_charging(body, principal)
             except ValueError as err:
                 raise HTTPException(422, str(err)) from err
             except KeyError as err:
@@ -968,41 +1125,87 @@ class ChargingService:
             summary="A start or stop command's state (long-poll with ?wait=)",
             responses={
                 202: {"model": CommandAnswer, "description": "still pending"},
+                403: {"description": "a command of another user's vehicle"},
                 404: {"description": "no such command"},
             },
         )
         async def get_command(
-            command_id: PathId, wait: Wait = 0.0, _p: Principal = anyone
+            command_id: PathId, wait: Wait = 0.0, principal: Principal = anyone
         ) -> JSONResponse:
             if await self.command(command_id, 0.0) is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
+            if principal.scope != "operator":
+                check_vehicle(principal, await self.command_vehicle(command_id))
             return command_response(await answer_for(command_id, wait))
 
         @router.get(
             "/status/{vehicle_id}",
             response_model=VehicleStatus,
             summary="A vehicle's current session (energy, cost so far) and pending commands",
+            responses={403: {"description": "not the key's vehicle"}},
         )
-        async def get_status(vehicle_id: PathId, _p: Principal = anyone) -> VehicleStatus:
+        async def get_status(vehicle_id: PathId, principal: Principal = anyone) -> VehicleStatus:
+            check_vehicle(principal, vehicle_id)
             return await self.vehicle_status(vehicle_id)
 
         @router.get(
             "/history/{vehicle_id}",
-            response_model=ChargingHistory,
+            response_model=Page[SessionAnswer],
             summary="A vehicle's finished sessions with energy and cost, newest first",
+            responses={
+                400: {"description": "invalid cursor"},
+                403: {"description": "not the key's vehicle"},
+            },
         )
         async def get_history(
             vehicle_id: PathId,
-            limit: Annotated[int, Query(ge=1, le=500)] = 100,
-            _p: Principal = anyone,
-        ) -> ChargingHistory:
-            return await self.history(vehicle_id, limit)
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            principal: Principal = anyone,
+        ) -> Page[SessionAnswer]:
+            check_vehicle(principal, vehicle_id)
+            return await self.history(vehicle_id, limit, cursor)
 
-        @router.get("/rates", response_model=RatesAnswer, summary="Rates per site")
+        @router.get(
+            "/sessions",
+            response_model=Page[SessionAnswer],
+            summary="Sessions of a site or a charger, newest first (operators; a site key: "
+            "its own site)",
+            responses={
+                400: {"description": "invalid cursor"},
+                403: {"description": "another site's sessions"},
+            },
+        )
+        async def list_sessions(
+            site_id: Annotated[SiteId | None, Query()] = None,
+            charger_id: Annotated[ChargerId | None, Query()] = None,
+            status_: Annotated[Literal["active", "completed"] | None, Query(alias="status")] = None,
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            principal: Principal = listing,
+        ) -> Page[SessionAnswer]:
+            if principal.scope == "site":
+                if site_id is None:
+                    site_id = principal.site_id
+                if site_id is None or not principal.may_act_for_site(site_id):
+                    raise forbidden(f"the sessions of site {site_id}")
+            return await self.sessions(
+                limit, cursor, site_id=site_id, charger_id=charger_id, status=status_
+            )
+
+        @router.get(
+            "/rates",
+            response_model=Page[SiteRate],
+            summary="Rates per site",
+            responses={400: {"description": "invalid cursor"}},
+        )
         async def get_rates(
-            site_id: Annotated[SiteId | None, Query()] = None, _p: Principal = anyone
-        ) -> RatesAnswer:
-            return await self.rates(site_id)
+            site_id: Annotated[SiteId | None, Query()] = None,
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            _p: Principal = anyone,
+        ) -> Page[SiteRate]:
+            return await self.rates(site_id, limit, cursor)
 
         @router.put(
             "/rates/{site_id}",
@@ -1014,13 +1217,64 @@ class ChargingService:
 
         @router.get(
             "/stations",
-            response_model=list[StationAnswer],
+            response_model=Page[StationAnswer],
             summary="Chargers and their last known status",
+            responses={400: {"description": "invalid cursor"}},
         )
         async def get_stations(
-            site_id: Annotated[SiteId | None, Query()] = None, _p: Principal = anyone
-        ) -> list[StationAnswer]:
-            return await self.stations(site_id)
+            site_id: Annotated[SiteId | None, Query()] = None,
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            _p: Principal = anyone,
+        ) -> Page[StationAnswer]:
+            return await self.stations(site_id, limit, cursor)
+
+        @router.put(
+            "/id-tags/{id_tag}",
+            response_model=IdTagAnswer,
+            summary="Register an id tag (an RFID card) to a vehicle (operators): sessions "
+            "started with it belong to that vehicle",
+            responses={409: {"description": "the tag is registered to another vehicle"}},
+        )
+        async def put_tag(
+            id_tag: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")],
+            body: IdTagRequest,
+            _p: Principal = operator,
+        ) -> IdTagAnswer:
+            try:
+                return await self.register_tag(id_tag, body.vehicle_id)
+            except ValueError as err:
+                raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
+
+        @router.delete(
+            "/id-tags/{id_tag}",
+            status_code=204,
+            summary="Unregister an id tag (operators)",
+            responses={404: {"description": "no such tag"}},
+        )
+        async def delete_tag(
+            id_tag: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")],
+            _p: Principal = operator,
+        ) -> Response:
+            if not await self.unregister_tag(id_tag):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {id_tag}")
+            return Response(status_code=204)
+
+        @router.get(
+            "/id-tags",
+            response_model=Page[IdTagAnswer],
+            summary="Registered id tags (operators; a driver: those of its vehicle)",
+            responses={400: {"description": "invalid cursor"}},
+        )
+        async def list_tags(
+            vehicle_id: Annotated[VehicleId | None, Query()] = None,
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            principal: Principal = anyone,
+        ) -> Page[IdTagAnswer]:
+            if principal.scope != "operator":
+                check_vehicle(principal, vehicle_id)
+            return await self.tags(vehicle_id, limit, cursor)
 
         return router
 

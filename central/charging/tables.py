@@ -52,6 +52,7 @@ charging_sessions = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_charging_sessions_vehicle", "vehicle_id", "status"),
     Index("ix_charging_sessions_charger", "site_id", "charger_id", "status"),
+    Index("ix_charging_sessions_site_started", "site_id", "started_at"),
 )
 
 charging_history = Table(
@@ -93,6 +94,8 @@ charging_commands = Table(
     Column("charger_id", String(64), nullable=True),
     Column("vehicle_id", String(64), nullable=True),
     Column("session_id", String(64), nullable=True),
+    Column("id_tag", String(64), nullable=True),
+    Column("evse_id", Integer, nullable=True),
     Column("status", String(16), nullable=False),
     Column("detail", String(256), nullable=False, server_default=""),
     Column("result", Text, nullable=False, server_default="{}"),
@@ -100,4 +103,16 @@ charging_commands = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_charging_commands_vehicle", "vehicle_id", "status"),
+    Index("ix_charging_commands_tag", "site_id", "charger_id", "id_tag"),
+)
+
+# id tags (RFID cards, app tokens) registered to a vehicle by an operator: a session
+# started with one of them belongs to that vehicle
+charging_id_tags = Table(
+    "charging_id_tags",
+    metadata,
+    Column("id_tag", String(64), primary_key=True),
+    Column("vehicle_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_charging_id_tags_vehicle", "vehicle_id"),
 )

@@ -5,6 +5,10 @@ in the answer and bound to the logs), authentication by API key (public: health 
 OpenAPI docs), the per-key rate limit (429 with ``Retry-After``), identity headers for
 the services (:mod:`central.auth`), routing (a path owned by a service run separately is
 proxied to it, the rest goes to the in-process app), and one access-log line.
+
+Failed authentications count against the client's address
+(:mod:`central.gateway.clients`); an address over its budget gets 429 before any key is
+looked up, except for keys verified recently (held in memory, no lookup).
 A service that is down gives 503 with ``Retry-After`` for its paths only.
 """
 
@@ -19,9 +23,19 @@ from collections.abc import Mapping
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central.auth import IDENTITY_HEADERS, INTERNAL_HEADER, KEY_ID_HEADER, SCOPE_HEADER, SITE_HEADER
+from central.auth import (
+    IDENTITY_HEADERS,
+    INTERNAL_HEADER,
+    KEY_ID_HEADER,
+    SCOPE_HEADER,
+    SITE_HEADER,
+    USER_HEADER,
+    VEHICLES_HEADER,
+    vehicles_header,
+)
+from central.gateway.clients import Network, client_address
 from central.gateway.keys import KeyStore
-from central.gateway.ratelimit import RateLimiter
+from central.gateway.ratelimit import FailureLimiter, RateLimiter
 from central.http_client import ResilientClient, Unavailable
 
 log = structlog.get_logger("central.gateway")
@@ -54,11 +68,15 @@ class GatewayMiddleware:
         remote: Mapping[str, tuple[str, str]],
         client: ResilientClient | None,
         internal_token: str = "",
+        failures: FailureLimiter | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         """``remote``: path prefix -> (service name, base URL) for services run separately."""
         self.app = app
         self.keys = keys
         self.limiter = limiter
+        self.failures = failures
+        self.trusted_proxies = trusted_proxies
         self.remote = dict(sorted(remote.items(), key=lambda kv: -len(kv[0])))
         self.client = client
         self.internal_token = internal_token
@@ -94,10 +112,28 @@ class GatewayMiddleware:
                     return
                 auth = _header(headers, b"authorization") or ""
                 scheme, _, token = auth.partition(" ")
-                principal = (
-                    await self.keys.verify(token.strip()) if scheme.lower() == "bearer" else None
-                )
+                token = token.strip() if scheme.lower() == "bearer" else ""
+                client = self._client(scope, headers)
+                principal = self.keys.cached(token) if token else None
+                if principal is None and self.failures is not None:
+                    blocked = self.failures.wait(client)
+                    if blocked > 0:
+                        retry_after = str(max(1, math.ceil(blocked)))
+                        log.warning("gateway.auth.throttled", client=client)
+                        await _json(
+                            send_wrapped,
+                            429,
+                            {"detail": f"too many failed authentications, retry after "
+                             f"{retry_after} s"},
+                            [(b"retry-after", retry_after.encode())],
+                        )  # fmt: skip
+                        return
+                if principal is None and token:
+                    principal = await self.keys.verify(token)
                 if principal is None:
+                    if self.failures is not None:
+                        self.failures.failed(client)
+                    log.info("gateway.auth.failed", client=client, key_given=bool(token))
                     await _json(
                         send_wrapped,
                         401,
@@ -124,6 +160,11 @@ class GatewayMiddleware:
                 ]
                 if principal.site_id:
                     headers.append((SITE_HEADER.encode(), principal.site_id.encode()))
+                if principal.user_id:
+                    headers.append((USER_HEADER.encode(), principal.user_id.encode()))
+                    headers.append(
+                        (VEHICLES_HEADER.encode(), vehicles_header(principal.vehicles).encode())
+                    )
                 if self.internal_token:
                     headers.append((INTERNAL_HEADER.encode(), self.internal_token.encode()))
                 target = self._route(path)
@@ -140,6 +181,15 @@ class GatewayMiddleware:
                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                     key_id=key_id or None,
                 )
+
+    def _client(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> str:
+        peer = scope.get("client")
+        forwarded = [v.decode("latin-1") for k, v in headers if k == b"x-forwarded-for"]
+        return client_address(
+            peer[0] if peer else None,
+            ",".join(forwarded) if forwarded else None,
+            self.trusted_proxies,
+        )
 
     def _route(self, path: str) -> tuple[str, str] | None:
         for prefix, target in self.remote.items():

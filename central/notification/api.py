@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, st
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central.auth import require
+from central.auth import Principal, check_user, require
 from central.notification import store
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel, UserId
 from central.notification.preferences import ChannelSetting, Preferences, QuietHours
@@ -23,6 +23,7 @@ from central.notification.templates import (
     TemplateError,
     check_template,
 )
+from central.paging import Cursor, Limit, Page, page_of, parse_cursor
 
 EventType = Literal[
     "parking.reserved",
@@ -150,40 +151,85 @@ def make_router(
     anyone = Depends(require("driver", "operator"))
     operator = Depends(require("operator"))
 
-    @router.get("/notifications/users/{user_id}", dependencies=[anyone])
+    async def notification_page(
+        limit: int, cursor: str | None, **filters: Any
+    ) -> Page[dict[str, Any]]:
+        start = parse_cursor("notifications", cursor, (datetime, str))
+        async with engine.connect() as conn:
+            rows = await store.list_notifications(conn, limit=limit + 1, after_key=start, **filters)
+        return page_of(
+            rows[:limit], rows, limit, "notifications", lambda r: (r["created_at"], r["id"])
+        )
+
+    @router.get(
+        "/notifications/users/{user_id}",
+        responses={400: {"description": "invalid cursor"}, 403: {"description": "another user"}},
+    )
     async def user_notifications(
         user_id: UserPath,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        limit: Limit = 50,
+        cursor: Cursor = None,
         before: datetime | None = None,
         status_: Annotated[Literal["queued", "sent", "dead"] | None, Query(alias="status")] = None,
-    ) -> dict[str, Any]:
+        principal: Principal = anyone,
+    ) -> Page[dict[str, Any]]:
+        """The user's notifications, newest first."""
+        check_user(principal, user_id)
         if before is not None and before.tzinfo is None:
             raise HTTPException(422, "before needs a UTC offset")
-        async with engine.connect() as conn:
-            items = await store.list_notifications(
-                conn, user_id=user_id, status=status_, limit=limit, before=before
-            )
-        return {"user_id": user_id, "notifications": items}
+        return await notification_page(
+            limit, cursor, user_id=user_id, status=status_, before=before
+        )
 
-    @router.get("/notifications/users/{user_id}/preferences", dependencies=[anyone])
-    async def get_preferences(user_id: UserPath) -> dict[str, Any]:
+    @router.get(
+        "/notifications/users/{user_id}/preferences",
+        responses={403: {"description": "another user"}},
+    )
+    async def get_preferences(user_id: UserPath, principal: Principal = anyone) -> dict[str, Any]:
+        check_user(principal, user_id)
         async with engine.connect() as conn:
             prefs = await store.get_preferences(conn, user_id)
         if prefs is None:
             raise HTTPException(404, f"no preferences for user {user_id}")
         return preferences_json(prefs)
 
-    @router.put("/notifications/users/{user_id}/preferences", dependencies=[anyone])
-    async def put_preferences(user_id: UserPath, body: PreferencesIn) -> dict[str, Any]:
+    @router.put(
+        "/notifications/users/{user_id}/preferences",
+        responses={403: {"description": "another user, or a vehicle not the user's"}},
+    )
+    async def put_preferences(
+        user_id: UserPath, body: PreferencesIn, principal: Principal = anyone
+    ) -> dict[str, Any]:
+        check_user(principal, user_id)
+        if principal.scope == "driver":
+            # a driver is told about its own vehicles only
+            foreign = sorted(set(body.vehicle_ids) - principal.vehicles)
+            if foreign:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN, f"vehicle {foreign[0]} is not one of this user's"
+                )
+            # and about sessions with its vehicles' own tags (those central's remote
+            # starts use), never a tag of a stranger's card; operators set other tags
+            own_tags = {v[:20] for v in principal.vehicles}
+            strange = sorted(set(body.id_tags) - own_tags)
+            if strange:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    f"id tag {strange[0]} is not one of this user's vehicles' tags; "
+                    "an operator can add it",
+                )
         prefs = body.to_domain(user_id)
         async with engine.begin() as conn:
             await store.put_preferences(conn, prefs, clock())
         return preferences_json(prefs)
 
     @router.delete(
-        "/notifications/users/{user_id}/preferences", status_code=204, dependencies=[anyone]
+        "/notifications/users/{user_id}/preferences",
+        status_code=204,
+        responses={403: {"description": "another user"}},
     )
-    async def delete_preferences(user_id: UserPath) -> Response:
+    async def delete_preferences(user_id: UserPath, principal: Principal = anyone) -> Response:
+        check_user(principal, user_id)
         async with engine.begin() as conn:
             found = await store.delete_preferences(conn, user_id)
         if not found:
@@ -246,11 +292,13 @@ def make_router(
             raise HTTPException(404, "no such template override")
         return Response(status_code=204)
 
-    @router.get("/notifications/dead-letters", dependencies=[operator])
-    async def dead_letters(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-        async with engine.connect() as conn:
-            items = await store.list_notifications(conn, status="dead", limit=limit)
-        return {"notifications": items}
+    @router.get(
+        "/notifications/dead-letters",
+        dependencies=[operator],
+        responses={400: {"description": "invalid cursor"}},
+    )
+    async def dead_letters(limit: Limit = 100, cursor: Cursor = None) -> Page[dict[str, Any]]:
+        return await notification_page(limit, cursor, status="dead")
 
     @router.get("/notifications/status", dependencies=[operator])
     async def queue_status() -> dict[str, Any]:

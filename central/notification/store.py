@@ -27,6 +27,7 @@ from central.notification.tables import (
     user_preferences,
 )
 from central.notification.templates import MessageTemplate, TemplateKey
+from central.paging import Key, after
 
 
 def _insert(conn: AsyncConnection, table: Any) -> postgresql.Insert | sqlite.Insert:
@@ -388,15 +389,20 @@ async def list_notifications(
     status: str | None = None,
     limit: int = 50,
     before: datetime | None = None,
+    after_key: Key | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first, by ``(created_at, id)``; ``after_key``: the key of the previous
+    page's last item (see :mod:`central.paging`)."""
     n = notifications.c
-    query = select(notifications).order_by(n.created_at.desc(), n.id).limit(limit)
+    query = select(notifications).order_by(n.created_at.desc(), n.id.desc()).limit(limit)
     if user_id is not None:
         query = query.where(n.user_id == user_id)
     if status is not None:
         query = query.where(n.status == status)
     if before is not None:
         query = query.where(n.created_at < before)
+    if after_key is not None:
+        query = query.where(after([n.created_at, n.id], after_key))
     return [notification_json(row) for row in (await conn.execute(query)).all()]
 
 

@@ -23,12 +23,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.api_types import ID_PATTERN, PathId, SiteId, SlotId, SlotType, VehicleId
-from central.auth import Principal, require
+from central.auth import Principal, check_vehicle, require
 from central.commands import new_command, send_command
 from central.context import ServiceContext
 from central.db import insert_ignore
 from central.events import dispatch
 from central.lifetimes import Background
+from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
 from central.parking import reservations as rules
 from central.parking.tables import (
     lot_configuration,
@@ -122,12 +123,6 @@ class HistoryEntry(BaseModel):
     slot_id: str | None
     reservation_id: str | None
     duration_s: int | None
-
-
-class ParkingHistory(BaseModel):
-    vehicle_id: str
-    reservations: list[Reservation]
-    events: list[HistoryEntry]
 
 
 class SlotConfig(BaseModel):
@@ -576,39 +571,59 @@ class ParkingService:
             upcoming=[_reservation(r) for r in upcoming],
         )
 
-    async def history(self, vehicle_id: str, limit: int) -> ParkingHistory:
+    async def history(
+        self, vehicle_id: str, limit: int, cursor: str | None = None
+    ) -> Page[HistoryEntry]:
+        """The vehicle's visits and reservation changes, newest first."""
+        start = parse_cursor("parking-history", cursor, (datetime, int))
+        h = parking_history.c
+        query = select(parking_history).where(h.vehicle_id == vehicle_id)
+        if start is not None:
+            query = query.where(after([h.at, h.id], start))
         async with self.ctx.engine.connect() as conn:
-            reservations = (
-                await conn.execute(
-                    select(parking_reservations)
-                    .where(parking_reservations.c.vehicle_id == vehicle_id)
-                    .order_by(parking_reservations.c.starts_at.desc())
-                    .limit(limit)
-                )
+            rows = (
+                await conn.execute(query.order_by(h.at.desc(), h.id.desc()).limit(limit + 1))
             ).all()
-            entries = (
-                await conn.execute(
-                    select(parking_history)
-                    .where(parking_history.c.vehicle_id == vehicle_id)
-                    .order_by(parking_history.c.at.desc(), parking_history.c.id.desc())
-                    .limit(limit)
-                )
+        items = [
+            HistoryEntry(
+                at=e.at,
+                kind=e.kind,
+                site_id=e.site_id,
+                slot_id=e.slot_id,
+                reservation_id=e.reservation_id,
+                duration_s=e.duration_s,
+            )
+            for e in rows[:limit]
+        ]
+        return page_of(items, rows, limit, "parking-history", lambda e: (e.at, e.id))
+
+    async def reservations(
+        self,
+        limit: int,
+        cursor: str | None,
+        *,
+        vehicle_id: str | None = None,
+        site_id: str | None = None,
+        status: str | None = None,
+    ) -> Page[Reservation]:
+        """Reservations, latest start first."""
+        start = parse_cursor("reservations", cursor, (datetime, str))
+        r = parking_reservations.c
+        query = select(parking_reservations)
+        if vehicle_id is not None:
+            query = query.where(r.vehicle_id == vehicle_id)
+        if site_id is not None:
+            query = query.where(r.site_id == site_id)
+        if status is not None:
+            query = query.where(r.status == status)
+        if start is not None:
+            query = query.where(after([r.starts_at, r.id], start))
+        async with self.ctx.engine.connect() as conn:
+            rows = (
+                await conn.execute(query.order_by(r.starts_at.desc(), r.id.desc()).limit(limit + 1))
             ).all()
-        return ParkingHistory(
-            vehicle_id=vehicle_id,
-            reservations=[_reservation(r) for r in reservations],
-            events=[
-                HistoryEntry(
-                    at=e.at,
-                    kind=e.kind,
-                    site_id=e.site_id,
-                    slot_id=e.slot_id,
-                    reservation_id=e.reservation_id,
-                    duration_s=e.duration_s,
-                )
-                for e in entries
-            ],
-        )
+        items = [_reservation(row) for row in rows[:limit]]
+        return page_of(items, rows, limit, "reservations", lambda row: (row.starts_at, row.id))
 
     # ---- lot configuration ----------------------------------------------------------
     async def configure_lot(self, site_id: str, config: LotConfig) -> LotAnswer:
@@ -1013,9 +1028,14 @@ class ParkingService:
             status_code=201,
             response_model=Reservation,
             summary="Reserve a slot (a given one or any of a type) for a time window",
-            responses={404: {"description": "unknown site"}, 409: {"description": "no slot"}},
+            responses={
+                403: {"description": "not the key's vehicle"},
+                404: {"description": "unknown site"},
+                409: {"description": "no slot"},
+            },
         )
-        async def reserve(body: ReserveRequest, _p: Principal = anyone) -> Reservation:
+        async def reserve(body: ReserveRequest, principal: Principal = anyone) -> Reservation:
+            check_vehicle(principal, body.vehicle_id)
             try:
                 booked = await self.reserve(body)
                 site = await presence(self.ctx.cache, body.site_id)
@@ -1047,10 +1067,15 @@ class ParkingService:
         async def get_slot(
             slot_id: PathId,
             site_id: Annotated[SiteId | None, Query()] = None,
-            _p: Principal = anyone,
+            principal: Principal = anyone,
         ) -> SlotAnswer:
             try:
-                return await self.slot(slot_id, site_id)
+                answer = await self.slot(slot_id, site_id)
+                # a driver sees that the slot is booked, and whose only for its own
+                answer.upcoming = [
+                    r for r in answer.upcoming if principal.may_see_vehicle(r.vehicle_id)
+                ]
+                return answer
             except KeyError as err:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
             except rules.ReservationError as err:
@@ -1060,13 +1085,17 @@ class ParkingService:
             "/release",
             response_model=Reservation,
             summary="Release (cancel, or end) a reservation",
-            responses={404: {"description": "no such reservation"}, 409: {"description": "ended"}},
+            responses={
+                403: {"description": "another user's reservation"},
+                404: {"description": "no such reservation"},
+                409: {"description": "ended"},
+            },
         )
         async def release(
             reservation_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)] = None,
             vehicle_id: Annotated[VehicleId | None, Query()] = None,
             site_id: Annotated[SiteId | None, Query()] = None,
-            _p: Principal = anyone,
+            principal: Principal = anyone,
         ) -> Reservation:
             """By ``reservation_id``, or the vehicle's current (or next) live reservation
             (at ``site_id``, if given)."""
@@ -1074,7 +1103,13 @@ class ParkingService:
                 if reservation_id is None:
                     if vehicle_id is None:
                         raise HTTPException(422, "give reservation_id or vehicle_id")
+                    check_vehicle(principal, vehicle_id)
                     reservation_id = await self.live_reservation_of(vehicle_id, site_id)
+                else:
+                    found = await self.get_reservation(reservation_id)
+                    if found is None:
+                        raise KeyError(f"no reservation {reservation_id}")
+                    check_vehicle(principal, found.vehicle_id)
                 return await self.release(reservation_id)
             except KeyError as err:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
@@ -1085,25 +1120,60 @@ class ParkingService:
             "/reservations/{reservation_id}",
             response_model=Reservation,
             summary="One reservation",
-            responses={404: {"description": "no such reservation"}},
+            responses={
+                403: {"description": "another user's reservation"},
+                404: {"description": "no such reservation"},
+            },
         )
-        async def get_reservation(reservation_id: PathId, _p: Principal = anyone) -> Reservation:
+        async def get_reservation(
+            reservation_id: PathId, principal: Principal = anyone
+        ) -> Reservation:
             found = await self.get_reservation(reservation_id)
             if found is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reservation {reservation_id}")
+            check_vehicle(principal, found.vehicle_id)
             return found
 
         @router.get(
+            "/reservations",
+            response_model=Page[Reservation],
+            summary="Reservations, latest start first (a driver: of one of its vehicles)",
+            responses={
+                400: {"description": "invalid cursor"},
+                403: {"description": "not the key's vehicle"},
+            },
+        )
+        async def list_reservations(
+            vehicle_id: Annotated[VehicleId | None, Query()] = None,
+            site_id: Annotated[SiteId | None, Query()] = None,
+            status_: Annotated[rules.ReservationStatus | None, Query(alias="status")] = None,
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            principal: Principal = anyone,
+        ) -> Page[Reservation]:
+            if principal.scope != "operator":
+                check_vehicle(principal, vehicle_id)
+            return await self.reservations(
+                limit, cursor, vehicle_id=vehicle_id, site_id=site_id, status=status_
+            )
+
+        @router.get(
             "/history/{vehicle_id}",
-            response_model=ParkingHistory,
-            summary="A vehicle's reservations and visits, newest first",
+            response_model=Page[HistoryEntry],
+            summary="A vehicle's visits and reservation changes, newest first",
+            responses={
+                400: {"description": "invalid cursor"},
+                403: {"description": "not the key's vehicle"},
+            },
         )
         async def history(
             vehicle_id: PathId,
-            limit: Annotated[int, Query(ge=1, le=500)] = 100,
-            _p: Principal = anyone,
-        ) -> ParkingHistory:
-            return await self.history(vehicle_id, limit)
+            limit: Limit = 100,
+            cursor: Cursor = None,
+            principal: Principal = anyone,
+        ) -> Page[HistoryEntry]:
+            check_vehicle(principal, vehicle_id)
+            return await self.history(vehicle_id, limit, cursor)
 
         @router.put(
             "/lots/{site_id}",

@@ -79,11 +79,29 @@ class Central:
     keys: KeyStore
     clock: Callable[[], datetime]
 
-    async def make_key(self, scope: str, site: str | None = None) -> str:
-        return await self.keys.create(scope, site)
+    async def make_key(
+        self,
+        scope: str,
+        site: str | None = None,
+        *,
+        user: str | None = None,
+        vehicles: tuple[str, ...] = (),
+    ) -> str:
+        """A key; a driver key without ``user`` gets a fresh user of its own."""
+        if scope == "driver" and user is None:
+            user = f"user-{uuid.uuid4().hex[:8]}"
+        return await self.keys.create(scope, site, user_id=user, vehicle_ids=vehicles)
 
-    async def auth(self, scope: str, site: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.make_key(scope, site)}"}
+    async def auth(
+        self,
+        scope: str,
+        site: str | None = None,
+        *,
+        user: str | None = None,
+        vehicles: tuple[str, ...] = (),
+    ) -> dict[str, str]:
+        key = await self.make_key(scope, site, user=user, vehicles=vehicles)
+        return {"Authorization": f"Bearer {key}"}
 
     def service(self, name: str) -> Any:
         return self.app.state.services[name]

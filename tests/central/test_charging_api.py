@@ -61,7 +61,7 @@ async def make_site(central: Central, site_id: str = "south") -> Site:
 
 
 async def test_start_is_a_pending_command_until_the_site_answers(central: Central) -> None:
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("ev-1",))
     site = await make_site(central)
     r = await central.client.post(
         "/charging/start",
@@ -89,7 +89,7 @@ async def test_start_is_a_pending_command_until_the_site_answers(central: Centra
 
 
 async def test_start_waits_for_the_chargers_answer(central: Central) -> None:
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("ev-2",))
     site = await make_site(central)
 
     async def edge() -> None:
@@ -109,7 +109,7 @@ async def test_start_waits_for_the_chargers_answer(central: Central) -> None:
 
 
 async def test_unanswered_commands_expire(central: Central, clock: FakeClock) -> None:
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("ev-3",))
     r = await central.client.post(
         "/charging/start",
         json={"site_id": "south", "charger_id": "CP1", "vehicle_id": "ev-3"},
@@ -126,12 +126,12 @@ async def test_unanswered_commands_expire(central: Central, clock: FakeClock) ->
 
 async def test_session_energy_cost_history_and_stop(central: Central, clock: FakeClock) -> None:
     operator = await central.auth("operator")
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("ev-4",))
     site = await make_site(central)
     r = await central.client.put("/charging/rates/south", json=RATES, headers=operator)
     assert r.status_code == 200, r.text
     r = await central.client.get("/charging/rates", params={"site_id": "south"}, headers=driver)
-    assert r.json()["rates"][0]["energy_price_per_kwh"] == "0.40"
+    assert r.json()["items"][0]["energy_price_per_kwh"] == "0.40"
 
     r = await central.client.post(
         "/charging/start",
@@ -205,7 +205,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
     )
     await central.settle()
     history = (await central.client.get("/charging/history/ev-4", headers=driver)).json()
-    (session,) = history["sessions"]
+    (session,) = history["items"]
     assert session["status"] == "completed"
     cost = {
         k: Decimal(v) for k, v in session["cost"].items() if k not in ("currency", "idle_minutes")
@@ -225,7 +225,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
 
 
 async def test_charger_status_and_refusals(central: Central) -> None:
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("ev-5",))
     site = await make_site(central)
     await site.send(
         "charger.status",
@@ -241,7 +241,7 @@ async def test_charger_status_and_refusals(central: Central) -> None:
     stations = (
         await central.client.get("/charging/stations", params={"site_id": "south"}, headers=driver)
     ).json()
-    assert stations[0]["online"] is False
+    assert stations["items"][0]["online"] is False
     r = await central.client.post(
         "/charging/start",
         json={"site_id": "south", "charger_id": "CP9", "vehicle_id": "ev-5"},

@@ -31,7 +31,7 @@ async def test_edge_events_notify_the_driver_and_count_in_analytics(
         sms=HttpProviderSettings(url=http_receiver.url("/sms")),
     )
     async with central_factory(notification=notification) as c:
-        driver, operator = await c.auth("driver"), await c.auth("operator")
+        driver, operator = await c.auth("driver", user="fleet-7"), await c.auth("operator")
         site = await c.auth("site", "north")
         prefs = {
             "id_tags": ["TAG-7"],
@@ -41,8 +41,13 @@ async def test_edge_events_notify_the_driver_and_count_in_analytics(
             },
             "events": ["charging.completed"],
         }
+        # a driver may not subscribe to a card's tag (it could be a stranger's): operators do
         answer = await c.client.put(
             "/notifications/users/fleet-7/preferences", json=prefs, headers=driver
+        )
+        assert answer.status_code == 403, answer.text
+        answer = await c.client.put(
+            "/notifications/users/fleet-7/preferences", json=prefs, headers=operator
         )
         assert answer.status_code == 200, answer.text
 
@@ -112,5 +117,5 @@ async def test_edge_events_notify_the_driver_and_count_in_analytics(
         types = await c.client.get("/analytics/vehicle-types", headers=operator)
         assert [t["vehicle_type"] for t in types.json()["types"]] == ["van"]
         mine = await c.client.get("/notifications/users/fleet-7", headers=driver)
-        assert [n["status"] for n in mine.json()["notifications"]] == ["sent", "sent"]
+        assert [n["status"] for n in mine.json()["items"]] == ["sent", "sent"]
         assert len(smtp_server.messages) == 1

@@ -144,7 +144,7 @@ async def test_event_on_the_bus_reaches_email_sms_and_push_once(
         await run.bus.publish("charging.events", event("charging.started", {"vehicle_id": "X"}))
         await run.bus.idle()
         await run.service.process_due()
-        listed = (await run.client.get("/notifications/users/alice")).json()["notifications"]
+        listed = (await run.client.get("/notifications/users/alice")).json()["items"]
         assert sorted((n["channel"], n["status"]) for n in listed) == [
             ("email", "sent"),
             ("push", "sent"),
@@ -184,7 +184,7 @@ async def test_retries_with_backoff_then_dead_letter_then_manual_retry(
         await eventually(lambda: run.service.breaker_modes()["sms"] == "closed")
 
         async def bob() -> dict[str, Any]:
-            items = (await run.client.get("/notifications/users/bob")).json()["notifications"]
+            items = (await run.client.get("/notifications/users/bob")).json()["items"]
             assert len(items) == 1
             return dict(items[0])
 
@@ -203,7 +203,7 @@ async def test_retries_with_backoff_then_dead_letter_then_manual_retry(
         assert dead["status"] == "dead"
         assert dead["attempts"] == 3
         assert "503" in dead["last_error"]
-        letters = (await run.client.get("/notifications/dead-letters")).json()["notifications"]
+        letters = (await run.client.get("/notifications/dead-letters")).json()["items"]
         assert [n["id"] for n in letters] == [dead["id"]]
         run.clock.advance(timedelta(days=1))
         assert await run.service.process_due() == 0  # dead letters stay put
@@ -259,7 +259,7 @@ async def test_permanent_failures_dead_letter_at_once_and_transient_smtp_retries
 
         async def one(user: str) -> dict[str, Any]:
             items = (await run.client.get(f"/notifications/users/{user}")).json()
-            return dict(items["notifications"][0])
+            return dict(items["items"][0])
 
         await eventually_async(lambda: _status_is(lambda: one("carol"), "dead"))
         assert "550" in (await one("carol"))["last_error"]

@@ -23,7 +23,7 @@ async def setup_lot(central: Central, site: str = "north") -> dict[str, str]:
     operator = await central.auth("operator")
     r = await central.client.put(f"/parking/lots/{site}", json=LOT, headers=operator)
     assert r.status_code == 200, r.text
-    return await central.auth("driver")
+    return await central.auth("driver", vehicles=tuple(f"car-{i}" for i in range(10)))
 
 
 async def reserve(central: Central, headers: dict[str, str], **body: Any) -> Any:
@@ -127,9 +127,13 @@ async def test_reservation_lifecycle_from_site_events_and_history(central: Centr
     r = await central.client.get(f"/parking/reservations/{booked['id']}", headers=driver)
     assert r.json()["status"] == "completed"
     history = (await central.client.get("/parking/history/car-7", headers=driver)).json()
-    assert [e["kind"] for e in history["events"]] == ["vacated", "occupied", "reserved", "booked"]
-    assert history["events"][0]["duration_s"] == 1800
-    assert history["reservations"][0]["id"] == booked["id"]
+    assert [e["kind"] for e in history["items"]] == ["vacated", "occupied", "reserved", "booked"]
+    assert history["items"][0]["duration_s"] == 1800
+    assert history["next_cursor"] is None
+    r = await central.client.get(
+        "/parking/reservations", params={"vehicle_id": "car-7"}, headers=driver
+    )
+    assert [x["id"] for x in r.json()["items"]] == [booked["id"]]
 
 
 async def test_a_reservation_made_at_the_site_appears_centrally(central: Central) -> None:

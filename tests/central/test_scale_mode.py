@@ -41,11 +41,20 @@ class Cluster:
     redis_namespace: str
     services: dict[str, str]
 
-    async def key(self, scope: str, site: str | None = None) -> dict[str, str]:
+    async def key(
+        self,
+        scope: str,
+        site: str | None = None,
+        *,
+        user: str | None = None,
+        vehicles: tuple[str, ...] = (),
+    ) -> dict[str, str]:
         """A key in the gateway's PostgreSQL database (what `keys create` does)."""
         engine = create_engine(self.env["EVPARK_CENTRAL_DATABASE_URL"])
         try:
-            key = await KeyStore(engine, utc_now).create(scope, site)
+            key = await KeyStore(engine, utc_now).create(
+                scope, site, user_id=user, vehicle_ids=vehicles
+            )
         finally:
             await engine.dispose()
         return {"Authorization": f"Bearer {key}"}
@@ -139,7 +148,8 @@ async def cluster(
 
 
 async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpRecorder) -> None:
-    operator, driver = await cluster.key("operator"), await cluster.key("driver")
+    operator = await cluster.key("operator")
+    driver = await cluster.key("driver", user="driver-1", vehicles=("car-1",))
     site_a, site_b = await cluster.key("site", "east"), await cluster.key("site", "west")
     now = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=cluster.url, timeout=20) as http:
@@ -282,11 +292,11 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
 
         async def charged() -> bool:
             r = await http.get("/charging/history/car-1", headers=driver)
-            return bool(r.json()["sessions"])
+            return bool(r.json()["items"])
 
         await eventually(reservation_active, within=30, every=0.2)
         await eventually(charged, within=30, every=0.2)
-        (session,) = (await http.get("/charging/history/car-1", headers=driver)).json()["sessions"]
+        (session,) = (await http.get("/charging/history/car-1", headers=driver)).json()["items"]
         assert session["cost"]["total"] == "6.00"
         r = await http.get(f"/charging/commands/{start.json()['command_id']}", headers=driver)
         assert r.json()["status"] == "accepted"

@@ -95,15 +95,23 @@ class CentralServer:
         await self._task
         self._server = self._task = None
 
-    async def make_key(self, scope: str, site: str | None = None) -> str:
+    async def make_key(
+        self, scope: str, site: str | None = None, vehicles: tuple[str, ...] = ()
+    ) -> str:
+        """A driver key belongs to a user ("driver") and sees only ``vehicles``."""
+        user = "driver" if scope == "driver" else None
         engine = create_engine(self.settings.database_url_for("gateway"))
         try:
-            return await KeyStore(engine, lambda: datetime.now(UTC)).create(scope, site)
+            return await KeyStore(engine, lambda: datetime.now(UTC)).create(
+                scope, site, user_id=user, vehicle_ids=vehicles
+            )
         finally:
             await engine.dispose()
 
-    async def auth(self, scope: str, site: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.make_key(scope, site)}"}
+    async def auth(
+        self, scope: str, site: str | None = None, vehicles: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {await self.make_key(scope, site, vehicles)}"}
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=20)

@@ -67,7 +67,7 @@ async def test_events_reach_central_once_and_in_order(site: SiteRig) -> None:
 async def test_start_and_stop_charging_from_central(site: SiteRig) -> None:
     central = site.central
     assert site.cp201 is not None
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("EV-7",))
     await site.cp201.plug_in(1)
     code, body = await post(
         central,
@@ -99,14 +99,14 @@ async def test_start_and_stop_charging_from_central(site: SiteRig) -> None:
 
     async def finished() -> bool:
         history = await get(central, "/charging/history/EV-7", driver)
-        return [s["status"] for s in history["sessions"]] == ["completed"]
+        return [s["status"] for s in history["items"]] == ["completed"]
 
     await eventually(finished, "the stopped session is in central's history")
     edge_sessions = await site.edge.store.read(  # type: ignore[union-attr]
         lambda c: [tuple(r) for r in c.execute("SELECT id, energy_wh FROM sessions")]
     )
     history = await get(central, "/charging/history/EV-7", driver)
-    assert [(s["session_id"], s["energy_wh"]) for s in history["sessions"]] == [
+    assert [(s["session_id"], s["energy_wh"]) for s in history["items"]] == [
         (sid, round(energy_wh)) for sid, energy_wh in edge_sessions
     ]
     await assert_central_holds_the_outbox(site)
@@ -116,7 +116,7 @@ async def test_reservations_are_confirmed_or_rejected_by_the_site(site: SiteRig)
     central = site.central
     assert site.cp16 is not None
     assert site.sensors is not None
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("EV-RES", "EV-OTHER", "CAR-9"))
     code, booked = await post(
         central,
         "/parking/reserve",
@@ -231,7 +231,7 @@ async def test_central_down_the_site_keeps_working_and_catches_up(site: SiteRig)
 async def test_site_down_central_answers_at_once_and_keeps_sites_apart(site: SiteRig) -> None:
     central = site.central
     operator = await central.auth("operator")
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("EV-9", "CAR-1"))
     await assert_central_holds_the_outbox(site)
 
     async def site_listed(status: str) -> bool:
@@ -284,7 +284,7 @@ async def test_site_down_central_answers_at_once_and_keeps_sites_apart(site: Sit
 
 async def test_an_expired_command_is_answered_expired(site: SiteRig) -> None:
     central = site.central
-    driver = await central.auth("driver")
+    driver = await central.auth("driver", vehicles=("EV-X",))
     # the site's clock runs ahead of central's: by its clock the command has expired
     site.clock.offset = timedelta(hours=1)
     code, body = await post(
