@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
@@ -16,7 +17,8 @@ from edge.mqtt_broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
 from edge.mqtt_metrics import MqttMetrics
 from edge.mqtt_sensors import Backoff, MqttSensors
 from edge.sensor_payloads import SensorReading
-from edge.slots import SensorId
+from edge.slots import SensorId, SiteSummary, SlotState
+from tests.polling import eventually
 from tests.services import free_port, require_binary
 
 _ids = itertools.count()
@@ -167,3 +169,42 @@ async def test_the_edge_adapter_works_on_the_embedded_broker() -> None:
                     await asyncio.sleep(0.02)
             assert mqtt.connected
         assert set(sink.readings) == {("S-1", SensorReading(True))}
+
+
+async def test_the_edge_undoes_a_foreign_summary_on_the_embedded_broker() -> None:
+    """No ACL on the embedded broker: the edge's corrections are the only defence."""
+    async with EmbeddedBroker("127.0.0.1", free_port()) as broker:
+        registry = CollectorRegistry()
+        section = MqttSection(url=broker.url, client_id="edge")
+        summary = SiteSummary(
+            {SlotState.FREE: 0, SlotState.OCCUPIED: 1}, {"ev": 0}, {"ev": 1}, 0, 0
+        )
+        async with MqttSensors(
+            site_id="site",
+            mqtt=section,
+            sink=Sink(),  # type: ignore[arg-type]
+            metrics=MqttMetrics(registry),
+            backoff=Backoff(initial=0.05, maximum=0.2),
+        ) as mqtt:
+            await mqtt.wait_connected()
+            mqtt.publish_summary(summary, datetime.now(UTC))
+            await mqtt.wait_published()
+            mine = await retained(broker, "evpark/site/summary", {"evpark/site/summary"})
+            async with aiomqtt.Client(broker.host, broker.port, identifier="intruder") as intruder:
+                await intruder.publish("evpark/site/summary", b'{"free": {"ev": 1}}', retain=True)
+
+            def foreign() -> float:
+                labels = {"topic": "summary"}
+                value = registry.get_sample_value("evpark_mqtt_foreign_slot_writes_total", labels)
+                return value or 0.0
+
+            async def counted() -> bool:
+                return foreign() >= 1
+
+            async def restored() -> bool:
+                topic = "evpark/site/summary"
+                return await retained(broker, topic, {topic}) == mine
+
+            await eventually(counted, "the foreign summary counted")
+            await eventually(restored, "the edge's summary back on the broker")
+            assert foreign() == 1
