@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from edge.ids import ChargerId
@@ -49,12 +49,27 @@ Handler = Callable[[HandlerContext, Payload], Awaitable[Payload] | Answer]
 
 
 def parse_time(value: str, field: str) -> datetime:
-    """An RFC 3339 timestamp from a charger; a naive one is taken as UTC."""
+    """An RFC 3339 timestamp from a charger; a naive one is taken as UTC.
+
+    RFC 3339 allows a lower-case "t" and "z" and a leap second (":60"), which Python's
+    parser does not: the first are read as upper case, a leap second as the next one.
+    """
+    text = value.upper()
+    leap = text[16:19] == ":60"
+    if leap:
+        text = f"{text[:17]}59{text[19:]}"
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(text)
     except ValueError as err:
         raise OcppError("PropertyConstraintViolation", f"{field}: not an RFC 3339 time") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:  # year 1 at +14:00 or year 9999 at -14:00 has no UTC time a datetime can hold
+        if leap:
+            moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+        moment.astimezone(UTC)
+    except OverflowError as err:
+        raise OcppError("PropertyConstraintViolation", f"{field}: out of the range of a time") from err
+    return moment
 
 
 def now_iso(site: Site) -> str:
