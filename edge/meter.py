@@ -80,8 +80,12 @@ def normalise(measurand: str, raw: object, unit: str | None, multiplier: int = 0
     unit_key = (unit or _DEFAULT_UNIT.get(measurand, "")).lower()
     _, factor = _UNITS.get(unit_key, ("", 1.0))
     if multiplier:
-        factor *= 10.0**multiplier
-    return number * factor
+        try:
+            factor *= 10.0**multiplier
+        except OverflowError:  # a multiplier no meter has (10^400)
+            return None
+    value = number * factor
+    return value if math.isfinite(value) else None
 
 
 _PHASES: Final = frozenset(("L1", "L2", "L3", "L1-N", "L2-N", "L3-N"))
