@@ -1,0 +1,198 @@
+"""The long OCPP fuzz: schema-valid, extreme messages of every charger action of both
+versions against a real edge daemon, for as long as you like.
+
+The same strategies and checks as ``tests/edge/test_ocpp_fuzz.py`` (imported from
+``tests/ocpp_strategies.py`` and ``tests/ocpp_fuzz_site.py``), with random seeds instead
+of CI's fixed examples, round after round until ``--minutes`` have passed. A daemon that
+crashed or hung is restarted so the run goes on; every failure is reported with its
+shrunk example. Exit status 1 if anything failed.
+
+    .venv/bin/python -m bench.ocpp_fuzz --examples 200 --minutes 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run by path: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ocpp_handlers.schemas import Version
+from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_settings
+from tests.ocpp_strategies import CHARGER_ACTIONS
+
+
+@dataclass
+class Failure:
+    version: str
+    action: str
+    seed: int
+    error: str
+    example: str
+
+
+@dataclass
+class Report:
+    rounds: int = 0
+    sent: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    by_action: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+    restarts: int = 0
+    canary_heartbeats: int = 0
+    log_problems: int = 0
+    final_health: dict[str, Any] | None = None
+    sigterm_exit: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "messages_sent": self.sent,
+            "answers": dict(self.answers.most_common()),
+            "answers_by_action": {
+                f"{version} {action}": {
+                    answer: n
+                    for (v, a, answer), n in self.by_action.items()
+                    if (v, a) == (version, action)
+                }
+                for version, action in sorted({(v, a) for v, a, _ in self.by_action})
+            },
+            "failures": [f.__dict__ for f in self.failures],
+            "daemon_restarts": self.restarts,
+            "canary_heartbeats_answered": self.canary_heartbeats,
+            "log_problem_lines": self.log_problems,
+            "final_health": self.final_health,
+            "sigterm_exit": self.sigterm_exit,
+        }
+
+
+def _failure(version: Version, action: str, seed: int, err: BaseException) -> Failure:
+    """One finding; hypothesis groups distinct failures of one run in an ExceptionGroup."""
+    errors = list(err.exceptions) if isinstance(err, BaseExceptionGroup) else [err]
+    text = "\n".join(f"{type(e).__name__}: {e}"[:2000] for e in errors)
+    notes = "\n".join(note for e in errors for note in getattr(e, "__notes__", []))
+    return Failure(version.value, action, seed, text, notes[:8000])
+
+
+def run(args: argparse.Namespace, workdir: Path) -> Report:
+    versions = [v for v in Version if args.version in (None, v.value)]
+    report = Report()
+    rng = random.Random(args.seed)
+    deadline = time.monotonic() + args.minutes * 60
+    site = FuzzSite(workdir)
+    site.start()
+    try:
+        while True:
+            report.rounds += 1
+            for version in versions:
+                for action in CHARGER_ACTIONS[version]:
+                    if args.action and action not in args.action:
+                        continue
+                    seed = rng.randrange(2**32)
+                    try:
+                        fuzz_action(
+                            site,
+                            version,
+                            action,
+                            fuzz_settings(args.examples, derandomize=False),
+                            seed=seed,
+                        )
+                    except Exception as err:  # a finding: record it, go on
+                        report.failures.append(_failure(version, action, seed, err))
+                        print(
+                            f"FAILED {version.value} {action} (seed {seed}): {err}", file=sys.stderr
+                        )
+                        if not site.edge.alive() or not site.edge.healthy():
+                            report.restarts += 1
+                            site.restart()
+            print(
+                f"round {report.rounds}: {site.sent} sent, {len(report.failures)} failure(s)",
+                file=sys.stderr,
+            )
+            if time.monotonic() >= deadline:
+                break
+        report.final_health = site.edge.health()
+    finally:
+        report.sent = site.sent
+        report.answers = site.answers
+        report.by_action = site.by_action
+        report.canary_heartbeats = site.canary.answered if site.canary else 0
+        site.close()
+        report.log_problems = len(site.edge.log_problems())
+        report.sigterm_exit = site.edge.stop()
+    return report
+
+
+def print_report(report: Report, log: Path | None) -> None:
+    print(f"rounds                      {report.rounds}")
+    print(f"messages sent               {report.sent}")
+    for code, count in report.answers.most_common():
+        print(f"  answered {code:<27} {count}")
+    print("per action (CALLRESULT / CALLERRORs):")
+    for version, action in sorted({(v, a) for v, a, _ in report.by_action}):
+        counts = {
+            answer: n
+            for (v, a, answer), n in report.by_action.items()
+            if (v, a) == (version, action)
+        }
+        results = counts.pop("CALLRESULT", 0)
+        errors = ", ".join(f"{code} {n}" for code, n in sorted(counts.items()))
+        print(f"  {version:<10} {action:<34} {results:>6}  {errors}")
+    print(f"canary heartbeats answered  {report.canary_heartbeats}")
+    print(f"daemon restarts (crashes)   {report.restarts}")
+    print(f"daemon log problem lines    {report.log_problems}")
+    print(f"final /healthz              {report.final_health}")
+    print(f"exit code after SIGTERM     {report.sigterm_exit}")
+    print(f"failures                    {len(report.failures)}")
+    for failure in report.failures:
+        print(f"\n--- {failure.version} {failure.action} (seed {failure.seed})\n{failure.error}")
+        print(failure.example)
+    if log is not None:
+        print(f"\ndaemon log: {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ocpp_fuzz", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--examples", type=int, default=100, help="examples per action per round")
+    parser.add_argument(
+        "--minutes", type=float, default=0, help="keep going for this long (0: one round)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the rounds' seeds (default: random)"
+    )
+    parser.add_argument("--version", choices=[v.value for v in Version], default=None)
+    parser.add_argument("--action", action="append", help="only this action (repeatable)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the daemon's data and log")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.randrange(2**32)
+    print(f"seed {args.seed} (rerun with --seed {args.seed})", file=sys.stderr)
+
+    workdir = Path(tempfile.mkdtemp(prefix="evpark-fuzz-"))
+    report = run(args, workdir)
+    log_path = workdir if args.keep_data else None
+    if not args.keep_data:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"seed": args.seed, **report.as_dict()}, indent=2))
+    else:
+        print_report(report, log_path)
+    return 1 if report.failures or report.sigterm_exit != 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
