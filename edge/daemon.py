@@ -172,7 +172,7 @@ class EdgeDaemon:
         log.info("edge.stopped")
 
     def _abandon_writes(self, waited: float) -> None:
-        failed = self.store.fail_pending("the daemon stopped before this write was committed")
+        failed = self.store.abandon("the daemon stopped before this write was committed")
         log.error("edge.stop.writes_abandoned", uncommitted=failed, waited_s=waited)
 
     async def wait(self) -> None:

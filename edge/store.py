@@ -175,6 +175,7 @@ class SqliteStore:
         self._gathering: list[_Pending] = []
         self._inflight: deque[_Handed] = deque()  # handed to the writer, not yet resolved
         self._dead: BaseException | None = None
+        self._abandoned: str | None = None  # why writes are refused while stopping
         self._died = asyncio.Event()
         self.commits = 0
         self.failed_units = 0
@@ -220,21 +221,19 @@ class SqliteStore:
         if self._gathering:
             self._hand_over()
         self._queue.put(_STOP)
-        abandoned = 0
+        stuck = False
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, self.stop_timeout)
-            if self._thread.is_alive():
-                abandoned = self.fail_pending("the store closed before this write was committed")
-                log.error(
-                    "store.writer.abandoned", uncommitted=abandoned, waited_s=self.stop_timeout
-                )
+            stuck = self._thread.is_alive()
+        if stuck:
+            failed = self.abandon("the store closed before this write was committed")
+            log.error("store.writer.abandoned", uncommitted=failed, waited_s=self.stop_timeout)
         # A writer still inside SQLite keeps its connection: closing it under it would crash.
-        writer = self._writer if self._thread is None or not self._thread.is_alive() else None
-        for conn in (writer, self._reader):
+        for conn in (None if stuck else self._writer, self._reader):
             if conn is not None:
                 await asyncio.to_thread(conn.close)
-        if abandoned:
-            raise StoreError(f"{abandoned} write(s) not committed: the writer did not finish")
+        if stuck:
+            raise StoreError(f"the SQLite writer did not finish within {self.stop_timeout} s")
 
     def submit(self, unit: Unit) -> asyncio.Future[None]:
         """Queue ``unit``; the future resolves once it is committed (or fails).
@@ -247,6 +246,9 @@ class SqliteStore:
         future: asyncio.Future[None] = self._loop.create_future()
         if self._dead is not None:
             future.set_exception(StoreError(f"the SQLite writer is not running: {self._dead!r}"))
+            return future
+        if self._abandoned is not None:
+            future.set_exception(StoreError(self._abandoned))
             return future
         if not self._gathering:
             self._loop.call_soon(self._hand_over)
@@ -321,6 +323,12 @@ class SqliteStore:
         self._inflight.clear()
         self._gathering = []
         return failed
+
+    def abandon(self, reason: str) -> int:
+        """Stop waiting for a writer that does not finish: fail what waits and every write
+        submitted from now on (a bounded stop with a stuck writer)."""
+        self._abandoned = reason
+        return self.fail_pending(reason)
 
     def _writer_died(self, err: BaseException) -> None:
         self._dead = err

@@ -140,7 +140,7 @@ async def test_a_stuck_writer_is_reported_and_closing_is_bounded(tmp_path: Path)
         health = store.health()
         assert (health["ok"], health["writer"], health["queued"]) == (False, "stalled", 1)
         assert health["oldest_queued_s"] > 0.2
-        with pytest.raises(StoreError, match="not committed"):
+        with pytest.raises(StoreError, match="did not finish"):
             await store.__aexit__(None, None, None)
         assert isinstance(write.exception(), StoreError)
     finally:
