@@ -201,7 +201,8 @@ async def test_a_flood_of_foreign_writes_is_undone_without_flooding_the_log(
         await daemon.mqtt.wait_published()
         edge_b1 = await retained(broker, slot_topic("B1"))
         for n in range(5):
-            await mosquitto_pub(broker, slot_topic("B1"), f'{{"state": "free", "n": {n}}}')
+            fake = f'{{"state": "free", "n": {n}}}'
+            await mosquitto_pub(broker, slot_topic("B1"), fake, retain=True)
         await eventually(
             _counted(daemon, "evpark_mqtt_foreign_slot_writes_total", 5, topic="slot"),
             "every foreign write counted",
