@@ -221,19 +221,21 @@ class SqliteStore:
         if self._gathering:
             self._hand_over()
         self._queue.put(_STOP)
+        # once abandoned (the daemon's own stop timed out) the writer gets no second wait
+        wait = min(self.stop_timeout, 0.5) if self._abandoned else self.stop_timeout
         stuck = False
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, self.stop_timeout)
+            await asyncio.to_thread(self._thread.join, wait)
             stuck = self._thread.is_alive()
         if stuck:
             failed = self.abandon("the store closed before this write was committed")
-            log.error("store.writer.abandoned", uncommitted=failed, waited_s=self.stop_timeout)
+            log.error("store.writer.abandoned", uncommitted=failed, waited_s=wait)
         # A writer still inside SQLite keeps its connection: closing it under it would crash.
         for conn in (None if stuck else self._writer, self._reader):
             if conn is not None:
                 await asyncio.to_thread(conn.close)
         if stuck:
-            raise StoreError(f"the SQLite writer did not finish within {self.stop_timeout} s")
+            raise StoreError("the SQLite writer did not finish: writes were left uncommitted")
 
     def submit(self, unit: Unit) -> asyncio.Future[None]:
         """Queue ``unit``; the future resolves once it is committed (or fails).
