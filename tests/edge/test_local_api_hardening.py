@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -304,11 +305,24 @@ async def test_slow_or_silent_clients_are_disconnected(
 _TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
 
 
-async def _login_form(http: httpx.AsyncClient) -> dict[str, str]:
-    form = await http.get("/login")
-    found = _TOKEN.search(form.text)
+@dataclass(frozen=True)
+class Guess:
+    """A login form's fields and its cookie, sent as they are however often (each refusal
+    sets a new login cookie, which a cookie jar would pick up)."""
+
+    form: dict[str, str]
+    headers: dict[str, str]
+
+
+async def _guess(http: httpx.AsyncClient, username: str) -> Guess:
+    page = await http.get("/login")
+    found = _TOKEN.search(page.text)
     assert found is not None
-    return {"username": "nobody", "password": "not the password", "login_token": found.group(1)}
+    token = found.group(1)
+    return Guess(
+        {"username": username, "password": "not the password", "login_token": token},
+        {"Cookie": f"evpark_login={token}"},
+    )
 
 
 async def test_many_concurrent_guesses_from_one_address_get_only_the_limit_checked(
@@ -319,12 +333,29 @@ async def test_many_concurrent_guesses_from_one_address_get_only_the_limit_check
         await add_users(daemon)
         limits = httpx.Limits(max_connections=300)
         async with httpx.AsyncClient(base_url=url(daemon), limits=limits, timeout=60) as http:
-            form = await _login_form(http)
-            replies = await asyncio.gather(*(http.post("/login", data=form) for _ in range(300)))
+            guess = await _guess(http, "vic")  # a cheap hash (tests/ui/conftest.py): quick
+            replies = await asyncio.gather(
+                *(http.post("/login", data=guess.form, headers=guess.headers) for _ in range(300))
+            )
         statuses = [r.status_code for r in replies]
         assert statuses.count(401) <= daemon.config.http.login_attempts
         assert statuses.count(401) + statuses.count(429) == 300
         assert daemon.ui.auth.verifications <= daemon.config.http.login_attempts
+
+
+async def test_a_forwarded_for_header_does_not_change_whose_guesses_they_are(
+    edge: EdgeDaemon,
+) -> None:
+    await add_users(edge)
+    async with httpx.AsyncClient(base_url=url(edge), timeout=30) as http:
+        guess = await _guess(http, "vic")
+        statuses = [
+            (await http.post("/login", data=guess.form, headers={
+                **guess.headers, "X-Forwarded-For": f"192.0.2.{n}", "X-Real-IP": f"192.0.2.{n}"}))
+            .status_code
+            for n in range(11)
+        ]  # fmt: skip
+    assert statuses == [401] * 10 + [429]  # one peer, whatever the headers say
 
 
 async def test_guesses_from_many_addresses_at_once_wait_in_a_short_queue(
@@ -344,10 +375,11 @@ async def test_guesses_from_many_addresses_at_once_wait_in_a_short_queue(
         async with contextlib.AsyncExitStack() as stack:
             for client in clients:
                 await stack.enter_async_context(client)
-            forms = [await _login_form(client) for client in clients]
+            # an unknown name: checked against a hash of the default (costly) parameters
+            guesses = [await _guess(client, "nobody") for client in clients]
             replies = await asyncio.gather(
-                *(client.post("/login", data=form) for client, form in zip(clients, forms, strict=True)
-                  for _ in range(3))
+                *(client.post("/login", data=g.form, headers=g.headers)
+                  for client, g in zip(clients, guesses, strict=True) for _ in range(3))
             )  # fmt: skip
         statuses = [r.status_code for r in replies]
         busy = [r for r in replies if r.status_code == 429]
@@ -360,42 +392,55 @@ async def test_guesses_from_many_addresses_at_once_wait_in_a_short_queue(
 # --- the fd limit --------------------------------------------------------------------
 
 
-def test_the_daemon_raises_its_open_files_limit(tmp_path: Path) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard <= 256:
-        pytest.fail(f"the hard limit here is {hard}: the test needs more room")
+def _start_with_fd_limit(tmp_path: Path, soft: int, hard: int) -> tuple[int, list[bytes]]:
+    """`evpark edge run` started with these limits: its soft limit once ready, and its log
+    lines until then."""
     config = tmp_path / "site.toml"
     config.write_text(
         f'[site]\nid = "fd-site"\nenvironment = "development"\n'
         f"[ocpp]\nport = {free_port()}\n[http]\nport = {free_port()}\n"
         f'[mqtt]\nurl = "mqtt://127.0.0.1:{free_port()}"\n'
     )
-
-    def low_soft_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-
     process = subprocess.Popen(
         [sys.executable, "-m", "edge", "edge", "run", "--config", str(config),
          "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=low_soft_limit,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
     )  # fmt: skip
     try:
         assert process.stderr is not None
+        lines: list[bytes] = []
         for line in process.stderr:
+            lines.append(line)
             if b"edge.ready" in line:
                 break
         else:
-            raise AssertionError("the daemon did not start")
+            raise AssertionError(b"the daemon did not start: " + b"".join(lines))
         limits = Path(f"/proc/{process.pid}/limits").read_text()
         row = next(r for r in limits.splitlines() if r.startswith("Max open files"))
-        now_soft = row.split()[3]
-        expected = min(65_536, hard) if hard != resource.RLIM_INFINITY else 65_536
-        assert int(now_soft) == expected, row
+        return int(row.split()[3]), lines
     finally:
         process.kill()
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_the_daemon_raises_its_open_files_limit(tmp_path: Path) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 4096:
+        pytest.fail(f"the hard limit here is {hard}: the test needs more room")
+    soft, lines = _start_with_fd_limit(tmp_path, 256, hard)
+    assert soft == (65_536 if hard == resource.RLIM_INFINITY else min(65_536, hard))
+    assert any(b"edge.fd_limit.raised" in line for line in lines)
+    assert not any(b"edge.fd_limit.low" in line for line in lines)
+
+
+def test_a_low_hard_fd_limit_is_warned_about(tmp_path: Path) -> None:
+    soft, lines = _start_with_fd_limit(tmp_path, 256, 256)
+    assert soft == 256
+    warning = next(line for line in lines if b"edge.fd_limit.low" in line)
+    assert b'"warning"' in warning
 
 
 # --- what chargers stored --------------------------------------------------------------
