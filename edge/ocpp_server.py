@@ -144,6 +144,7 @@ class OcppServer:
         )
         # when the ping sent to a charger's connection for a duplicate ("oldest") is due
         self._probes: dict[ChargerId, float] = {}
+        self._removed: set[str] = set()  # removed from the database, not yet forgotten
         self._server: LeanServer | None = None
         self.ready = asyncio.Event()
         self.log = log.bind(site=config.site.id)
@@ -318,20 +319,30 @@ class OcppServer:
             await self._apply_registry(registry)
 
     async def _apply_registry(self, registry: dict[str, Registered]) -> None:
-        """Disconnect the chargers that may no longer connect (revoked or removed)."""
-        self.registry = registry
+        """Disconnect the chargers that may no longer connect (revoked or removed), and
+        forget the removed ones."""
+        previous, self.registry = self.registry, registry
+
+        def removed(charger_id: ChargerId) -> bool:
+            # was there at the last read and is gone now (a row that is not there yet is
+            # a charger connecting for the first time: its row is on its way)
+            key = charger_key(charger_id)
+            return key in previous and key not in registry and not self.config.charger(charger_id)
+
         for charger_id, connection in list(self.connections.items()):
-            if isinstance(admit(self.config, charger_id, registry.get(charger_key(charger_id))),
-                          Refusal):  # fmt: skip
+            verdict = admit(self.config, charger_id, registry.get(charger_key(charger_id)))
+            if removed(charger_id) or isinstance(verdict, Refusal):
                 self.log.warning("ocpp.charger.not_admitted", charger=charger_id)
                 await connection.close(CLOSE_NOT_ADMITTED, "no longer admitted")
+        # forgotten once it is disconnected (so that its going offline is recorded first)
+        self._removed = {k for k in self._removed if k not in registry}
         for charger_id in list(self.site.chargers):
-            if (
-                charger_id not in self.connections
-                and charger_key(charger_id) not in registry
-                and self.config.charger(charger_id) is None
-            ):
+            key = charger_key(charger_id)
+            if removed(charger_id):
+                self._removed.add(key)
+            if key in self._removed and charger_id not in self.connections:
                 self.site.forget(charger_id)
+                self._removed.discard(key)
 
     # --- a connection ---------------------------------------------------------------
 

@@ -293,6 +293,11 @@ async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
                 await ws.wait_closed()
             assert ws.close_code == 4003
         assert (await refused(daemon, "CP-AUTO-1")).response.status_code == 404
+
+        async def forgotten() -> bool:  # the live views no longer show it
+            return "CP-AUTO-1" not in daemon.site.chargers and "CP-AUTO-2" in daemon.site.chargers
+
+        await eventually(forgotten, "the removed charger is forgotten")
         listed = await evpark("chargers", "list", "--config", toml)
         assert [line.split()[0] for line in listed.stdout.splitlines()] == ["CP-AUTO-2"]
         configured = await evpark("chargers", "remove", "CP-LOCKED", "--config", toml)
