@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -30,6 +30,7 @@ from starlette.responses import StreamingResponse
 
 from edge.config import SiteConfig
 from edge.ocpp_server import OcppServer
+from edge.paging import BadPage, Key, decode_cursor
 from edge.site import Clock, Site
 from edge.slot_service import SlotService
 from edge.ui.actions import ActionResult, Actions
@@ -399,16 +400,20 @@ class WebUi:
             id_tag: str = "",
             status: str = "",
             limit: Annotated[int, Query(ge=1, le=500)] = 50,
+            cursor: str | None = None,
         ) -> Response:
             wanted = status if status in {"active", "completed", "inferred_stopped"} else None
-            history = None
+            history, older = None, None
             if request.query_params.get("fragment") is None:
-                history = await views.session_history(
-                    charger.strip() or None, id_tag.strip() or None, wanted, limit
-                )
+                history, following = await views.session_history(
+                    charger.strip() or None, id_tag.strip() or None, wanted, limit,
+                    _after("sessions", cursor, (str, str)),
+                )  # fmt: skip
+                older = _older(request, following)
             context = {
                 "active": views.active_sessions(),
                 "history": history,
+                "older": older,
                 "filters": {"charger": charger, "id_tag": id_tag, "status": status, "limit": limit},
                 "charger_ids": sorted(c["id"] for c in views.chargers()),
             }
@@ -424,10 +429,13 @@ class WebUi:
             session: LoginSession = viewer,
             kind: str = "",
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+            cursor: str | None = None,
         ) -> Response:
             family = kind if kind in EVENT_TYPES else None
+            found, following = await views.events(family, limit, _after("events", cursor, (int,)))
             context = {
-                "events": await views.events(family, limit),
+                "events": found,
+                "older": _older(request, following),
                 "audit": await views.audit(50),
                 "kinds": EVENT_TYPES,
                 "kind": kind,
@@ -518,6 +526,24 @@ class WebUi:
                         return  # logged out, expired or deleted meanwhile
                     frame = b": heartbeat\n\n"
                 yield frame
+
+
+def _after(kind: str, cursor: str | None, types: tuple[type, ...]) -> Key | None:
+    """The page's position from its ``cursor`` (the lists' own, :mod:`edge.paging`)."""
+    try:
+        return decode_cursor(kind, cursor, types) if cursor else None
+    except BadPage as err:
+        raise UiDenied(400, str(err)) from err
+
+
+def _older(request: Request, cursor: str | None) -> str | None:
+    """The address of the next (older) page: this page's filters and the cursor."""
+    if cursor is None:
+        return None
+    kept = [
+        (k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "fragment"}
+    ]
+    return f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
 
 
 def _wants_json(request: Request) -> bool:

@@ -6,19 +6,18 @@ history from SQLite through the store's reader (never on the event loop).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
+from edge import paged_reads
 from edge import repository as repo
 from edge.http_api import charger_view, session_view
 from edge.ids import ChargerId
 from edge.model import Charger, ConnectorStatus
 from edge.mqtt_sensors import slot_document, summary_document
 from edge.ocpp_server import OcppServer
+from edge.paging import Key, encode_cursor
 from edge.site import Clock, Site
 from edge.slot_service import SlotService
 from edge.slots import SlotView
@@ -173,37 +172,40 @@ class SiteViews:
         return view
 
     async def session_history(
-        self, charger: str | None, id_tag: str | None, status: str | None, limit: int
-    ) -> list[dict[str, Any]]:
+        self,
+        charger: str | None,
+        id_tag: str | None,
+        status: str | None,
+        limit: int,
+        after: Key | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of sessions, newest first, and the cursor of the next (or None)."""
         rows = await self.site.store.read(
-            lambda c: repo.list_sessions(
-                c, status=status, charger_id=charger, id_tag=id_tag, limit=limit
+            lambda c: paged_reads.sessions(
+                c, status=status, charger_id=charger, id_tag=id_tag, limit=limit, after=after
             )
         )
         live = {s.id: s for s in self.site.active_sessions()}
-        return [session_view(live.get(s.id, s)) for s in rows]
+        shown = rows[:limit]
+        following = None
+        if len(rows) > limit:
+            following = encode_cursor("sessions", (repo.iso(shown[-1].started_at), shown[-1].id))
+        return [session_view(live.get(s.id, s)) for s in shown], following
 
-    async def events(self, kind: str | None, limit: int) -> list[dict[str, Any]]:
-        return await self.site.store.read(lambda c: site_events(c, kind, limit))
+    async def events(
+        self, kind: str | None, limit: int, after: Key | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the site's events, newest first, and the cursor of the next (or None)."""
+        family = kind.rstrip(".") if kind else None
+        rows = await self.site.store.read(
+            lambda c: paged_reads.site_events(c, family, limit, after)
+        )
+        shown = [{**r, "time": repo.parse_iso(r["time"])} for r in rows[:limit]]
+        following = encode_cursor("events", (shown[-1]["sequence"],)) if len(rows) > limit else None
+        return shown, following
 
     async def audit(self, limit: int) -> list[dict[str, Any]]:
         return await self.site.store.read(lambda c: audit_entries(c, limit))
-
-
-def site_events(conn: sqlite3.Connection, kind: str | None, limit: int) -> list[dict[str, Any]]:
-    """The newest of the site's events (what it tells central), optionally of one family."""
-    where, params = "", []
-    if kind:
-        where, params = "WHERE type LIKE ?", [kind.rstrip(".") + ".%"]
-    rows = conn.execute(
-        f"SELECT sequence, type, subject, time, data FROM outbox {where} "
-        "ORDER BY sequence DESC LIMIT ?",
-        (*params, limit),
-    )
-    return [
-        {**dict(r), "time": repo.parse_iso(r["time"]), "data": orjson.loads(r["data"])}
-        for r in rows
-    ]
 
 
 def as_time(value: datetime | str | None) -> datetime | None:

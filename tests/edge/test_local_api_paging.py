@@ -3,6 +3,8 @@ opaque ``cursor``, a stable order, the next page in a ``Link`` header, 400 for b
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +23,7 @@ from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.ocpp_client import RawCharger
 from tests.ocpp_flows import flow_for
+from tests.ui.conftest import add_users, logged_in
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 CHARGERS_CURSOR = encode_cursor("chargers", ("CP-1",))
@@ -179,3 +182,32 @@ async def test_site_events_visits_and_slots_page(
         pages = await all_pages(api, "/api/slots", limit=2)
         assert [[s["slot_id"] for s in p] for p in pages] == [["P0", "P1"], ["P2", "P3"], ["P4"]]
         assert len((await api.get("/api/slots")).json()) == 5  # small lists: one page
+
+
+async def test_the_ui_history_pages_link_to_older_ones(edge: EdgeDaemon) -> None:
+    await add_sessions(edge, 60)
+    unit = Unit()
+    for n in range(30):
+        repo.add_outbox_event(unit, "charging.started", f"X-{n}", T0, {"n": n})
+    await edge.store.write(unit)
+    await add_users(edge)
+    async with logged_in(edge, "vic") as viewer:
+        rows: list[int] = []
+        page = await viewer.http.get("/sessions", params={"charger": "CP-A", "limit": 12})
+        while True:
+            assert page.status_code == 200
+            rows.append(page.text.count('<tr><td><a href="/chargers/CP-A">'))
+            older = re.search(r'<a href="([^"]+)" rel="next">Older sessions</a>', page.text)
+            if older is None:
+                break
+            assert "charger=CP-A" in older.group(1)
+            page = await viewer.http.get(html.unescape(older.group(1)))
+        assert rows == [12, 12, 6]  # the 30 sessions of CP-A
+        events = await viewer.http.get("/events", params={"limit": 20})
+        older = re.search(r'<a href="([^"]+)" rel="next">Older events</a>', events.text)
+        assert older is not None
+        rest = await viewer.http.get(html.unescape(older.group(1)))
+        assert rest.text.count('data-type="charging.started"') == 10
+        assert "Older events" not in rest.text
+        bad = await viewer.http.get("/sessions", params={"cursor": "nonsense"})
+        assert bad.status_code == 400
