@@ -51,6 +51,7 @@ class Report:
     canary_heartbeats: int = 0
     log_problems: int = 0
     final_health: dict[str, Any] | None = None
+    unreadable_pages: list[str] = field(default_factory=list)
     sigterm_exit: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class Report:
             "canary_heartbeats_answered": self.canary_heartbeats,
             "log_problem_lines": self.log_problems,
             "final_health": self.final_health,
+            "unreadable_api_pages": self.unreadable_pages,
             "sigterm_exit": self.sigterm_exit,
         }
 
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
             if time.monotonic() >= deadline:
                 break
         report.final_health = site.edge.health()
+        report.unreadable_pages = site.edge.unreadable_pages()
     finally:
         report.sent = site.sent
         report.answers = site.answers
@@ -151,6 +154,7 @@ def print_report(report: Report, log: Path | None) -> None:
     print(f"daemon restarts (crashes)   {report.restarts}")
     print(f"daemon log problem lines    {report.log_problems}")
     print(f"final /healthz              {report.final_health}")
+    print(f"API pages not readable      {report.unreadable_pages or 'none'}")
     print(f"exit code after SIGTERM     {report.sigterm_exit}")
     print(f"failures                    {len(report.failures)}")
     for failure in report.failures:
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"seed": args.seed, **report.as_dict()}, indent=2))
     else:
         print_report(report, log_path)
-    return 1 if report.failures or report.sigterm_exit != 0 else 0
+    failed = report.failures or report.unreadable_pages or report.sigterm_exit != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

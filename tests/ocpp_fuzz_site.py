@@ -164,6 +164,24 @@ class EdgeProcess:
         health = self.health()
         return health is not None and health.get("status") == "ok"
 
+    def unreadable_pages(self) -> list[str]:
+        """Local API pages that do not answer 200 now that fuzzed data is stored (the
+        chargers', their events, the sessions): extreme values must render too."""
+        paths = ["/api/chargers", "/api/sessions", "/api/events", "/metrics"]
+        paths += [f"/api/chargers/FUZZ-{v.name}{tail}" for v in Version for tail in ("", "/events")]
+        failed = []
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{self.http_port}", timeout=ANSWER_WAIT
+        ) as api:
+            sessions = api.get("/api/sessions")
+            if sessions.status_code == 200:
+                paths += [f"/api/sessions/{s['id']}" for s in sessions.json()[:20]]
+            for path in paths:
+                answer = api.get(path)
+                if answer.status_code != 200:
+                    failed.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+        return failed
+
     def stop(self, wait: float = 30) -> int | None:
         """SIGTERM, then the exit code; None (and SIGKILL) if it did not stop in time."""
         if self.process is None:

@@ -30,4 +30,5 @@ def test_a_tiny_fuzz_run_reports_its_figures() -> None:
     assert set(by_action["ocpp1.6 Heartbeat"]) == {"CALLRESULT"}  # its only payload: {}
     assert report["canary_heartbeats_answered"] > 0
     assert report["final_health"]["status"] == "ok"
+    assert report["unreadable_api_pages"] == []
     assert report["sigterm_exit"] == 0

@@ -257,6 +257,7 @@ def test_the_daemon_survived_the_fuzz(fuzzed: _Fuzzed) -> None:
     health = site.edge.health()
     assert health is not None
     assert health["status"] == "ok"
+    assert site.edge.unreadable_pages() == []
     assert site.edge.log_problems() == []
     site.close()
     assert site.edge.stop() == 0, site.edge.log_tail()
