@@ -115,7 +115,7 @@ class EdgeDaemon:
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
-        self.http = HttpServer(app, self.config.http)
+        self.http = HttpServer(app, self.config.http, self.registry)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
         self.mqtt = await self._stack.enter_async_context(

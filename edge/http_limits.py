@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -65,6 +67,7 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.refused = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +80,7 @@ class BodyLimit:
                 await send_json_error(send, 400, "a bad Content-Length", {"Connection": "close"})
                 return
             if int(lengths[0]) > limit:
+                self.refused += 1
                 log.info("http.body.too_large", path=scope["path"], length=int(lengths[0]))
                 err = BodyTooLarge(limit)
                 await send_json_error(send, 413, err.detail, err.headers)
@@ -90,6 +94,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    self.refused += 1
                     log.info("http.body.too_large", path=scope["path"], received=received)
                     raise BodyTooLarge(limit)
             return message
@@ -217,3 +222,31 @@ def limited_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 self.transport.close()
 
     return LimitedH11Protocol
+
+
+class HttpLimitsCollector(Collector):
+    """The limits' counters for Prometheus, read at each scrape."""
+
+    def __init__(self, limits: ConnectionLimits, bodies: BodyLimit) -> None:
+        self.limits = limits
+        self.bodies = bodies
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "evpark_http_connections_open", "Open HTTP connections", value=self.limits.open
+        )
+        yield CounterMetricFamily(
+            "evpark_http_connections_refused",
+            "HTTP connections refused at once: over max_connections(_per_client)",
+            value=self.limits.refused,
+        )
+        yield CounterMetricFamily(
+            "evpark_http_connections_timed_out",
+            "HTTP connections closed because a request did not arrive within request_timeout",
+            value=self.limits.timed_out,
+        )
+        yield CounterMetricFamily(
+            "evpark_http_bodies_refused",
+            "Request bodies refused with 413: over their route's limit",
+            value=self.bodies.refused,
+        )

@@ -10,9 +10,16 @@ from collections.abc import Generator
 
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from edge.config import HttpSection
-from edge.http_limits import BodyLimit, ConnectionLimits, limited_protocol, route_limits
+from edge.http_limits import (
+    BodyLimit,
+    ConnectionLimits,
+    HttpLimitsCollector,
+    limited_protocol,
+    route_limits,
+)
 
 
 class _Server(uvicorn.Server):
@@ -23,14 +30,19 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, http: HttpSection) -> None:
+    def __init__(
+        self, app: FastAPI, http: HttpSection, registry: CollectorRegistry | None = None
+    ) -> None:
         self.limits = ConnectionLimits(
             max_connections=http.max_connections,
             max_per_client=http.max_connections_per_client,
             request_timeout=http.request_timeout,
         )
+        self.bodies = BodyLimit(app, route_limits(http.max_body, http.max_login_body))
+        if registry is not None:
+            registry.register(HttpLimitsCollector(self.limits, self.bodies))
         config = uvicorn.Config(
-            BodyLimit(app, route_limits(http.max_body, http.max_login_body)),
+            self.bodies,
             host=http.host,
             port=http.port,
             log_config=None,

@@ -255,6 +255,11 @@ async def test_connections_over_the_cap_get_a_503_and_ocpp_still_accepts(
         else:
             raise AssertionError("a closed connection's slot was not given back")
         assert daemon.http.limits.refused >= 1
+        async with httpx.AsyncClient(base_url=url(daemon)) as api:
+            metrics = (await api.get("/metrics")).text
+        refused = re.search(r"^evpark_http_connections_refused_total (\S+)$", metrics, re.M)
+        assert refused is not None
+        assert float(refused.group(1)) >= 1
 
 
 async def test_one_address_cannot_take_every_connection(
