@@ -77,9 +77,13 @@ def forbidden(what: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, f"this key may not access {what}")
 
 
-def check_vehicle(principal: Principal, vehicle_id: str | None) -> None:
+def check_vehicle(
+    principal: Principal, vehicle_id: str | None, without: str = "data of no vehicle"
+) -> None:
+    """403 unless the principal may see ``vehicle_id`` (``without``: what a missing
+    vehicle stands for, in the message)."""
     if not principal.may_see_vehicle(vehicle_id):
-        raise forbidden(f"vehicle {vehicle_id}" if vehicle_id else "a session without vehicle")
+        raise forbidden(f"vehicle {vehicle_id}" if vehicle_id else without)
 
 
 def check_user(principal: Principal, user_id: str) -> None:

@@ -413,7 +413,7 @@ class ChargingService:
             session = (await conn.execute(query.limit(1))).first()
         if session is None:
             raise KeyError("no active charging session for that vehicle or session id")
-        check_vehicle(principal, session.vehicle_id)
+        check_vehicle(principal, session.vehicle_id, "a session of no vehicle of its own")
         return await self._issue(
             session.site_id,
             "remote_stop",
@@ -1273,7 +1273,7 @@ class ChargingService:
             principal: Principal = anyone,
         ) -> Page[IdTagAnswer]:
             if principal.scope != "operator":
-                check_vehicle(principal, vehicle_id)
+                check_vehicle(principal, vehicle_id, "every vehicle's (give vehicle_id)")
             return await self.tags(vehicle_id, limit, cursor)
 
         return router

@@ -1152,7 +1152,7 @@ class ParkingService:
             principal: Principal = anyone,
         ) -> Page[Reservation]:
             if principal.scope != "operator":
-                check_vehicle(principal, vehicle_id)
+                check_vehicle(principal, vehicle_id, "every vehicle's (give vehicle_id)")
             return await self.reservations(
                 limit, cursor, vehicle_id=vehicle_id, site_id=site_id, status=status_
             )

@@ -301,6 +301,30 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
         r = await http.get(f"/charging/commands/{start.json()['command_id']}", headers=driver)
         assert r.json()["status"] == "accepted"
 
+        # another driver sees and changes none of it through the gateway and the services
+        bob = await cluster.key("driver", user="bob", vehicles=("car-b",))
+        for path in (
+            "/charging/history/car-1",
+            f"/charging/commands/{start.json()['command_id']}",
+            "/parking/history/car-1",
+            f"/parking/reservations/{reservation['id']}",
+            "/notifications/users/driver-1/preferences",
+        ):
+            assert (await http.get(path, headers=bob)).status_code == 403, path
+        r = await http.delete(
+            "/parking/release", params={"reservation_id": reservation["id"]}, headers=bob
+        )
+        assert r.status_code == 403
+        listed = await http.get(
+            "/charging/sessions", params={"site_id": "east", "limit": 1}, headers=operator
+        )
+        assert [(s["session_id"], s["vehicle_id"]) for s in listed.json()["items"]] == [
+            ("sess-1", "car-1")
+        ]
+        # a body over a driver route's limit is refused at the gateway
+        big = {"vehicle_id": "car-1", "site_id": "east", "note": "x" * 100_000}
+        assert (await http.post("/parking/reserve", json=big, headers=driver)).status_code == 413
+
         status = (
             await http.get("/parking/status", params={"site_id": "east"}, headers=driver)
         ).json()

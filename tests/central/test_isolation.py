@@ -1,0 +1,144 @@
+"""Drivers see and change only their own data; operators see everything; a site key only
+its own site. Through the real gateway and services (all-in-one app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.central.conftest import Central
+
+LOT = {"name": "North", "slots": [{"slot_id": "E1", "slot_type": "ev", "charger_id": "CP1"}]}
+
+
+async def _setup(central: Central) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    operator = await central.auth("operator")
+    r = await central.client.put("/parking/lots/north", json=LOT, headers=operator)
+    assert r.status_code == 200, r.text
+    alice = await central.auth("driver", user="alice", vehicles=("car-a",))
+    bob = await central.auth("driver", user="bob", vehicles=("car-b",))
+    return operator, alice, bob
+
+
+def _forbidden(r: Any) -> None:
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/json"
+    assert "may not access" in r.json()["detail"] or "not one of" in r.json()["detail"]
+
+
+async def test_a_driver_cannot_read_or_change_another_drivers_parking(central: Central) -> None:
+    operator, alice, bob = await _setup(central)
+    c = central.client
+    booked = await c.post(
+        "/parking/reserve",
+        json={"site_id": "north", "vehicle_id": "car-a", "slot_type": "ev", "duration_minutes": 60},
+        headers=alice,
+    )
+    assert booked.status_code == 201, booked.text
+    rid = booked.json()["id"]
+
+    # bob: neither alice's history, reservation, nor reserving or releasing for her car
+    _forbidden(await c.get("/parking/history/car-a", headers=bob))
+    _forbidden(await c.get(f"/parking/reservations/{rid}", headers=bob))
+    _forbidden(await c.get("/parking/reservations", params={"vehicle_id": "car-a"}, headers=bob))
+    _forbidden(await c.get("/parking/reservations", headers=bob))  # all of them: no
+    _forbidden(await c.delete("/parking/release", params={"reservation_id": rid}, headers=bob))
+    _forbidden(await c.delete("/parking/release", params={"vehicle_id": "car-a"}, headers=bob))
+    body = {"site_id": "north", "vehicle_id": "car-a", "slot_type": "ev", "duration_minutes": 30}
+    _forbidden(await c.post("/parking/reserve", json=body, headers=bob))
+    # the slot shows alice's reservation to alice and the operator, not to bob
+    slot = (await c.get("/parking/slots/E1", headers=bob)).json()
+    assert slot["upcoming"] == []
+    assert [
+        r["id"] for r in (await c.get("/parking/slots/E1", headers=alice)).json()["upcoming"]
+    ] == [rid]
+    # the reservation is still alive: bob's attempt changed nothing
+    assert (await c.get(f"/parking/reservations/{rid}", headers=alice)).json()["status"] == "booked"
+
+    # alice sees her own; the operator sees everyone's and may release it
+    history = (await c.get("/parking/history/car-a", headers=alice)).json()
+    assert [e["kind"] for e in history["items"]] == ["booked"]
+    assert (await c.get("/parking/history/car-a", headers=operator)).status_code == 200
+    listed = (await c.get("/parking/reservations", headers=operator)).json()
+    assert [r["id"] for r in listed["items"]] == [rid]
+    r = await c.delete("/parking/release", params={"reservation_id": rid}, headers=operator)
+    assert r.status_code == 200
+    assert r.json()["status"] == "cancelled"
+
+
+async def test_a_driver_cannot_read_or_stop_another_drivers_charging(central: Central) -> None:
+    operator, alice, bob = await _setup(central)
+    c = central.client
+    start = {"site_id": "north", "charger_id": "CP1", "vehicle_id": "car-a"}
+    r = await c.post("/charging/start", json=start, headers=alice)
+    assert r.status_code == 202, r.text
+    command_id = r.json()["command_id"]
+    _forbidden(await c.post("/charging/start", json=start, headers=bob))
+    _forbidden(await c.get(f"/charging/commands/{command_id}", headers=bob))
+    _forbidden(await c.get("/charging/history/car-a", headers=bob))
+    _forbidden(await c.get("/charging/status/car-a", headers=bob))
+    _forbidden(await c.post("/charging/stop", json={"vehicle_id": "car-a"}, headers=bob))
+    _forbidden(await c.get("/charging/id-tags", params={"vehicle_id": "car-a"}, headers=bob))
+    # the site and charger listing is for operators and the site
+    assert (await c.get("/charging/sessions", headers=bob)).status_code == 403
+    assert (await c.get("/charging/history/car-a", headers=alice)).status_code == 200
+    assert (await c.get(f"/charging/commands/{command_id}", headers=alice)).status_code == 202
+    assert (await c.get("/charging/history/car-a", headers=operator)).status_code == 200
+    assert (await c.get(f"/charging/commands/{command_id}", headers=operator)).status_code == 202
+
+
+async def test_a_driver_cannot_read_or_change_another_users_preferences(
+    central: Central,
+) -> None:
+    operator, alice, bob = await _setup(central)
+    c = central.client
+    prefs = {"vehicle_ids": ["car-a"], "channels": {"email": {"address": "alice@example.com"}}}
+    r = await c.put("/notifications/users/alice/preferences", json=prefs, headers=alice)
+    assert r.status_code == 200, r.text
+    hijack = {"vehicle_ids": ["car-a"], "channels": {"email": {"address": "bob@example.com"}}}
+    _forbidden(await c.put("/notifications/users/alice/preferences", json=hijack, headers=bob))
+    _forbidden(await c.get("/notifications/users/alice/preferences", headers=bob))
+    _forbidden(await c.delete("/notifications/users/alice/preferences", headers=bob))
+    _forbidden(await c.get("/notifications/users/alice", headers=bob))
+    # nor be told about alice's car under his own name, nor about a stranger's card
+    _forbidden(await c.put("/notifications/users/bob/preferences", json=hijack, headers=bob))
+    r = await c.put(
+        "/notifications/users/bob/preferences", json={"id_tags": ["CARD-9"]}, headers=bob
+    )
+    _forbidden(r)
+    kept = (await c.get("/notifications/users/alice/preferences", headers=alice)).json()
+    assert kept["channels"]["email"]["address"] == "alice@example.com"
+    # the operator manages anyone's
+    r = await c.put("/notifications/users/alice/preferences", json=hijack, headers=operator)
+    assert r.status_code == 200
+    assert (await c.get("/notifications/users/alice", headers=operator)).status_code == 200
+
+
+async def test_a_site_key_reads_no_drivers_data_and_only_its_own_sessions(
+    central: Central,
+) -> None:
+    await _setup(central)
+    c = central.client
+    north = await central.auth("site", "north")
+    for path in (
+        "/parking/history/car-a",
+        "/parking/reservations",
+        "/charging/history/car-a",
+        "/charging/status/car-a",
+        "/notifications/users/alice",
+        "/notifications/users/alice/preferences",
+    ):
+        assert (await c.get(path, headers=north)).status_code == 403, path
+    assert (await c.get("/charging/sessions", headers=north)).status_code == 200
+    r = await c.get("/charging/sessions", params={"site_id": "north"}, headers=north)
+    assert r.status_code == 200
+    r = await c.get("/charging/sessions", params={"site_id": "south"}, headers=north)
+    assert r.status_code == 403
+
+
+async def test_a_driver_key_without_vehicles_sees_none(central: Central) -> None:
+    await _setup(central)
+    nobody = await central.auth("driver", user="carol")
+    _forbidden(await central.client.get("/charging/history/car-a", headers=nobody))
+    _forbidden(await central.client.get("/parking/history/car-b", headers=nobody))
+    # the public views still answer
+    assert (await central.client.get("/parking/status", headers=nobody)).status_code == 200
