@@ -33,7 +33,7 @@ from central.wire import valid_site_id
 
 PREFIX = "evp_"
 # the vehicles travel in one header to the services: keep it well under header limits
-MAX_VEHICLES_PER_USER = 200
+MAX_VEHICLES_PER_USER = 100
 INVALID_CACHE_MAX = 10_000
 _ID = re.compile(ID_PATTERN)
 
