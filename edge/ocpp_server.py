@@ -218,7 +218,7 @@ class OcppServer:
             response.headers["Retry-After"] = lockout.retry_after_header
             return response
         offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
-        if not any(v.value in offered for v in SUBPROTOCOLS):
+        if not {p.strip() for p in offered.split(",")} & {v.value for v in SUBPROTOCOLS}:
             self.log.warning(
                 "ocpp.connect.no_subprotocol", charger=charger_id, offered=offered[:80]
             )
