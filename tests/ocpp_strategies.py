@@ -216,10 +216,11 @@ _RFC3339: Final = re.compile(
 
 @dataclass(slots=True)
 class _Budget:
-    """What one payload may still spend: characters, and whether lone surrogates go in."""
+    """What one payload may still spend (characters), and which rare extremes it has."""
 
     left: int
     surrogates: bool
+    deep: bool
 
     def take(self, wanted: int) -> int:
         granted = max(0, min(wanted, self.left))
@@ -268,9 +269,15 @@ def payloads(version: Version, action: str) -> st.SearchStrategy[Payload]:
 @st.composite
 def _payload(draw: Draw, version: Version, action: str) -> Payload:
     schema = request_schema(version, action)
-    # one message in ten may carry an (escaped) lone surrogate: valid JSON text, not
-    # valid Unicode; the edge must answer it all the same
-    budget = _Budget(PAYLOAD_BUDGET, surrogates=draw(st.integers(0, 9)) == 9)
+    # One message in ten may carry an (escaped) lone surrogate: valid JSON text, not
+    # valid Unicode; one in ten may nest deep where the schema leaves values free. The
+    # edge must answer them all the same, and refuses them as a whole: the other eight
+    # in ten get through to the handlers.
+    budget = _Budget(
+        PAYLOAD_BUDGET,
+        surrogates=draw(st.integers(0, 9)) == 9,
+        deep=draw(st.integers(0, 9)) == 9,
+    )
     value = _value(draw, schema, schema, budget)
     assert isinstance(value, dict)
     return value
@@ -348,8 +355,9 @@ def _string(draw: Draw, max_length: int | None, budget: _Budget) -> str:
     if mode == "text":
         text = str(draw(st.text(max_size=min(cap, 24))))
     elif mode == "edges":
-        pieces = list(TEXT_EDGES) + (list(LONE_SURROGATES) if budget.surrogates else [])
-        text = "".join(draw(st.lists(st.sampled_from(pieces), min_size=1, max_size=6)))
+        text = "".join(draw(st.lists(st.sampled_from(TEXT_EDGES), min_size=1, max_size=6)))
+        if budget.surrogates:  # first, so that truncating to maxLength keeps it
+            text = draw(st.sampled_from(LONE_SURROGATES)) + text
     else:
         fill = str(draw(st.sampled_from(FILL_CHARS)))
         cost = _encoded_size(fill)  # per character, in the frame
@@ -390,11 +398,9 @@ def _number(draw: Draw, node: dict[str, Any]) -> float | int:
 
 def _free(draw: Draw, budget: _Budget, depth: int) -> Any:
     """Any JSON value: scalars at their edges, small containers, or deep nesting."""
-    # one value in ten nests deep: the edge refuses deep frames as a whole, and the
-    # rest of the payload must get through often enough to reach the handlers
     roll = draw(st.integers(0, 9))
     kind = "deep" if roll == 9 else "container" if roll >= 5 else "scalar"
-    if kind == "deep" and depth == 0:
+    if kind == "deep" and depth == 0 and budget.deep:
         levels = draw(st.sampled_from(DEEP_LEVELS))
         inner: Any = draw(st.sampled_from((None, 0, "x", 2**63, -0.0, "\u202e")))
         as_list = draw(st.booleans())
@@ -415,6 +421,12 @@ def _free(draw: Draw, budget: _Budget, depth: int) -> Any:
     if scalar == "string":
         return _string(draw, None, budget)
     return draw(st.booleans()) if scalar == "bool" else None
+
+
+@st.composite
+def free_values(draw: Draw) -> Any:
+    """Any JSON value, as the payloads put where a schema leaves the value free."""
+    return _free(draw, _Budget(PAYLOAD_BUDGET, surrogates=True, deep=True), depth=0)
 
 
 @st.composite

@@ -30,6 +30,7 @@ from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_settings
 from tests.ocpp_strategies import (
     CHARGER_ACTIONS,
     SPEC_ERROR_CODES,
+    free_values,
     has_lone_surrogate,
     integers,
     payloads,
@@ -105,13 +106,13 @@ def test_strategies_reach_the_extremes() -> None:
     assert any(t.startswith("0001") and t.endswith("+14:00") for t in times)
     assert any(t.startswith("9999") for t in times)
     assert any(t[16:19] == ":60" for t in times)
-    data = _drawn(payloads(Version.V16, "DataTransfer").map(lambda p: p.get("data", "")), 100)
+    transfers = _drawn(payloads(Version.V16, "DataTransfer"))
+    data = [str(p.get("data", "")) for p in transfers]
     assert max(map(len, data)) == 64 * 1024
     assert any("\x00" in d or "\u202e" in d for d in data)
-    free = _drawn(payloads(Version.V201, "DataTransfer").map(lambda p: p.get("data")))
-    assert max(map(_depth, free)) > 254
-    tags = _drawn(payloads(Version.V16, "Authorize"))
-    assert any(has_lone_surrogate(tag) for tag in tags)
+    assert any(has_lone_surrogate(p) for p in transfers)
+    assert max(map(_depth, _drawn(free_values(), 100))) > 254
+    tags = _drawn(payloads(Version.V16, "Authorize"), 100)
     assert {len(tag["idTag"]) for tag in tags} >= {0, 20}  # maxLength 20, and empty
     hashes = _drawn(payloads(Version.V201, "Authorize"), 100)
     assert max(len(p.get("iso15118CertificateHashData", ())) for p in hashes) == 4  # maxItems
