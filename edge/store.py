@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import re
 import sqlite3
@@ -175,6 +176,7 @@ class SqliteStore:
         self._gathering: list[_Pending] = []
         self._inflight: deque[_Handed] = deque()  # handed to the writer, not yet resolved
         self._dead: BaseException | None = None
+        self._context = contextvars.Context()
         self._abandoned: str | None = None  # why writes are refused while stopping
         self._died = asyncio.Event()
         self.commits = 0
@@ -199,6 +201,8 @@ class SqliteStore:
     async def __aenter__(self) -> SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
+        # the writer's reports run in the opener's context: its log lines name the site
+        self._context = contextvars.copy_context()
         self._writer = await asyncio.to_thread(self._open_writer)
         self._reader = await asyncio.to_thread(connect, self.path)
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
@@ -367,7 +371,7 @@ class SqliteStore:
         except BaseException as err:  # noqa: BLE001 -- the thread's end is reported, not lost
             assert self._loop is not None
             with contextlib.suppress(RuntimeError):  # loop already closed at exit
-                self._loop.call_soon_threadsafe(self._writer_died, err)
+                self._loop.call_soon_threadsafe(self._writer_died, err, context=self._context)
 
     def _serve(self) -> None:
         assert self._writer is not None
@@ -397,7 +401,9 @@ class SqliteStore:
                 outcome = self._commit(conn, [p for h in handed for p in h.pending])
                 assert self._loop is not None
                 with contextlib.suppress(RuntimeError):  # loop already closed at exit
-                    self._loop.call_soon_threadsafe(self._resolved, handed, outcome)
+                    self._loop.call_soon_threadsafe(
+                        self._resolved, handed, outcome, context=self._context
+                    )
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Pending]) -> list[str | None]:
         try:

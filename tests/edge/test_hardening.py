@@ -183,6 +183,28 @@ async def test_a_message_type_id_that_is_not_an_integer_is_refused(
         assert (await charger.call("Heartbeat", {}))["currentTime"]
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '[2, "j1", "DataTransfer", {"vendorId": "acme", "data": NaN}]',
+        '[2, "j1", "DataTransfer", {"vendorId": "acme", "data": "\\ud800"}]',
+        '[2, "j1", "DataTransfer", {"vendorId": "acme", "data": 1e400}]',
+    ],
+    ids=["nan", "lone-surrogate", "infinite"],
+)
+async def test_json_that_is_not_json_is_a_formation_error(
+    site: EdgeDaemon, version: Version, frame: str
+) -> None:
+    async with RawCharger(ocpp_url(site), "CP-JSON", version) as charger:
+        reply = await charger.send_raw(frame, "-1")
+        assert reply[:3] == [
+            4,
+            "-1",
+            "FormationViolation" if version is Version.V16 else "RpcFrameworkError",
+        ]
+        assert (await charger.call("Heartbeat", {}))["currentTime"]
+
+
 async def test_a_subprotocol_not_spoken_exactly_gets_400_before_the_upgrade(
     site: EdgeDaemon,
 ) -> None:
