@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import websockets
 from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from edge import chargers
 from edge.config import SiteConfig
-from edge.daemon import EdgeDaemon
+from edge.daemon import EdgeDaemon, database_path
 from edge.ids import ChargerId
 from edge.store import Unit, migrate
 from edge.store import connect as connect_store
@@ -449,3 +451,53 @@ async def test_oldest_lets_the_newcomer_in_when_the_old_connection_is_dead(
         writer.close()
         duplicates = "evpark_ocpp_duplicate_connections_total"
         assert metric(daemon, duplicates, outcome="probed") >= 1
+
+
+async def test_in_production_with_client_certificates_only_approved_ids_connect(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    files = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "ca")}
+    server.private_key_and_cert_chain_pem.write_to_path(str(files["cert"]))
+    server.private_key_pem.write_to_path(str(files["key"]))
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    tls = {"cert_file": files["cert"], "key_file": files["key"], "client_ca_file": files["ca"]}
+    config = make_config(
+        tmp_path / "data",
+        site={"id": "test-site", "environment": "production"},
+        ocpp={"auto_register": False, "tls": tls},
+        chargers=[],
+    )
+    (tmp_path / "data").mkdir()
+    conn = connect_store(database_path(config))  # approved before the daemon starts
+    migrate(conn)
+    unit = Unit()
+    chargers.approve(unit, conn, config, "CP-CERT-1", datetime.now(UTC))
+    for sql, params in unit.ops:
+        conn.execute(sql, params)
+    conn.close()
+
+    def client_tls(name: str) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        ca.issue_cert(name, common_name=name).configure_cert(context)
+        return context
+
+    async with EdgeDaemon(config) as daemon:
+        url = f"wss://127.0.0.1:{daemon.ocpp_port}/ocpp"
+        async with websockets.connect(
+            f"{url}/CP-CERT-1",
+            ssl=client_tls("CP-CERT-1"),
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ) as ws:
+            await ws.send(BOOT_16)
+            assert '"Accepted"' in str(await ws.recv())
+        # a valid certificate is not enough: the id has to be approved (or configured)
+        with pytest.raises(InvalidStatus) as refusal:
+            await websockets.connect(
+                f"{url}/CP-CERT-2",
+                ssl=client_tls("CP-CERT-2"),
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            )
+        assert refusal.value.response.status_code == 404
