@@ -3,8 +3,16 @@ its own site. Through the real gateway and services (all-in-one app)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import httpx
+from typer.testing import CliRunner
+
+from central import cli
+from central.app import create_app
+from central.settings import CentralSettings
 from tests.central.conftest import Central
 
 LOT = {"name": "North", "slots": [{"slot_id": "E1", "slot_type": "ev", "charger_id": "CP1"}]}
@@ -142,3 +150,41 @@ async def test_a_driver_key_without_vehicles_sees_none(central: Central) -> None
     _forbidden(await central.client.get("/parking/history/car-b", headers=nobody))
     # the public views still answer
     assert (await central.client.get("/parking/status", headers=nobody)).status_code == 200
+
+
+def test_driver_keys_and_vehicles_from_the_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"EVPARK_CENTRAL_DATA_DIR": str(tmp_path)}
+
+    def evpark(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli.app, list(args), env=env)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    assert "needs --user" in evpark("keys", "create", "--scope", "driver", code=2)
+    assert "only driver keys" in evpark(
+        "keys", "create", "--scope", "operator", "--user", "x", code=2
+    )
+    alice = evpark("keys", "create", "--scope", "driver", "--user", "alice", "--vehicle", "car-a")
+    evpark("vehicles", "add", "alice", "car-a2")
+    assert "belongs to another user" in evpark("vehicles", "add", "bob", "car-a", code=2)
+    assert evpark("vehicles", "list", "alice").split() == ["car-a", "car-a2"]
+    evpark("vehicles", "remove", "alice", "car-a2")
+    evpark("vehicles", "remove", "alice", "car-a2", code=1)
+    assert "\talice\t" in evpark("keys", "list")
+
+    async def codes() -> list[int]:
+        app = create_app(CentralSettings(data_dir=tmp_path))
+        headers = {"Authorization": f"Bearer {alice.strip()}"}
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://central"
+            ) as client,
+        ):
+            return [
+                (await client.get(f"/charging/history/{v}", headers=headers)).status_code
+                for v in ("car-a", "car-a2")
+            ]
+
+    assert asyncio.run(codes()) == [200, 403]
