@@ -27,8 +27,10 @@ if __package__ in (None, ""):  # run by path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ocpp_handlers.schemas import Version
-from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_settings
+from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_sessions, fuzz_settings
 from tests.ocpp_strategies import CHARGER_ACTIONS
+
+SESSIONS = "sessions"  # the pseudo-action of session sequences (tests.ocpp_strategies)
 
 
 @dataclass
@@ -96,18 +98,17 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
         while True:
             report.rounds += 1
             for version in versions:
-                for action in CHARGER_ACTIONS[version]:
+                # every action alone, then sequences of a session's messages
+                for action in (*CHARGER_ACTIONS[version], SESSIONS):
                     if args.action and action not in args.action:
                         continue
                     seed = rng.randrange(2**32)
+                    fuzz = fuzz_settings(args.examples, derandomize=False)
                     try:
-                        fuzz_action(
-                            site,
-                            version,
-                            action,
-                            fuzz_settings(args.examples, derandomize=False),
-                            seed=seed,
-                        )
+                        if action == SESSIONS:
+                            fuzz_sessions(site, version, fuzz, seed=seed)
+                        else:
+                            fuzz_action(site, version, action, fuzz, seed=seed)
                     except Exception as err:  # a finding: record it, go on
                         report.failures.append(_failure(version, action, seed, err))
                         print(
@@ -176,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seed", type=int, default=None, help="seed of the rounds' seeds (default: random)"
     )
     parser.add_argument("--version", choices=[v.value for v in Version], default=None)
-    parser.add_argument("--action", action="append", help="only this action (repeatable)")
+    parser.add_argument(
+        "--action",
+        action="append",
+        help=f"only this action (repeatable); {SESSIONS!r}: session sequences",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the daemon's data and log")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args(argv)

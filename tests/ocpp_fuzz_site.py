@@ -34,10 +34,12 @@ from ocpp_handlers.schemas import SchemaViolation, Version, validate
 from tests.ocpp_strategies import (
     SPEC_ERROR_CODES,
     Payload,
+    Step,
     encode_call,
     has_lone_surrogate,
     payloads,
     schema_errors,
+    session_steps,
 )
 from tests.services import free_port
 
@@ -373,7 +375,18 @@ class FuzzSite:
         """A clean BootNotification on a fresh connection (before each action's run)."""
         self.chargers[version].connect()
 
-    def check(self, version: Version, action: str, payload: Payload) -> None:
+    def check_steps(self, version: Version, steps: list[Step]) -> None:
+        """A session's messages in order; a linked 1.6 message gets the transactionId
+        the edge answered the last StartTransaction with."""
+        transaction: int | None = None
+        for action, payload, linked in steps:
+            if linked and transaction is not None and action in ("MeterValues", "StopTransaction"):
+                payload = {**payload, "transactionId": transaction}
+            frame = self.check(version, action, payload)
+            if action == "StartTransaction" and frame[0] == 3:
+                transaction = frame[2]["transactionId"]
+
+    def check(self, version: Version, action: str, payload: Payload) -> list[Any]:
         """Send one schema-valid message; fail unless the daemon answers it as the spec
         allows and the canary is still answered."""
         problem = schema_errors(version, action, payload)
@@ -401,6 +414,7 @@ class FuzzSite:
                 f"{action}: the daemon logged {len(problems)} problem(s): {problems[:2]}"
             )
         self.canary.check()
+        return frame
 
     def _reconnect(self, version: Version) -> None:
         # if this fails too, the next example fails on its own, with its own reason
@@ -429,6 +443,23 @@ class FuzzSite:
             raise FuzzFailure(f"{action}: {code} is not a {version.value} CALLERROR code")
         if code == "InternalError":  # the daemon's way of saying a handler or a write failed
             raise FuzzFailure(f"{action}: InternalError ({frame[3]!r})")
+
+
+def fuzz_sessions(
+    site: FuzzSite, version: Version, fuzz: settings, seed: int | None = None
+) -> None:
+    """Run hypothesis over sequences of a session's messages (``session_steps``)."""
+    site.reboot(version)
+    site.edge.new_log_problems()
+
+    @fuzz
+    @given(steps=session_steps(version))
+    def one_session(steps: list[Step]) -> None:
+        site.check_steps(version, steps)
+
+    (one_session if seed is None else hypothesis.seed(seed)(one_session))()
+    assert site.canary is not None
+    site.canary.wait_for_more()
 
 
 def fuzz_action(

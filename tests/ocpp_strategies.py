@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import fastjsonschema
 from hypothesis import strategies as st
@@ -259,6 +259,50 @@ def schema_errors(version: Version, action: str, payload: Payload) -> str | None
     except fastjsonschema.JsonSchemaValueException as err:
         return str(err)
     return None
+
+
+# The messages of a charging session, fuzzed as sequences that refer to one another.
+SESSION_ACTIONS: Final[dict[Version, tuple[str, ...]]] = {
+    Version.V16: ("StartTransaction", "MeterValues", "StopTransaction", "StatusNotification"),
+    Version.V201: ("TransactionEvent", "MeterValues", "StatusNotification"),
+}
+SESSION_TRANSACTIONS: Final = ("FUZZ-TX-1", "FUZZ-TX-2")  # 2.0.1: chosen by the station
+
+
+class Step(NamedTuple):
+    """One message of a sequence; ``linked``: it is about the session the sequence runs
+    (1.6: the harness puts in the transactionId the edge gave at StartTransaction)."""
+
+    action: str
+    payload: Payload
+    linked: bool
+
+
+@st.composite
+def session_steps(draw: Draw, version: Version) -> list[Step]:
+    """2 to 6 extreme messages of a charging session, most of them about one session."""
+    steps = []
+    for _ in range(draw(st.integers(2, 6))):
+        action = draw(st.sampled_from(SESSION_ACTIONS[version]))
+        payload = draw(payloads(version, action))
+        linked = draw(st.integers(0, 3)) > 0
+        if linked:
+            _link(draw, version, payload)
+        steps.append(Step(action, payload, linked))
+    return steps
+
+
+def _link(draw: Draw, version: Version, payload: Payload) -> None:
+    """Point a message at EVSE 1 and, in 2.0.1, at one of two transactions."""
+    if "connectorId" in payload and version is Version.V16:
+        payload["connectorId"] = 1
+    if "evseId" in payload:
+        payload["evseId"] = 1
+    if isinstance(payload.get("evse"), dict):
+        payload["evse"]["id"] = 1
+    info = payload.get("transactionInfo")
+    if isinstance(info, dict):
+        info["transactionId"] = draw(st.sampled_from(SESSION_TRANSACTIONS))
 
 
 def payloads(version: Version, action: str) -> st.SearchStrategy[Payload]:

@@ -26,7 +26,7 @@ from hypothesis.strategies import SearchStrategy
 
 from edge.meter import ENERGY, normalise
 from ocpp_handlers.schemas import Version
-from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_settings
+from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_sessions, fuzz_settings
 from tests.ocpp_strategies import (
     CHARGER_ACTIONS,
     SPEC_ERROR_CODES,
@@ -148,6 +148,15 @@ def test_every_extreme_message_is_answered_and_disturbs_no_one(
 ) -> None:
     sent = site.sent
     fuzz_action(site, version, action, fuzz_settings(EXAMPLES))
+    assert site.sent > sent
+
+
+@pytest.mark.parametrize("version", list(Version), ids=[v.value for v in Version])
+def test_extreme_sessions_are_answered_and_disturb_no_one(site: FuzzSite, version: Version) -> None:
+    # sequences: a StartTransaction (1.6) or TransactionEvent (2.0.1) with extreme values,
+    # then meter values, statuses and the end of that same session
+    sent = site.sent
+    fuzz_sessions(site, version, fuzz_settings(EXAMPLES))
     assert site.sent > sent
 
 
