@@ -73,7 +73,7 @@ _SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def valid_site_id(site_id: str) -> bool:
-    return bool(_SITE_ID.match(site_id))
+    return bool(_SITE_ID.fullmatch(site_id))
 
 
 def site_source(site_id: str) -> str:

@@ -36,6 +36,8 @@ PREFIX = "evp_"
 MAX_VEHICLES_PER_USER = 100
 INVALID_CACHE_MAX = 10_000
 _ID = re.compile(ID_PATTERN)
+# user ids as the notification service names users (an email address will do)
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$")
 
 
 class InvalidKeyRequest(ValueError):
@@ -68,9 +70,10 @@ def parse_key(key: str) -> tuple[str, str] | None:
 
 
 def _check_ids(what: str, ids: Iterable[str]) -> list[str]:
+    pattern = _USER if what == "user" else _ID
     out = []
     for value in ids:
-        if not _ID.match(value):
+        if not pattern.fullmatch(value):
             raise InvalidKeyRequest(f"{what} {value!r} is not a valid id (letters, digits, _.:-)")
         out.append(value)
     return out

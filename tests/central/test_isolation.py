@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from central import cli
@@ -188,3 +189,17 @@ def test_driver_keys_and_vehicles_from_the_cli(tmp_path: Path) -> None:
             ]
 
     assert asyncio.run(codes()) == [200, 403]
+
+
+async def test_subject_ids_are_whole_ids(central: Central) -> None:
+    """A trailing newline is not part of an id (a regex ``$`` would let it through)."""
+    from central.gateway.keys import InvalidKeyRequest
+
+    for scope, site, user, vehicles in (
+        ("driver", None, "alice\n", ()),
+        ("driver", None, "alice", ("car-a\n",)),
+        ("site", "north\n", None, ()),
+    ):
+        with pytest.raises(InvalidKeyRequest):
+            await central.keys.create(scope, site, user_id=user, vehicle_ids=vehicles)
+    await central.keys.create("driver", user_id="alice@example.com", vehicle_ids=("car-a",))
