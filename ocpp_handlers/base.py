@@ -68,7 +68,9 @@ def parse_time(value: str, field: str) -> datetime:
             moment = moment.replace(microsecond=0) + timedelta(seconds=1)
         moment.astimezone(UTC)
     except OverflowError as err:
-        raise OcppError("PropertyConstraintViolation", f"{field}: out of the range of a time") from err
+        raise OcppError(
+            "PropertyConstraintViolation", f"{field}: out of the range of a time"
+        ) from err
     return moment
 
 
