@@ -45,9 +45,10 @@ class RateLimitSettings(BaseModel):
     """Token bucket per API key: ``<scope>_per_minute`` refill, ``burst`` bucket size.
 
     Failed authentications (no key, a wrong or revoked key) have a bucket per client
-    address: ``invalid_key_per_minute`` refill, ``invalid_key_burst`` size. An address
-    with an empty bucket gets 429 before any key lookup (keys verified recently still
-    pass: they cost no lookup)."""
+    address: ``invalid_key_per_minute`` refill, ``invalid_key_burst`` size; attempts in
+    flight count (see :class:`central.gateway.ratelimit.FailureLimiter`). An address with
+    an empty bucket gets 429 before any key lookup (keys verified recently still pass:
+    they cost no lookup)."""
 
     enabled: bool = True
     driver_per_minute: float = Field(default=120, gt=0)

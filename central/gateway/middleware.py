@@ -115,8 +115,10 @@ class GatewayMiddleware:
                 token = token.strip() if scheme.lower() == "bearer" else ""
                 client = self._client(scope, headers)
                 principal = self.keys.cached(token) if token else None
-                if principal is None and self.failures is not None:
-                    blocked = self.failures.wait(client)
+                if principal is None:
+                    # a lookup, or no key at all: an attempt that counts against the
+                    # address, taken before the lookup so attempts in flight count too
+                    blocked = self.failures.take(client) if self.failures is not None else 0.0
                     if blocked > 0:
                         retry_after = str(max(1, math.ceil(blocked)))
                         log.warning("gateway.auth.throttled", client=client)
@@ -128,19 +130,18 @@ class GatewayMiddleware:
                             [(b"retry-after", retry_after.encode())],
                         )  # fmt: skip
                         return
-                if principal is None and token:
-                    principal = await self.keys.verify(token)
-                if principal is None:
+                    principal = await self.keys.verify(token) if token else None
+                    if principal is None:
+                        log.info("gateway.auth.failed", client=client, key_given=bool(token))
+                        await _json(
+                            send_wrapped,
+                            401,
+                            {"detail": "missing or invalid API key"},
+                            [(b"www-authenticate", b"Bearer")],
+                        )
+                        return
                     if self.failures is not None:
-                        self.failures.failed(client)
-                    log.info("gateway.auth.failed", client=client, key_given=bool(token))
-                    await _json(
-                        send_wrapped,
-                        401,
-                        {"detail": "missing or invalid API key"},
-                        [(b"www-authenticate", b"Bearer")],
-                    )
-                    return
+                        self.failures.refund(client)
                 key_id = principal.key_id
                 wait = self.limiter.check(principal.key_id, principal.scope)
                 if wait > 0:

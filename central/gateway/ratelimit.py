@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from central.resilience import Bucket, bucket_take
 from central.settings import RateLimitSettings
@@ -41,10 +42,12 @@ class RateLimiter:
 
 
 class FailureLimiter:
-    """Failed authentications per client address: a token bucket each.
+    """Authentication attempts per client address: a token bucket each.
 
-    ``wait(address)`` tells, without taking a token, whether the address is over its
-    budget (seconds until it is not); ``failed(address)`` takes one.
+    An attempt that needs a key lookup takes a token *before* the lookup (so attempts in
+    flight count, not only finished ones); a successful one gives it back. An address
+    without a token left is refused without a lookup: ``take`` answers the seconds until
+    it may try again.
     """
 
     def __init__(
@@ -56,21 +59,23 @@ class FailureLimiter:
         self._monotonic = monotonic
         self._buckets: dict[str, Bucket] = {}
 
-    def wait(self, address: str) -> float:
-        if not self._enabled or address not in self._buckets:
-            return 0.0
-        bucket, wait = bucket_take(self._buckets[address], self._monotonic(), self._rate, 1)
-        if wait > 0:
-            self._buckets[address] = bucket
-        return wait
-
-    def failed(self, address: str) -> None:
+    def take(self, address: str) -> float:
+        """0.0 and one token taken, or the seconds to wait (nothing taken)."""
         if not self._enabled:
-            return
+            return 0.0
         now = self._monotonic()
-        self._buckets[address], _wait = bucket_take(
+        self._buckets[address], wait = bucket_take(
             self._buckets.get(address), now, self._rate, self._burst
         )
         if len(self._buckets) > 100_000:
             full_after = self._burst / self._rate
             self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < full_after}
+        return wait
+
+    def refund(self, address: str) -> None:
+        """The attempt succeeded: it costs nothing."""
+        bucket = self._buckets.get(address)
+        if self._enabled and bucket is not None:
+            self._buckets[address] = replace(
+                bucket, tokens=min(float(self._burst), bucket.tokens + 1.0)
+            )

@@ -58,6 +58,16 @@ async def test_invalid_keys_are_throttled_per_address(central_factory: Any) -> N
             assert (await other.get("/parking/status", headers=fresh)).status_code == 200
 
 
+async def test_attempts_in_flight_count_against_the_budget(central_factory: Any) -> None:
+    async with central_factory(rate_limit=FEW_FAILURES) as central:
+        async with _client(central, "203.0.113.5") as attacker:
+            answers = await asyncio.gather(
+                *(attacker.get("/parking/status", headers=_bad(i)) for i in range(20))
+            )
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [401] * 3 + [429] * 17
+
+
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(central_factory: Any) -> None:
     limits = {"rate_limit": FEW_FAILURES, "trusted_proxies": ["10.0.0.0/8"]}
     async with (
