@@ -185,3 +185,26 @@ def test_the_keys_listing_pages(tmp_path: Path) -> None:
     assert listed == made
     bad = runner.invoke(cli.app, ["keys", "list", "--cursor", "nope"], env=env)
     assert bad.exit_code == 2
+
+
+def test_cursors_round_trip_and_refuse_what_they_did_not_make() -> None:
+    from datetime import UTC, datetime
+
+    from central.paging import BadCursor, decode_cursor, encode_cursor
+
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    cursor = encode_cursor("sessions", (at, "s-1"))
+    assert decode_cursor("sessions", cursor, (datetime, str)) == (at, "s-1")
+    for kind, text, types in (
+        ("history", cursor, (datetime, str)),  # another list's
+        ("sessions", cursor, (datetime, int)),  # another key shape
+        ("sessions", cursor, (datetime,)),
+        ("sessions", cursor[:-3], (datetime, str)),  # cut
+        ("sessions", encode_cursor("sessions", ("2026-12-02", "s-1")), (datetime, str)),
+        ("sessions", encode_cursor("sessions", (True, "x")), (int, str)),  # bool is no int
+    ):
+        with pytest.raises(BadCursor):
+            decode_cursor(kind, text, types)
+    naive = encode_cursor("x", (datetime(2026, 1, 1),))
+    with pytest.raises(BadCursor):
+        decode_cursor("x", naive, (datetime,))
