@@ -289,6 +289,16 @@ async def test_quiet_hours_delay_until_their_end_but_not_urgent_events(
         await run.service.handle(event("charging.failed", {"vehicle_id": "EV-Q", "reason": "x"}))
         await eventually(lambda: len(http_receiver.requests) == 1)
         assert http_receiver.requests[0].body["title"] == "Charging failed"
+
+        async def failed_sent() -> bool:
+            listed = (await run.client.get("/notifications/users/quinn")).json()["items"]
+            return any(
+                n["event_type"] == "charging.failed" and n["status"] == "sent" for n in listed
+            )
+
+        # the worker records the send after the provider answered: wait for that before
+        # moving the clock, or the send still in hand looks due again
+        await eventually_async(failed_sent)
         run.clock.advance(timedelta(minutes=89))
         assert await run.service.process_due() == 0
         run.clock.advance(timedelta(minutes=1))  # 14:30 Berlin
