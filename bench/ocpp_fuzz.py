@@ -114,7 +114,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
                         print(
                             f"FAILED {version.value} {action} (seed {seed}): {err}", file=sys.stderr
                         )
-                        if not site.edge.alive() or not site.edge.healthy():
+                        canary = site.canary
+                        broken = canary is None or bool(canary.failures)
+                        if broken or not site.edge.alive() or not site.edge.healthy():
                             report.restarts += 1
                             site.restart()
             print(
