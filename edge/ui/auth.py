@@ -94,7 +94,7 @@ def local_request(scope: Scope, own_host: str) -> bool:
 
 
 def _local_name(name: str, own_host: str) -> bool:
-    return name == own_host.lower() or (name != "" and is_loopback(name))
+    return name != "" and (name == own_host.lower() or is_loopback(name))
 
 
 def is_https(request: Request) -> bool:
