@@ -20,6 +20,7 @@ import pytest
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from edge.http_json import dumps
+from edge.ui.auth import local_request
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.ocpp_client import RawCharger
@@ -472,3 +473,25 @@ async def test_odd_unicode_a_charger_sent_never_breaks_an_answer(
         async with logged_in(edge, "vic") as viewer:
             for page in ("/", "/chargers", "/chargers/CP-ODD", "/events", "/sessions"):
                 assert (await viewer.http.get(page)).status_code == 200, page
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "local"),
+    [("127.0.0.1", [("host", "127.0.0.1:8080")], True),
+     ("::1", [("host", "[::1]:8080")], True),
+     ("127.0.0.1", [("host", "edge.local")], True),  # the configured http.host
+     ("10.0.0.5", [("host", "127.0.0.1:8080")], False),  # not from this host
+     ("127.0.0.1", [], False),  # HTTP/1.0 without Host
+     ("127.0.0.1", [("host", "")], False),
+     ("127.0.0.1", [("host", "localhost"), ("host", "localhost")], False),
+     ("127.0.0.1", [("host", "localhost"), ("origin", "null")], False),
+     ("127.0.0.1", [("host", "localhost"), ("via", "1.1 proxy")], False),
+     ("127.0.0.1", [("host", "localhost"), ("x-forwarded-port", "443")], False)],
+)  # fmt: skip
+def test_the_loopback_rule(peer: str, headers: list[tuple[str, str]], local: bool) -> None:
+    scope = {
+        "type": "http",
+        "client": (peer, 50000),
+        "headers": [(k.encode(), v.encode()) for k, v in headers],
+    }
+    assert local_request(scope, "edge.local") is local
