@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,9 +30,19 @@ from typing import Any
 if __package__ in (None, ""):  # run by path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
+
 from ocpp_handlers.schemas import Version
-from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_sessions, fuzz_settings
+from tests.ocpp_fuzz_site import (
+    ANSWER_WAIT,
+    EVPARK,
+    FuzzSite,
+    fuzz_action,
+    fuzz_sessions,
+    fuzz_settings,
+)
 from tests.ocpp_strategies import CHARGER_ACTIONS
+from tests.services import free_port
 
 SESSIONS = "sessions"  # the pseudo-action of session sequences (tests.ocpp_strategies)
 
@@ -55,6 +69,9 @@ class Report:
     final_health: dict[str, Any] | None = None
     unreadable_pages: list[str] = field(default_factory=list)
     sigterm_exit: int | None = None
+    sync_backlog_end: int | None = None
+    central_peak_rss_mb: int | None = None
+    central_killed_at_mb: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,7 +93,103 @@ class Report:
             "final_health": self.final_health,
             "unreadable_api_pages": self.unreadable_pages,
             "sigterm_exit": self.sigterm_exit,
+            "sync_backlog_end": self.sync_backlog_end,
+            "central_peak_rss_mb": self.central_peak_rss_mb,
+            "central_killed_at_mb": self.central_killed_at_mb,
         }
+
+
+class Central:
+    """``evpark central run`` (all in one, SQLite) that the fuzzed edge syncs to, with a
+    watchdog: events made of fuzzed values must not take central down either, and one
+    that eats memory is killed before it takes the machine with it."""
+
+    def __init__(self, workdir: Path, max_rss_mb: int) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.max_rss_mb = max_rss_mb
+        self.env = {**os.environ, "EVPARK_CENTRAL_DATA_DIR": str(workdir)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.killed_at_mb: int | None = None
+        self.peak_rss_mb = 0
+        self._watching = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self.key = ""
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        created = subprocess.run(
+            [EVPARK, "central", "keys", "create", "--scope", "site", "--site", "fuzz-site"],
+            capture_output=True, text=True, env=self.env, check=True,
+        )  # fmt: skip
+        self.key = created.stdout.split()[-1]
+        with (self.workdir / "central.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [EVPARK, "central", "run", "--port", str(self.port), "--log-format", "json"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self.healthy():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("central did not start")
+            time.sleep(0.1)
+        self._watching.set()
+        self._watchdog = threading.Thread(target=self._watch, name="central-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def edge_config(self) -> str:
+        return f'[central]\nurl = "{self.url}"\nsite_key = "{self.key}"\n'
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=ANSWER_WAIT).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _rss_mb(self) -> int:
+        assert self.process is not None
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return 0
+        return int(status.split("VmRSS:")[1].split()[0]) // 1024 if "VmRSS:" in status else 0
+
+    def _watch(self) -> None:
+        while self._watching.is_set() and self.process is not None and self.process.poll() is None:
+            rss = self._rss_mb()
+            self.peak_rss_mb = max(self.peak_rss_mb, rss)
+            if rss > self.max_rss_mb:
+                self.killed_at_mb = rss
+                self.process.kill()
+                return
+            time.sleep(0.25)
+
+    def stop(self) -> int | None:
+        self._watching.clear()
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            return None
+
+
+def _drained(site: FuzzSite, wait: float) -> int | None:
+    """The edge's sync backlog once it reached 0 (or as it is after ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    backlog = None
+    while time.monotonic() < deadline:
+        health = site.edge.health() or {}
+        backlog = health.get("sync", {}).get("backlog")
+        if backlog == 0:
+            return 0
+        time.sleep(1)
+    return backlog if isinstance(backlog, int) else None
 
 
 def _failure(version: Version, action: str, seed: int, err: BaseException) -> Failure:
@@ -92,7 +205,10 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
     report = Report()
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.minutes * 60
-    site = FuzzSite(workdir)
+    central = Central(workdir / "central", args.central_max_rss) if args.with_central else None
+    if central is not None:
+        central.start()
+    site = FuzzSite(workdir, central.edge_config() if central is not None else "")
     site.start()
     try:
         while True:
@@ -119,6 +235,12 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
                         if broken or not site.edge.alive() or not site.edge.healthy():
                             report.restarts += 1
                             site.restart()
+            if central is not None and not central.healthy():
+                killed = f", killed at {central.killed_at_mb} MB" if central.killed_at_mb else ""
+                report.failures.append(
+                    Failure("central", "(round)", args.seed, f"central not healthy{killed}", "")
+                )
+                break  # its log tells what it was doing; a restarted one would redo it
             print(
                 f"round {report.rounds}: {site.sent} sent, {len(report.failures)} failure(s)",
                 file=sys.stderr,
@@ -127,6 +249,14 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
                 break
         report.final_health = site.edge.health()
         report.unreadable_pages = site.edge.unreadable_pages()
+        if central is not None:
+            report.sync_backlog_end = _drained(site, 120)
+            if report.sync_backlog_end != 0:
+                report.failures.append(
+                    Failure(
+                        "central", "(sync)", args.seed, f"backlog {report.sync_backlog_end}", ""
+                    )
+                )
     finally:
         report.sent = site.sent
         report.answers = site.answers
@@ -135,6 +265,10 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
         site.close()
         report.log_problems = len(site.edge.log_problems())
         report.sigterm_exit = site.edge.stop()
+        if central is not None:
+            report.central_peak_rss_mb = central.peak_rss_mb
+            report.central_killed_at_mb = central.killed_at_mb
+            central.stop()
     return report
 
 
@@ -159,6 +293,10 @@ def print_report(report: Report, log: Path | None) -> None:
     print(f"final /healthz              {report.final_health}")
     print(f"API pages not readable      {report.unreadable_pages or 'none'}")
     print(f"exit code after SIGTERM     {report.sigterm_exit}")
+    if report.central_peak_rss_mb is not None:
+        print(f"central peak RSS MB         {report.central_peak_rss_mb}")
+        print(f"central killed (RSS MB)     {report.central_killed_at_mb or 'no'}")
+        print(f"edge sync backlog at end    {report.sync_backlog_end}")
     print(f"failures                    {len(report.failures)}")
     for failure in report.failures:
         print(f"\n--- {failure.version} {failure.action} (seed {failure.seed})\n{failure.error}")
@@ -183,6 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         "--action",
         action="append",
         help=f"only this action (repeatable); {SESSIONS!r}: session sequences",
+    )
+    parser.add_argument(
+        "--with-central",
+        action="store_true",
+        help="the edge syncs to a real central (evpark central run), which must stay healthy",
+    )
+    parser.add_argument(
+        "--central-max-rss", type=int, default=1000, help="MB; central is killed above this"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep the daemon's data and log")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")

@@ -83,7 +83,8 @@ def fuzz_settings(examples: int, *, derandomize: bool = True) -> settings:
     )
 
 
-def write_config(path: Path, ocpp_port: int, http_port: int) -> Path:
+def write_config(path: Path, ocpp_port: int, http_port: int, extra: str = "") -> Path:
+    """The fuzzed site's config; ``extra``: more TOML (e.g. a [central] section)."""
     path.write_text(
         f"""
 [site]
@@ -102,7 +103,7 @@ allow_any_id_tag = true
 [mqtt]
 url = "mqtt://127.0.0.1:{free_port()}"
 embedded = false
-"""
+{extra}"""
     )
     return path
 
@@ -110,8 +111,9 @@ embedded = false
 class EdgeProcess:
     """``evpark edge run`` on free ports, its log (JSON lines) in a file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
         self.workdir = workdir
+        self.extra_config = extra_config
         self.ocpp_port, self.http_port = free_port(), free_port()
         self.log_path = workdir / f"edge-{self.ocpp_port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -123,7 +125,9 @@ class EdgeProcess:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = write_config(self.workdir / "site.toml", self.ocpp_port, self.http_port)
+        config = write_config(
+            self.workdir / "site.toml", self.ocpp_port, self.http_port, self.extra_config
+        )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -331,8 +335,8 @@ class Canary(threading.Thread):
 class FuzzSite:
     """The daemon, one fuzzing charger per version and the canary, with a tally."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.edge = EdgeProcess(workdir)
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+        self.edge = EdgeProcess(workdir, extra_config)
         self.chargers: dict[Version, Charger] = {}
         self.canary: Canary | None = None
         self.sent = 0
@@ -368,7 +372,7 @@ class FuzzSite:
         """A fresh daemon after a crash (the long fuzz goes on; the log keeps both)."""
         self.close()
         self.edge.stop(wait=10)
-        self.edge = EdgeProcess(self.edge.workdir)
+        self.edge = EdgeProcess(self.edge.workdir, self.edge.extra_config)
         self.start()
 
     def reboot(self, version: Version) -> None:
