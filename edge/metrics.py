@@ -90,6 +90,10 @@ class OcppMetrics:
             "already connected, by outcome (replaced, refused, probed)", ["outcome"],
             registry=registry,
         )  # fmt: skip
+        self.connections_refused = Counter(
+            "evpark_ocpp_connections_refused", "TCP connections refused because "
+            "ocpp.max_connections were open", registry=registry,
+        )  # fmt: skip
         self._per_message = _MessageCollector()
         registry.register(self._per_message)
 

@@ -172,7 +172,7 @@ class OcppServer:
                 ssl=server_tls(self.config),
                 open_timeout=ocpp.handshake_timeout,
                 max_connections=ocpp.max_connections,
-                on_refused=lambda: self.metrics.message("(connection)", "refused"),
+                on_refused=self.metrics.connections_refused.inc,
             ) as server,
             asyncio.TaskGroup() as tasks,
         ):

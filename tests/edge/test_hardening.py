@@ -247,7 +247,7 @@ async def test_connections_beyond_the_limit_are_refused_at_once(
         assert answer.startswith(b"HTTP/1.1 503 ")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.http_port}") as api:
             metrics = (await api.get("/metrics")).text
-        assert 'evpark_ocpp_messages_total{action="(connection)",result="refused"} 1.0' in metrics
+        assert "evpark_ocpp_connections_refused_total 1.0" in metrics
         # a place that frees up can be taken by a charger
         idle.pop()[1].close()
 
