@@ -8,72 +8,19 @@ charger may connect, a removed or revoked one is disconnected).
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from edge.config import SiteConfig
-    from edge.store import Unit
+from edge.admin_db import ConfigOption, site_database, transaction
 
 chargers_app = typer.Typer(
     help="Chargers not in the site file: list them, approve, revoke or remove them.",
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="site TOML file", envvar="EVPARK_CONFIG")
-]
 IdArgument = Annotated[str, typer.Argument(help="the charge point id")]
-
-
-@contextlib.contextmanager
-def _database(config_file: Path) -> Iterator[tuple[SiteConfig, sqlite3.Connection]]:
-    from edge.chargers import ChargerError
-    from edge.config import ConfigError, load_site_config
-    from edge.daemon import database_path
-    from edge.logs import configure_logging
-    from edge.store import connect, migrate
-
-    configure_logging("console", level="WARNING")  # stdout is for the answer
-    try:
-        config = load_site_config(config_file)
-    except ConfigError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from err
-    path = database_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    try:
-        migrate(conn)
-        yield config, conn
-    except ChargerError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[Unit]:
-    """Checks inside the block see the database as the change will find it."""
-    from edge.store import Unit
-
-    conn.execute("BEGIN IMMEDIATE")
-    unit = Unit()
-    try:
-        yield unit
-        for sql, params in unit.ops:
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _when(moment: datetime | None) -> str:
@@ -85,7 +32,7 @@ def list_chargers(config: ConfigOption) -> None:
     """List the chargers that connected (or were approved) without being in the site file."""
     from edge import chargers as c
 
-    with _database(config) as (site, conn):
+    with site_database(config, c.ChargerError) as (site, conn):
         found = c.list_registered(conn, site)
     if not found:
         typer.echo("no chargers outside the site file")
@@ -104,7 +51,7 @@ def approve(config: ConfigOption, charger_id: IdArgument) -> None:
     """Let a charger connect with auto_register off (an id not seen yet is pre-approved)."""
     from edge import chargers as c
 
-    with _database(config) as (site, conn), _transaction(conn) as unit:
+    with site_database(config, c.ChargerError) as (site, conn), transaction(conn) as unit:
         approved = c.approve(unit, conn, site, charger_id, datetime.now(UTC))
     typer.echo(f"approved {approved}")
     if site.site.environment == "production" and not site.mutual_tls:
@@ -120,7 +67,7 @@ def revoke(config: ConfigOption, charger_id: IdArgument) -> None:
     """Take an approval back (the charger is disconnected and pending again)."""
     from edge import chargers as c
 
-    with _database(config) as (site, conn), _transaction(conn) as unit:
+    with site_database(config, c.ChargerError) as (site, conn), transaction(conn) as unit:
         revoked = c.revoke(unit, conn, site, charger_id)
     typer.echo(f"revoked {revoked}")
 
@@ -130,6 +77,6 @@ def remove(config: ConfigOption, charger_id: IdArgument) -> None:
     """Forget a charger that is not in the site file (its sessions stay in the history)."""
     from edge import chargers as c
 
-    with _database(config) as (site, conn), _transaction(conn) as unit:
+    with site_database(config, c.ChargerError) as (site, conn), transaction(conn) as unit:
         removed = c.remove(unit, conn, site, charger_id)
     typer.echo(f"removed {removed}")

@@ -134,6 +134,11 @@ class StorageSection(_Section):
     # On stop, how long the writer may take to commit what it was given.
     stop_timeout: float = Field(default=10.0, gt=0, description="seconds")
 
+    @property
+    def database(self) -> Path:
+        """The site's SQLite file (the daemon's and the admin commands')."""
+        return self.data_dir / "edge.sqlite3"
+
 
 class ChargerConfig(_Section):
     # the OCPP identity rules (edge.ids): 1-48 of A-Z a-z 0-9 * - _ = + | @ .

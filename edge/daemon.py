@@ -42,11 +42,10 @@ from edge.sync import CentralSync
 from edge.ui.app import WebUi
 
 log = structlog.get_logger(__name__)
-DB_FILE = "edge.sqlite3"
 
 
 def database_path(config: SiteConfig) -> Path:
-    return config.storage.data_dir / DB_FILE
+    return config.storage.database
 
 
 class EdgeDaemon:

@@ -14,21 +14,17 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from edge.store import Unit
+from edge.admin_db import ConfigOption, site_database, transaction
 
 users_app = typer.Typer(
     help="Users of the edge's web UI and API: create, list, change roles and passwords.",
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="site TOML file", envvar="EVPARK_CONFIG")
-]
 UsernameOption = Annotated[str, typer.Option("--username", "-u", help="the user's login name")]
 RoleOption = Annotated[
     str, typer.Option("--role", "-r", help="viewer, technician or admin", case_sensitive=False)
@@ -39,55 +35,12 @@ StdinOption = Annotated[
 ]
 
 
-def _open(config: Path) -> sqlite3.Connection:
-    from edge.config import ConfigError, load_site_config
-    from edge.daemon import database_path
-    from edge.logs import configure_logging
-    from edge.store import connect, migrate
-
-    configure_logging("console", level="WARNING")  # stdout is for the answer (a token)
-
-    try:
-        site = load_site_config(config)
-    except ConfigError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from err
-    path = database_path(site)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    migrate(conn)
-    return conn
-
-
 @contextlib.contextmanager
 def _database(config: Path) -> Iterator[sqlite3.Connection]:
     from edge.users import UserError
 
-    conn = _open(config)
-    try:
+    with site_database(config, UserError) as (_, conn):
         yield conn
-    except UserError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[Unit]:
-    """Checks inside the block see the database as the change will find it."""
-    from edge.store import Unit
-
-    conn.execute("BEGIN IMMEDIATE")
-    unit = Unit()
-    try:
-        yield unit
-        for sql, params in unit.ops:
-            conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -121,7 +74,7 @@ def create(
     except u.UserError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from err
-    with _database(config) as conn, _transaction(conn) as unit:
+    with _database(config) as conn, transaction(conn) as unit:
         u.check_new(conn, username)
         u.insert_user(unit, username, hashed, wanted, _now())
     typer.echo(f"created {username} ({wanted})")
@@ -151,7 +104,7 @@ def set_role(config: ConfigOption, username: UsernameOption, role: RoleOption) -
     from edge import users as u
 
     wanted = u.parse_role(role.lower())
-    with _database(config) as conn, _transaction(conn) as unit:
+    with _database(config) as conn, transaction(conn) as unit:
         u.check_role_change(conn, username, wanted)
         u.update_role(unit, username, wanted, _now())
     typer.echo(f"{username} is now {wanted}")
@@ -167,7 +120,7 @@ def passwd(
     with _database(config) as conn:
         u.check_existing(conn, username)
         hashed = u.Passwords().hash(_read_password(password_stdin))
-        with _transaction(conn) as unit:
+        with transaction(conn) as unit:
             u.check_existing(conn, username)
             u.update_password(unit, username, hashed, _now())
     typer.echo(f"password of {username} changed")
@@ -178,7 +131,7 @@ def delete(config: ConfigOption, username: UsernameOption) -> None:
     """Delete a user with their sessions and API tokens (never the last admin)."""
     from edge import users as u
 
-    with _database(config) as conn, _transaction(conn) as unit:
+    with _database(config) as conn, transaction(conn) as unit:
         u.check_delete(conn, username)
         u.delete_user(unit, username)
     typer.echo(f"deleted {username}")
@@ -195,7 +148,7 @@ def token(
     from edge import users as u
 
     secret = u.new_token()
-    with _database(config) as conn, _transaction(conn) as unit:
+    with _database(config) as conn, transaction(conn) as unit:
         user = u.check_existing(conn, username)
         if revoke:
             u.delete_api_tokens(unit, username)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from edge.daemon import DB_FILE
+from edge.config import StorageSection
 from ocpp_handlers.schemas import Version
 from tests.edge.test_daemon_process import running_edge, wait_healthy, write_config
 from tests.ocpp_client import RawCharger
@@ -34,7 +34,7 @@ async def test_a_stuck_writer_is_unhealthy_and_sigterm_still_stops_the_daemon(
         async with RawCharger(f"ws://127.0.0.1:{ocpp_port}/ocpp", "CP-STUCK", Version.V16) as cp:
             await flow_for(cp).boot()
             # another process (a backup tool, a technician's sqlite3 shell) takes the lock
-            holder = sqlite3.connect(data / DB_FILE, isolation_level=None)
+            holder = sqlite3.connect(StorageSection(data_dir=data).database, isolation_level=None)
             holder.execute("BEGIN EXCLUSIVE")
             try:
                 status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
