@@ -29,6 +29,8 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from central.reported_times import utc
+
 CENTRAL_DIR = Path(__file__).resolve().parent
 
 
@@ -39,9 +41,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored")
-        value = value.astimezone(UTC)
+        # saturating: a reported time whose offset reaches past year 1 or 9999 is stored
+        # as the nearest instant a datetime holds (central.reported_times)
+        value = utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from central.analytics.settings import AnalyticsSettings
 from central.notification.settings import NotificationSettings
+from central.reported_times import ReportedTimeSettings
 
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret"})
 
@@ -160,6 +161,8 @@ class CentralSettings(BaseSettings):
 
     notification: NotificationSettings = Field(default_factory=NotificationSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    # how far the times sites report are believed (docs/api.md "Times a site reports")
+    reported_times: ReportedTimeSettings = Field(default_factory=ReportedTimeSettings)
 
     @field_validator("bus_url")
     @classmethod

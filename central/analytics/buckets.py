@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from central.reported_times import LATEST, shift, utc
 
 HOUR = timedelta(hours=1)
 
 
 def hour_floor(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise ValueError("aware datetimes only")
-    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return utc(at).replace(minute=0, second=0, microsecond=0)
 
 
 def hours_between(start: datetime, end: datetime) -> Iterator[datetime]:
@@ -19,6 +19,8 @@ def hours_between(start: datetime, end: datetime) -> Iterator[datetime]:
     bucket = hour_floor(start)
     while bucket < end:
         yield bucket
+        if LATEST - bucket < HOUR:  # the last hour a datetime can hold
+            return
         bucket += HOUR
 
 
@@ -26,7 +28,7 @@ def split_by_hour(start: datetime, end: datetime) -> list[tuple[datetime, float]
     """Seconds of ``[start, end)`` falling into each hour bucket (empty if ``end <= start``)."""
     found: list[tuple[datetime, float]] = []
     for bucket in hours_between(start, end):
-        overlap = min(end, bucket + HOUR) - max(start, bucket)
+        overlap = min(end, shift(bucket, HOUR)) - max(start, bucket)
         seconds = overlap.total_seconds()
         if seconds > 0:
             found.append((bucket, seconds))

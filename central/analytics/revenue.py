@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from central.analytics.buckets import hour_floor
 from central.analytics.pricing import KnownRate, Rate, price_session, select_rate
 from central.analytics.usage import number, parse_time
+from central.reported_times import DEFAULT_POLICY, ClockPolicy, bounded_span
 from central.wire import CloudEvent
 
 RATES_EVENT = "charging.rates_updated"
@@ -85,21 +86,33 @@ class RevenueDelta:
         return self.energy_minor + self.time_minor + self.idle_minor + self.fee_minor
 
 
-def session_revenue(event: CloudEvent, known: list[KnownRate]) -> RevenueDelta | None:
+def session_revenue(
+    event: CloudEvent,
+    known: list[KnownRate],
+    received: datetime,
+    policy: ClockPolicy = DEFAULT_POLICY,
+) -> RevenueDelta | None:
     """The revenue of a ``charging.completed`` event, booked in the hour it stopped.
 
     The rate is the one the event carries (``data.rate``), else the one in force at the
     session's start among ``known`` (by ``data.rate_id`` when given). Without a rate the
-    session is counted under the empty currency with no amounts.
+    session is counted under the empty currency with no amounts. A session whose times
+    central does not believe (:func:`~central.reported_times.bounded_span`) is booked
+    where they are placed and priced by its energy only: time and idle fees would be
+    made up from a broken clock.
     """
     if event.type != "charging.completed":
         return None
     data: Mapping[str, Any] = event.data
-    stopped = parse_time(data.get("stopped_at")) or event.time
-    started = parse_time(data.get("started_at")) or stopped
-    started = min(started, stopped)
+    reported_stop = parse_time(data.get("stopped_at")) or event.time
+    span = bounded_span(
+        parse_time(data.get("started_at")) or reported_stop, reported_stop, received, policy
+    )
+    started, stopped = (span.end, span.end) if span.problem else (span.start, span.end)
     energy = max(0.0, number(data.get("energy_wh")) or 0.0)
-    idle_since = parse_time(data.get("idle_since")) or parse_time(data.get("charging_ended_at"))
+    idle_since = None
+    if span.problem is None:
+        idle_since = parse_time(data.get("idle_since")) or parse_time(data.get("charging_ended_at"))
     rate: Rate | None = None
     if data.get("rate") is not None:
         try:
@@ -112,7 +125,7 @@ def session_revenue(event: CloudEvent, known: list[KnownRate]) -> RevenueDelta |
             known,
             site_id=event.site_id,
             rate_id=rate_id if isinstance(rate_id, str) else None,
-            at=started,
+            at=span.start,
         )
     bucket = hour_floor(stopped)
     if rate is None:

@@ -49,6 +49,7 @@ class AnalyticsService:
         self._ctx = ctx
         self._settings: AnalyticsSettings = ctx.settings.analytics
         self._probe: ResilientClient | None = None
+        self._clock_policy = ctx.settings.reported_times.policy()
 
     def router(self) -> APIRouter:
         return _router(self, self._ctx, self._settings)
@@ -70,7 +71,7 @@ class AnalyticsService:
     async def handle(self, event: CloudEvent) -> None:
         """Log the event and move its figures (idempotent by event id)."""
         async with self._ctx.engine.begin() as conn:
-            new = await store.ingest(conn, event, self._ctx.clock())
+            new = await store.ingest(conn, event, self._ctx.clock(), self._clock_policy)
         if not new:
             log.debug("analytics.event.duplicate", event_id=event.id)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,7 +24,10 @@ from central.analytics.tables import (
     visits,
 )
 from central.analytics.usage import USAGE_FIELDS, merge, parse_time, usage_deltas
+from central.reported_times import DEFAULT_POLICY, ClockPolicy
 from central.wire import CloudEvent, topic_for
+
+log = structlog.get_logger("central.analytics")
 
 VEHICLE_TYPE_EVENTS = ("parking.reserved", "parking.occupied", "charging.started")
 
@@ -95,8 +99,14 @@ async def known_rates(conn: AsyncConnection, site_id: str) -> list[KnownRate]:
     return [KnownRate(row.site_id, Rate.model_validate(row.rate), row.learnt_at) for row in rows]
 
 
-async def ingest(conn: AsyncConnection, event: CloudEvent, now: datetime) -> bool:
-    """Log one event and move every figure it touches; ``False`` if it was seen before."""
+async def ingest(
+    conn: AsyncConnection, event: CloudEvent, now: datetime, policy: ClockPolicy = DEFAULT_POLICY
+) -> bool:
+    """Log one event and move every figure it touches; ``False`` if it was seen before.
+
+    ``now`` is when central received it: the reported times are placed relative to it
+    (:mod:`central.reported_times`).
+    """
     data = event.data
     inserted = await conn.execute(
         _insert(conn, event_logs)
@@ -120,7 +130,18 @@ async def ingest(conn: AsyncConnection, event: CloudEvent, now: datetime) -> boo
     integer_counters = {
         name for name in USAGE_FIELDS if isinstance(usage_metrics.c[name].type, Integer)
     }
-    for (site_id, bucket), counters in merge(usage_deltas(event)).items():
+    deltas = usage_deltas(event, now, policy)
+    for noted in deltas:
+        if noted.problem is not None:
+            log.warning(
+                "analytics.clock_problem",
+                site=event.site_id,
+                event_id=event.id,
+                type=event.type,
+                problem=noted.problem,
+                placed_at=noted.bucket,
+            )
+    for (site_id, bucket), counters in merge(deltas).items():
         amounts = {
             name: round(value) if name in integer_counters else value
             for name, value in counters.items()
@@ -172,7 +193,7 @@ async def ingest(conn: AsyncConnection, event: CloudEvent, now: datetime) -> boo
         )
 
     if event.type == "charging.completed":
-        delta = session_revenue(event, await known_rates(conn, event.site_id))
+        delta = session_revenue(event, await known_rates(conn, event.site_id), now, policy)
         if delta is not None:
             await _add(
                 conn,

@@ -57,6 +57,8 @@ usage_metrics = Table(
     Column("sessions_failed", Integer, nullable=False, server_default="0"),
     Column("charging_seconds", Float, nullable=False, server_default="0"),
     Column("energy_wh", Float, nullable=False, server_default="0"),
+    # reported times central corrected (central.reported_times), by where it placed them
+    Column("clock_problems", Integer, nullable=False, server_default="0"),
     Index("ix_usage_metrics_bucket", "bucket"),
 )
 

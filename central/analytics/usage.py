@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from central.analytics.buckets import HOUR, hour_floor, hours_between, split_by_hour
+from central.reported_times import DEFAULT_POLICY, ClockPolicy, Span, anchor, bounded_span
 from central.wire import CloudEvent
 
 #: The counters kept per site and hour in ``usage_metrics``.
@@ -24,6 +25,7 @@ USAGE_FIELDS: Final[tuple[str, ...]] = (
     "sessions_failed",
     "charging_seconds",
     "energy_wh",
+    "clock_problems",
 )
 
 
@@ -33,6 +35,7 @@ class UsageDelta:
     bucket: datetime
     counter: str
     amount: float
+    problem: str | None = None  # what a ``clock_problems`` delta corrected
 
 
 def parse_time(value: object) -> datetime | None:
@@ -54,59 +57,75 @@ def number(value: object) -> float | None:
     return float(value)
 
 
-def _spread(
-    site: str, counter: str, start: datetime, end: datetime, total: float
-) -> list[UsageDelta]:
-    parts = split_by_hour(start, end)
+def _spread(site: str, counter: str, span: Span, total: float) -> list[UsageDelta]:
+    parts = split_by_hour(span.start, span.end)
     length = sum(seconds for _, seconds in parts)
     if length <= 0:
-        return [UsageDelta(site, hour_floor(end), counter, total)]
+        return [UsageDelta(site, hour_floor(span.end), counter, total)]
     return [
         UsageDelta(site, bucket, counter, total * seconds / length) for bucket, seconds in parts
     ]
 
 
-def usage_deltas(event: CloudEvent) -> list[UsageDelta]:
-    """The counters one event moves. Unknown types and malformed data move nothing."""
+def usage_deltas(
+    event: CloudEvent, received: datetime, policy: ClockPolicy = DEFAULT_POLICY
+) -> list[UsageDelta]:
+    """The counters one event moves. Unknown types and malformed data move nothing.
+
+    Reported times are placed by :mod:`central.reported_times` (``received``: when
+    central got the event); each one corrected adds a ``clock_problems`` count.
+    """
     site, data = event.site_id, event.data
+    deltas: list[UsageDelta] = []
 
     def at(key: str) -> datetime:
         return parse_time(data.get(key)) or event.time
 
+    def noted(problem: str | None, when: datetime) -> None:
+        if problem is not None:
+            deltas.append(UsageDelta(site, hour_floor(when), "clock_problems", 1, problem))
+
     def one(counter: str, when: datetime) -> list[UsageDelta]:
-        return [UsageDelta(site, hour_floor(when), counter, 1)]
+        placed = anchor(when, received, policy)
+        noted(placed.problem, placed.at)
+        return [UsageDelta(site, hour_floor(placed.at), counter, 1)]
+
+    def span(start: datetime, end: datetime) -> Span:
+        placed = bounded_span(start, end, received, policy)
+        noted(placed.problem, placed.end)
+        return placed
 
     match event.type:
         case "parking.reserved":
-            return one("reservations", event.time)
+            deltas += one("reservations", event.time)
         case "parking.released":
-            return one("releases", event.time)
+            deltas += one("releases", event.time)
         case "parking.occupied":
-            return one("arrivals", at("arrived_at"))
+            deltas += one("arrivals", at("arrived_at"))
         case "parking.vacated":
             departed = at("departed_at")
             arrived = parse_time(data.get("arrived_at"))
-            deltas = one("departures", departed)
-            if arrived is not None and arrived < departed:
-                seconds = (departed - arrived).total_seconds()
-                deltas += _spread(site, "occupied_seconds", arrived, departed, seconds)
-            return deltas
+            if arrived is None:
+                deltas += one("departures", departed)
+            else:
+                visit = span(arrived, departed)
+                deltas.append(UsageDelta(site, hour_floor(visit.end), "departures", 1))
+                if visit.seconds > 0:
+                    deltas += _spread(site, "occupied_seconds", visit, visit.seconds)
         case "charging.started":
-            return one("sessions_started", at("started_at"))
+            deltas += one("sessions_started", at("started_at"))
         case "charging.completed":
             stopped = at("stopped_at")
-            started = parse_time(data.get("started_at")) or stopped
-            deltas = one("sessions_completed", stopped)
-            if started < stopped:
-                seconds = (stopped - started).total_seconds()
-                deltas += _spread(site, "charging_seconds", started, stopped, seconds)
+            session = span(parse_time(data.get("started_at")) or stopped, stopped)
+            deltas.append(UsageDelta(site, hour_floor(session.end), "sessions_completed", 1))
+            if session.seconds > 0:
+                deltas += _spread(site, "charging_seconds", session, session.seconds)
             energy = number(data.get("energy_wh"))
             if energy is not None and energy > 0:
-                deltas += _spread(site, "energy_wh", started, stopped, energy)
-            return deltas
+                deltas += _spread(site, "energy_wh", session, energy)
         case "charging.failed":
-            return one("sessions_failed", event.time)
-    return []
+            deltas += one("sessions_failed", event.time)
+    return deltas
 
 
 def merge(deltas: Iterable[UsageDelta]) -> dict[tuple[str, datetime], dict[str, float]]:
@@ -172,6 +191,7 @@ def usage_figures(totals: Mapping[str, float], seconds: float, slots: int) -> di
         },
         "charging_hours": round(totals.get("charging_seconds", 0.0) / 3600, 3),
         "energy_kwh": round(totals.get("energy_wh", 0.0) / 1000, 3),
+        "clock_problems": int(totals.get("clock_problems", 0)),
     }
 
 

@@ -14,6 +14,8 @@ from datetime import datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from central.reported_times import DEFAULT_POLICY, ClockPolicy, ClockProblem, bounded_span
+
 CENT = Decimal("0.01")
 STEP = timedelta(minutes=1)
 MAX_PRICED = timedelta(days=14)
@@ -110,3 +112,23 @@ def price_session(
         idle=_cents(idle),
         idle_minutes=idle_minutes,
     )
+
+
+def price_reported_session(
+    rate: Rate,
+    started_at: datetime,
+    stopped_at: datetime,
+    energy_wh: int,
+    charging_ended_at: datetime | None,
+    *,
+    received: datetime,
+    policy: ClockPolicy = DEFAULT_POLICY,
+) -> tuple[Cost, ClockProblem | None]:
+    """:func:`price_session` for times a site reported: a session whose times central
+    does not believe (:func:`~central.reported_times.bounded_span`) is priced by its
+    energy alone, at the rate in force where its end is placed, with the problem named;
+    a parking or idle fee from a broken clock would be made up."""
+    span = bounded_span(started_at, stopped_at, received, policy)
+    if span.problem is not None:
+        return price_session(rate, span.end, span.end, energy_wh), span.problem
+    return price_session(rate, started_at, stopped_at, energy_wh, charging_ended_at), None

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.api_types import ChargerId, IdTag, PathId, SiteId, VehicleId
 from central.auth import Principal, check_vehicle, forbidden, require
-from central.charging.pricing import Cost, Rate, TouWindow, price_session
+from central.charging.pricing import Cost, Rate, TouWindow, price_reported_session
 from central.charging.tables import (
     charger_stations,
     charging_commands,
@@ -48,6 +48,7 @@ from central.context import ServiceContext
 from central.db import insert_ignore
 from central.events import dispatch
 from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
+from central.reported_times import shift
 from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
 
@@ -309,6 +310,7 @@ class ChargingService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._waiters: dict[str, asyncio.Event] = {}
+        self._clock_policy = ctx.settings.reported_times.policy()
 
     async def start(self) -> None:
         await self.ctx.bus.subscribe(CHARGING_TOPIC, "charging", self.handle_event)
@@ -532,10 +534,18 @@ class ChargingService:
         rate = await self._rate_for(conn, row.site_id)
         cost = None
         if rate is not None:
-            end = row.stopped_at or self.ctx.clock()
-            cost = _cost_answer(
-                price_session(rate, row.started_at, end, row.energy_wh, row.charging_ended_at)
+            now = self.ctx.clock()
+            priced, _problem = price_reported_session(
+                rate,
+                row.started_at,
+                row.stopped_at or now,
+                row.energy_wh,
+                row.charging_ended_at,
+                # a completed session's times were judged when central stored it
+                received=row.updated_at if row.stopped_at else now,
+                policy=self._clock_policy,
             )
+            cost = _cost_answer(priced)
         return SessionAnswer(
             session_id=row.id,
             site_id=row.site_id,
@@ -781,8 +791,8 @@ class ChargingService:
                 c.type == "remote_start",
                 c.id_tag == id_tag,
                 c.status.in_(["accepted", "pending"]),
-                c.created_at <= started_at + CLOCK_SKEW,
-                c.expires_at >= started_at - CLOCK_SKEW,
+                c.created_at <= shift(started_at, CLOCK_SKEW),
+                c.expires_at >= shift(started_at, -CLOCK_SKEW),
             )
             .order_by(c.created_at.desc())
             .limit(1)
@@ -875,13 +885,27 @@ class ChargingService:
             )
             rate = await self._rate_for(conn, event.site_id)
             charging_ended = row.charging_ended_at if row else None
-            cost = (
-                None
-                if rate is None
-                else price_session(
-                    rate, data.started_at, data.stopped_at, int(data.energy_wh), charging_ended
+            cost, problem = None, None
+            if rate is not None:
+                cost, problem = price_reported_session(
+                    rate,
+                    data.started_at,
+                    data.stopped_at,
+                    int(data.energy_wh),
+                    charging_ended,
+                    received=now,
+                    policy=self._clock_policy,
                 )
-            )
+            if problem is not None:
+                log.warning(
+                    "charging.session.clock_problem",
+                    site=event.site_id,
+                    charger=data.charger_id,
+                    session=data.session_id,
+                    problem=problem,
+                    started_at=data.started_at,
+                    stopped_at=data.stopped_at,
+                )
             if not await self._claim(
                 conn,
                 event,

@@ -14,6 +14,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel
+from central.reported_times import in_zone
 
 TEMPLATE_VARIABLES: Final[frozenset[str]] = frozenset(
     {
@@ -182,6 +183,11 @@ def _parse_time(value: object) -> datetime | None:
     return None
 
 
+def _local(at: datetime, zone: ZoneInfo) -> str:
+    """``YYYY-MM-DD HH:MM`` in the user's zone (a four-digit year even for year 1)."""
+    return in_zone(at, zone).isoformat(sep=" ", timespec="minutes")[:16]
+
+
 def template_context(
     *,
     event_type: str,
@@ -201,7 +207,7 @@ def template_context(
     for key in _TIME_FIELDS:
         parsed = _parse_time(data.get(key))
         if parsed is not None:
-            context[key] = parsed.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            context[key] = _local(parsed, zone)
     energy = data.get("energy_wh")
     if isinstance(energy, int | float) and not isinstance(energy, bool):
         context["energy_kwh"] = f"{energy / 1000:.2f}"
@@ -211,7 +217,7 @@ def template_context(
         context["duration"] = _format_duration((stopped - started).total_seconds())
     context["site_id"] = site_id
     context["user_id"] = user_id
-    context["event_time"] = event_time.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    context["event_time"] = _local(event_time, zone)
     if event_type == "charging.failed" and context["reason"] == "-":
         context["reason"] = "unknown"
     return context

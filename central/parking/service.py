@@ -37,6 +37,7 @@ from central.parking.tables import (
     parking_reservations,
     parking_slots,
 )
+from central.reported_times import anchor, reported_seconds, shift
 from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent, CommandResult
 
@@ -211,6 +212,7 @@ class ParkingService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._background = Background("parking")
+        self._clock_policy = ctx.settings.reported_times.policy()
 
     # ---- lifetime -------------------------------------------------------------------
     async def start(self) -> None:
@@ -803,7 +805,7 @@ class ParkingService:
     async def _on_occupied(self, event: CloudEvent) -> None:
         data = _Occupancy.model_validate(event.data)
         now = self.ctx.clock()
-        at = data.arrived_at or event.time
+        at = self._placed(event, data.arrived_at or event.time, now)
         async with self.ctx.engine.begin() as conn:
             reservation = await self._reservation_for_arrival(conn, event.site_id, data, at)
             if not await self._claim(
@@ -831,6 +833,21 @@ class ParkingService:
                     .values(status="active", updated_at=now, detail="vehicle arrived")
                 )
 
+    def _placed(self, event: CloudEvent, reported: datetime, now: datetime) -> datetime:
+        """When a sensor's change counts as having happened: its reported time unless
+        the sensor's clock is off (central.reported_times); the history keeps it as-is."""
+        placed = anchor(reported, now, self._clock_policy)
+        if placed.problem is not None:
+            log.warning(
+                "parking.clock_problem",
+                site=event.site_id,
+                event_id=event.id,
+                type=event.type,
+                problem=placed.problem,
+                reported=reported,
+            )
+        return placed.at
+
     async def _reservation_for_arrival(
         self, conn: AsyncConnection, site_id: str, data: _Occupancy, at: datetime
     ) -> Any:
@@ -843,7 +860,7 @@ class ParkingService:
                     parking_reservations.c.site_id == site_id,
                     parking_reservations.c.slot_id == data.slot_id,
                     parking_reservations.c.status.in_(list(rules.UNUSED)),
-                    parking_reservations.c.starts_at <= at + rules.NOW_TOLERANCE * 3,
+                    parking_reservations.c.starts_at <= shift(at, rules.NOW_TOLERANCE * 3),
                     parking_reservations.c.ends_at > at,
                 )
                 .order_by(parking_reservations.c.starts_at)
@@ -854,7 +871,7 @@ class ParkingService:
     async def _on_vacated(self, event: CloudEvent) -> None:
         data = _Occupancy.model_validate(event.data)
         now = self.ctx.clock()
-        at = data.departed_at or event.time
+        at = self._placed(event, data.departed_at or event.time, now)
         async with self.ctx.engine.begin() as conn:
             active = (
                 await conn.execute(
@@ -874,7 +891,7 @@ class ParkingService:
                 slot_id=data.slot_id,
                 vehicle_id=active.vehicle_id if active else None,
                 reservation_id=active.id if active else None,
-                duration_s=int(data.duration_s) if data.duration_s is not None else None,
+                duration_s=reported_seconds(data.duration_s),
             ):
                 return
             await self._upsert_slot(

@@ -20,6 +20,7 @@ from central.analytics.usage import merge, peak_hours, usage_deltas
 from central.wire import CloudEvent
 
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday; Berlin is UTC+1
+RECEIVED = T0 + timedelta(hours=3)  # when central got the events
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
@@ -219,15 +220,15 @@ def test_rates_from_events_and_revenue_of_a_session() -> None:
             "stopped_at": iso(T0 + timedelta(hours=2)),
         },
     )
-    unpriced = session_revenue(completed, [])
+    unpriced = session_revenue(completed, [], RECEIVED)
     assert unpriced is not None
     assert (unpriced.currency, unpriced.sessions, unpriced.total_minor) == (UNPRICED, 1, 0)
-    priced = session_revenue(completed, [KnownRate("s1", PEAK_RATE, T0)])
+    priced = session_revenue(completed, [KnownRate("s1", PEAK_RATE, T0)], RECEIVED)
     assert priced is not None
     assert (priced.currency, priced.total_minor) == ("EUR", 900)
     assert priced.bucket == T0 + timedelta(hours=2)
     inline = ev("charging.completed", {**completed.data, "rate": {"energy_per_kwh": "1"}})
-    assert session_revenue(inline, [KnownRate("s1", PEAK_RATE, T0)]).total_minor == 2000  # type: ignore[union-attr]
+    assert session_revenue(inline, [KnownRate("s1", PEAK_RATE, T0)], RECEIVED).total_minor == 2000  # type: ignore[union-attr]
 
 
 def test_usage_deltas_spread_durations_and_energy_over_hours() -> None:
@@ -241,7 +242,7 @@ def test_usage_deltas_spread_durations_and_energy_over_hours() -> None:
             "duration_s": 5400,
         },
     )
-    rows = merge(usage_deltas(vacated))
+    rows = merge(usage_deltas(vacated, RECEIVED))
     assert rows[("s1", T0)] == {"occupied_seconds": 1800.0}
     assert rows[("s1", T0 + timedelta(hours=1))] == {"occupied_seconds": 3600.0}
     assert rows[("s1", T0 + timedelta(hours=2))] == {"departures": 1}
@@ -253,13 +254,13 @@ def test_usage_deltas_spread_durations_and_energy_over_hours() -> None:
             "stopped_at": iso(T0 + timedelta(hours=2)),
         },
     )
-    rows = merge(usage_deltas(completed))
+    rows = merge(usage_deltas(completed, RECEIVED))
     assert rows[("s1", T0)]["energy_wh"] == pytest.approx(3000)
     assert rows[("s1", T0 + timedelta(hours=1))]["energy_wh"] == pytest.approx(6000)
     assert rows[("s1", T0 + timedelta(hours=2))] == {"sessions_completed": 1}
-    assert usage_deltas(ev("charger.status", {"charger_id": "c"})) == []
+    assert usage_deltas(ev("charger.status", {"charger_id": "c"}), RECEIVED) == []
     garbage = ev("charging.completed", {"energy_wh": "lots", "started_at": 3})
-    assert merge(usage_deltas(garbage)) == {("s1", T0): {"sessions_completed": 1}}
+    assert merge(usage_deltas(garbage, RECEIVED)) == {("s1", T0): {"sessions_completed": 1}}
 
 
 def test_peak_hours_average_over_every_occurrence_of_the_hour() -> None:

@@ -74,6 +74,7 @@ async def test_an_rfid_session_after_anothers_remote_start_is_not_theirs(
     # five minutes later a stranger's card starts a session on the same charger
     stranger_at = t0 + timedelta(minutes=5)
     await site.send("charging.started", _started("rfid-1", "CP1", "STRANGER-CARD", stranger_at))
+    clock.advance(timedelta(hours=1, minutes=5))  # central gets the stop when it happens
     await site.send("charging.completed", _completed("rfid-1", "CP1", "STRANGER-CARD", stranger_at))
     await central.settle()
     assert await _history(central, "car-a", alice) == []
