@@ -31,6 +31,7 @@ from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
 log = structlog.get_logger("central.analytics")
 
 DURABLE = "analytics"
+QUERY_YEARS = (2, 9998)
 SiteQuery = Annotated[str | None, Query(min_length=1, max_length=64)]
 FromQuery = Annotated[
     datetime | None,
@@ -205,6 +206,9 @@ def _window(
     for name, value in (("from", lo), ("to", hi)):
         if value is not None and value.tzinfo is None:
             raise HTTPException(422, f"'{name}' needs a UTC offset (RFC 3339)")
+        # a year of margin at both ends of datetime for the periods' arithmetic
+        if value is not None and not QUERY_YEARS[0] <= value.year <= QUERY_YEARS[1]:
+            raise HTTPException(422, f"'{name}' must lie in the years {QUERY_YEARS}")
     end = hi or now
     start = lo or end - default_span
     if start >= end:

@@ -835,6 +835,8 @@ class ChargingService:
     async def _on_progress(self, event: CloudEvent) -> None:
         data = _Progress.model_validate(event.data)
         now = self.ctx.clock()
+        # a reading stamped by a clock in 9999 must not make every later one look older
+        believed = shift(now, self._clock_policy.future_tolerance)
         idle = data.power_w is not None and data.power_w < IDLE_POWER_W
         async with self.ctx.engine.begin() as conn:
             row = (
@@ -847,7 +849,7 @@ class ChargingService:
             ).first()
             if row is None or row.status != "active":
                 return
-            if row.progress_at is not None and row.progress_at >= data.at:
+            if row.progress_at is not None and data.at <= row.progress_at <= believed:
                 return  # an older or repeated update
             charging_ended = row.charging_ended_at if idle else None
             if idle and charging_ended is None:

@@ -264,3 +264,34 @@ async def test_sessions_with_broken_clocks_are_kept_counted_and_bounded(
     assert count <= 2 * (POLICY.max_duration // timedelta(hours=1) + 2)
     assert now - POLICY.max_duration - timedelta(hours=2) <= first
     assert last <= now
+
+
+async def test_a_reading_from_9999_does_not_freeze_a_live_session(
+    central: Central, clock: FakeClock
+) -> None:
+    now = clock()
+    operator = await central.auth("operator")
+    site = await make_site(central)
+    started = (now - timedelta(hours=1)).isoformat()
+    await site.send(
+        "charging.started",
+        {"session_id": "live", "charger_id": "CP1", "evse_id": 1, "started_at": started},
+    )
+    for energy, at in ((1000, "9999-12-31T23:59:59Z"), (2000, now.isoformat())):
+        await site.send(
+            "charging.progress",
+            {"session_id": "live", "energy_wh": energy, "power_w": 7000, "at": at},
+        )
+    await central.settle()
+    r = await central.client.get(
+        "/charging/sessions", params={"site_id": "south"}, headers=operator
+    )
+    (session,) = r.json()["items"]
+    assert (session["status"], session["energy_wh"]) == ("active", 2000)
+    # and a report asked for at the end of time is refused, not a server error
+    r = await central.client.get(
+        "/analytics/usage",
+        params={"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59Z"},
+        headers=operator,
+    )
+    assert r.status_code == 422, r.text
