@@ -5,6 +5,7 @@ letters, nor lose its energy or money from the figures."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -28,7 +29,10 @@ from central.reported_times import (
     utc,
 )
 from tests.central.conftest import Central, FakeClock
+from tests.central.notification_fixtures import database_url
 from tests.central.test_charging_api import RATES, make_site
+
+__all__ = ["database_url"]  # a fixture, used by name
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 POLICY = ClockPolicy()
@@ -148,8 +152,14 @@ def _time(spec: str, now: datetime) -> str:
 
 
 async def test_sessions_with_broken_clocks_are_kept_counted_and_bounded(
-    central: Central, clock: FakeClock
+    central_factory: Callable[..., Any], database_url: str, clock: FakeClock
 ) -> None:
+    """On SQLite and on PostgreSQL (whose timestamps hold year 1 and 9999 differently)."""
+    async with central_factory(database_url=database_url, rate_limit={"burst": 1000}) as central:
+        await _broken_clocks(central, clock)
+
+
+async def _broken_clocks(central: Central, clock: FakeClock) -> None:
     now = clock()
     operator = await central.auth("operator")
     r = await central.client.put("/charging/rates/south", json=RATES, headers=operator)
