@@ -24,7 +24,7 @@ from central.analytics.tables import (
     visits,
 )
 from central.analytics.usage import USAGE_FIELDS, merge, parse_time, usage_deltas
-from central.reported_times import DEFAULT_POLICY, ClockPolicy
+from central.reported_times import DEFAULT_POLICY, ClockPolicy, anchor
 from central.wire import CloudEvent, topic_for
 
 log = structlog.get_logger("central.analytics")
@@ -210,10 +210,12 @@ async def ingest(
                 },
             )
 
-    await _touch(conn, f"site:{event.site_id}", "site", now=now, event_time=event.time)
-    lag = max(0.0, (now - event.time).total_seconds())
+    # placed, so one event stamped 9999 does not stay the site's "last event" for ever
+    placed = anchor(event.time, now, policy).at
+    await _touch(conn, f"site:{event.site_id}", "site", now=now, event_time=placed)
+    lag = max(0.0, (now - placed).total_seconds())
     await _touch(
-        conn, f"topic:{topic_for(event.type)}", "bus", now=now, event_time=event.time, lag_s=lag
+        conn, f"topic:{topic_for(event.type)}", "bus", now=now, event_time=placed, lag_s=lag
     )
     return True
 

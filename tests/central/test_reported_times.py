@@ -256,6 +256,11 @@ async def _broken_clocks(central: Central, clock: FakeClock) -> None:
     assert (eur["currency"], eur["sessions"]) == ("EUR", len(sessions))
     assert eur["total_minor"] == len(sessions) * 400
 
+    # the site's last event is not one stamped 9999
+    r = await central.client.get("/metrics/health", headers=operator)
+    (health,) = [s for s in r.json()["sites"] if s["site_id"] == "south"]
+    assert datetime.fromisoformat(health["last_event_time"]) <= now + POLICY.future_tolerance
+
     # and the number of hour buckets written stays bounded, all near now
     engine = create_engine(central.settings.database_url_for("analytics"))
     try:
