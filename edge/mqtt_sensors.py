@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import ssl
@@ -242,7 +243,10 @@ class MqttSensors:
         self._keepalive = keepalive
         self._log = log.bind(site=site_id)
         self._latest: dict[str, bytes] = {}  # topic -> the last payload we were asked to publish
-        self._dirty: dict[str, bytes] = {}  # not yet acknowledged by the current broker
+        # topic -> (payload, request number): not yet acknowledged by the current broker. The
+        # number tells a request made while the same payload was being sent from that send.
+        self._dirty: dict[str, tuple[bytes, int]] = {}
+        self._requests = itertools.count()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -315,7 +319,7 @@ class MqttSensors:
         if self._latest.get(topic) == payload:
             return
         self._latest[topic] = payload
-        self._dirty[topic] = payload
+        self._dirty[topic] = (payload, next(self._requests))
         self._idle.clear()
         self._wake.set()
 
@@ -323,7 +327,7 @@ class MqttSensors:
         """Publish every slot state and the summary again (a broker may have lost them)."""
         if not self._latest:
             return
-        self._dirty.update(self._latest)
+        self._dirty.update((t, (p, next(self._requests))) for t, p in self._latest.items())
         self._metrics.republished.labels(reason=reason).inc(len(self._latest))
         self._idle.clear()
         self._wake.set()
@@ -333,7 +337,7 @@ class MqttSensors:
         if payload is None:
             return
         self._corrected_at[topic] = asyncio.get_running_loop().time()
-        self._dirty[topic] = payload
+        self._dirty[topic] = (payload, next(self._requests))
         self._metrics.republished.labels(reason="correction").inc()
         self._idle.clear()
         self._wake.set()
@@ -416,11 +420,13 @@ class MqttSensors:
             await self._wake.wait()
             self._wake.clear()
             while self._dirty:
-                topic, payload = next(iter(self._dirty.items()))
+                topic, (payload, request) = next(iter(self._dirty.items()))
                 echoes = self._in_flight.setdefault(topic, deque(maxlen=_ECHOES_KEPT))
                 echoes.append(payload)  # before sending: the echo may beat the PUBACK
                 await client.publish(topic, payload, qos=1, retain=True)
-                if self._dirty.get(topic) is payload:
+                # a correction asked for meanwhile goes out again: this send may have
+                # reached the broker before the write it answers
+                if self._dirty.get(topic, (b"", -1))[1] == request:
                     del self._dirty[topic]
             self._idle.set()
 
