@@ -147,9 +147,22 @@ def bounded_span(
     return Span(shift(end.at, -length), end.at, problem)
 
 
-def reported_seconds(value: float | None, limit: int = 2**31 - 1) -> int | None:
+#: what an integer column holds on every database central runs on (PostgreSQL INTEGER)
+STORABLE: Final = 2**31 - 1
+
+
+def reported_seconds(value: float | None, limit: int = STORABLE) -> int | None:
     """A duration in seconds a site reported, as a storable integer: ``None`` where it is
     not a finite number in ``[0, limit]`` (its times say more than such a figure)."""
     if value is None or not math.isfinite(value) or not 0 <= value <= limit:
+        return None
+    return int(value)
+
+
+def reported_amount(value: float | None, limit: int = STORABLE) -> int | None:
+    """An energy (Wh) or power (W) a meter reported, as a storable integer: ``None``
+    where it is not a finite number within ``±limit`` (2.1 GWh: a broken meter, not a
+    session)."""
+    if value is None or not math.isfinite(value) or not -limit <= value <= limit:
         return None
     return int(value)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from central.analytics.buckets import hour_floor
 from central.analytics.pricing import KnownRate, Rate, price_session, select_rate
-from central.analytics.usage import number, parse_time
+from central.analytics.usage import parse_time, session_energy
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, bounded_span
 from central.wire import CloudEvent
 
@@ -109,7 +109,7 @@ def session_revenue(
         parse_time(data.get("started_at")) or reported_stop, reported_stop, received, policy
     )
     started, stopped = (span.end, span.end) if span.problem else (span.start, span.end)
-    energy = max(0.0, number(data.get("energy_wh")) or 0.0)
+    energy = session_energy(data)
     idle_since = None
     if span.problem is None:
         idle_since = parse_time(data.get("idle_since")) or parse_time(data.get("charging_ended_at"))

@@ -23,7 +23,13 @@ from central.analytics.tables import (
     usage_metrics,
     visits,
 )
-from central.analytics.usage import USAGE_FIELDS, merge, parse_time, usage_deltas
+from central.analytics.usage import (
+    USAGE_FIELDS,
+    merge,
+    parse_time,
+    session_energy,
+    usage_deltas,
+)
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, anchor
 from central.wire import CloudEvent, topic_for
 
@@ -141,6 +147,11 @@ async def ingest(
                 problem=noted.problem,
                 placed_at=noted.bucket,
             )
+    reported = data.get("energy_wh")
+    if event.type == "charging.completed" and reported and not session_energy(data):
+        log.warning(
+            "analytics.meter_problem", site=event.site_id, event_id=event.id, energy_wh=reported
+        )
     for (site_id, bucket), counters in merge(deltas).items():
         amounts = {
             name: round(value) if name in integer_counters else value

@@ -10,7 +10,14 @@ from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from central.analytics.buckets import HOUR, hour_floor, hours_between, split_by_hour
-from central.reported_times import DEFAULT_POLICY, ClockPolicy, Span, anchor, bounded_span
+from central.reported_times import (
+    DEFAULT_POLICY,
+    ClockPolicy,
+    Span,
+    anchor,
+    bounded_span,
+    reported_amount,
+)
 from central.wire import CloudEvent
 
 #: The counters kept per site and hour in ``usage_metrics``.
@@ -55,6 +62,13 @@ def number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def session_energy(data: Mapping[str, Any]) -> float:
+    """A completed session's energy (Wh) as the charging service counts it: what a meter
+    cannot have delivered (not a number, negative, beyond 2.1 GWh) is 0."""
+    energy = reported_amount(number(data.get("energy_wh")))
+    return float(energy) if energy is not None and energy > 0 else 0.0
 
 
 def _spread(site: str, counter: str, span: Span, total: float) -> list[UsageDelta]:
@@ -120,8 +134,8 @@ def usage_deltas(
             deltas.append(UsageDelta(site, hour_floor(session.end), "sessions_completed", 1))
             if session.seconds > 0:
                 deltas += _spread(site, "charging_seconds", session, session.seconds)
-            energy = number(data.get("energy_wh"))
-            if energy is not None and energy > 0:
+            energy = session_energy(data)
+            if energy > 0:
                 deltas += _spread(site, "energy_wh", session, energy)
         case "charging.failed":
             deltas += one("sessions_failed", event.time)

@@ -48,7 +48,7 @@ from central.context import ServiceContext
 from central.db import insert_ignore
 from central.events import dispatch
 from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
-from central.reported_times import shift
+from central.reported_times import reported_amount, shift
 from central.sync.presence import presence
 from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
 
@@ -296,6 +296,18 @@ def _command_answer(row: Any, now: datetime) -> CommandAnswer:
         result=json.loads(row.result),
         created_at=row.created_at,
         expires_at=row.expires_at,
+    )
+
+
+def _meter_problem(event: CloudEvent, session_id: str, reported: float) -> None:
+    """An energy no session delivers: the session is kept (its energy 0, the reported
+    figure in its history's event data) and the problem logged, not dead-lettered."""
+    log.warning(
+        "charging.session.meter_problem",
+        site=event.site_id,
+        session=session_id,
+        event_id=event.id,
+        energy_wh=reported,
     )
 
 
@@ -854,12 +866,15 @@ class ChargingService:
             charging_ended = row.charging_ended_at if idle else None
             if idle and charging_ended is None:
                 charging_ended = data.at
+            energy = reported_amount(data.energy_wh)
+            if energy is None:
+                _meter_problem(event, data.session_id, data.energy_wh)
             await conn.execute(
                 update(charging_sessions)
                 .where(charging_sessions.c.id == data.session_id)
                 .values(
-                    energy_wh=int(data.energy_wh),
-                    power_w=None if data.power_w is None else int(data.power_w),
+                    energy_wh=row.energy_wh if energy is None else energy,
+                    power_w=reported_amount(data.power_w),
                     progress_at=data.at,
                     charging_ended_at=charging_ended,
                     updated_at=now,
@@ -869,6 +884,9 @@ class ChargingService:
     async def _on_completed(self, event: CloudEvent) -> None:
         data = _Completed.model_validate(event.data)
         now = self.ctx.clock()
+        energy = reported_amount(data.energy_wh)
+        if energy is None:
+            _meter_problem(event, data.session_id, data.energy_wh)
         async with self.ctx.engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -893,7 +911,7 @@ class ChargingService:
                     rate,
                     data.started_at,
                     data.stopped_at,
-                    int(data.energy_wh),
+                    energy or 0,
                     charging_ended,
                     received=now,
                     policy=self._clock_policy,
@@ -914,14 +932,14 @@ class ChargingService:
                 "completed",
                 session_id=data.session_id,
                 vehicle_id=vehicle,
-                energy_wh=int(data.energy_wh),
+                energy_wh=energy,
                 cost=None if cost is None else str(cost.total),
             ):
                 return
             values = {
                 "status": "completed",
                 "stopped_at": data.stopped_at,
-                "energy_wh": int(data.energy_wh),
+                "energy_wh": energy or 0,
                 "reason": data.reason or None,
                 "vehicle_id": vehicle,
                 "updated_at": now,
@@ -951,7 +969,7 @@ class ChargingService:
             "charging.session.completed",
             site=event.site_id,
             session=data.session_id,
-            energy_wh=int(data.energy_wh),
+            energy_wh=energy,
         )
 
     async def _on_failed(self, event: CloudEvent) -> None:

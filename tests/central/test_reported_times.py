@@ -310,3 +310,47 @@ async def test_a_reading_from_9999_does_not_freeze_a_live_session(
         headers=operator,
     )
     assert r.status_code == 422, r.text
+
+
+async def test_energy_no_meter_delivers_is_kept_as_zero_not_dead_lettered(
+    central: Central, clock: FakeClock
+) -> None:
+    now = clock()
+    operator = await central.auth("operator")
+    site = await make_site(central)
+    common: dict[str, Any] = {"session_id": "meter", "charger_id": "CP1", "evse_id": 1}
+    started, stopped = (now - timedelta(hours=2)).isoformat(), (now - timedelta(hours=1))
+    with capture_logs() as logs:
+        await site.send("charging.started", {**common, "started_at": started})
+        await site.send(
+            "charging.progress",
+            {"session_id": "meter", "energy_wh": 1e300, "power_w": -1e300, "at": started},
+        )
+        await site.send(
+            "charging.completed",
+            {
+                **common,
+                "energy_wh": 1e19,  # more than an int64, let alone PostgreSQL's INTEGER
+                "started_at": started,
+                "stopped_at": stopped.isoformat(),
+            },
+        )
+        await central.settle()
+    assert [
+        e for e in logs if e["event"] in ("bus.handler.failed", "bus.event.dead_lettered")
+    ] == []
+    assert {e["event"] for e in logs} >= {
+        "charging.session.meter_problem",
+        "analytics.meter_problem",
+    }
+    r = await central.client.get(
+        "/charging/sessions", params={"site_id": "south"}, headers=operator
+    )
+    (session,) = r.json()["items"]
+    assert (session["status"], session["energy_wh"]) == ("completed", 0)
+    window = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
+    r = await central.client.get(
+        "/analytics/usage", params={**window, "granularity": "total"}, headers=operator
+    )
+    (totals,) = [s["totals"] for s in r.json()["sites"]]
+    assert (totals["sessions"]["completed"], totals["energy_kwh"]) == (1, 0)
