@@ -111,6 +111,19 @@ async def retained(broker: Mosquitto, topic: str, user: tuple[str, str] | None =
     raise AssertionError("no retained message")
 
 
+async def retained_when_state(broker: Mosquitto, topic: str, state: str) -> Any:
+    """The retained slot document once it shows ``state``: the API shows a change as soon
+    as the model made it, the broker only after it was stored and published."""
+    found: list[Any] = []
+
+    async def shows() -> bool:
+        found[:] = [await retained(broker, topic)]
+        return bool(found[0]["state"] == state)
+
+    await eventually(shows, f"{topic} retained as {state}")
+    return found[0]
+
+
 @dataclass
 class Seen:
     messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
@@ -161,8 +174,7 @@ async def test_a_foreign_free_on_an_occupied_slot_is_overwritten_and_counted(
             await mosquitto_pub(broker, sensor_topic("S-B2"), payload)
         await eventually(lambda: _is(daemon, "B2", "free"), "B2 free after flapping")
         await daemon.mqtt.wait_published()
-        edge_b1 = await retained(broker, slot_topic("B1"))
-        assert edge_b1["state"] == "occupied"
+        edge_b1 = await retained_when_state(broker, slot_topic("B1"), "occupied")
         assert sample(daemon, "evpark_mqtt_foreign_slot_writes_total", topic="slot") == 0
 
         fake = {**edge_b1, "state": "free"}
@@ -198,8 +210,7 @@ async def test_a_flood_of_foreign_writes_is_undone_without_flooding_the_log(
     async with running(site_config(tmp_path, broker)) as daemon:
         await mosquitto_pub(broker, sensor_topic("S-B1"), "1", retain=True)
         await eventually(lambda: _is(daemon, "B1", "occupied"), "B1 occupied")
-        await daemon.mqtt.wait_published()
-        edge_b1 = await retained(broker, slot_topic("B1"))
+        edge_b1 = await retained_when_state(broker, slot_topic("B1"), "occupied")
         for n in range(5):
             fake = f'{{"state": "free", "n": {n}}}'
             await mosquitto_pub(broker, slot_topic("B1"), fake, retain=True)

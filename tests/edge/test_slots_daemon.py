@@ -204,6 +204,12 @@ async def test_out_of_service_and_visits_survive_a_restart(
         assert (await slot(daemon, "B1"))["visit_id"] == visit_id  # the same visit goes on
         await mosquitto_pub(broker, "evpark/test-site/sensors/S-B1/state", "0", retain=True)
         await eventually(lambda: state_is(daemon, "B1", "free"), "B1 free")
+
+        # the API shows the model's change at once; its event is in the outbox once stored
+        async def vacated_stored() -> bool:
+            return "parking.vacated" in await outbox_types(daemon)
+
+        await eventually(vacated_stored, "the visit's end in the outbox")
         types = await outbox_types(daemon)
     assert types.count("parking.occupied") == 1
     assert types.count("parking.vacated") == 1
