@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path
 from pydantic import StringConstraints
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -18,4 +18,3 @@ SlotType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$", m
 IdTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,36}$", max_length=36)]
 
 PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64, description=ID_HELP)]
-QueryId = Annotated[str, Query(pattern=ID_PATTERN, max_length=64, description=ID_HELP)]

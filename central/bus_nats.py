@@ -12,7 +12,6 @@ dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from types import TracebackType
 from typing import Any, Self
@@ -93,13 +92,6 @@ class NatsBus:
 
     def subject(self, topic: str) -> str:
         return self._prefix + topic
-
-    async def delete_streams(self) -> None:
-        """Remove this namespace's streams (tests; resetting an installation)."""
-        for name in list(self._streams):
-            with contextlib.suppress(NotFoundError):
-                await self._js.delete_stream(name)
-            self._streams.discard(name)
 
     async def _ensure_stream(self, topic: str) -> str:
         subject = self.subject(topic)

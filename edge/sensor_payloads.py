@@ -1,4 +1,4 @@
-"""Sensor topics and payloads of the MQTT contract (DESIGN.md), parsed without I/O.
+"""Sensor topics and payloads of the MQTT contract (docs/mqtt.md), parsed without I/O.
 
 Topics: ``evpark/<site_id>/sensors/<sensor_id>/state`` and ``.../status``.
 

@@ -831,9 +831,6 @@ class SlotModel:
     def next_deadline(self) -> datetime | None:
         return next_deadline(self.state)
 
-    def slot_for_sensor(self, sensor_id: SensorId) -> SlotId | None:
-        return self.state.layout.by_sensor.get(sensor_id)
-
 
 def _require_aware(moment: datetime) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:

@@ -132,11 +132,3 @@ def load_slot_state(conn: sqlite3.Connection) -> SavedSlots:
                 until,
             )
     return saved
-
-
-def visits(conn: sqlite3.Connection, slot_id: str | None, limit: int) -> list[dict[str, object]]:
-    where, params = ("WHERE slot_id = ?", (slot_id,)) if slot_id else ("", ())
-    rows = conn.execute(
-        f"SELECT * FROM visits {where} ORDER BY arrived_at DESC LIMIT ?", (*params, limit)
-    )
-    return [dict(row) for row in rows]

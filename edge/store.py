@@ -283,12 +283,6 @@ class SqliteStore:
 
         return await asyncio.to_thread(run)
 
-    def read_now(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``query`` synchronously (start-up only, before serving)."""
-        assert self._reader is not None, "store is not open"
-        with self._read_lock:
-            return query(self._reader)
-
     # --- supervision (event loop side) ----------------------------------------------
 
     @property

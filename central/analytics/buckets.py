@@ -33,7 +33,3 @@ def split_by_hour(start: datetime, end: datetime) -> list[tuple[datetime, float]
         if seconds > 0:
             found.append((bucket, seconds))
     return found
-
-
-def overlap_seconds(start: datetime, end: datetime, lo: datetime, hi: datetime) -> float:
-    return max(0.0, (min(end, hi) - max(start, lo)).total_seconds())

@@ -59,7 +59,6 @@ IDLE_POWER_W = 50
 # a remote start's tag names a session on its charger that starts after the command was
 # made (clocks may differ this much) and before the command could expire
 CLOCK_SKEW = timedelta(minutes=2)
-FINAL = frozenset({"accepted", "rejected", "failed", "expired", "timeout", "unknown"})
 
 Wait = Annotated[float, Query(ge=0, le=60, description="seconds to wait for the charger's answer")]
 Money = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=12, decimal_places=6)]

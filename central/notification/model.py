@@ -20,5 +20,3 @@ NOTIFIED_EVENT_TYPES: Final[tuple[str, ...]] = (
 
 #: Urgent events bypass quiet hours; all others wait for them to end.
 URGENT_EVENT_TYPES: Final[frozenset[str]] = frozenset({"charging.failed"})
-
-NotificationStatus = Literal["queued", "sending", "sent", "dead"]
