@@ -39,11 +39,11 @@ class BodyLimitMiddleware:
             try:
                 length = int(declared[0])
             except ValueError:
-                await _answer(send, 400, "invalid Content-Length")
+                await json_answer(send, 400, "invalid Content-Length")
                 return
             if length > limit or len(declared) > 1:
                 log.warning("http.body.too_large", path=scope["path"], declared=length)
-                await _answer(send, 413, BodyTooLarge(limit).detail)
+                await json_answer(send, 413, BodyTooLarge(limit).detail)
                 return
         seen = 0
         started = False
@@ -70,20 +70,18 @@ class BodyLimitMiddleware:
             # gzip); routes answer it themselves as an HTTPException
             log.warning("http.body.too_large", path=scope["path"], read=seen)
             if not started:
-                await _answer(send, 413, err.detail)
+                await json_answer(send, 413, err.detail)
 
 
-async def _answer(send: Send, status: int, detail: str) -> None:
+async def json_answer(send: Send, status: int, detail: str, *, close: bool = True) -> None:
+    """An error answered before the app ran, as FastAPI words one; ``close`` ends the
+    connection (a body left unread must not be taken for the next request)."""
     payload = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central.body_limit import json_answer
 
 MAX_INFLATED = 64 * 1024 * 1024
 
@@ -31,7 +32,9 @@ class GzipRequestMiddleware:
             await self.app(scope, receive, send)
             return
         if encoding != "gzip":
-            await _error(send, 415, f"unsupported Content-Encoding {encoding!r}, use gzip")
+            await json_answer(
+                send, 415, f"unsupported Content-Encoding {encoding!r}, use gzip", close=False
+            )
             return
         body = bytearray()
         while True:
@@ -45,10 +48,10 @@ class GzipRequestMiddleware:
         try:
             inflated = inflater.decompress(bytes(body), self.limit_for(scope["path"]))
         except zlib.error:
-            await _error(send, 400, "the body is not valid gzip")
+            await json_answer(send, 400, "the body is not valid gzip", close=False)
             return
         if inflater.unconsumed_tail:
-            await _error(send, 413, "the inflated body is too large")
+            await json_answer(send, 413, "the inflated body is too large", close=False)
             return
         headers = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
@@ -64,18 +67,3 @@ class GzipRequestMiddleware:
             return {"type": "http.request", "body": inflated, "more_body": False}
 
         await self.app({**scope, "headers": headers}, replay, send)
-
-
-async def _error(send: Send, status: int, detail: str) -> None:
-    payload = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})

@@ -22,6 +22,12 @@ def _where(filters: list[tuple[str, object]]) -> tuple[list[str], list[Any]]:
     return where, [value for _, value in filters if value is not None]
 
 
+def _older_than(where: list[str], params: list[Any], after: Key, time: str, key: str) -> None:
+    """Keyset condition for a newest-first list ordered by (``time``, ``key``)."""
+    where.append(f"({time} < ? OR ({time} = ? AND {key} < ?))")
+    params += [after[0], after[0], after[1]]
+
+
 def _clause(where: list[str]) -> str:
     return f"WHERE {' AND '.join(where)}" if where else ""
 
@@ -38,8 +44,7 @@ def sessions(
     """By start, newest first; key (started_at, id)."""
     where, params = _where([("status", status), ("charger_id", charger_id), ("id_tag", id_tag)])
     if after is not None:
-        where.append("(started_at < ? OR (started_at = ? AND id < ?))")
-        params += [after[0], after[0], after[1]]
+        _older_than(where, params, after, "started_at", "id")
     rows = conn.execute(
         f"SELECT * FROM sessions {_clause(where)} ORDER BY started_at DESC, id DESC LIMIT ?",
         (*params, limit + 1),
@@ -53,8 +58,7 @@ def visits(
     """By arrival, newest first; key (arrived_at, visit_id)."""
     where, params = _where([("slot_id", slot_id)])
     if after is not None:
-        where.append("(arrived_at < ? OR (arrived_at = ? AND visit_id < ?))")
-        params += [after[0], after[0], after[1]]
+        _older_than(where, params, after, "arrived_at", "visit_id")
     rows = conn.execute(
         f"SELECT * FROM visits {_clause(where)} ORDER BY arrived_at DESC, visit_id DESC LIMIT ?",
         (*params, limit + 1),
