@@ -27,8 +27,8 @@ import asyncpg
 import httpx
 
 from bench.sync_harness import EVPARK, _free_port, _Proc, _wait_http
-from edge import repository as repo
-from edge.store import SqliteStore, Unit
+from edge.storage import site_sql as repo
+from edge.storage.sqlite import SqliteStore, Unit
 
 SITE = "catchup-site"
 PG = os.environ.get("EVPARK_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}")

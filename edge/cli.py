@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from central.cli import app as central_app
-from edge.chargers_cli import chargers_app
-from edge.users_cli import users_app
+from edge.admin.chargers import chargers_app
+from edge.admin.users import users_app
 from sim.cli import app as sim_app
 
 app = typer.Typer(

@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from edge.ids import CHARGER_ID_PATTERN, charger_key
+from edge.core.ids import CHARGER_ID_PATTERN, charger_key
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$"
 _PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IGNORECASE)
@@ -141,7 +141,7 @@ class StorageSection(_Section):
 
 
 class ChargerConfig(_Section):
-    # the OCPP identity rules (edge.ids): 1-48 of A-Z a-z 0-9 * - _ = + | @ .
+    # the OCPP identity rules (edge.core.ids): 1-48 of A-Z a-z 0-9 * - _ = + | @ .
     id: str = Field(pattern=CHARGER_ID_PATTERN)
     # HTTP Basic password (security profile 1); none means the charger may connect without.
     password: str | None = Field(default=None, min_length=8, max_length=40)

@@ -23,23 +23,23 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from edge.cloud_commands import CloudCommandRunner
+from edge.api.routes import create_app
+from edge.api.server import HttpServer
+from edge.api.slots import slots_router
 from edge.config import SiteConfig
 from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
-from edge.http_api import create_app
-from edge.http_server import HttpServer
 from edge.metrics import OcppMetrics
-from edge.mqtt_broker import EmbeddedBroker, site_broker
-from edge.mqtt_metrics import MqttMetrics
-from edge.mqtt_sensors import MqttSensors
-from edge.ocpp_server import OcppServer
-from edge.site import Clock, Site, utc_now
-from edge.slot_service import SlotService
-from edge.slots_api import slots_router
-from edge.store import SqliteStore
-from edge.sync import CentralSync
+from edge.ocpp.server import OcppServer
+from edge.sensors.broker import EmbeddedBroker, site_broker
+from edge.sensors.metrics import MqttMetrics
+from edge.sensors.mqtt import MqttSensors
+from edge.services.site import Clock, Site, utc_now
+from edge.services.slots import SlotService
+from edge.storage.sqlite import SqliteStore
 from edge.ui.app import WebUi
+from edge.uplink.commands import CloudCommandRunner
+from edge.uplink.sync import CentralSync
 
 log = structlog.get_logger(__name__)
 

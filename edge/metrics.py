@@ -72,7 +72,7 @@ class OcppMetrics:
             "evpark_ocpp_commands", "Commands sent to chargers, by action and outcome",
             ["action", "outcome"], registry=registry,
         )  # fmt: skip
-        # who may connect (edge.ocpp_server, edge.upgrade_throttle)
+        # who may connect (edge.ocpp.server, edge.ocpp.throttle)
         self.upgrade_failures = Counter(
             "evpark_ocpp_upgrade_failures", "Refused OCPP upgrades that count towards a "
             "lockout, by reason", ["reason"], registry=registry,

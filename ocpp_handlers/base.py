@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from edge.ids import ChargerId
-from edge.site import Site
+from edge.core.ids import ChargerId
+from edge.services.site import Site
 from ocpp_handlers.schemas import Version
 
 Payload = dict[str, Any]

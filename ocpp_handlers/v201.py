@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from edge import commands as cmd
-from edge.meter import ENERGY, MeterReading, SampledValue, normalise, reading
-from edge.model import ChargerInfo, ConnectorStatus
+from edge.core import commands as cmd
+from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
+from edge.core.model import ChargerInfo, ConnectorStatus
 from ocpp_handlers.base import (
     Answer,
     Handler,

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Self
 import aiomqtt
 import structlog
 
-from edge.mqtt_sensors import BrokerAddress, broker_address
+from edge.sensors.mqtt import BrokerAddress, broker_address
 
 if TYPE_CHECKING:
     from edge.config import SiteConfig

@@ -1,4 +1,4 @@
-"""Meter values into one unit per quantity, whatever the charger sends (edge/meter.py)."""
+"""Meter values into one unit per quantity, whatever the charger sends (edge/core/meter.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge.meter import (
+from edge.core.meter import (
     CURRENT,
     ENERGY,
     POWER,

@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edge.config import MqttSection
-from edge.mqtt_broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
-from edge.mqtt_metrics import MqttMetrics
-from edge.mqtt_sensors import Backoff, MqttSensors
-from edge.sensor_payloads import SensorReading
-from edge.slots import SensorId, SiteSummary, SlotState
+from edge.core.slots import SensorId, SiteSummary, SlotState
+from edge.sensors.broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
+from edge.sensors.metrics import MqttMetrics
+from edge.sensors.mqtt import Backoff, MqttSensors
+from edge.sensors.payloads import SensorReading
 from tests.polling import eventually
 from tests.services import free_port, require_binary
 

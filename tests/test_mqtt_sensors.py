@@ -23,12 +23,9 @@ from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from edge.config import MqttSection, SlotConfig, SlotTimingSection
-from edge.ids import ChargerId, SlotId
-from edge.model import ConnectorStatus
-from edge.mqtt_metrics import MqttMetrics
-from edge.mqtt_sensors import Backoff, MqttSensors
-from edge.sensor_payloads import SensorReading
-from edge.slots import (
+from edge.core.ids import ChargerId, SlotId
+from edge.core.model import ConnectorStatus
+from edge.core.slots import (
     ConnectorReported,
     EvseId,
     Layout,
@@ -42,6 +39,9 @@ from edge.slots import (
     Tick,
     touched_slots,
 )
+from edge.sensors.metrics import MqttMetrics
+from edge.sensors.mqtt import Backoff, MqttSensors
+from edge.sensors.payloads import SensorReading
 from tests.mosquitto import Mosquitto, make_certificates, mosquitto_pub, running_mosquitto
 
 SITE = "t-site"

@@ -1,4 +1,4 @@
-"""Sensor clocks (edge.sensor_clock): a wrong clock is named, never costs a reading; only an
+"""Sensor clocks (edge.sensors.clock): a wrong clock is named, never costs a reading; only an
 older retained replay is dropped."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.sensor_clock import ClockProblem, ClockVerdict, SensorClocks
+from edge.sensors.clock import ClockProblem, ClockVerdict, SensorClocks
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 S = "S-A1"

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.sensor_payloads import (
+from edge.core.slots import SensorId
+from edge.sensors.payloads import (
     MAX_PAYLOAD_BYTES,
     Rejected,
     RejectReason,
@@ -18,7 +19,6 @@ from edge.sensor_payloads import (
     parse_status,
     parse_topic,
 )
-from edge.slots import SensorId
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -95,7 +95,7 @@ def test_rejected_state_payloads(payload: bytes, reason: RejectReason) -> None:
     ["1970-01-01T00:00:00Z", "2000-01-01T00:00:00Z", "2099-01-01T00:00:00Z", NOW.isoformat()],
 )
 def test_a_wrong_clock_is_not_a_wrong_payload(ts: str) -> None:
-    """Whether a ts is believed is edge.sensor_clock's question: the reading stands."""
+    """Whether a ts is believed is edge.sensors.clock's question: the reading stands."""
     result = parse_state(f'{{"occupied": true, "ts": "{ts}"}}'.encode())
     assert result == SensorReading(True, datetime.fromisoformat(ts.replace("Z", "+00:00")))
 

@@ -17,11 +17,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edge.config import SiteConfig, load_site_config
-from edge.ids import SlotId
-from edge.mqtt_metrics import MqttMetrics
-from edge.mqtt_sensors import Backoff, MqttSensors
-from edge.sensor_payloads import SensorReading, parse_state
-from edge.slots import (
+from edge.core.ids import SlotId
+from edge.core.slots import (
     Layout,
     SensorAvailability,
     SensorId,
@@ -33,6 +30,9 @@ from edge.slots import (
     Timing,
     VisitStarted,
 )
+from edge.sensors.metrics import MqttMetrics
+from edge.sensors.mqtt import Backoff, MqttSensors
+from edge.sensors.payloads import SensorReading, parse_state
 from sim.sensors import QUIET, Noise, SensorField
 from tests.mosquitto import Mosquitto, running_mosquitto
 

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import SlotConfig, SlotTimingSection
-from edge.ids import ChargerId, SessionId, SlotId
-from edge.model import ConnectorStatus
-from edge.slots import (
+from edge.core.ids import ChargerId, SessionId, SlotId
+from edge.core.model import ConnectorStatus
+from edge.core.slots import (
     Condition,
     ConditionCleared,
     ConditionRaised,
@@ -203,7 +203,7 @@ def test_departure_ends_the_visit_with_its_duration_and_session() -> None:
 
 def test_the_model_applies_a_reading_whatever_its_time() -> None:
     """Which readings count is the shell's judgement of the sensor's clock
-    (edge.sensor_clock, tested in test_sensor_clock): a clock set back must not make the
+    (edge.sensors.clock, tested in test_sensor_clock): a clock set back must not make the
     model ignore its sensor. The sensor's last contact never moves back, though."""
     site = Site()
     site.at(0, occupied(S_A1, True, measured_at=t(-1)))

@@ -13,12 +13,12 @@ from typing import Any
 
 import structlog
 
-from edge import commands as cmd
-from edge import users as u
-from edge.charger_commands import ChargerOffline, CommandTimeout, InvalidCommand, send_command
-from edge.ids import ChargerId, SlotId, uuid7
-from edge.ocpp_connection import CallFailed
-from edge.store import StoreError, Unit
+from edge.core import commands as cmd
+from edge.core.ids import ChargerId, SlotId, uuid7
+from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.ocpp.connection import CallFailed
+from edge.services import users as u
+from edge.storage.sqlite import StoreError, Unit
 from edge.ui.views import TRIGGER_MESSAGES, SiteViews
 
 log = structlog.get_logger(__name__)

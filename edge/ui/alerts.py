@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from edge.model import Charger, ConnectorStatus
-from edge.slots import Condition, SlotView
+from edge.core.model import Charger, ConnectorStatus
+from edge.core.slots import Condition, SlotView
 
 Severity = Literal["critical", "warning", "info"]
 _ORDER: dict[Severity, int] = {"critical": 0, "warning": 1, "info": 2}

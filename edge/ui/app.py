@@ -29,10 +29,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import StreamingResponse
 
 from edge.config import SiteConfig
-from edge.ocpp_server import OcppServer
-from edge.paging import BadPage, Key, decode_cursor
-from edge.site import Clock, Site
-from edge.slot_service import SlotService
+from edge.core.paging import BadPage, Key, decode_cursor
+from edge.ocpp.server import OcppServer
+from edge.services.site import Clock, Site
+from edge.services.slots import SlotService
+from edge.services.users import LoginSession, Role, new_token
 from edge.ui.actions import ActionResult, Actions
 from edge.ui.auth import (
     CSRF_HEADER,
@@ -52,7 +53,6 @@ from edge.ui.auth import (
 )
 from edge.ui.live import LiveHub, sse_frame
 from edge.ui.views import EVENT_TYPES, TRIGGER_MESSAGES, SiteViews, as_time
-from edge.users import LoginSession, Role, new_token
 
 log = structlog.get_logger(__name__)
 HEARTBEAT: Final = 15.0
@@ -445,7 +445,7 @@ class WebUi:
 
         @router.get("/users")
         async def users(request: Request, session: LoginSession = admin) -> Response:
-            from edge.users import list_users
+            from edge.services.users import list_users
 
             found = await self.views.site.store.read(list_users)
             return self._page(request, "users.html", session, {"users": found, "roles": list(Role)})
@@ -529,7 +529,7 @@ class WebUi:
 
 
 def _after(kind: str, cursor: str | None, types: tuple[type, ...]) -> Key | None:
-    """The page's position from its ``cursor`` (the lists' own, :mod:`edge.paging`)."""
+    """The page's position from its ``cursor`` (the lists' own, :mod:`edge.core.paging`)."""
     try:
         return decode_cursor(kind, cursor, types) if cursor else None
     except BadPage as err:

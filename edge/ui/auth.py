@@ -35,8 +35,8 @@ import structlog
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge import users as u
-from edge.store import SqliteStore, Unit
+from edge.services import users as u
+from edge.storage.sqlite import SqliteStore, Unit
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

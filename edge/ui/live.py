@@ -19,10 +19,10 @@ from typing import Any, Final
 import orjson
 import structlog
 
-from edge.http_api import charger_view, session_view
-from edge.mqtt_sensors import slot_document, summary_document
-from edge.site import Site, SiteChange
-from edge.slots import SiteSummary, SlotView
+from edge.api.routes import charger_view, session_view
+from edge.core.slots import SiteSummary, SlotView
+from edge.sensors.mqtt import slot_document, summary_document
+from edge.services.site import Site, SiteChange
 from edge.ui.alerts import Alert
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from edge.repository import iso, parse_iso
+from edge.storage.site_sql import iso, parse_iso
 
 BUCKET = timedelta(minutes=5)
 HOLD = timedelta(minutes=15)

@@ -10,20 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edge import paged_reads
-from edge import repository as repo
-from edge.http_api import charger_view, session_view
-from edge.ids import ChargerId
-from edge.model import Charger, ConnectorStatus
-from edge.mqtt_sensors import slot_document, summary_document
-from edge.ocpp_server import OcppServer
-from edge.paging import Key, encode_cursor
-from edge.site import Clock, Site
-from edge.slot_service import SlotService
-from edge.slots import SlotView
+from edge.api.routes import charger_view, session_view
+from edge.core.ids import ChargerId
+from edge.core.model import Charger, ConnectorStatus
+from edge.core.paging import Key, encode_cursor
+from edge.core.slots import SlotView
+from edge.ocpp.server import OcppServer
+from edge.sensors.mqtt import slot_document, summary_document
+from edge.services.site import Clock, Site
+from edge.services.slots import SlotService
+from edge.services.users import audit_entries
+from edge.storage import paged_reads
+from edge.storage import site_sql as repo
 from edge.ui import power
 from edge.ui.alerts import Alert, site_alerts
-from edge.users import audit_entries
 
 PLUGGED = {
     ConnectorStatus.OCCUPIED,

@@ -21,13 +21,13 @@ import websockets
 from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from edge import chargers
 from edge.config import SiteConfig
+from edge.core.ids import ChargerId
 from edge.daemon import EdgeDaemon, database_path
-from edge.ids import ChargerId
-from edge.store import Unit, migrate
-from edge.store import connect as connect_store
-from edge.upgrade_throttle import Scope
+from edge.ocpp import admission as chargers
+from edge.ocpp.throttle import Scope
+from edge.storage.sqlite import Unit, migrate
+from edge.storage.sqlite import connect as connect_store
 from tests.edge.conftest import PASSWORD, make_config, ocpp_url
 from tests.polling import eventually
 

@@ -18,7 +18,7 @@ from websockets.frames import Close, CloseCode, Opcode
 
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
-from edge.store import StoreError, Unit
+from edge.storage.sqlite import StoreError, Unit
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.edge.test_ws_framing import RawClient

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.api.json_io import dumps
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
-from edge.http_json import dumps
 from edge.ui.auth import local_request
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url

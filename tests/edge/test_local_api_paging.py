@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from edge import repository as repo
 from edge.config import SiteConfig
+from edge.core.ids import ChargerId, SessionId
+from edge.core.model import Session, SessionStatus
+from edge.core.paging import encode_cursor
 from edge.daemon import EdgeDaemon
-from edge.ids import ChargerId, SessionId
-from edge.model import Session, SessionStatus
-from edge.paging import encode_cursor
-from edge.store import Unit
+from edge.storage import site_sql as repo
+from edge.storage.sqlite import Unit
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.ocpp_client import RawCharger

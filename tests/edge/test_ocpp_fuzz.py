@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis.strategies import SearchStrategy
 
-from edge.meter import ENERGY, normalise
+from edge.core.meter import ENERGY, normalise
 from ocpp_handlers.schemas import Version
 from tests.ocpp_fuzz_site import FuzzSite, fuzz_action, fuzz_sessions, fuzz_settings
 from tests.ocpp_strategies import (

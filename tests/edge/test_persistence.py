@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from edge.config import SiteConfig
+from edge.core.model import SessionStatus
 from edge.daemon import EdgeDaemon
-from edge.model import SessionStatus
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.ocpp_client import RawCharger
@@ -88,7 +88,7 @@ async def test_sessions_of_vanished_chargers_are_inferred_stopped(
         assert await daemon.site.infer_stops() == 1
         assert daemon.site.active_sessions() == []
     async with EdgeDaemon(config, clock=clock) as daemon:
-        from edge import repository as repo
+        from edge.storage import site_sql as repo
 
         rows = await daemon.store.read(lambda c: repo.list_sessions(c, charger_id="CP-GONE"))
         assert [(s.status, s.energy_wh, s.stop_reason) for s in rows] == [
@@ -101,7 +101,7 @@ async def test_sessions_of_vanished_chargers_are_inferred_stopped(
 async def test_every_change_leaves_an_event_for_central(
     config_factory: Callable[..., SiteConfig], version: Version
 ) -> None:
-    from edge import repository as repo
+    from edge.storage import site_sql as repo
 
     async with EdgeDaemon(config_factory()) as daemon:
         async with RawCharger(ocpp_url(daemon), "CP-OUT", version) as charger:

@@ -13,9 +13,9 @@ import aiomqtt
 import httpx
 import pytest
 
-from edge import repository as repo
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
+from edge.storage import site_sql as repo
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import make_config, ocpp_url
 from tests.mosquitto import Mosquitto, mosquitto_pub, running_mosquitto

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.migrations import MIGRATIONS
-from edge.store import SqliteStore, StoreError, Unit, migrate
+from edge.storage.migrations import MIGRATIONS
+from edge.storage.sqlite import SqliteStore, StoreError, Unit, migrate
 
 
 async def test_a_burst_is_committed_in_order_with_types_kept(tmp_path: Path) -> None:

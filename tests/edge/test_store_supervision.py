@@ -12,7 +12,7 @@ from typing import Any, overload
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from edge.store import SqliteStore, StoreError, Unit
+from edge.storage.sqlite import SqliteStore, StoreError, Unit
 
 
 def _row(key: str, value: object) -> Unit:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.ids import InvalidChargerId, charger_key, parse_charger_id
-from edge.upgrade_throttle import Lockout, LockoutPolicy, Scope, UpgradeThrottle, address_key
+from edge.core.ids import InvalidChargerId, charger_key, parse_charger_id
+from edge.ocpp.throttle import Lockout, LockoutPolicy, Scope, UpgradeThrottle, address_key
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from edge.websocket_server import LeanConnection, LeanServer
+from edge.ocpp.websocket import LeanConnection, LeanServer
 
 OCPP16 = [Subprotocol("ocpp1.6")]
 

@@ -1,7 +1,7 @@
 """The OCPP endpoint's websocket framing over a raw TCP socket, chunked as the test likes.
 
 The endpoint cuts the byte stream into frames itself and decodes plain text frames on
-its own (edge/ws_frames.py); everything else goes to websockets' protocol. These cases
+its own (edge/ocpp/frames.py); everything else goes to websockets' protocol. These cases
 cut the stream where real networks do, and send what real chargers sometimes send.
 """
 

@@ -209,7 +209,7 @@ class SiteRig:
 
 
 def _outbox_state(conn: Any) -> Any:
-    from edge.sync_store import outbox_state
+    from edge.storage.sync_sql import outbox_state
 
     return outbox_state(conn)
 

@@ -21,10 +21,10 @@ import pytest
 from argon2 import PasswordHasher
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from edge import users as u
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
-from edge.store import Unit
+from edge.services import users as u
+from edge.storage.sqlite import Unit
 from sim.charger_model import SimChargerConfig
 from sim.schemas import OcppVersion
 from tests.edge.conftest import make_config, ocpp_url

@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.core.ids import ChargerId, SlotId
+from edge.core.model import Charger, ConnectorStatus, Evse
+from edge.core.slots import Condition, SensorId, SlotState, SlotView
 from edge.daemon import EdgeDaemon
-from edge.ids import ChargerId, SlotId
-from edge.model import Charger, ConnectorStatus, Evse
-from edge.slots import Condition, SensorId, SlotState, SlotView
+from edge.services.users import Role
 from edge.ui.alerts import site_alerts
 from edge.ui.auth import LoginThrottle, is_loopback
 from edge.ui.live import QUEUE_SIZE
 from edge.ui.power import PowerPoint, PowerSample, bucket_ends, chart, power_series
-from edge.users import Role
 from tests.mosquitto import Mosquitto
 from tests.ui.conftest import add_users, logged_in, ui_config
 

@@ -1,0 +1,395 @@
+"""The OCPP websocket endpoint: ``ws(s)://<edge>:<port>/ocpp/<charge_point_id>``.
+
+Both versions share the port; the websocket subprotocol (``ocpp2.0.1`` or ``ocpp1.6``)
+picks the handler module. Everything about who may connect is decided before the
+upgrade, cheapest first: a lockout after repeated failures (429, see
+:mod:`edge.ocpp.throttle`), the path and the charge point id (:mod:`edge.core.ids`),
+whether the id may connect at all (:mod:`edge.ocpp.admission`), HTTP Basic credentials
+(security profiles 1 and 2) and, with client certificates (profile 3), that the
+certificate names the charger. Then a second connection with the id of a connected
+charger is handled by ``ocpp.replace_connection``: ``newest`` replaces the old one,
+``oldest`` keeps it and probes it (a ping with a short deadline; the newcomer gets 409
+and is let in on a later try if the old one turned out dead), ``reject`` answers 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import math
+import re
+import sqlite3
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import unquote
+
+import structlog
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+
+from edge.config import SiteConfig
+from edge.core.ids import ChargerId, InvalidChargerId, charger_key, parse_charger_id
+from edge.metrics import OcppMetrics
+from edge.ocpp.admission import Admitted, Refusal, Registered, admit, load_registry
+from edge.ocpp.connection import ChargerConnection
+from edge.ocpp.throttle import LockoutPolicy, UpgradeThrottle, address_key
+from edge.ocpp.websocket import LeanConnection, LeanServer
+from edge.services.site import Site
+from ocpp_handlers import v16, v201
+from ocpp_handlers.base import Handler, HandlerContext
+from ocpp_handlers.schemas import SUBPROTOCOLS, Version
+
+log = structlog.get_logger(__name__)
+PATH: Final = re.compile(r"/ocpp/(?P<id>[^/?#]+)/?")
+HANDLERS: Final[Mapping[Version, Mapping[str, Handler]]] = {
+    Version.V16: v16.HANDLERS,
+    Version.V201: v201.HANDLERS,
+}
+CLOSE_REPLACED: Final = 4000
+CLOSE_DUPLICATE: Final = 4001
+CLOSE_NOT_ADMITTED: Final = 4003
+
+
+class BadRequest(ValueError):
+    """An upgrade request that is malformed (answered 400)."""
+
+
+def charger_id_of(path: str) -> ChargerId | None:
+    """The charge point id of an OCPP path; None if the path is not one.
+
+    :class:`~edge.core.ids.InvalidChargerId` if the id breaks the identity rules.
+    """
+    match = PATH.fullmatch(path.split("?", 1)[0])
+    if match is None:
+        return None
+    try:  # strict: bytes that are not UTF-8 are refused, not replaced
+        text = unquote(match["id"], errors="strict")
+    except UnicodeDecodeError as err:
+        raise InvalidChargerId("the charge point identity is not UTF-8") from err
+    return parse_charger_id(text)
+
+
+def basic_credentials(headers: Headers) -> tuple[str, str] | None:
+    """The Basic credentials of the request; :class:`BadRequest` if it has two of them."""
+    values = headers.get_all("Authorization")
+    if len(values) > 1:
+        raise BadRequest("more than one Authorization header")
+    scheme, _, token = (values[0] if values else "").partition(" ")
+    if scheme.lower() != "basic" or not token:
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def server_tls(config: SiteConfig) -> ssl.SSLContext | None:
+    tls = config.ocpp.tls
+    if tls is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file is not None:  # security profile 3
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(tls.client_ca_file)
+    return context
+
+
+def _peer(connection: LeanConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+
+
+def _certificate_names(connection: LeanConnection) -> set[str]:
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    if not cert:
+        return set()
+    names = {value for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
+    names |= {value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"}
+    return names
+
+
+class OcppServer:
+    def __init__(
+        self,
+        config: SiteConfig,
+        site: Site,
+        metrics: OcppMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.site = site
+        self.metrics = metrics
+        self.connections: dict[ChargerId, ChargerConnection] = {}
+        # every charger row of the site database, by charger_key; re-read every
+        # ocpp.registry_refresh seconds so `evpark chargers ...` reaches a running daemon
+        self.registry: dict[str, Registered] = {}
+        lockout = config.ocpp.lockout
+        self.throttle = UpgradeThrottle(
+            LockoutPolicy(
+                lockout.failures, lockout.window, lockout.base, lockout.cap, lockout.max_tracked
+            ),
+            clock,
+        )
+        # when the ping sent to a charger's connection for a duplicate ("oldest") is due
+        self._probes: dict[ChargerId, float] = {}
+        self._removed: set[str] = set()  # removed from the database, not yet forgotten
+        self._server: LeanServer | None = None
+        self.ready = asyncio.Event()
+        self.log = log.bind(site=config.site.id)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server is not running"
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    async def run(self) -> None:
+        """Serve until cancelled; then close every charger connection."""
+        ocpp = self.config.ocpp
+        self.registry = await self.site.store.read(load_registry)
+        async with (
+            LeanServer(
+                self._handle,
+                ocpp.host,
+                ocpp.port,
+                subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOLS],
+                select_subprotocol=self._select_subprotocol,
+                process_request=self._authorize,
+                ping_interval=ocpp.ping_interval,
+                ping_timeout=ocpp.ping_timeout,
+                max_size=256 * 1024,
+                ssl=server_tls(self.config),
+                open_timeout=ocpp.handshake_timeout,
+                max_connections=ocpp.max_connections,
+                on_refused=self.metrics.connections_refused.inc,
+            ) as server,
+            asyncio.TaskGroup() as tasks,
+        ):
+            self._server = server
+            tasks.create_task(self._refresh_registry())
+            self.log.info(
+                "ocpp.listening",
+                host=ocpp.host,
+                port=self.port,
+                tls=ocpp.tls is not None,
+                replace_connection=self.config.replace_connection,
+            )
+            self.ready.set()
+            await server.serve_forever()
+
+    @staticmethod
+    def _select_subprotocol(
+        connection: LeanConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
+        # The charger lists what it speaks in its order of preference; take its first.
+        supported = {v.value for v in SUBPROTOCOLS}
+        return next((p for p in offered if p in supported), None)
+
+    # --- who may connect ------------------------------------------------------------
+
+    def _authorize(self, connection: LeanConnection, request: Request) -> Response | None:
+        address = address_key(_peer(connection))
+        try:
+            charger_id = charger_id_of(request.path)
+        except InvalidChargerId as err:
+            return self._failed(connection, address, None, "bad_id", HTTPStatus.BAD_REQUEST,
+                                f"{err}\n", path=request.path[:100])  # fmt: skip
+        if charger_id is None:
+            return self._failed(connection, address, None, "bad_path", HTTPStatus.NOT_FOUND,
+                                "use /ocpp/<charge point id>\n", path=request.path[:100])  # fmt: skip
+        key = charger_key(charger_id)
+        lockout = self.throttle.locked(address, key)
+        if lockout is not None:  # refused before anything costly
+            self.metrics.throttled.labels(lockout.scope.value).inc()
+            self.log.debug("ocpp.connect.throttled", charger=charger_id, remote=address,
+                           scope=lockout.scope.value)  # fmt: skip
+            response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failures\n")
+            response.headers["Retry-After"] = lockout.retry_after_header
+            return response
+        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
+        if not {p.strip() for p in offered.split(",")} & {v.value for v in SUBPROTOCOLS}:
+            self.log.warning(
+                "ocpp.connect.no_subprotocol", charger=charger_id, offered=offered[:80]
+            )
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp2.0.1 or ocpp1.6\n"
+            )
+        try:
+            creds = basic_credentials(request.headers)
+        except BadRequest as err:
+            return self._failed(connection, address, None, "bad_request", HTTPStatus.BAD_REQUEST,
+                                f"{err}\n", charger=charger_id)  # fmt: skip
+        verdict = admit(self.config, charger_id, self.registry.get(key))
+        if verdict is Refusal.UNKNOWN:
+            return self._failed(connection, address, None, "unknown", HTTPStatus.NOT_FOUND,
+                                "unknown charge point\n", charger=charger_id)  # fmt: skip
+        if verdict is Refusal.NEEDS_CREDENTIALS:
+            return self._failed(connection, address, None, "needs_credentials",
+                                HTTPStatus.FORBIDDEN,
+                                "this charger needs a password or a client certificate\n",
+                                charger=charger_id)  # fmt: skip
+        assert isinstance(verdict, Admitted)
+        if verdict.password is not None and not _password_matches(creds, verdict):
+            return self._failed(connection, address, key, "bad_credentials",
+                                HTTPStatus.UNAUTHORIZED, "wrong credentials\n",
+                                charger=verdict.id)  # fmt: skip
+        if self.config.mutual_tls and key not in {
+            charger_key(name) for name in _certificate_names(connection)
+        }:
+            return self._failed(connection, address, key, "certificate_mismatch",
+                                HTTPStatus.FORBIDDEN, "certificate is not this charger's\n",
+                                charger=verdict.id)  # fmt: skip
+        self.throttle.succeeded(address, key)
+        return self._duplicate(connection, verdict.id, address)
+
+    def _failed(
+        self,
+        connection: LeanConnection,
+        address: str,
+        key: str | None,
+        reason: str,
+        status: HTTPStatus,
+        text: str,
+        **context: str,
+    ) -> Response:
+        """Count a refused upgrade against the address (and the id, if it names a
+        charger the site knows: unknown ids are not worth remembering)."""
+        self.metrics.upgrade_failures.labels(reason).inc()
+        self.log.warning(f"ocpp.connect.{reason}", remote=address, **context)
+        for lockout in self.throttle.failed(address, key):
+            self.metrics.lockouts.labels(lockout.scope.value).inc()
+            self.log.warning("ocpp.connect.locked_out", scope=lockout.scope.value,
+                             key=lockout.key, seconds=round(lockout.retry_after, 1))  # fmt: skip
+        return connection.respond(status, text)
+
+    def _duplicate(
+        self, connection: LeanConnection, charger_id: ChargerId, address: str
+    ) -> Response | None:
+        """A second connection with the id of a connected charger: ocpp.replace_connection."""
+        previous = self.connections.get(charger_id)
+        if previous is None or previous.ws.protocol.state is not State.OPEN:
+            return None
+        mode = self.config.replace_connection
+        outcome = {"newest": "replaced", "oldest": "probed", "reject": "refused"}[mode]
+        self.metrics.duplicates.labels(outcome).inc()
+        self.log.warning("ocpp.connect.duplicate", charger=charger_id, remote=address,
+                         previous=str(previous.ws.remote_address), mode=mode,
+                         outcome=outcome)  # fmt: skip
+        if mode == "newest":
+            return None
+        response = connection.respond(HTTPStatus.CONFLICT, "this charger is connected already\n")
+        if mode == "oldest":
+            # Keep the live connection; if it does not answer a ping soon it is dead, it
+            # is closed, and the newcomer's next try gets in.
+            timeout = self.config.ocpp.duplicate_probe_timeout
+            now = asyncio.get_running_loop().time()
+            if self._probes.get(charger_id, now) <= now:  # none out: a retry must not defer it
+                previous.ws.probe(timeout)
+                self._probes[charger_id] = now + timeout
+            response.headers["Retry-After"] = str(max(1, math.ceil(timeout)))
+        return response
+
+    def _canonical(self, charger_id: ChargerId) -> ChargerId:
+        """The spelling the site knows a charger by (ids ignore case)."""
+        configured = self.config.charger(charger_id)
+        if configured is not None:
+            return ChargerId(configured.id)
+        registered = self.registry.get(charger_key(charger_id))
+        return registered.id if registered is not None else charger_id
+
+    async def _refresh_registry(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ocpp.registry_refresh)
+            try:
+                registry = await self.site.store.read(load_registry)
+            except sqlite3.Error as err:
+                self.log.warning("ocpp.registry.refresh_failed", error=str(err))
+                continue
+            await self._apply_registry(registry)
+
+    async def _apply_registry(self, registry: dict[str, Registered]) -> None:
+        """Disconnect the chargers that may no longer connect (revoked or removed), and
+        forget the removed ones."""
+        previous, self.registry = self.registry, registry
+
+        def removed(charger_id: ChargerId) -> bool:
+            # was there at the last read and is gone now (a row that is not there yet is
+            # a charger connecting for the first time: its row is on its way)
+            key = charger_key(charger_id)
+            return key in previous and key not in registry and not self.config.charger(charger_id)
+
+        for charger_id, connection in list(self.connections.items()):
+            verdict = admit(self.config, charger_id, registry.get(charger_key(charger_id)))
+            if removed(charger_id) or isinstance(verdict, Refusal):
+                self.log.warning("ocpp.charger.not_admitted", charger=charger_id)
+                await connection.close(CLOSE_NOT_ADMITTED, "no longer admitted")
+        # forgotten once it is disconnected (so that its going offline is recorded first)
+        self._removed = {k for k in self._removed if k not in registry}
+        for charger_id in list(self.site.chargers):
+            key = charger_key(charger_id)
+            if removed(charger_id):
+                self._removed.add(key)
+            if key in self._removed and charger_id not in self.connections:
+                self.site.forget(charger_id)
+                self._removed.discard(key)
+
+    # --- a connection ---------------------------------------------------------------
+
+    async def _handle(self, ws: LeanConnection) -> None:
+        assert ws.request is not None
+        try:
+            path_id = charger_id_of(ws.request.path)
+        except InvalidChargerId:  # checked before the upgrade
+            path_id = None
+        if path_id is None or ws.subprotocol is None:  # checked before the upgrade
+            await ws.close(1002, "no OCPP subprotocol")
+            return
+        charger_id = self._canonical(path_id)
+        version = Version(ws.subprotocol)
+        previous = self.connections.get(charger_id)
+        if previous is not None and self.config.replace_connection != "newest":
+            # two upgrades for one id at once: the first one in stays
+            self.metrics.duplicates.labels("refused").inc()
+            self.log.warning("ocpp.connect.duplicate", charger=charger_id,
+                             mode=self.config.replace_connection, outcome="refused")  # fmt: skip
+            await ws.close(CLOSE_DUPLICATE, "this charger is connected already")
+            return
+        connection = ChargerConnection(
+            ws, HandlerContext(self.site, charger_id, version), HANDLERS[version], self.metrics
+        )
+        self.connections[charger_id] = connection
+        if previous is not None:
+            self.log.info("ocpp.connection.replaced", charger=charger_id)
+            await previous.close(CLOSE_REPLACED, "replaced by a new connection")
+        self.metrics.connected.labels(version.value).inc()
+        connection.log.info("ocpp.connected", remote=str(ws.remote_address))
+        try:
+            await self.site.connected(charger_id, version.value)
+            await connection.serve()
+        finally:
+            self.metrics.connected.labels(version.value).dec()
+            if self.connections.get(charger_id) is connection:
+                del self.connections[charger_id]
+                self._probes.pop(charger_id, None)
+                await self.site.disconnected(
+                    charger_id, reason=str(ws.close_reason or ws.close_code)
+                )
+            connection.log.info("ocpp.disconnected", code=ws.close_code)
+
+
+def _password_matches(creds: tuple[str, str] | None, admitted: Admitted) -> bool:
+    assert admitted.password is not None
+    if creds is None or charger_key(creds[0]) != charger_key(admitted.id):
+        return False
+    return hmac.compare_digest(creds[1].encode(), admitted.password.encode())

@@ -1,0 +1,134 @@
+"""SQL for the slot model: visits, out-of-service flags and reservations.
+
+Visits are written from the model's outputs in the same unit as the events for central;
+at start-up the open visits, flags and live reservations are read back so the model
+carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from edge.core.ids import SessionId, SlotId
+from edge.core.slots import (
+    ReservationId,
+    SlotOutput,
+    Visit,
+    VisitEnded,
+    VisitId,
+    VisitSessionLinked,
+    VisitStarted,
+)
+from edge.storage.site_sql import iso, parse_iso
+from edge.storage.sqlite import Unit
+
+
+@dataclass(slots=True)
+class SavedSlots:
+    open_visits: list[Visit] = field(default_factory=list)
+    out_of_service: dict[SlotId, str] = field(default_factory=dict)
+    reservations: dict[SlotId, tuple[ReservationId, datetime | None]] = field(default_factory=dict)
+
+
+def record_outputs(unit: Unit, outputs: list[SlotOutput]) -> None:
+    for output in outputs:
+        match output:
+            case VisitStarted():
+                unit.add(
+                    "INSERT OR IGNORE INTO visits (visit_id, slot_id, arrived_at, reservation_id) "
+                    "VALUES (?,?,?,?)",
+                    (
+                        output.visit_id,
+                        output.slot_id,
+                        iso(output.arrived_at),
+                        output.reservation_id,
+                    ),
+                )
+                if output.reservation_id is not None:
+                    unit.add(
+                        "UPDATE reservations SET status='used', updated_at=? WHERE reservation_id=?",
+                        (iso(output.arrived_at), output.reservation_id),
+                    )
+            case VisitEnded():
+                unit.add(
+                    "UPDATE visits SET departed_at=?, duration_s=?, session_id=COALESCE(?, session_id)"
+                    " WHERE visit_id=?",
+                    (
+                        iso(output.departed_at),
+                        output.duration.total_seconds(),
+                        output.session_id,
+                        output.visit_id,
+                    ),
+                )
+            case VisitSessionLinked():
+                unit.add(
+                    "UPDATE visits SET session_id=?, plugged=1 WHERE visit_id=?",
+                    (output.session_id, output.visit_id),
+                )
+            case _:
+                pass
+
+
+def save_out_of_service(unit: Unit, slot_id: SlotId, on: bool, reason: str, at: datetime) -> None:
+    unit.add(
+        "INSERT INTO slot_flags (slot_id, out_of_service, reason, updated_at) VALUES (?,?,?,?) "
+        "ON CONFLICT(slot_id) DO UPDATE SET out_of_service=excluded.out_of_service, "
+        "reason=excluded.reason, updated_at=excluded.updated_at",
+        (slot_id, int(on), reason, iso(at)),
+    )
+
+
+def save_reservation(
+    unit: Unit,
+    slot_id: SlotId,
+    reservation_id: str,
+    until: datetime | None,
+    at: datetime,
+    *,
+    cancelled: bool = False,
+) -> None:
+    if cancelled:
+        unit.add(
+            "UPDATE reservations SET status='cancelled', updated_at=? WHERE reservation_id=?",
+            (iso(at), reservation_id),
+        )
+        return
+    unit.add(
+        "INSERT INTO reservations (reservation_id, slot_id, until, status, updated_at) "
+        "VALUES (?,?,?,'active',?) ON CONFLICT(reservation_id) DO UPDATE SET "
+        "slot_id=excluded.slot_id, until=excluded.until, status='active', "
+        "updated_at=excluded.updated_at",
+        (reservation_id, slot_id, iso(until) if until else None, iso(at)),
+    )
+
+
+def load_slot_state(conn: sqlite3.Connection) -> SavedSlots:
+    saved = SavedSlots()
+    for row in conn.execute("SELECT * FROM visits WHERE departed_at IS NULL"):
+        saved.open_visits.append(
+            Visit(
+                visit_id=VisitId(row["visit_id"]),
+                slot_id=SlotId(row["slot_id"]),
+                arrived_at=parse_iso(row["arrived_at"]) or datetime.now(UTC),
+                reservation_id=ReservationId(row["reservation_id"])
+                if row["reservation_id"]
+                else None,
+                session_id=SessionId(row["session_id"]) if row["session_id"] else None,
+                plugged=bool(row["plugged"]),
+            )
+        )
+    for row in conn.execute("SELECT slot_id, reason FROM slot_flags WHERE out_of_service = 1"):
+        saved.out_of_service[SlotId(row["slot_id"])] = row["reason"]
+    now = datetime.now(UTC)
+    for row in conn.execute(
+        "SELECT reservation_id, slot_id, until FROM reservations WHERE status='active'"
+    ):
+        until = parse_iso(row["until"])
+        if until is None or until > now:
+            saved.reservations[SlotId(row["slot_id"])] = (
+                ReservationId(row["reservation_id"]),
+                until,
+            )
+    return saved

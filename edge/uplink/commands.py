@@ -1,0 +1,296 @@
+"""Carrying out central's commands on the site: reservations, remote start and stop,
+rates, id tag lists. Each ends in a ``command.result`` event for central, written in the
+same transaction as the command's final status, so a command is answered exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from central.wire import CommandResult, CommandStatus
+from edge.core import commands as cmd
+from edge.core.ids import ChargerId, SlotId
+from edge.core.model import AuthorizationStatus
+from edge.core.slots import SlotState
+from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.ocpp.connection import CallFailed
+from edge.ocpp.server import OcppServer
+from edge.services.site import Site
+from edge.services.slots import SlotService
+from edge.storage import site_sql as repo
+from edge.storage.sqlite import Unit
+from edge.storage.sync_sql import StoredCommand, save_finished, set_meta
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+
+
+class Rejected(Exception):
+    """The command cannot be carried out; the message says why."""
+
+
+def ocpp_reservation_id(reservation_id: str) -> int:
+    """OCPP wants an integer reservation id; central's is a string. Stable mapping."""
+    return zlib.crc32(reservation_id.encode()) & 0x7FFFFFFF
+
+
+class CloudCommandRunner:
+    def __init__(self, site: Site, slots: SlotService, server: OcppServer, clock: Clock) -> None:
+        self.site = site
+        self.slots = slots
+        self.server = server
+        self.clock = clock
+
+    async def run(self, command: StoredCommand) -> CommandResult:
+        """Carry out ``command`` and store its result with the event for central."""
+        unit = Unit()
+        now = self.clock()
+        if command.expires_at <= now:
+            result = self._result(command, "expired", "the command expired before it could run")
+        else:
+            try:
+                status, detail, data = await self._dispatch(command, unit)
+                result = self._result(command, status, detail, data)
+            except Rejected as err:
+                result = self._result(command, "rejected", str(err))
+            except ChargerOffline as err:
+                result = self._result(command, "failed", f"charger {err} is not connected")
+            except CommandTimeout as err:
+                result = self._result(command, "timeout", f"charger {err} did not answer")
+            except (InvalidCommand, CallFailed) as err:
+                result = self._result(command, "failed", str(err))
+            except Exception as err:  # one bad command must not stop the site
+                # answered once as failed, so it is not run again after a restart
+                log.exception("sync.command.crashed", command=command.id, type=command.type)
+                unit = Unit()
+                result = self._result(command, "failed", f"internal error: {type(err).__name__}")
+        save_finished(unit, command.id, result.status, result.model_dump(), self.clock())
+        repo.add_outbox_event(unit, "command.result", command.id, self.clock(), result.model_dump())
+        await self.site.store.write(unit)
+        log.info("sync.command.done", command=command.id, type=command.type, status=result.status)
+        return result
+
+    @staticmethod
+    def _result(
+        command: StoredCommand,
+        status: CommandStatus,
+        detail: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> CommandResult:
+        return CommandResult(
+            command_id=command.id,
+            command_type=command.type,  # type: ignore[arg-type]
+            status=status,
+            detail=detail,
+            result=data or {},
+        )
+
+    async def _dispatch(
+        self, command: StoredCommand, unit: Unit
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        payload = command.payload
+        match command.type:
+            case "reserve":
+                return await self._reserve(command.id, payload, unit)
+            case "cancel_reservation":
+                return await self._cancel(payload, unit)
+            case "remote_start":
+                return await self._remote_start(payload)
+            case "remote_stop":
+                return await self._remote_stop(payload)
+            case "update_rates":
+                set_meta(unit, "central.rates", orjson.dumps(payload.get("rates", [])).decode())
+                return "accepted", "", {"rates": payload.get("rates", [])}
+            case "update_id_tags":
+                return await self._id_tags(payload, unit)
+        raise Rejected(f"unknown command type {command.type!r}")
+
+    # --- reservations --------------------------------------------------------------------
+
+    def _pick_slot(self, payload: dict[str, Any], reservation_id: str) -> SlotId:
+        assert self.slots.model is not None
+        views = {v.slot_id: v for v in self.slots.model.views()}
+        held = next((v for v in views.values() if v.reservation_id == reservation_id), None)
+        if held is not None:
+            return held.slot_id  # run again after a crash: the slot is already held
+        wanted = payload.get("slot_id")
+        if wanted:
+            view = views.get(SlotId(str(wanted)))
+            if view is None:
+                raise Rejected(f"no slot {wanted!r} at this site")
+            if view.state is not SlotState.FREE:
+                raise Rejected(f"slot {wanted!r} is {view.state.value}")
+            return view.slot_id
+        slot_type = payload.get("slot_type")
+        for view in views.values():
+            if view.state is SlotState.FREE and (slot_type is None or view.slot_type == slot_type):
+                return view.slot_id
+        raise Rejected(f"no free slot of type {slot_type or 'any'!r}")
+
+    async def _reserve(
+        self, command_id: str, payload: dict[str, Any], unit: Unit
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        reservation_id = str(payload.get("reservation_id") or command_id)
+        until = repo.parse_iso(payload.get("ends_at"))
+        slot_id = self._pick_slot(payload, reservation_id)
+        spec = next(s for s in self.slots.config.slots if s.id == slot_id)
+        charger_answer: str | None = None
+        vehicle_id = payload.get("vehicle_id")
+        # the charger holds the connector for this tag (central's default: the vehicle id)
+        id_tag = payload.get("id_tag") or (str(vehicle_id)[:20] if vehicle_id else None)
+        if spec.charger is not None and spec.evse is not None and id_tag and until is not None:
+            try:
+                outcome = await send_command(
+                    self.server,
+                    ChargerId(spec.charger),
+                    cmd.ReserveNow(ocpp_reservation_id(reservation_id), spec.evse, id_tag, until),
+                )
+            except ChargerOffline:
+                charger_answer = "offline"  # the slot is still held on the site
+            else:
+                charger_answer = outcome.status
+                if not outcome.accepted:
+                    raise Rejected(f"charger {spec.charger} answered {outcome.status}")
+        await self.slots.reserve(slot_id, reservation_id, until)
+        data = {
+            "slot_id": slot_id,
+            "reservation_id": reservation_id,
+            "vehicle_id": payload.get("vehicle_id"),
+            "starts_at": payload.get("starts_at"),
+            "ends_at": payload.get("ends_at"),
+            "command_id": command_id,
+            "charger_status": charger_answer,
+        }
+        repo.add_outbox_event(unit, "parking.reserved", slot_id, self.clock(), data)
+        return "accepted", "", data
+
+    async def _cancel(
+        self, payload: dict[str, Any], unit: Unit
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        assert self.slots.model is not None
+        reservation_id = str(payload.get("reservation_id", ""))
+        view = next(
+            (v for v in self.slots.model.views() if v.reservation_id == reservation_id), None
+        )
+        if view is None:
+            raise Rejected(f"no reservation {reservation_id!r} on this site")
+        if view.charger_id is not None:
+            # an offline charger's own reservation expires on its own
+            with contextlib.suppress(ChargerOffline):
+                await send_command(
+                    self.server,
+                    view.charger_id,
+                    cmd.CancelReservation(ocpp_reservation_id(reservation_id)),
+                )
+        await self.slots.cancel_reservation(view.slot_id, reservation_id)
+        data = {"slot_id": view.slot_id, "reservation_id": reservation_id, "reason": "cancelled"}
+        repo.add_outbox_event(unit, "parking.released", view.slot_id, self.clock(), data)
+        return "accepted", "", data
+
+    # --- charging ------------------------------------------------------------------------
+
+    async def _remote_start(
+        self, payload: dict[str, Any]
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        charger_id = payload.get("charger_id")
+        id_tag = payload.get("id_tag")
+        if not charger_id or not id_tag:
+            raise Rejected("remote_start needs charger_id and id_tag")
+        evse = payload.get("evse_id")
+        outcome = await send_command(
+            self.server, ChargerId(str(charger_id)), cmd.RemoteStart(str(id_tag), evse)
+        )
+        status: CommandStatus = "accepted" if outcome.accepted else "rejected"
+        return status, f"charger answered {outcome.status}", {
+            "charger_id": charger_id, "evse_id": evse, "charger_status": outcome.status,
+        }  # fmt: skip
+
+    async def _remote_stop(
+        self, payload: dict[str, Any]
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        sessions = self.site.active_sessions()
+        if payload.get("session_id"):
+            sessions = [s for s in sessions if s.id == payload["session_id"]]
+        if payload.get("transaction_id"):
+            sessions = [s for s in sessions if s.transaction_id == str(payload["transaction_id"])]
+        if payload.get("charger_id"):
+            sessions = [s for s in sessions if s.charger_id == payload["charger_id"]]
+        if payload.get("id_tag"):
+            sessions = [s for s in sessions if s.id_tag == payload["id_tag"]]
+        if len(sessions) != 1:
+            raise Rejected(f"{len(sessions)} active sessions match; name one")
+        session = sessions[0]
+        outcome = await send_command(
+            self.server, session.charger_id, cmd.RemoteStop(session.transaction_id)
+        )
+        status: CommandStatus = "accepted" if outcome.accepted else "rejected"
+        return status, f"charger answered {outcome.status}", {
+            "charger_id": session.charger_id, "session_id": session.id,
+            "transaction_id": session.transaction_id, "charger_status": outcome.status,
+        }  # fmt: skip
+
+    async def _id_tags(
+        self, payload: dict[str, Any], unit: Unit
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        entries: list[tuple[str, AuthorizationStatus, datetime | None]] = []
+        for item in payload.get("tags", []):
+            try:
+                status = AuthorizationStatus(item.get("status", "Accepted"))
+            except ValueError as err:
+                raise Rejected(f"unknown id tag status {item.get('status')!r}") from err
+            tag = str(item.get("id_tag", ""))
+            if not tag or len(tag) > 36:
+                raise Rejected(f"bad id tag {tag!r}")
+            entries.append((tag, status, repo.parse_iso(item.get("expires_at"))))
+        full = bool(payload.get("full"))
+        count = self.site.update_id_tags(unit, entries, full)
+        version = _list_version(payload.get("version"), self.clock())
+        local_list = cmd.SendLocalList(
+            version,
+            full,
+            tuple(cmd.LocalListEntry(tag, status.value, until) for tag, status, until in entries),
+        )
+        chargers = await self._send_local_lists(local_list)
+        return "accepted", "", {"tags": count, "version": version, "chargers": chargers}
+
+    async def _send_local_lists(self, local_list: cmd.SendLocalList) -> dict[str, str]:
+        """The list to every connected charger at once; each one's answer by charger id.
+
+        The site's own cache is what authorizes; a charger that refuses or cannot hold a
+        local list (``NotSupported``, ``VersionMismatch``, offline) keeps asking the edge.
+        """
+        answers: dict[str, str] = {}
+
+        async def send(charger_id: ChargerId) -> None:
+            try:
+                outcome = await send_command(self.server, charger_id, local_list)
+            except ChargerOffline:
+                answers[charger_id] = "offline"
+            except CommandTimeout:
+                answers[charger_id] = "timeout"
+            except (InvalidCommand, CallFailed) as err:
+                answers[charger_id] = f"failed: {err}"[:120]
+            else:
+                answers[charger_id] = outcome.status
+
+        async with asyncio.TaskGroup() as group:
+            for charger_id in sorted(self.server.connections):
+                group.create_task(send(charger_id), name=f"local-list-{charger_id}")
+        return answers
+
+
+def _list_version(given: object, now: datetime) -> int:
+    """Central's list version when it gave a number; else one that only grows."""
+    if isinstance(given, int) and not isinstance(given, bool) and given > 0:
+        return given
+    if isinstance(given, str) and given.isdigit() and int(given) > 0:
+        return int(given)
+    return int(now.timestamp())

@@ -1,0 +1,329 @@
+"""The edge's link to central: events up from the outbox, commands down.
+
+The edge opens every connection (sites sit behind NAT):
+
+* **Uploader**: reads the outbox after the last sequence central acknowledged, posts
+  batches (gzip) in order, and records central's answer (``BatchAck.last_sequence``) in
+  the store. A crash anywhere only means a batch is sent again, which central ignores
+  (idempotent by event id). Network errors and 5xx back off exponentially with jitter;
+  a 409 sequence gap re-reads from where central says it stands.
+* **Downlink**: long-polls central for commands, stores each one before acknowledging it
+  (so a command is neither lost nor run twice), then a worker carries them out in order
+  (``edge.uplink.commands``); results go up as ``command.result`` events.
+
+With central down the site keeps working on its own; the backlog is a metric, part of
+``/healthz``, and logged loudly as it grows towards ``central.retention_events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from central.wire import COMMANDS_PATH, EVENTS_PATH, STATUS_PATH, BatchAck, CommandList, site_source
+from edge.config import SiteConfig
+from edge.storage.sqlite import SqliteStore, Unit
+from edge.storage.sync_sql import (
+    StoredCommand,
+    batch_json,
+    outbox_state,
+    prune_acked,
+    save_acked,
+    save_received,
+    unfinished_commands,
+)
+from edge.uplink.commands import CloudCommandRunner
+
+log = structlog.get_logger(__name__)
+Clock = Callable[[], datetime]
+
+LONG_POLL: Final = 25.0
+KEEP_ACKED: Final = 10_000  # acknowledged events kept locally, for the technician
+BACKLOG_WARNINGS: Final = (0.5, 0.8, 0.95)
+GZIP_ABOVE: Final = 2048
+
+
+class SyncMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.backlog = Gauge(
+            "evpark_sync_backlog_events",
+            "Events not yet acknowledged by central",
+            registry=registry,
+        )
+        self.uploaded = Counter(
+            "evpark_sync_events_uploaded", "Events central acknowledged", registry=registry
+        )
+        self.last_upload = Gauge(
+            "evpark_sync_last_upload_timestamp_seconds",
+            "Unix time of the last batch central acknowledged",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "evpark_sync_errors", "Failed exchanges with central", ["kind"], registry=registry
+        )
+        self.commands = Counter(
+            "evpark_sync_commands", "Commands from central by outcome", ["type", "status"],
+            registry=registry,
+        )  # fmt: skip
+
+
+class Backoff:
+    """Exponential backoff with full jitter, reset on success."""
+
+    def __init__(
+        self, first: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+    ) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.first * 2**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class CentralSync:
+    def __init__(
+        self,
+        config: SiteConfig,
+        store: SqliteStore,
+        runner: CloudCommandRunner,
+        registry: CollectorRegistry,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        central = config.central
+        assert central.url is not None, "no central URL configured"
+        self.config = config
+        self.store = store
+        self.runner = runner
+        self.clock = clock
+        self.metrics = SyncMetrics(registry)
+        self.source = site_source(config.site.id)
+        self.acked = 0
+        self.backlog = 0
+        self._last_written = 0
+        self.last_upload: float | None = None
+        self.online = False
+        self._warned = 0.0
+        self._commands: asyncio.Queue[StoredCommand] = asyncio.Queue()
+        self._client = httpx.AsyncClient(
+            base_url=central.url.rstrip("/"),
+            headers={"Authorization": f"Bearer {central.site_key or ''}"},
+            timeout=httpx.Timeout(10.0, read=LONG_POLL + 10),
+            transport=transport,
+        )
+
+    async def run(self) -> None:
+        log.info("sync.starting", central=self.config.central.url)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._upload_loop(), name="sync-upload")
+                group.create_task(self._command_loop(), name="sync-commands")
+                group.create_task(self._command_worker(), name="sync-worker")
+        finally:
+            await self._client.aclose()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "central": self.config.central.url,
+            "online": self.online,
+            "backlog": self.backlog,
+            "acked_sequence": self.acked,
+            "last_upload": self.last_upload,
+        }
+
+    # --- events up ---------------------------------------------------------------------
+
+    async def _upload_loop(self) -> None:
+        backoff = Backoff()
+        state = await self.store.read(outbox_state)
+        self.acked = state.acked
+        central = self.config.central
+        while True:
+            try:
+                more = await self._upload_once(central.batch_size)
+            except httpx.HTTPError as err:
+                self._offline("upload", err)
+                await asyncio.sleep(backoff.next())
+                continue
+            except _CentralRefused as err:
+                log.error("sync.upload.refused", status=err.status, detail=err.detail[:200])
+                self.metrics.errors.labels("refused").inc()
+                await asyncio.sleep(min(300.0, backoff.next() * 4))
+                continue
+            except ValueError as err:  # an answer that is not central's (a proxy's page)
+                log.error("sync.upload.bad_answer", error=str(err)[:200])
+                self.metrics.errors.labels("bad_answer").inc()
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            if not more:
+                await asyncio.sleep(central.batch_interval)
+
+    async def _upload_once(self, limit: int) -> bool:
+        """Send the next batch; True if a full batch went (more may be waiting)."""
+        body, count, _ = await self.store.read(
+            lambda c: batch_json(c, self.source, self.acked, limit)
+        )
+        state = await self.store.read(outbox_state)
+        self._last_written = state.last
+        self._track_backlog(state.last - self.acked)
+        if count == 0:
+            if not self.online:
+                await self._check_status()
+            return False
+        headers = {"Content-Type": "application/json"}
+        if len(body) > GZIP_ABOVE:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        reply = await self._client.post(EVENTS_PATH, content=body, headers=headers)
+        if reply.status_code == 409 and "expected_sequence" in reply.text:
+            expected = int(reply.json()["expected_sequence"])
+            await self._gap(expected)
+            return True
+        if reply.status_code >= 500:
+            raise httpx.HTTPStatusError("central failed", request=reply.request, response=reply)
+        if reply.status_code != 200:
+            raise _CentralRefused(reply.status_code, reply.text)
+        ack = BatchAck.model_validate_json(reply.content)
+        await self._acknowledged(ack.last_sequence)
+        self.metrics.uploaded.inc(ack.stored)
+        self._online()
+        log.debug("sync.upload.batch", events=count, stored=ack.stored, last=ack.last_sequence)
+        return count == limit
+
+    async def _check_status(self) -> None:
+        reply = await self._client.get(STATUS_PATH)
+        if reply.status_code == 200:
+            self._online()
+            held = int(reply.json().get("last_sequence", 0))
+            if held > self.acked:
+                await self._acknowledged(held)
+        elif reply.status_code >= 500:
+            raise httpx.HTTPStatusError("central failed", request=reply.request, response=reply)
+        else:
+            raise _CentralRefused(reply.status_code, reply.text)
+
+    async def _gap(self, expected: int) -> None:
+        if expected - 1 > self.acked:
+            # central holds more than we knew (our last ack was lost): skip ahead
+            log.info("sync.upload.ahead", central_has=expected - 1, acked=self.acked)
+            await self._acknowledged(expected - 1)
+        else:
+            # central lost events we still have: send them again from there
+            log.error("sync.upload.central_behind", central_has=expected - 1, acked=self.acked)
+            self.acked = expected - 1
+
+    async def _acknowledged(self, sequence: int) -> None:
+        if sequence <= self.acked:
+            return
+        unit = Unit()
+        save_acked(unit, sequence)
+        prune_acked(unit, sequence, KEEP_ACKED)
+        await self.store.write(unit)
+        self.acked = sequence
+        self._track_backlog(max(0, self._last_written - sequence))
+        self.last_upload = time.time()
+        self.metrics.last_upload.set(self.last_upload)
+
+    def _track_backlog(self, backlog: int) -> None:
+        self.backlog = backlog
+        self.metrics.backlog.set(backlog)
+        limit = self.config.central.retention_events
+        share = backlog / limit
+        crossed = max((w for w in BACKLOG_WARNINGS if share >= w), default=0.0)
+        if crossed > self._warned:
+            log.warning(
+                "sync.backlog.growing", backlog=backlog, limit=limit, share=round(share, 2),
+                hint="central is unreachable or refuses the site; nothing is dropped, "
+                "but the disk fills",
+            )  # fmt: skip
+        self._warned = crossed
+
+    def _online(self) -> None:
+        if not self.online:
+            log.info("sync.central.reachable", central=self.config.central.url)
+        self.online = True
+
+    def _offline(self, what: str, err: Exception) -> None:
+        if self.online:
+            log.warning("sync.central.unreachable", during=what, error=str(err)[:200])
+        self.online = False
+        self.metrics.errors.labels(type(err).__name__).inc()
+
+    # --- commands down -----------------------------------------------------------------
+
+    async def _command_loop(self) -> None:
+        for command in await self.store.read(unfinished_commands):
+            self._commands.put_nowait(command)
+        backoff = Backoff()
+        while True:
+            try:
+                reply = await self._client.get(COMMANDS_PATH, params={"wait": LONG_POLL})
+                if reply.status_code != 200:
+                    if reply.status_code < 500:
+                        raise _CentralRefused(reply.status_code, reply.text)
+                    raise httpx.HTTPStatusError(
+                        "central failed", request=reply.request, response=reply
+                    )
+                listed = CommandList.model_validate_json(reply.content)
+                await self._receive([c.model_dump(mode="json") for c in listed.commands])
+                backoff.reset()
+            except httpx.HTTPError as err:
+                self._offline("commands", err)
+                await asyncio.sleep(backoff.next())
+            except _CentralRefused as err:
+                log.error("sync.commands.refused", status=err.status, detail=err.detail[:200])
+                await asyncio.sleep(min(300.0, backoff.next() * 4))
+            except ValueError as err:  # an answer that is not central's
+                log.error("sync.commands.bad_answer", error=str(err)[:200])
+                await asyncio.sleep(backoff.next())
+
+    async def _receive(self, commands: list[dict[str, Any]]) -> None:
+        if not commands:
+            return
+        unit = Unit()
+        now = self.clock()
+        for command in commands:
+            save_received(unit, command, now)
+        await self.store.write(unit)  # stored before central may forget them
+        stored = {c.id: c for c in await self.store.read(unfinished_commands)}
+        for command in commands:
+            reply = await self._client.post(f"{COMMANDS_PATH}/{command['id']}/ack")
+            if reply.status_code not in (204, 404):
+                log.warning(
+                    "sync.commands.ack_failed", command=command["id"], status=reply.status_code
+                )
+            known = stored.pop(command["id"], None)
+            if known is not None:
+                self._commands.put_nowait(known)
+
+    async def _command_worker(self) -> None:
+        running: set[str] = set()
+        while True:
+            command = await self._commands.get()
+            if command.id in running:
+                continue
+            running.add(command.id)
+            result = await self.runner.run(command)
+            self.metrics.commands.labels(command.type, result.status).inc()
+
+
+class _CentralRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
