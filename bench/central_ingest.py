@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
+EVPARK = [sys.executable, "-m", "evpark"]
 
 
 def free_port() -> int:

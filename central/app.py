@@ -29,10 +29,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central.buses import make_bus
-from central.cache import make_cache
 from central.context import ServiceContext, utc_now
-from central.db import create_engine, migrate
+from central.infra.bus_url import make_bus
+from central.infra.cache import make_cache
+from central.infra.db import create_engine, migrate
 from central.service import Service, ServiceBuilder
 from central.settings import CentralSettings
 
@@ -115,7 +115,7 @@ def create_app(
         from central.gateway.middleware import GatewayMiddleware
         from central.gateway.ratelimit import RateLimiter
         from central.gateway.remote import RemoteServices
-        from central.http_client import ResilientClient
+        from central.infra.http_client import ResilientClient
 
         gateway_engine = create_engine(settings.database_url_for("gateway"))
         keys = KeyStore(gateway_engine, clock)
@@ -209,13 +209,13 @@ def create_app(
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
-    from central.body_limit import BodyLimitMiddleware
-    from central.gzip_body import GzipRequestMiddleware
+    from central.infra.body_limit import BodyLimitMiddleware
+    from central.infra.gzip_body import GzipRequestMiddleware
 
     limit_for = settings.body_limits.for_path
     app.add_middleware(GzipRequestMiddleware, limit_for=limit_for)
     if not gateway:
-        from central.request_context import RequestContextMiddleware
+        from central.infra.request_context import RequestContextMiddleware
 
         app.add_middleware(RequestContextMiddleware, service=",".join(services))
     if gateway:

@@ -53,7 +53,7 @@ def run(
     from pydantic import ValidationError
 
     from central.app import SERVICE_NAMES, create_app
-    from central.logs import configure_logging
+    from central.infra.logs import configure_logging
 
     configure_logging(log_format)
     try:
@@ -91,7 +91,7 @@ def migrate_cmd(data_dir: DataDirOption = None) -> None:
     import asyncio
 
     from central.app import available_services
-    from central.db import create_engine, migrate
+    from central.infra.db import create_engine, migrate
     from central.settings import load_settings
 
     settings = load_settings(data_dir=data_dir)
@@ -147,8 +147,8 @@ if TYPE_CHECKING:
 async def _with_keys(data_dir: Path | None, action: Callable[[KeyStoreT], Awaitable[R]]) -> R:
     """Run ``action`` on the gateway's key store (migrated first)."""
     from central.context import utc_now
-    from central.db import create_engine, migrate
     from central.gateway.keys import KeyStore
+    from central.infra.db import create_engine, migrate
     from central.settings import load_settings
 
     settings = load_settings(data_dir=data_dir)
@@ -231,7 +231,7 @@ def keys_list(
     from datetime import datetime
 
     from central.gateway.keys import KeyInfo
-    from central.paging import BadCursor, decode_cursor, encode_cursor
+    from central.infra.paging import BadCursor, decode_cursor, encode_cursor
 
     try:
         after = None if cursor is None else decode_cursor("keys", cursor, (datetime, str))
@@ -263,8 +263,8 @@ def keys_revoke(
     import asyncio
 
     from central.context import utc_now
-    from central.db import create_engine, migrate
     from central.gateway.keys import KeyStore
+    from central.infra.db import create_engine, migrate
     from central.settings import load_settings
 
     async def main() -> bool:

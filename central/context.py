@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from central.bus import Bus
-from central.cache import Cache
+from central.infra.bus import Bus
+from central.infra.cache import Cache
 from central.settings import CentralSettings
 
 

@@ -1,5 +1,5 @@
-"""`python -m edge ...` is the `evpark` command."""
+"""`python -m edge run --config FILE` runs the daemon without the rest of the product."""
 
-from edge.cli import main
+from edge.cli import edge_app
 
-main()
+edge_app()

@@ -1,8 +1,7 @@
-"""The `evpark` command line: one entry point for the edge, central, the simulator and the demo.
+"""The edge's commands: `evpark edge run` and `evpark config check`.
 
-Each part owns its sub-commands (``central.cli``, ``sim.cli``); those modules import
-only typer at import time, so `evpark --help` stays fast and the edge does not pull in
-central's code.
+The product CLI (:mod:`evpark.cli`) mounts them; heavy imports happen inside the commands,
+so `evpark --help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,24 +11,8 @@ from typing import Annotated
 
 import typer
 
-from central.cli import app as central_app
-from edge.admin.chargers import chargers_app
-from edge.admin.users import users_app
-from sim.cli import app as sim_app
-
-app = typer.Typer(
-    help="evpark: software for parking sites with EV chargers.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
 edge_app = typer.Typer(help="The per-site edge daemon.", no_args_is_help=True)
 config_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
-app.add_typer(edge_app, name="edge")
-app.add_typer(central_app, name="central")
-app.add_typer(sim_app, name="sim")
-app.add_typer(config_app, name="config")
-app.add_typer(users_app, name="users")
-app.add_typer(chargers_app, name="chargers")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="site TOML file", envvar="EVPARK_CONFIG")
@@ -102,28 +85,3 @@ def edge_run(
     except EventLoopUnavailable as err:
         typer.echo(f"runtime.event_loop: {err}", err=True)
         raise typer.Exit(2) from err
-
-
-@app.command("demo")
-def demo(
-    chargers: Annotated[
-        int, typer.Option(min=0, help="extra simulated chargers per OCPP version")
-    ] = 2,
-    data_dir: Annotated[
-        Path, typer.Option(help="where the demo keeps its databases and logs")
-    ] = Path("data/demo"),
-    duration: Annotated[
-        float | None, typer.Option(min=1, help="stop after this many seconds")
-    ] = None,
-    log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
-) -> None:
-    """Bring up a whole simulated site (edge daemon and chargers) and print where to look."""
-    from edge.logs import configure_logging
-    from sim.demo import run_demo
-
-    configure_logging(log_format, level="WARNING")
-    run_demo(chargers_per_version=chargers, data_dir=data_dir.resolve(), duration=duration)
-
-
-def main() -> None:
-    app()

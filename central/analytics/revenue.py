@@ -13,7 +13,7 @@ from central.analytics.buckets import hour_floor
 from central.analytics.pricing import KnownRate, Rate, price_session, select_rate
 from central.analytics.usage import parse_time, session_energy
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, bounded_span
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 RATES_EVENT = "charging.rates_updated"
 UNPRICED = ""  # the currency of sessions no rate was known for

@@ -24,9 +24,9 @@ from central.analytics.settings import AnalyticsSettings
 from central.analytics.usage import Granularity, PeakMetric, peak_hours
 from central.auth import require
 from central.context import ServiceContext
-from central.http_client import ResilientClient, Unavailable
+from central.infra.http_client import ResilientClient, Unavailable
 from central.sync.presence import presence
-from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
+from contract.envelope import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
 
 log = structlog.get_logger("central.analytics")
 

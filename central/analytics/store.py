@@ -31,7 +31,7 @@ from central.analytics.usage import (
     usage_deltas,
 )
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, anchor
-from central.wire import CloudEvent, topic_for
+from contract.envelope import CloudEvent, topic_for
 
 log = structlog.get_logger("central.analytics")
 

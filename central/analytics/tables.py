@@ -21,7 +21,7 @@ from sqlalchemy import (
     Table,
 )
 
-from central.db import UTCDateTime
+from central.infra.db import UTCDateTime
 
 metadata = MetaData()
 

@@ -18,7 +18,7 @@ from central.reported_times import (
     bounded_span,
     reported_amount,
 )
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 #: The counters kept per site and hour in ``usage_metrics``.
 USAGE_FIELDS: Final[tuple[str, ...]] = (

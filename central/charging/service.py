@@ -1,7 +1,7 @@
 """The charging service: the HTTP API, the event handlers, command tracking.
 
 ``POST /charging/start`` and ``/stop`` become ``remote_start`` / ``remote_stop`` commands
-for the site (:mod:`central.commands`); the answer is 202 with the command id and status
+for the site (:mod:`central.site_commands`); the answer is 202 with the command id and status
 ``pending``, or, when the site's ``command.result`` arrives within ``?wait=`` seconds,
 the charger's answer (200). ``GET /charging/commands/{id}`` polls a command. Sessions,
 their energy and cost come from the sites' events (``charging.events``); pricing rules
@@ -43,14 +43,15 @@ from central.charging.tables import (
     charging_rates,
     charging_sessions,
 )
-from central.commands import new_command, send_command
 from central.context import ServiceContext
-from central.db import insert_ignore
-from central.events import dispatch
-from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
+from central.event_routing import dispatch
+from central.infra.db import insert_ignore
+from central.infra.paging import Cursor, Limit, Page, after, page_of, parse_cursor
 from central.reported_times import reported_amount, shift
+from central.site_commands import new_command, send_command
 from central.sync.presence import presence
-from central.wire import CHARGING_TOPIC, CloudEvent, CommandResult, CommandType
+from contract.envelope import CHARGING_TOPIC, CloudEvent
+from contract.sync_api import CommandResult, CommandType
 
 log = structlog.get_logger("central.charging")
 

@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
 )
 
-from central.db import UTCDateTime
+from central.infra.db import UTCDateTime
 
 metadata = MetaData()
 

@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from central.api_types import ID_PATTERN
 from central.auth import SCOPES, Principal, Scope
 from central.gateway.tables import api_keys, vehicles
-from central.paging import Key, after
-from central.wire import valid_site_id
+from central.infra.paging import Key, after
+from contract.envelope import valid_site_id
 
 PREFIX = "evp_"
 # the vehicles travel in one header to the services: keep it well under header limits

@@ -36,7 +36,7 @@ from central.auth import (
 from central.gateway.clients import Network, client_address
 from central.gateway.keys import KeyStore
 from central.gateway.ratelimit import FailureLimiter, RateLimiter
-from central.http_client import ResilientClient, Unavailable
+from central.infra.http_client import ResilientClient, Unavailable
 
 log = structlog.get_logger("central.gateway")
 

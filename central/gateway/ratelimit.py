@@ -1,4 +1,4 @@
-"""Rate limiting per API key: a token bucket each (rules in :mod:`central.resilience`).
+"""Rate limiting per API key: a token bucket each (rules in :mod:`central.infra.resilience`).
 
 Held in the gateway process; with several gateway replicas each enforces its own share.
 """
@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from central.resilience import Bucket, bucket_take
+from central.infra.resilience import Bucket, bucket_take
 from central.settings import RateLimitSettings
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from central.http_client import ResilientClient, Unavailable
+from central.infra.http_client import ResilientClient, Unavailable
 
 log = structlog.get_logger("central.gateway")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, MetaData, String, Table
 
-from central.db import UTCDateTime
+from central.infra.db import UTCDateTime
 
 metadata = MetaData()
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central.auth import Principal, check_user, require
+from central.infra.paging import Cursor, Limit, Page, page_of, parse_cursor
 from central.notification import store
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel, UserId
 from central.notification.preferences import ChannelSetting, Preferences, QuietHours
@@ -23,7 +24,6 @@ from central.notification.templates import (
     TemplateError,
     check_template,
 )
-from central.paging import Cursor, Limit, Page, page_of, parse_cursor
 
 EventType = Literal[
     "parking.reserved",

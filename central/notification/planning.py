@@ -21,7 +21,7 @@ from central.notification.templates import (
     resolve_template,
     template_context,
 )
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 
 @dataclass(frozen=True)

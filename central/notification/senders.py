@@ -17,6 +17,7 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
+from central.infra.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
 from central.notification.errors import (
     CircuitOpenError,
     PermanentDeliveryError,
@@ -24,7 +25,6 @@ from central.notification.errors import (
 )
 from central.notification.model import Channel
 from central.notification.settings import HttpProviderSettings, SmtpSettings
-from central.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
 
 
 @dataclass(frozen=True)

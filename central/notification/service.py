@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter
 
 from central.context import ServiceContext
-from central.lifetimes import Background
+from central.infra.lifetimes import Background
 from central.notification import store
 from central.notification.api import make_router
 from central.notification.errors import (
@@ -39,7 +39,7 @@ from central.notification.senders import (
     SmtpSender,
 )
 from central.notification.settings import NotificationSettings
-from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
+from contract.envelope import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
 
 log = structlog.get_logger("central.notification")
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from central.infra.paging import Key, after
 from central.notification.model import Channel, UserId
 from central.notification.planning import PlannedNotification
 from central.notification.preferences import ChannelSetting, Concerned, Preferences, QuietHours
@@ -27,7 +28,6 @@ from central.notification.tables import (
     user_preferences,
 )
 from central.notification.templates import MessageTemplate, TemplateKey
-from central.paging import Key, after
 
 
 def _insert(conn: AsyncConnection, table: Any) -> postgresql.Insert | sqlite.Insert:
@@ -392,7 +392,7 @@ async def list_notifications(
     after_key: Key | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first, by ``(created_at, id)``; ``after_key``: the key of the previous
-    page's last item (see :mod:`central.paging`)."""
+    page's last item (see :mod:`central.infra.paging`)."""
     n = notifications.c
     query = select(notifications).order_by(n.created_at.desc(), n.id.desc()).limit(limit)
     if user_id is not None:

@@ -2,7 +2,7 @@
 
 Reservation rules live in :mod:`central.parking.reservations`; this module reads and
 writes the service's own tables (:mod:`central.parking.tables`), tells sites about
-reservations through commands (:mod:`central.commands`), and follows the sites' events
+reservations through commands (:mod:`central.site_commands`), and follows the sites' events
 (``parking.events``, and ``command.result`` on ``charging.events``). Every event handler
 is idempotent: it records the event id in ``parking_history`` first and stops if it was
 there. The status per site is cached and dropped whenever an event or a write changes it.
@@ -24,12 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.api_types import ID_PATTERN, PathId, SiteId, SlotId, SlotType, VehicleId
 from central.auth import Principal, check_vehicle, require
-from central.commands import new_command, send_command
 from central.context import ServiceContext
-from central.db import insert_ignore
-from central.events import dispatch
-from central.lifetimes import Background
-from central.paging import Cursor, Limit, Page, after, page_of, parse_cursor
+from central.event_routing import dispatch
+from central.infra.db import insert_ignore
+from central.infra.lifetimes import Background
+from central.infra.paging import Cursor, Limit, Page, after, page_of, parse_cursor
 from central.parking import reservations as rules
 from central.parking.tables import (
     lot_configuration,
@@ -38,8 +37,10 @@ from central.parking.tables import (
     parking_slots,
 )
 from central.reported_times import anchor, reported_seconds, shift
+from central.site_commands import new_command, send_command
 from central.sync.presence import presence
-from central.wire import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent, CommandResult
+from contract.envelope import CHARGING_TOPIC, PARKING_TOPIC, CloudEvent
+from contract.sync_api import CommandResult
 
 log = structlog.get_logger("central.parking")
 

@@ -15,7 +15,7 @@ from sqlalchemy import (
     false,
 )
 
-from central.db import UTCDateTime
+from central.infra.db import UTCDateTime
 
 metadata = MetaData()
 

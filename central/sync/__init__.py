@@ -1,1 +1,1 @@
-"""Sync ingest for edges: event batches up, commands down (the API in :mod:`central.wire`)."""
+"""Sync ingest for edges: event batches up, commands down (the API in :mod:`contract.sync_api`)."""

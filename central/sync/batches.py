@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from central.cache import Cache
+from central.infra.cache import Cache
 from central.settings import CentralSettings
 
 KEY: Final = "sync:contact:"

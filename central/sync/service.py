@@ -1,6 +1,6 @@
 """The sync service: edges upload event batches and fetch their commands.
 
-* ``POST /sync/v1/events``: a site key posts an :class:`~central.wire.EventBatch` of its
+* ``POST /sync/v1/events``: a site key posts an :class:`~contract.sync_api.EventBatch` of its
   own events (any other source is refused with 403). New events are stored in one
   transaction with the site's sequence (idempotent by event id, gap-free, see
   :mod:`central.sync.batches`), then published on the bus (``parking.events`` /
@@ -10,8 +10,8 @@
 * ``GET /sync/v1/commands?wait=S``: the site's pending commands (not acknowledged, not
   expired), long-polling up to ``S`` seconds. ``POST /sync/v1/commands/{id}/ack``: the
   edge has stored the command; it is not delivered again.
-* Commands arrive from other services on the internal topic ``central.commands``
-  (:mod:`central.commands`).
+* Commands arrive from other services on the internal topic ``central.site_commands``
+  (:mod:`central.site_commands`).
 """
 
 from __future__ import annotations
@@ -28,25 +28,24 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from central.auth import Principal, require
-from central.commands import COMMAND_REQUESTED, COMMANDS_TOPIC
 from central.context import ServiceContext
-from central.db import insert_ignore
-from central.lifetimes import Background
+from central.infra.db import insert_ignore
+from central.infra.lifetimes import Background
+from central.site_commands import COMMAND_REQUESTED, COMMANDS_TOPIC
 from central.sync.batches import BatchRejected, SequenceGapError, plan_batch
 from central.sync.presence import record_contact
 from central.sync.tables import commands, events, sites
-from central.wire import (
+from contract.envelope import CloudEvent, topic_for
+from contract.sync_api import (
     COMMANDS_PATH,
     EVENTS_PATH,
     STATUS_PATH,
     BatchAck,
-    CloudEvent,
     Command,
     CommandList,
     EventBatch,
     SequenceGap,
     SyncStatus,
-    topic_for,
 )
 
 log = structlog.get_logger("central.sync")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import structlog
 
-from central.wire import CommandResult, CommandStatus
+from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId, SlotId
 from edge.core.model import AuthorizationStatus

@@ -29,7 +29,8 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from central.wire import COMMANDS_PATH, EVENTS_PATH, STATUS_PATH, BatchAck, CommandList, site_source
+from contract.envelope import site_source
+from contract.sync_api import COMMANDS_PATH, EVENTS_PATH, STATUS_PATH, BatchAck, CommandList
 from edge.config import SiteConfig
 from edge.storage.sqlite import SqliteStore, Unit
 from edge.storage.sync_sql import (

@@ -33,8 +33,8 @@ from fastapi import FastAPI
 
 from central.app import create_app
 from central.context import utc_now
-from central.db import create_engine
 from central.gateway.keys import KeyStore
+from central.infra.db import create_engine
 from central.settings import CentralSettings
 from tests.services import require_tcp
 

@@ -17,7 +17,7 @@ from central.analytics.pricing import KnownRate, Rate, price_session, select_rat
 from central.analytics.reports import align, revenue_report, usage_report
 from central.analytics.revenue import UNPRICED, rates_in, session_revenue
 from central.analytics.usage import merge, peak_hours, usage_deltas
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday; Berlin is UTC+1
 RECEIVED = T0 + timedelta(hours=3)  # when central got the events

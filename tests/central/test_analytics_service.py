@@ -11,7 +11,7 @@ import httpx
 
 from central.app import create_app
 from central.settings import CentralSettings
-from central.wire import CloudEvent, topic_for
+from contract.envelope import CloudEvent, topic_for
 from tests.central.notification_fixtures import (
     FakeClock,
     HttpReceiver,

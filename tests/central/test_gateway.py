@@ -11,7 +11,7 @@ from typing import Any
 from tests.central.conftest import Central
 from tests.services import free_port
 
-EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
+EVPARK = [sys.executable, "-m", "evpark"]
 
 
 async def test_rate_limit_per_key_answers_429_with_retry_after(central_factory: Any) -> None:

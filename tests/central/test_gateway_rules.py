@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from central.resilience import (
+from central.infra.resilience import (
     Breaker,
     breaker_allow,
     breaker_record,

@@ -25,7 +25,7 @@ from central.notification.templates import (
     locale_candidates,
     resolve_template,
 )
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

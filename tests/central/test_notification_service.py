@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from central.app import create_app
-from central.bus_memory import MemoryBus
+from central.infra.bus_memory import MemoryBus
 from central.notification.service import NotificationService
 from central.notification.settings import (
     HttpProviderSettings,
@@ -22,7 +22,7 @@ from central.notification.settings import (
     SmtpSettings,
 )
 from central.settings import CentralSettings
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 from tests.central.notification_fixtures import (
     FakeClock,
     HttpReceiver,

@@ -17,7 +17,7 @@ import pytest
 
 from tests.services import free_port
 
-EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
+EVPARK = [sys.executable, "-m", "evpark"]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 

@@ -190,7 +190,7 @@ def test_the_keys_listing_pages(tmp_path: Path) -> None:
 def test_cursors_round_trip_and_refuse_what_they_did_not_make() -> None:
     from datetime import UTC, datetime
 
-    from central.paging import BadCursor, decode_cursor, encode_cursor
+    from central.infra.paging import BadCursor, decode_cursor, encode_cursor
 
     at = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
     cursor = encode_cursor("sessions", (at, "s-1"))

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from central.analytics.tables import usage_metrics
 from central.charging.pricing import Rate, price_reported_session
-from central.db import create_engine
+from central.infra.db import create_engine
 from central.notification.templates import template_context
 from central.reported_times import (
     EARLIEST,

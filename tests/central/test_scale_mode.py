@@ -22,8 +22,8 @@ import pytest
 
 from central.app import available_services
 from central.context import utc_now
-from central.db import create_engine
 from central.gateway.keys import KeyStore
+from central.infra.db import create_engine
 from tests.central.conftest import cloud_event, eventually
 from tests.central.notification_fixtures import SmtpRecorder, smtp_server
 from tests.services import free_port
@@ -31,7 +31,7 @@ from tests.services import free_port
 pytestmark = pytest.mark.services
 __all__ = ["smtp_server"]  # a fixture, used by name
 
-EVPARK = [sys.executable, "-c", "from edge.cli import main; main()"]
+EVPARK = [sys.executable, "-m", "evpark"]
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from central.buses import ManagedBus, make_bus
-from central.cache import make_cache
-from central.wire import CloudEvent
+from central.infra.bus_url import ManagedBus, make_bus
+from central.infra.cache import make_cache
+from contract.envelope import CloudEvent
 from tests.central.conftest import eventually
 
 

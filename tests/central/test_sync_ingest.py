@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from central.commands import new_command, send_command
+from central.site_commands import new_command, send_command
 from tests.central.conftest import Central, cloud_event
 
 

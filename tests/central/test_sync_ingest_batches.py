@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from central.sync.batches import SequenceConflict, SequenceGapError, plan_batch
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 
 def ev(seq: int, eid: str | None = None) -> CloudEvent:

@@ -238,7 +238,7 @@ class Ran:
 async def evpark(*args: str) -> Ran:
     """The `evpark` command in its own process, as an admin on the edge host runs it."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge", *args,
+        sys.executable, "-m", "evpark", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     async with asyncio.timeout(60):

@@ -408,7 +408,7 @@ def _start_with_fd_limit(tmp_path: Path, soft: int, hard: int) -> tuple[int, lis
         f'[mqtt]\nurl = "mqtt://127.0.0.1:{free_port()}"\n'
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "edge", "edge", "run", "--config", str(config),
+        [sys.executable, "-m", "evpark", "edge", "run", "--config", str(config),
          "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),

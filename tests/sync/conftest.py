@@ -25,8 +25,8 @@ from sqlalchemy import select
 
 from central.analytics.settings import AnalyticsSettings
 from central.app import create_app
-from central.db import create_engine
 from central.gateway.keys import KeyStore
+from central.infra.db import create_engine
 from central.settings import CentralSettings
 from central.sync.tables import events as central_events
 from edge.config import SiteConfig

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from central.commands import new_command, send_command
+from central.site_commands import new_command, send_command
 from tests.polling import eventually
 from tests.sync.conftest import SITE, CentralServer, SiteRig
 

@@ -223,7 +223,7 @@ class Ran:
 async def evpark(*args: str, stdin: str = "") -> Ran:
     """The `evpark` command in its own process, like an admin on the edge host runs it."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge", *args,
+        sys.executable, "-m", "evpark", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -1,4 +1,4 @@
 from central.analytics.tables import metadata
-from central.db import run_migrations
+from central.infra.db import run_migrations
 
 run_migrations(metadata)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central.body_limit import json_answer
+from central.infra.body_limit import json_answer
 
 MAX_INFLATED = 64 * 1024 * 1024
 

@@ -8,7 +8,7 @@ bus as ``async with MemoryBus() as bus``.
 
 Not durable across a crash: events queued but not handled are lost with the process. The
 sync ingest republishes stored-but-unpublished events at start, which covers events from
-sites; at scale use NATS JetStream (:mod:`central.bus_nats`).
+sites; at scale use NATS JetStream (:mod:`central.infra.bus_nats`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Self
 
 import structlog
 
-from central.backoff import backoff_delay
-from central.bus import EventHandler
-from central.wire import CloudEvent
+from central.infra.backoff import backoff_delay
+from central.infra.bus import EventHandler
+from contract.envelope import CloudEvent
 
-log = structlog.get_logger("central.bus")
+log = structlog.get_logger("central.infra.bus")
 
 
 class MemoryBus:

@@ -3,7 +3,7 @@
 A declared ``Content-Length`` over the limit is answered 413 at once, without reading a
 byte; a body without one (chunked) is counted as it arrives and the request is cut off
 with 413 as soon as it passes the limit, so at most one chunk beyond the limit is ever
-held. A gzip body is limited again once inflated (:mod:`central.gzip_body`).
+held. A gzip body is limited again once inflated (:mod:`central.infra.gzip_body`).
 """
 
 from __future__ import annotations

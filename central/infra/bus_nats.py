@@ -22,11 +22,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from central.backoff import backoff_delay
-from central.bus import EventHandler
-from central.wire import CloudEvent
+from central.infra.backoff import backoff_delay
+from central.infra.bus import EventHandler
+from contract.envelope import CloudEvent
 
-log = structlog.get_logger("central.bus")
+log = structlog.get_logger("central.infra.bus")
 
 
 class BusUnavailable(Exception):

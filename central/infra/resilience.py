@@ -1,7 +1,7 @@
 """Resilience rules as plain code: circuit breaker and token bucket (clock passed in).
 
 Both are immutable values plus pure transition functions; the adapters
-(:mod:`central.http_client`, :mod:`central.gateway.ratelimit`) keep the current value per
+(:mod:`central.infra.http_client`, :mod:`central.gateway.ratelimit`) keep the current value per
 target or per key and pass ``time.monotonic()`` in.
 """
 

@@ -4,7 +4,7 @@ Values are JSON (dicts, lists, str, numbers, bool, None); a missing or expired k
 as ``None``. Entries are short-lived copies of data a service owns (slot status, rates);
 the owner deletes them when an event or a write changes the data (``delete`` or
 ``delete_prefix``). At scale the same contract is served by Redis
-(:mod:`central.cache_redis`); :func:`make_cache` picks the implementation by URL.
+(:mod:`central.infra.cache_redis`); :func:`make_cache` picks the implementation by URL.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def make_cache(url: str, namespace: str = "evpark:") -> ManagedCache:
     if url.startswith("memory://"):
         return MemoryCache()
     if url.startswith(("redis://", "rediss://")):
-        from central.cache_redis import RedisCache
+        from central.infra.cache_redis import RedisCache
 
         return RedisCache.from_url(url, namespace)
     raise ValueError(f"unsupported cache URL {url!r}")

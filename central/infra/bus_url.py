@@ -1,6 +1,6 @@
 """Pick the bus implementation by URL: ``memory://`` (default) or ``nats://host:4222``.
 
-The object returned is both the :class:`~central.bus.Bus` the services get and an async
+The object returned is both the :class:`~central.infra.bus.Bus` the services get and an async
 context manager that owns its connection and consumer tasks; the composition root
 enters it for the process's lifetime. Services may subscribe before or after it is
 entered; delivery starts once it is.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
-from central.bus import Bus
+from central.infra.bus import Bus
 
 
 class ManagedBus(Bus, Protocol):
@@ -27,11 +27,11 @@ class ManagedBus(Bus, Protocol):
 
 def make_bus(url: str, namespace: str = "") -> ManagedBus:
     if url.startswith("memory://"):
-        from central.bus_memory import MemoryBus
+        from central.infra.bus_memory import MemoryBus
 
         return MemoryBus()
     if url.startswith(("nats://", "tls://")):
-        from central.bus_nats import NatsBus
+        from central.infra.bus_nats import NatsBus
 
         return NatsBus(url, namespace=namespace)
     raise ValueError(f"unsupported bus URL {url!r}")

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from central.backoff import backoff_delay
+from central.infra.backoff import backoff_delay
 
-log = structlog.get_logger("central.lifetimes")
+log = structlog.get_logger("central.infra.lifetimes")
 
 
 class Background:

@@ -1,8 +1,8 @@
 """Commands from central to a site: how services hand them to the sync service.
 
 A service that wants a site to do something (reserve a slot, start or stop charging,
-take new rates) builds a :class:`~central.wire.Command` with :func:`new_command` and
-publishes it with :func:`send_command` on the internal topic ``central.commands``. The
+take new rates) builds a :class:`~contract.sync_api.Command` with :func:`new_command` and
+publishes it with :func:`send_command` on the internal topic ``central.site_commands``. The
 sync service queues it for the site; the edge fetches it (``GET /sync/v1/commands``),
 acknowledges it once stored, and reports the outcome as a ``command.result`` event whose
 ``command_id`` the sending service matches. Services never share tables for this.
@@ -14,10 +14,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from central.bus import Bus
-from central.wire import CloudEvent, Command, CommandType, site_source
+from central.infra.bus import Bus
+from contract.envelope import CloudEvent, site_source
+from contract.sync_api import Command, CommandType
 
-COMMANDS_TOPIC: Final = "central.commands"
+COMMANDS_TOPIC: Final = "central.site_commands"
 COMMAND_REQUESTED: Final = "command.requested"
 
 

@@ -1,5 +1,8 @@
 """`evpark demo`: a whole simulated site on this machine, and where to look at it.
 
+It brings up every part as a real user would, so it lives with the product CLI (not in the
+simulator, which talks to the edge only over OCPP and MQTT).
+
 The edge daemon runs as its own process (`evpark edge run`) from a site configuration
 written here; the simulated chargers talk to it over websockets, like hardware would.
 """
@@ -27,7 +30,7 @@ from sim.charger_model import SimChargerConfig
 from sim.sensors import SensorField
 from sim.vehicles import EvBay, VehicleScenario
 
-log = structlog.get_logger("sim.demo")
+log = structlog.get_logger("evpark.demo")
 
 SITE_ID = "demo-site"
 SPEED = 60.0  # simulated seconds per wall second
@@ -212,10 +215,10 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process, what: str
 async def _process(
     log_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m edge <args>`` for the demo's lifetime; SIGTERM (then SIGKILL) at the end."""
+    """``python -m evpark <args>`` for the demo's lifetime; SIGTERM (then SIGKILL) at the end."""
     with log_path.open("ab") as log_file:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edge", *args, stdout=log_file, stderr=log_file,
+            sys.executable, "-m", "evpark", *args, stdout=log_file, stderr=log_file,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
         try:
@@ -234,7 +237,7 @@ async def _evpark(
     *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge", *args,
+        sys.executable, "-m", "evpark", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})},
     )  # fmt: skip
@@ -258,7 +261,7 @@ async def _ui_user(config_file: Path, env: dict[str, str]) -> str:
 
 async def _key(central_dir: Path, *args: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "edge", "central", "keys", "create", "--data-dir", str(central_dir),
+        sys.executable, "-m", "evpark", "central", "keys", "create", "--data-dir", str(central_dir),
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await process.communicate()

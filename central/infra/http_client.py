@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 import httpx
 import structlog
 
-from central.backoff import backoff_delay
-from central.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
+from central.infra.backoff import backoff_delay
+from central.infra.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
 from central.settings import ResilienceSettings
 
 log = structlog.get_logger("central.http")

@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable, Mapping
 import structlog
 from pydantic import ValidationError
 
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
-log = structlog.get_logger("central.events")
+log = structlog.get_logger("central.event_routing")
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
 
 

@@ -1,6 +1,6 @@
 """Event bus contract shared by central's services.
 
-Topics are ``parking.events`` and ``charging.events`` (see :mod:`central.wire`). Delivery
+Topics are ``parking.events`` and ``charging.events`` (see :mod:`contract.sync_api`). Delivery
 is at-least-once: a handler may see the same event again (after a crash or a NATS
 redelivery) and must be idempotent by ``event.id``. A handler that raises gets the event
 redelivered later; the in-process bus retries with backoff, JetStream by its ack policy.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from central.wire import CloudEvent
+from contract.envelope import CloudEvent
 
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
 

@@ -9,7 +9,7 @@ import redis.asyncio as redis_asyncio
 import structlog
 from redis.exceptions import RedisError
 
-log = structlog.get_logger("central.cache")
+log = structlog.get_logger("central.infra.cache")
 
 
 class RedisCache:

@@ -7,7 +7,7 @@
   ``alembic_version_<service>``, so several services can share one PostgreSQL database
   without touching each other's tables. A service's ``env.py`` is just::
 
-      from central.db import run_migrations
+      from central.infra.db import run_migrations
       from central.<service>.tables import metadata
       run_migrations(metadata)
 
@@ -113,7 +113,7 @@ def run_migrations(metadata: MetaData) -> None:
     cfg = context.config
     connection: Connection | None = cfg.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("central migrations run through central.db.migrate()")
+        raise RuntimeError("central migrations run through central.infra.db.migrate()")
     context.configure(
         connection=connection,
         target_metadata=metadata,
