@@ -85,6 +85,8 @@ class CloudEvent(BaseModel):
     type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z]+(\.[a-z_]+)+$")
     time: datetime
     subject: str | None = Field(default=None, max_length=128)
+    # urn:evpark:event:<type>:<version> (contract.events); None from edges older than it
+    dataschema: str | None = Field(default=None, max_length=128)
     datacontenttype: Literal["application/json"] = "application/json"
     sequence: int = Field(ge=1)
     data: dict[str, Any] = Field(default_factory=dict)

@@ -31,7 +31,7 @@ from sqlalchemy.types import TypeDecorator
 
 from central.reported_times import utc
 
-CENTRAL_DIR = Path(__file__).resolve().parent
+CENTRAL_DIR = Path(__file__).resolve().parent.parent  # central/, where each service lives
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,301 @@
+"""What each event's ``data`` holds: one typed model per event type, for producers and consumers.
+
+Producers (the edge's outbox, central's services) build events only through these models
+(:func:`new_event`, :func:`event_row`); consumers read ``data`` only through them
+(:func:`parse_data`). The models say what a field *is*; what a consumer believes of it (a
+reported time far in the future, an energy figure out of range) is that consumer's rule.
+
+Compatibility: a model ignores fields it does not know (a newer producer may add some) and
+every field added later must have a default, so an older consumer keeps working. A change
+that breaks that contract is a new ``VERSION`` of the type, named in the envelope's
+``dataschema`` (``urn:evpark:event:<type>:<version>``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar, cast
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from common.timestamps import format_timestamp
+from contract.envelope import CloudEvent, site_source
+from contract.sync_api import CommandResult
+
+# Times are RFC 3339 in UTC with milliseconds, as everything evpark writes (common.timestamps).
+Time = Annotated[AwareDatetime, PlainSerializer(format_timestamp, return_type=str)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Energy = Annotated[float, Field(allow_inf_nan=False)]  # Wh; a consumer judges its range
+TransactionId = str | int  # 1.6 chargers number transactions, 2.0.1 ones name them
+
+SCHEMA_PREFIX: Final = "urn:evpark:event:"
+
+
+class EventData(BaseModel):
+    """The ``data`` of one event type; ``TYPE`` and ``VERSION`` name it on the wire."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+# --- parking.events ------------------------------------------------------------------------
+
+
+class ParkingReserved(EventData):
+    """A slot is held for a vehicle (by central's API, or by the site carrying out a command)."""
+
+    TYPE: ClassVar[str] = "parking.reserved"
+    slot_id: Id
+    reservation_id: Id
+    vehicle_id: Id | None = None
+    starts_at: Time | None = None
+    ends_at: Time | None = None
+    slot_type: Annotated[str, Field(max_length=32)] | None = None
+    command_id: Id | None = None
+    charger_status: Annotated[str, Field(max_length=32)] | None = None  # the charger's answer
+
+
+class ParkingReleased(EventData):
+    """A reservation ended before it was used (cancelled, expired)."""
+
+    TYPE: ClassVar[str] = "parking.released"
+    reservation_id: Id
+    slot_id: Id | None = None
+    vehicle_id: Id | None = None
+    reason: Annotated[str, Field(max_length=64)] = ""
+
+
+class ParkingOccupied(EventData):
+    """A vehicle arrived in a slot (a visit started)."""
+
+    TYPE: ClassVar[str] = "parking.occupied"
+    slot_id: Id
+    slot_type: Annotated[str, Field(max_length=32)] | None = None
+    visit_id: Id | None = None
+    arrived_at: Time | None = None
+    reservation_id: Id | None = None
+
+
+class ParkingVacated(EventData):
+    """A vehicle left its slot (a visit ended)."""
+
+    TYPE: ClassVar[str] = "parking.vacated"
+    slot_id: Id
+    slot_type: Annotated[str, Field(max_length=32)] | None = None
+    visit_id: Id | None = None
+    arrived_at: Time | None = None
+    departed_at: Time | None = None
+    duration_s: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    session_id: Id | None = None
+    reservation_id: Id | None = None
+
+
+class ParkingCondition(EventData):
+    """A slot condition began or ended (an EV slot blocked, a charged car idle, a doubtful sensor)."""
+
+    TYPE: ClassVar[str] = "parking.condition"
+    slot_id: Id
+    condition: Annotated[str, Field(max_length=32)]
+    active: bool
+    since: Time | None = None
+
+
+class ParkingSlotState(EventData):
+    """A slot's derived state changed (free, occupied, reserved, out of service, unknown)."""
+
+    TYPE: ClassVar[str] = "parking.slot_state"
+    slot_id: Id
+    slot_type: Annotated[str, Field(max_length=32)] | None = None
+    state: Annotated[str, Field(max_length=32)]
+    previous: Annotated[str, Field(max_length=32)] | None = None
+    since: Time | None = None
+
+
+class SensorStatus(EventData):
+    """A sensor went silent, or its battery is low."""
+
+    TYPE: ClassVar[str] = "sensor.status"
+    sensor_id: Id
+    slot_id: Id | None = None
+    online: bool
+    battery: Annotated[int, Field(ge=0, le=100)] | None = None
+    rssi: int | None = None
+    low_battery: bool = False
+    last_heard: Time | None = None
+
+
+# --- charging.events -----------------------------------------------------------------------
+
+
+class ChargingStarted(EventData):
+    """A charging session began on an EVSE."""
+
+    TYPE: ClassVar[str] = "charging.started"
+    session_id: Id
+    charger_id: Id
+    evse_id: int | None = None
+    connector_id: int | None = None
+    id_tag: Id | None = None
+    id_tag_status: Annotated[str, Field(max_length=32)] | None = None
+    transaction_id: TransactionId | None = None
+    meter_start_wh: Energy | None = None
+    started_at: Time
+    slot_id: Id | None = None
+    vehicle_id: Id | None = None
+
+
+class ChargingProgress(EventData):
+    """How a session is going, at most every ``central.progress_interval``."""
+
+    TYPE: ClassVar[str] = "charging.progress"
+    session_id: Id
+    charger_id: Id | None = None
+    evse_id: int | None = None
+    transaction_id: TransactionId | None = None
+    energy_wh: Energy
+    power_w: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    soc: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    at: Time
+
+
+class ChargingCompleted(EventData):
+    """A session ended; ``inferred`` when the site closed it for a charger that vanished."""
+
+    TYPE: ClassVar[str] = "charging.completed"
+    session_id: Id
+    charger_id: Id
+    evse_id: int | None = None
+    id_tag: Id | None = None
+    transaction_id: TransactionId | None = None
+    energy_wh: Energy
+    started_at: Time
+    stopped_at: Time
+    reason: Annotated[str, Field(max_length=64)] = ""
+    inferred: bool = False
+    slot_id: Id | None = None
+    vehicle_id: Id | None = None
+
+
+class ChargingFailed(EventData):
+    """A charge that was asked for did not happen (a refused remote start, a fault)."""
+
+    TYPE: ClassVar[str] = "charging.failed"
+    charger_id: Id
+    evse_id: int | None = None
+    id_tag: Id | None = None
+    vehicle_id: Id | None = None
+    reason: Annotated[str, Field(max_length=256)] = ""
+    command_id: Id | None = None
+
+
+class ChargerStatus(EventData):
+    """A charger connected or disconnected (``evse_id`` 0), or an EVSE's status changed."""
+
+    TYPE: ClassVar[str] = "charger.status"
+    charger_id: Id
+    evse_id: int = 0
+    connector_id: int = 0
+    status: Annotated[str, Field(max_length=32)]
+    error_code: Annotated[str, Field(max_length=64)] | None = None
+    online: bool
+
+
+class CommandResultData(CommandResult):
+    """``command.result``: what the site did with one of central's commands."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    TYPE: ClassVar[str] = "command.result"
+    VERSION: ClassVar[int] = 1
+
+
+Data = EventData | CommandResultData
+DATA_MODELS: Final[dict[str, type[Data]]] = {
+    model.TYPE: model
+    for model in (
+        ParkingReserved,
+        ParkingReleased,
+        ParkingOccupied,
+        ParkingVacated,
+        ParkingCondition,
+        ParkingSlotState,
+        SensorStatus,
+        ChargingStarted,
+        ChargingProgress,
+        ChargingCompleted,
+        ChargingFailed,
+        ChargerStatus,
+        CommandResultData,
+    )
+}
+EventType = Literal[
+    "parking.reserved",
+    "parking.released",
+    "parking.occupied",
+    "parking.vacated",
+    "parking.condition",
+    "parking.slot_state",
+    "sensor.status",
+    "charging.started",
+    "charging.progress",
+    "charging.completed",
+    "charging.failed",
+    "charger.status",
+    "command.result",
+]
+
+
+class WrongEventType(ValueError):
+    """An event was read as a type it is not."""
+
+
+def dataschema(event_type: str) -> str | None:
+    """The ``dataschema`` of a type this contract defines, None for any other."""
+    model = DATA_MODELS.get(event_type)
+    return None if model is None else f"{SCHEMA_PREFIX}{event_type}:{model.VERSION}"
+
+
+def data_json(data: Data) -> dict[str, Any]:
+    """``data`` as the wire carries it (JSON types, times in RFC 3339)."""
+    return data.model_dump(mode="json")
+
+
+D = TypeVar("D", bound=Data)
+
+
+def parse_data(model: type[D], event: CloudEvent) -> D:
+    """``event.data`` as ``model``; :class:`pydantic.ValidationError` if it does not fit."""
+    if event.type != model.TYPE:
+        raise WrongEventType(f"{event.type} is not {model.TYPE}")
+    parsed = model.model_validate(event.data)
+    return cast(D, parsed)
+
+
+def new_event(
+    data: Data,
+    *,
+    site_id: str,
+    time: datetime,
+    sequence: int,
+    subject: str | None = None,
+    event_id: str | None = None,
+) -> CloudEvent:
+    """A whole event around ``data`` (central's own producers; the edge goes through its
+    outbox, which numbers its events at commit: see :func:`event_row`)."""
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source=site_source(site_id),
+        type=data.TYPE,
+        dataschema=dataschema(data.TYPE),
+        time=time,
+        subject=subject,
+        sequence=sequence,
+        data=data_json(data),
+    )
+
+
+def event_row(data: Data) -> tuple[str, dict[str, Any]]:
+    """``(type, data)`` of an event the edge stores in its outbox before it has a sequence."""
+    return data.TYPE, data_json(data)
