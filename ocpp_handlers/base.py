@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from common.timestamps import InvalidTimestamp, parse_timestamp
 from edge.core.ids import ChargerId
-from edge.services.site import Site
+from edge.core.site_port import SitePort
 from ocpp_handlers.schemas import Version
 
 Payload = dict[str, Any]
@@ -18,7 +19,7 @@ Payload = dict[str, Any]
 
 @dataclass(slots=True)
 class HandlerContext:
-    site: Site
+    site: SitePort
     charger_id: ChargerId
     version: Version
 
@@ -49,30 +50,13 @@ Handler = Callable[[HandlerContext, Payload], Awaitable[Payload] | Answer]
 
 
 def parse_time(value: str, field: str) -> datetime:
-    """An RFC 3339 timestamp from a charger; a naive one is taken as UTC.
-
-    RFC 3339 allows a lower-case "t" and "z" and a leap second (":60"), which Python's
-    parser does not: the first are read as upper case, a leap second as the next one.
-    """
-    text = value.upper()
-    leap = text[16:19] == ":60"
-    if leap:
-        text = f"{text[:17]}59{text[19:]}"
+    """An RFC 3339 timestamp from a charger, in UTC; a naive one is taken as UTC (some
+    chargers send one). A bad one is the CALLERROR the spec names for a bad value."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise OcppError("PropertyConstraintViolation", f"{field}: not an RFC 3339 time") from err
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    try:  # year 1 at +14:00 or year 9999 at -14:00 has no UTC time a datetime can hold
-        if leap:
-            moment = moment.replace(microsecond=0) + timedelta(seconds=1)
-        moment.astimezone(UTC)
-    except OverflowError as err:
-        raise OcppError(
-            "PropertyConstraintViolation", f"{field}: out of the range of a time"
-        ) from err
-    return moment
+        return parse_timestamp(value, naive_is_utc=True)
+    except InvalidTimestamp as err:
+        raise OcppError("PropertyConstraintViolation", f"{field}: {err}"[:255]) from err
 
 
-def now_iso(site: Site) -> str:
+def now_iso(site: SitePort) -> str:
     return site.clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -84,7 +84,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     return {
         "status": status.value,
         "currentTime": now_iso(ctx.site),
-        "interval": ctx.site.config.ocpp.heartbeat_interval,
+        "interval": ctx.site.heartbeat_interval,
     }
 
 

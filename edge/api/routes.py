@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
+from common.timestamps import format_timestamp
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core import commands as cmd
@@ -37,7 +38,7 @@ from edge.storage import site_sql as repo
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return repo.iso(moment) if moment else None
+    return format_timestamp(moment) if moment else None
 
 
 def session_view(session: Session) -> dict[str, Any]:
@@ -146,7 +147,7 @@ class VariablesBody(BaseModel):
 
 
 def _session_key(session: Session) -> Key:
-    return (repo.iso(session.started_at), session.id)
+    return (format_timestamp(session.started_at), session.id)
 
 
 def _refs(body: VariablesBody) -> tuple[cmd.VariableRef, ...]:

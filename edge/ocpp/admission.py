@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from common.timestamps import format_timestamp
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, charger_key, parse_charger_id
-from edge.storage.site_sql import iso, parse_iso
+from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
 
@@ -135,11 +136,13 @@ def approve(
     check_not_configured(config, charger_id)
     existing = find(conn, charger_id)
     if existing is not None:
-        unit.add("UPDATE chargers SET approved_at = ? WHERE id = ?", (iso(now), existing.id))
+        unit.add(
+            "UPDATE chargers SET approved_at = ? WHERE id = ?", (format_timestamp(now), existing.id)
+        )
         return existing.id
     unit.add(
         "INSERT INTO chargers (id, auto_registered, approved_at) VALUES (?, 1, ?)",
-        (charger_id, iso(now)),
+        (charger_id, format_timestamp(now)),
     )
     return charger_id
 

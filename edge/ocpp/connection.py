@@ -83,7 +83,7 @@ class ChargerConnection:
         self._tasks: asyncio.TaskGroup | None = None
         self._drained: asyncio.Future[None] | None = None  # set when closed while answering
         self.log = structlog.get_logger(__name__).bind(
-            site=ctx.site.config.site.id, charger=ctx.charger_id, version=ctx.version.value
+            site=ctx.site.site_id, charger=ctx.charger_id, version=ctx.version.value
         )
 
     @property

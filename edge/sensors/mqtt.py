@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import structlog
 
+from common.timestamps import format_timestamp
 from edge.config import MqttSection
 from edge.core.slots import SensorId, SiteSummary, SlotView
 from edge.sensors.clock import ClockProblem, ClockVerdict, SensorClocks
@@ -152,10 +153,6 @@ class _LogLimiter:
         return skipped
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def slot_state_payload(site_id: str, view: SlotView) -> bytes:
     return json.dumps(slot_document(site_id, view), separators=(",", ":")).encode()
 
@@ -167,7 +164,7 @@ def slot_document(site_id: str, view: SlotView) -> dict[str, object]:
         "slot_id": view.slot_id,
         "type": view.slot_type,
         "state": view.state.value,
-        "since": _iso(view.since),
+        "since": format_timestamp(view.since),
         "conditions": [c.value for c in view.conditions],
     }
     if view.charger_id is not None:
@@ -204,7 +201,7 @@ def summary_document(site_id: str, summary: SiteSummary, at: datetime) -> dict[s
         "states": {state.value: count for state, count in summary.by_state.items()},
         "sensors_offline": summary.sensors_offline,
         "sensors_low_battery": summary.sensors_low_battery,
-        "updated_at": _iso(at),
+        "updated_at": format_timestamp(at),
     }
 
 
@@ -548,7 +545,7 @@ class MqttSensors:
             sensor=sensor,
             kind=verdict.problem.value,
             skew_s=round(verdict.skew.total_seconds(), 1),
-            ts=_iso(reading.measured_at) if reading.measured_at is not None else None,
+            ts=format_timestamp(reading.measured_at) if reading.measured_at is not None else None,
             action=action,
             suppressed=skipped,
         )

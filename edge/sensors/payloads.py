@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from common.timestamps import timestamp_or_none
 from edge.core.slots import SensorId
 
 MAX_PAYLOAD_BYTES = 1024
@@ -168,23 +169,8 @@ def _int_field(
 
 
 def parse_rfc3339(text: str) -> datetime | None:
-    """An RFC 3339 date-time with an offset (``Z`` or ``+hh:mm``), in UTC; None if not one
-    (or if it is out of the range of ``datetime`` once in UTC, like year 1 at +01:00)."""
-    if len(text) > 40 or "T" not in text.upper():
-        return None
-    candidate = text.upper()
-    if candidate.endswith("Z"):
-        candidate = candidate[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(candidate)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        return None
+    """A sensor's ``ts``: an RFC 3339 date-time with an offset, in UTC; None if not one."""
+    return timestamp_or_none(text)
 
 
 def parse_status(payload: bytes) -> bool | Rejected:

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from common.timestamps import format_timestamp
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
@@ -68,6 +69,14 @@ class Site:
         self._next_transaction_id = 1
         self._observers: list[Observer] = []
         self._progress_every = timedelta(seconds=config.central.progress_interval)
+
+    @property
+    def site_id(self) -> str:
+        return self.config.site.id
+
+    @property
+    def heartbeat_interval(self) -> int:
+        return self.config.ocpp.heartbeat_interval
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -344,7 +353,7 @@ class Site:
             unit, "charging.started", session.id, started_at,
             {"session_id": session.id, "charger_id": charger_id, "evse_id": evse_id,
              "connector_id": connector_id, "id_tag": id_tag, "transaction_id": transaction_id,
-             "meter_start_wh": meter_start_wh, "started_at": repo.iso(started_at),
+             "meter_start_wh": meter_start_wh, "started_at": format_timestamp(started_at),
              "id_tag_status": status.value},
         )  # fmt: skip
         await self.store.write(unit)
@@ -441,7 +450,7 @@ class Site:
             {"session_id": session.id, "charger_id": session.charger_id,
              "evse_id": session.evse_id, "transaction_id": session.transaction_id,
              "energy_wh": session.energy_wh, "power_w": session.power_w, "soc": session.soc,
-             "at": repo.iso(at)},
+             "at": format_timestamp(at)},
         )  # fmt: skip
 
     async def stop_session(
@@ -507,7 +516,7 @@ class Site:
             {"session_id": session.id, "charger_id": session.charger_id,
              "evse_id": session.evse_id, "id_tag": session.id_tag,
              "transaction_id": session.transaction_id, "energy_wh": session.energy_wh,
-             "started_at": repo.iso(session.started_at), "stopped_at": repo.iso(at),
+             "started_at": format_timestamp(session.started_at), "stopped_at": format_timestamp(at),
              "reason": reason, "inferred": status is SessionStatus.INFERRED_STOPPED},
         )  # fmt: skip
 

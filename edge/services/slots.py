@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from common.timestamps import format_timestamp
 from edge.config import SiteConfig
 from edge.core.ids import SlotId
 from edge.core.model import ConnectorStatus
@@ -206,14 +207,14 @@ class SlotService:
             case VisitStarted():
                 return "parking.occupied", output.slot_id, {
                     "slot_id": output.slot_id, "slot_type": slot_type,
-                    "visit_id": output.visit_id, "arrived_at": repo.iso(output.arrived_at),
+                    "visit_id": output.visit_id, "arrived_at": format_timestamp(output.arrived_at),
                     "reservation_id": output.reservation_id,
                 }  # fmt: skip
             case VisitEnded():
                 return "parking.vacated", output.slot_id, {
                     "slot_id": output.slot_id, "slot_type": slot_type,
-                    "visit_id": output.visit_id, "arrived_at": repo.iso(output.arrived_at),
-                    "departed_at": repo.iso(output.departed_at),
+                    "visit_id": output.visit_id, "arrived_at": format_timestamp(output.arrived_at),
+                    "departed_at": format_timestamp(output.departed_at),
                     "duration_s": output.duration.total_seconds(),
                     "session_id": output.session_id, "reservation_id": output.reservation_id,
                 }  # fmt: skip
@@ -221,13 +222,13 @@ class SlotService:
                 return "parking.condition", output.slot_id, {
                     "slot_id": output.slot_id, "condition": output.condition.value,
                     "active": isinstance(output, ConditionRaised),
-                    "since": repo.iso(output.since),
+                    "since": format_timestamp(output.since),
                 }  # fmt: skip
             case SlotStateChanged():
                 return "parking.slot_state", output.slot_id, {
                     "slot_id": output.slot_id, "slot_type": slot_type,
                     "state": output.state.value, "previous": output.previous.value,
-                    "since": repo.iso(output.since),
+                    "since": format_timestamp(output.since),
                 }  # fmt: skip
             case SensorLowBattery():
                 return "sensor.status", output.sensor_id, {
@@ -237,7 +238,7 @@ class SlotService:
             case SensorWentStale():
                 return "sensor.status", output.sensor_id, {
                     "sensor_id": output.sensor_id, "slot_id": output.slot_id, "online": False,
-                    "last_heard": repo.iso(output.last_heard) if output.last_heard else None,
+                    "last_heard": format_timestamp(output.last_heard) if output.last_heard else None,
                 }  # fmt: skip
             case VisitSessionLinked():
                 return None

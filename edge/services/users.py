@@ -25,7 +25,8 @@ import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from edge.storage.site_sql import iso, parse_iso
+from common.timestamps import format_timestamp
+from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
 USERNAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -171,7 +172,7 @@ def find_session(conn: sqlite3.Connection, hashed: str, now: datetime) -> LoginS
         f"SELECT {_USER_COLUMNS}, csrf_token, expires_at FROM ui_sessions "
         "JOIN users ON users.id = ui_sessions.user_id "
         "WHERE token_hash = ? AND expires_at > ?",
-        (hashed, iso(now)),
+        (hashed, format_timestamp(now)),
     ).fetchone()
     if row is None:
         return None
@@ -239,14 +240,14 @@ def insert_user(unit: Unit, username: str, hashed: str, role: Role, now: datetim
     unit.add(
         "INSERT INTO users (username, password_hash, role, created_at, updated_at) "
         "VALUES (?,?,?,?,?)",
-        (username, hashed, role.value, iso(now), iso(now)),
+        (username, hashed, role.value, format_timestamp(now), format_timestamp(now)),
     )
 
 
 def update_role(unit: Unit, username: str, role: Role, now: datetime) -> None:
     unit.add(
         "UPDATE users SET role = ?, updated_at = ? WHERE username = ?",
-        (role.value, iso(now), username),
+        (role.value, format_timestamp(now), username),
     )
 
 
@@ -254,7 +255,7 @@ def update_password(unit: Unit, username: str, hashed: str, now: datetime) -> No
     """A new password also ends the user's login sessions."""
     unit.add(
         "UPDATE users SET password_hash = ?, updated_at = ? WHERE username = ?",
-        (hashed, iso(now), username),
+        (hashed, format_timestamp(now), username),
     )
     unit.add(
         "DELETE FROM ui_sessions WHERE user_id = (SELECT id FROM users WHERE username = ?)",
@@ -268,7 +269,7 @@ def delete_user(unit: Unit, username: str) -> None:
 
 
 def record_login(unit: Unit, user_id: int, now: datetime) -> None:
-    unit.add("UPDATE users SET last_login = ? WHERE id = ?", (iso(now), user_id))
+    unit.add("UPDATE users SET last_login = ? WHERE id = ?", (format_timestamp(now), user_id))
 
 
 def insert_session(
@@ -283,7 +284,14 @@ def insert_session(
     unit.add(
         "INSERT INTO ui_sessions (token_hash, user_id, csrf_token, created_at, expires_at, "
         "client) VALUES (?,?,?,?,?,?)",
-        (hashed, user_id, csrf_token, iso(now), iso(expires_at), client[:100]),
+        (
+            hashed,
+            user_id,
+            csrf_token,
+            format_timestamp(now),
+            format_timestamp(expires_at),
+            client[:100],
+        ),
     )
 
 
@@ -292,13 +300,13 @@ def delete_session(unit: Unit, hashed: str) -> None:
 
 
 def delete_expired_sessions(unit: Unit, now: datetime) -> None:
-    unit.add("DELETE FROM ui_sessions WHERE expires_at <= ?", (iso(now),))
+    unit.add("DELETE FROM ui_sessions WHERE expires_at <= ?", (format_timestamp(now),))
 
 
 def insert_api_token(unit: Unit, hashed: str, user_id: int, name: str, now: datetime) -> None:
     unit.add(
         "INSERT INTO api_tokens (token_hash, user_id, name, created_at) VALUES (?,?,?,?)",
-        (hashed, user_id, name, iso(now)),
+        (hashed, user_id, name, format_timestamp(now)),
     )
 
 
@@ -320,5 +328,12 @@ def add_audit(
 ) -> None:
     unit.add(
         "INSERT INTO ui_audit (at, username, action, target, outcome, detail) VALUES (?,?,?,?,?,?)",
-        (iso(at), username, action, target, outcome[:200], orjson.dumps(detail).decode()),
+        (
+            format_timestamp(at),
+            username,
+            action,
+            target,
+            outcome[:200],
+            orjson.dumps(detail).decode(),
+        ),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from common.timestamps import format_timestamp, parse_timestamp
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
 from edge.core.model import (
@@ -28,22 +29,9 @@ from edge.core.model import (
 from edge.storage.sqlite import Unit
 
 
-def iso(moment: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, the one format stored (so text sorts by time)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    # by hand: half the time of isoformat(timespec=...) and a slice, for every sample stored
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
-        moment.year, moment.month, moment.day,
-        moment.hour, moment.minute, moment.second, moment.microsecond // 1000,
-    )  # fmt: skip
-
-
 def parse_iso(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """A time as stored (ours, so UTC even where an old row has no offset)."""
+    return None if text is None else parse_timestamp(text, naive_is_utc=True)
 
 
 def _dumps(value: Any) -> str:
@@ -68,9 +56,9 @@ def save_charger(unit: Unit, charger: Charger) -> None:
             charger.info.firmware,
             _dumps(charger.info.extra),
             int(charger.auto_registered),
-            iso(charger.first_seen) if charger.first_seen else None,
-            iso(charger.last_seen) if charger.last_seen else None,
-            iso(charger.last_boot) if charger.last_boot else None,
+            format_timestamp(charger.first_seen) if charger.first_seen else None,
+            format_timestamp(charger.last_seen) if charger.last_seen else None,
+            format_timestamp(charger.last_boot) if charger.last_boot else None,
             charger.boot_status.value if charger.boot_status else None,
         ),
     )
@@ -79,7 +67,7 @@ def save_charger(unit: Unit, charger: Charger) -> None:
 def touch_charger(unit: Unit, charger: Charger) -> None:
     unit.add(
         "UPDATE chargers SET last_seen=? WHERE id=?",
-        (iso(charger.last_seen) if charger.last_seen else None, charger.id),
+        (format_timestamp(charger.last_seen) if charger.last_seen else None, charger.id),
     )
 
 
@@ -96,7 +84,7 @@ def save_evse(unit: Unit, charger_id: ChargerId, evse: Evse) -> None:
             evse.status.value,
             evse.error_code,
             evse.info,
-            iso(evse.updated_at) if evse.updated_at else None,
+            format_timestamp(evse.updated_at) if evse.updated_at else None,
         ),
     )
 
@@ -121,15 +109,15 @@ def save_session(unit: Unit, session: Session) -> None:
             session.id_tag,
             session.id_tag_status.value,
             session.version,
-            iso(session.started_at),
-            iso(session.stopped_at) if session.stopped_at else None,
+            format_timestamp(session.started_at),
+            format_timestamp(session.stopped_at) if session.stopped_at else None,
             session.meter_start_wh,
             session.meter_last_wh,
             session.meter_stop_wh,
             session.energy_wh,
             session.power_w,
             session.soc,
-            iso(session.last_update) if session.last_update else None,
+            format_timestamp(session.last_update) if session.last_update else None,
             session.status.value,
             session.stop_reason,
             session.reservation_id,
@@ -151,7 +139,7 @@ def add_meter_reading(
         "meter_values",
         _METER_COLUMNS,
         (
-            charger_id, evse_id, session_id, iso(r.at), r.energy_wh, r.power_w, r.current_a,
+            charger_id, evse_id, session_id, format_timestamp(r.at), r.energy_wh, r.power_w, r.current_a,
             r.voltage_v, r.soc, r.context,
         ),
     )  # fmt: skip
@@ -163,7 +151,7 @@ def add_charger_event(
     unit.insert(
         "charger_events",
         ("charger_id", "at", "kind", "data"),
-        (charger_id, iso(at), kind, _dumps(data)),
+        (charger_id, format_timestamp(at), kind, _dumps(data)),
     )
 
 
@@ -178,7 +166,7 @@ def add_outbox_event(
     unit.insert(
         "outbox",
         ("id", "type", "subject", "time", "data"),
-        (uuid7(), event_type, subject, iso(at), _dumps(data)),
+        (uuid7(), event_type, subject, format_timestamp(at), _dumps(data)),
     )
 
 
@@ -192,9 +180,9 @@ def save_id_tag(
         (
             id_tag,
             status.value,
-            iso(expires_at) if expires_at else None,
+            format_timestamp(expires_at) if expires_at else None,
             source,
-            iso(datetime.now(UTC)),
+            format_timestamp(datetime.now(UTC)),
         ),
     )
 
@@ -287,7 +275,7 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
         for row in conn.execute(
             "SELECT at, energy_wh, power_w, soc FROM meter_values WHERE at >= ? AND session_id = ?"
             " ORDER BY id",
-            (iso(session.started_at), session.id),
+            (format_timestamp(session.started_at), session.id),
         ):
             at = parse_iso(row["at"]) or session.started_at
             session.apply(
@@ -347,7 +335,7 @@ def find_session_by_start(
     row = conn.execute(
         f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE charger_id=? AND connector_id=? "
         "AND id_tag=? AND started_at=?",
-        (charger_id, connector_id, id_tag, iso(started_at)),
+        (charger_id, connector_id, id_tag, format_timestamp(started_at)),
     ).fetchone()
     return row_to_session(row) if row else None
 
@@ -369,8 +357,8 @@ def session_meter_values(conn: sqlite3.Connection, session: Session) -> list[dic
         "SELECT at, energy_wh, power_w, current_a, voltage_v, soc FROM meter_values "
         "WHERE at >= ? AND at <= ? AND session_id = ? ORDER BY id",
         (
-            iso(session.started_at),
-            iso(session.stopped_at) if session.stopped_at else "9999",
+            format_timestamp(session.started_at),
+            format_timestamp(session.stopped_at) if session.stopped_at else "9999",
             session.id,
         ),
     )

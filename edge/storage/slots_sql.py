@@ -11,6 +11,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from common.timestamps import format_timestamp
 from edge.core.ids import SessionId, SlotId
 from edge.core.slots import (
     ReservationId,
@@ -21,7 +22,7 @@ from edge.core.slots import (
     VisitSessionLinked,
     VisitStarted,
 )
-from edge.storage.site_sql import iso, parse_iso
+from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
 
@@ -42,21 +43,21 @@ def record_outputs(unit: Unit, outputs: list[SlotOutput]) -> None:
                     (
                         output.visit_id,
                         output.slot_id,
-                        iso(output.arrived_at),
+                        format_timestamp(output.arrived_at),
                         output.reservation_id,
                     ),
                 )
                 if output.reservation_id is not None:
                     unit.add(
                         "UPDATE reservations SET status='used', updated_at=? WHERE reservation_id=?",
-                        (iso(output.arrived_at), output.reservation_id),
+                        (format_timestamp(output.arrived_at), output.reservation_id),
                     )
             case VisitEnded():
                 unit.add(
                     "UPDATE visits SET departed_at=?, duration_s=?, session_id=COALESCE(?, session_id)"
                     " WHERE visit_id=?",
                     (
-                        iso(output.departed_at),
+                        format_timestamp(output.departed_at),
                         output.duration.total_seconds(),
                         output.session_id,
                         output.visit_id,
@@ -76,7 +77,7 @@ def save_out_of_service(unit: Unit, slot_id: SlotId, on: bool, reason: str, at: 
         "INSERT INTO slot_flags (slot_id, out_of_service, reason, updated_at) VALUES (?,?,?,?) "
         "ON CONFLICT(slot_id) DO UPDATE SET out_of_service=excluded.out_of_service, "
         "reason=excluded.reason, updated_at=excluded.updated_at",
-        (slot_id, int(on), reason, iso(at)),
+        (slot_id, int(on), reason, format_timestamp(at)),
     )
 
 
@@ -92,7 +93,7 @@ def save_reservation(
     if cancelled:
         unit.add(
             "UPDATE reservations SET status='cancelled', updated_at=? WHERE reservation_id=?",
-            (iso(at), reservation_id),
+            (format_timestamp(at), reservation_id),
         )
         return
     unit.add(
@@ -100,7 +101,7 @@ def save_reservation(
         "VALUES (?,?,?,'active',?) ON CONFLICT(reservation_id) DO UPDATE SET "
         "slot_id=excluded.slot_id, until=excluded.until, status='active', "
         "updated_at=excluded.updated_at",
-        (reservation_id, slot_id, iso(until) if until else None, iso(at)),
+        (reservation_id, slot_id, format_timestamp(until) if until else None, format_timestamp(at)),
     )
 
 

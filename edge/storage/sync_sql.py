@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from edge.storage.site_sql import iso, parse_iso
+from common.timestamps import format_timestamp
+from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
 ACKED_KEY = "sync.acked_sequence"
@@ -105,7 +106,7 @@ def save_received(unit: Unit, command: dict[str, Any], received_at: datetime) ->
             orjson.dumps(command.get("payload", {})).decode(),
             command["created_at"],
             command["expires_at"],
-            iso(received_at),
+            format_timestamp(received_at),
         ),
     )
 
@@ -115,7 +116,7 @@ def save_finished(
 ) -> None:
     unit.add(
         "UPDATE cloud_commands SET status = ?, result = ?, finished_at = ? WHERE id = ?",
-        (status, orjson.dumps(result).decode(), iso(at), command_id),
+        (status, orjson.dumps(result).decode(), format_timestamp(at), command_id),
     )
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from edge.storage.site_sql import iso, parse_iso
+from common.timestamps import format_timestamp
+from edge.storage.site_sql import parse_iso
 
 BUCKET = timedelta(minutes=5)
 HOLD = timedelta(minutes=15)
@@ -79,7 +80,7 @@ def load_samples(
         "SELECT COALESCE(session_id, charger_id || '/' || evse_id) AS k, "
         "CAST(strftime('%s', at) AS INTEGER) / ? AS b, at, power_w, MAX(id) "
         "FROM meter_values WHERE at >= ? AND at <= ? AND power_w IS NOT NULL GROUP BY k, b",
-        (seconds, iso(since), iso(until)),
+        (seconds, format_timestamp(since), format_timestamp(until)),
     ).fetchall()
     samples = [
         PowerSample(at, row["k"], float(row["power_w"]))
@@ -89,7 +90,7 @@ def load_samples(
     stops = {
         row["id"]: stopped
         for row in conn.execute(
-            "SELECT id, stopped_at FROM sessions WHERE stopped_at >= ?", (iso(since),)
+            "SELECT id, stopped_at FROM sessions WHERE stopped_at >= ?", (format_timestamp(since),)
         )
         if (stopped := parse_iso(row["stopped_at"])) is not None
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common.timestamps import format_timestamp
 from edge.api.routes import charger_view, session_view
 from edge.core.ids import ChargerId
 from edge.core.model import Charger, ConnectorStatus
@@ -189,7 +190,9 @@ class SiteViews:
         shown = rows[:limit]
         following = None
         if len(rows) > limit:
-            following = encode_cursor("sessions", (repo.iso(shown[-1].started_at), shown[-1].id))
+            following = encode_cursor(
+                "sessions", (format_timestamp(shown[-1].started_at), shown[-1].id)
+            )
         return [session_view(live.get(s.id, s)) for s in shown], following
 
     async def events(

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from common.timestamps import format_timestamp
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, SessionId
 from edge.core.model import Session, SessionStatus
@@ -163,7 +164,7 @@ async def test_site_events_visits_and_slots_page(
         for n in range(7):
             unit.add(
                 "INSERT INTO visits (visit_id, slot_id, arrived_at) VALUES (?,?,?)",
-                (f"V-{n}", "P1", repo.iso(T0 + timedelta(minutes=n // 2))),
+                (f"V-{n}", "P1", format_timestamp(T0 + timedelta(minutes=n // 2))),
             )
         await daemon.store.write(unit)
         events = await all_pages(api, "/api/events", limit=50)

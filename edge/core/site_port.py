@@ -1,0 +1,114 @@
+"""What the OCPP handlers may ask of the site: the port between protocol and site model.
+
+``ocpp_handlers`` translates messages of either OCPP version into these calls and depends on
+nothing else of the edge but the core (docs/architecture.md); the site service
+(:class:`edge.services.site.Site`) is what answers them in the daemon, and a test may answer
+them with anything that has these methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any, Protocol
+
+from edge.core.ids import ChargerId
+from edge.core.meter import MeterReading
+from edge.core.model import (
+    AuthorizationStatus,
+    BootStatus,
+    ChargerInfo,
+    ConnectorStatus,
+    Evse,
+    Session,
+)
+
+
+class SitePort(Protocol):
+    @property
+    def heartbeat_interval(self) -> int:
+        """Seconds between a charger's heartbeats, as BootNotification tells it."""
+        ...
+
+    @property
+    def site_id(self) -> str: ...
+
+    def clock(self) -> datetime: ...
+
+    def seen(self, charger_id: ChargerId) -> None:
+        """Any message from a charger is a sign of life."""
+        ...
+
+    async def boot(self, charger_id: ChargerId, info: ChargerInfo, reason: str) -> BootStatus: ...
+
+    async def heartbeat(self, charger_id: ChargerId) -> datetime: ...
+
+    async def connector_status(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        connector_id: int,
+        status: ConnectorStatus,
+        error_code: str | None = None,
+        info: str | None = None,
+        at: datetime | None = None,
+    ) -> None: ...
+
+    async def charging_state(
+        self, charger_id: ChargerId, evse_id: int, status: ConnectorStatus
+    ) -> None: ...
+
+    async def record_event(
+        self, charger_id: ChargerId, kind: str, data: dict[str, Any]
+    ) -> None: ...
+
+    def authorize(self, id_tag: str) -> AuthorizationStatus: ...
+
+    def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None: ...
+
+    def active_session_on(self, charger_id: ChargerId, evse_id: int) -> Session | None: ...
+
+    def resolve_transaction(
+        self, charger_id: ChargerId, transaction_id: str | None
+    ) -> Session | None: ...
+
+    async def start_session(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        connector_id: int,
+        id_tag: str | None,
+        started_at: datetime,
+        version: str,
+        meter_start_wh: float | None = None,
+        transaction_id: str | None = None,
+        reservation_id: int | None = None,
+    ) -> tuple[Session, AuthorizationStatus]: ...
+
+    async def stop_session(
+        self,
+        charger_id: ChargerId,
+        transaction_id: str,
+        stopped_at: datetime,
+        reason: str | None,
+        meter_stop_wh: float | None = None,
+        id_tag: str | None = None,
+        readings: list[MeterReading] | None = None,
+        evse_id: int | None = None,
+    ) -> Session: ...
+
+    async def meter_values(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        readings: list[MeterReading],
+        transaction_id: str | None = None,
+    ) -> Session | None: ...
+
+    def record_meter_values(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        readings: list[MeterReading],
+        transaction_id: str | None = None,
+    ) -> tuple[Session | None, asyncio.Future[None] | None]: ...
