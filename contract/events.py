@@ -26,6 +26,8 @@ from contract.sync_api import CommandResult
 # Times are RFC 3339 in UTC with milliseconds, as everything evpark writes (common.timestamps).
 Time = Annotated[AwareDatetime, PlainSerializer(format_timestamp, return_type=str)]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
+# what a driver presents; a 2.0.1 charger sends "" for a charge that needs no authorization
+IdTag = Annotated[str, Field(max_length=64)]
 Energy = Annotated[float, Field(allow_inf_nan=False)]  # Wh; a consumer judges its range
 TransactionId = str | int  # 1.6 chargers number transactions, 2.0.1 ones name them
 
@@ -138,7 +140,7 @@ class ChargingStarted(EventData):
     charger_id: Id
     evse_id: int | None = None
     connector_id: int | None = None
-    id_tag: Id | None = None
+    id_tag: IdTag | None = None
     id_tag_status: Annotated[str, Field(max_length=32)] | None = None
     transaction_id: TransactionId | None = None
     meter_start_wh: Energy | None = None
@@ -168,7 +170,7 @@ class ChargingCompleted(EventData):
     session_id: Id
     charger_id: Id
     evse_id: int | None = None
-    id_tag: Id | None = None
+    id_tag: IdTag | None = None
     transaction_id: TransactionId | None = None
     energy_wh: Energy
     started_at: Time
@@ -185,7 +187,7 @@ class ChargingFailed(EventData):
     TYPE: ClassVar[str] = "charging.failed"
     charger_id: Id
     evse_id: int | None = None
-    id_tag: Id | None = None
+    id_tag: IdTag | None = None
     vehicle_id: Id | None = None
     reason: Annotated[str, Field(max_length=256)] = ""
     command_id: Id | None = None

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from common.timestamps import format_timestamp
+from contract.events import ChargerStatus, ChargingCompleted, ChargingProgress, ChargingStarted
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
@@ -152,9 +152,8 @@ class Site:
         status = "connected" if online else "disconnected"
         repo.add_charger_event(unit, charger.id, now, status, details)
         repo.add_outbox_event(
-            unit, "charger.status", charger.id, now,
-            {"charger_id": charger.id, "evse_id": 0, "connector_id": 0,
-             "status": status, "online": online},
+            unit, ChargerStatus(charger_id=charger.id, status=status, online=online),
+            charger.id, now,
         )  # fmt: skip
         await self.store.write(unit)
         self._notify(SiteChange("charger", charger.id))
@@ -216,9 +215,12 @@ class Site:
         repo.save_evse(unit, charger_id, evse)
         if changed:
             repo.add_outbox_event(
-                unit, "charger.status", f"{charger_id}/{evse_id}", evse.updated_at,
-                {"charger_id": charger_id, "evse_id": evse_id, "connector_id": connector_id,
-                 "status": status.value, "error_code": error_code, "online": charger.connected},
+                unit,
+                ChargerStatus(
+                    charger_id=charger_id, evse_id=evse_id, connector_id=connector_id,
+                    status=status.value, error_code=error_code, online=charger.connected,
+                ),
+                f"{charger_id}/{evse_id}", evse.updated_at,
             )  # fmt: skip
         await self.store.write(unit)
         self._notify(SiteChange("evse", charger_id, evse_id))
@@ -350,11 +352,14 @@ class Site:
         self.active.add(session)
         repo.save_session(unit, session)
         repo.add_outbox_event(
-            unit, "charging.started", session.id, started_at,
-            {"session_id": session.id, "charger_id": charger_id, "evse_id": evse_id,
-             "connector_id": connector_id, "id_tag": id_tag, "transaction_id": transaction_id,
-             "meter_start_wh": meter_start_wh, "started_at": format_timestamp(started_at),
-             "id_tag_status": status.value},
+            unit,
+            ChargingStarted(
+                session_id=session.id, charger_id=charger_id, evse_id=evse_id,
+                connector_id=connector_id, id_tag=id_tag, transaction_id=transaction_id,
+                meter_start_wh=meter_start_wh, started_at=started_at,
+                id_tag_status=status.value,
+            ),
+            session.id, started_at,
         )  # fmt: skip
         await self.store.write(unit)
         log.info(
@@ -446,11 +451,13 @@ class Site:
         session.progress_sent_at = at
         unit.durable = True
         repo.add_outbox_event(
-            unit, "charging.progress", session.id, at,
-            {"session_id": session.id, "charger_id": session.charger_id,
-             "evse_id": session.evse_id, "transaction_id": session.transaction_id,
-             "energy_wh": session.energy_wh, "power_w": session.power_w, "soc": session.soc,
-             "at": format_timestamp(at)},
+            unit,
+            ChargingProgress(
+                session_id=session.id, charger_id=session.charger_id,
+                evse_id=session.evse_id, transaction_id=session.transaction_id,
+                energy_wh=session.energy_wh, power_w=session.power_w, soc=session.soc, at=at,
+            ),
+            session.id, at,
         )  # fmt: skip
 
     async def stop_session(
@@ -512,12 +519,15 @@ class Site:
         self.active.remove(session)
         repo.save_session(unit, session)
         repo.add_outbox_event(
-            unit, "charging.completed", session.id, at,
-            {"session_id": session.id, "charger_id": session.charger_id,
-             "evse_id": session.evse_id, "id_tag": session.id_tag,
-             "transaction_id": session.transaction_id, "energy_wh": session.energy_wh,
-             "started_at": format_timestamp(session.started_at), "stopped_at": format_timestamp(at),
-             "reason": reason, "inferred": status is SessionStatus.INFERRED_STOPPED},
+            unit,
+            ChargingCompleted(
+                session_id=session.id, charger_id=session.charger_id,
+                evse_id=session.evse_id, id_tag=session.id_tag,
+                transaction_id=session.transaction_id, energy_wh=session.energy_wh,
+                started_at=session.started_at, stopped_at=at, reason=reason,
+                inferred=status is SessionStatus.INFERRED_STOPPED,
+            ),
+            session.id, at,
         )  # fmt: skip
 
     async def infer_stops(self) -> int:

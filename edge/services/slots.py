@@ -12,11 +12,18 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
-from common.timestamps import format_timestamp
+from contract.events import (
+    Data,
+    ParkingCondition,
+    ParkingOccupied,
+    ParkingSlotState,
+    ParkingVacated,
+    SensorStatus,
+)
 from edge.config import SiteConfig
 from edge.core.ids import SlotId
 from edge.core.model import ConnectorStatus
@@ -194,52 +201,49 @@ class SlotService:
         for output in outputs:
             event = self._event_for_central(output)
             if event is not None:
-                event_type, subject, data = event
-                repo.add_outbox_event(unit, event_type, subject, now, data)
+                data, subject = event
+                repo.add_outbox_event(unit, data, subject, now)
             if isinstance(output, VisitStarted | VisitEnded | ConditionRaised | ConditionCleared):
                 log.info(f"slots.{type(output).__name__}", slot=output.slot_id)
         if unit.ops:
             await self.store.write(unit)
 
-    def _event_for_central(self, output: SlotOutput) -> tuple[str, str, dict[str, Any]] | None:
+    def _event_for_central(self, output: SlotOutput) -> tuple[Data, str] | None:
+        """The event central hears of a slot output, and its subject (None: site only)."""
         slot_type = self._slot_types.get(getattr(output, "slot_id", ""), "standard")
         match output:
             case VisitStarted():
-                return "parking.occupied", output.slot_id, {
-                    "slot_id": output.slot_id, "slot_type": slot_type,
-                    "visit_id": output.visit_id, "arrived_at": format_timestamp(output.arrived_at),
-                    "reservation_id": output.reservation_id,
-                }  # fmt: skip
+                return ParkingOccupied(
+                    slot_id=output.slot_id, slot_type=slot_type, visit_id=output.visit_id,
+                    arrived_at=output.arrived_at, reservation_id=output.reservation_id,
+                ), output.slot_id  # fmt: skip
             case VisitEnded():
-                return "parking.vacated", output.slot_id, {
-                    "slot_id": output.slot_id, "slot_type": slot_type,
-                    "visit_id": output.visit_id, "arrived_at": format_timestamp(output.arrived_at),
-                    "departed_at": format_timestamp(output.departed_at),
-                    "duration_s": output.duration.total_seconds(),
-                    "session_id": output.session_id, "reservation_id": output.reservation_id,
-                }  # fmt: skip
+                return ParkingVacated(
+                    slot_id=output.slot_id, slot_type=slot_type, visit_id=output.visit_id,
+                    arrived_at=output.arrived_at, departed_at=output.departed_at,
+                    duration_s=output.duration.total_seconds(),
+                    session_id=output.session_id, reservation_id=output.reservation_id,
+                ), output.slot_id  # fmt: skip
             case ConditionRaised() | ConditionCleared():
-                return "parking.condition", output.slot_id, {
-                    "slot_id": output.slot_id, "condition": output.condition.value,
-                    "active": isinstance(output, ConditionRaised),
-                    "since": format_timestamp(output.since),
-                }  # fmt: skip
+                return ParkingCondition(
+                    slot_id=output.slot_id, condition=output.condition.value,
+                    active=isinstance(output, ConditionRaised), since=output.since,
+                ), output.slot_id  # fmt: skip
             case SlotStateChanged():
-                return "parking.slot_state", output.slot_id, {
-                    "slot_id": output.slot_id, "slot_type": slot_type,
-                    "state": output.state.value, "previous": output.previous.value,
-                    "since": format_timestamp(output.since),
-                }  # fmt: skip
+                return ParkingSlotState(
+                    slot_id=output.slot_id, slot_type=slot_type, state=output.state.value,
+                    previous=output.previous.value, since=output.since,
+                ), output.slot_id  # fmt: skip
             case SensorLowBattery():
-                return "sensor.status", output.sensor_id, {
-                    "sensor_id": output.sensor_id, "slot_id": output.slot_id,
-                    "online": True, "battery": output.battery, "low_battery": True,
-                }  # fmt: skip
+                return SensorStatus(
+                    sensor_id=output.sensor_id, slot_id=output.slot_id, online=True,
+                    battery=output.battery, low_battery=True,
+                ), output.sensor_id  # fmt: skip
             case SensorWentStale():
-                return "sensor.status", output.sensor_id, {
-                    "sensor_id": output.sensor_id, "slot_id": output.slot_id, "online": False,
-                    "last_heard": format_timestamp(output.last_heard) if output.last_heard else None,
-                }  # fmt: skip
+                return SensorStatus(
+                    sensor_id=output.sensor_id, slot_id=output.slot_id, online=False,
+                    last_heard=output.last_heard,
+                ), output.sensor_id  # fmt: skip
             case VisitSessionLinked():
                 return None
         return None

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from common.timestamps import format_timestamp, parse_timestamp
+from contract.events import Data, event_row
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
 from edge.core.model import (
@@ -155,18 +156,18 @@ def add_charger_event(
     )
 
 
-def add_outbox_event(
-    unit: Unit, event_type: str, subject: str | None, at: datetime, data: dict[str, Any]
-) -> None:
-    """An event for central, in the same transaction as the change that caused it.
+def add_outbox_event(unit: Unit, data: Data, subject: str | None, at: datetime) -> None:
+    """An event for central, in the same transaction as the change that caused it; its
+    type and ``data`` as the contract defines them (:mod:`contract.events`).
 
     ``sequence`` is the table's AUTOINCREMENT key: assigned at commit, never reused, and
     gap-free because a unit commits whole or not at all.
     """
+    event_type, fields = event_row(data)
     unit.insert(
         "outbox",
         ("id", "type", "subject", "time", "data"),
-        (uuid7(), event_type, subject, format_timestamp(at), _dumps(data)),
+        (uuid7(), event_type, subject, format_timestamp(at), _dumps(fields)),
     )
 
 

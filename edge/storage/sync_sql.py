@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 from common.timestamps import format_timestamp
+from contract.envelope import SPEC_VERSION
+from contract.events import dataschema
 from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
@@ -58,12 +60,14 @@ def batch_json(
         "ORDER BY sequence LIMIT ?",
         (after, limit),
     ).fetchall()
+    # the envelope of contract.envelope.CloudEvent, written out (a test reads it back)
     source = orjson.dumps(site_source).decode()
     parts = [
-        f'{{"specversion":"1.0","id":{orjson.dumps(row[1]).decode()},"source":{source},'
-        f'"type":{orjson.dumps(row[2]).decode()},"time":{orjson.dumps(row[4]).decode()},'
-        f'"subject":{orjson.dumps(row[3]).decode()},"datacontenttype":"application/json",'
-        f'"sequence":{int(row[0])},"data":{row[5]}}}'
+        f'{{"specversion":"{SPEC_VERSION}","id":{orjson.dumps(row[1]).decode()},'
+        f'"source":{source},"type":{orjson.dumps(row[2]).decode()},'
+        f'"time":{orjson.dumps(row[4]).decode()},"subject":{orjson.dumps(row[3]).decode()},'
+        f'"dataschema":{orjson.dumps(dataschema(row[2])).decode()},'
+        f'"datacontenttype":"application/json","sequence":{int(row[0])},"data":{row[5]}}}'
         for row in rows
     ]
     body = ('{"events":[' + ",".join(parts) + "]}").encode()

@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 import structlog
+from pydantic import ValidationError
 
+from contract.events import CommandResultData, ParkingReleased, ParkingReserved, data_json
 from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId, SlotId
@@ -73,7 +75,9 @@ class CloudCommandRunner:
                 unit = Unit()
                 result = self._result(command, "failed", f"internal error: {type(err).__name__}")
         save_finished(unit, command.id, result.status, result.model_dump(), self.clock())
-        repo.add_outbox_event(unit, "command.result", command.id, self.clock(), result.model_dump())
+        repo.add_outbox_event(
+            unit, CommandResultData(**result.model_dump()), command.id, self.clock()
+        )
         await self.site.store.write(unit)
         log.info("sync.command.done", command=command.id, type=command.type, status=result.status)
         return result
@@ -142,6 +146,17 @@ class CloudCommandRunner:
         until = repo.parse_iso(payload.get("ends_at"))
         slot_id = self._pick_slot(payload, reservation_id)
         spec = next(s for s in self.slots.config.slots if s.id == slot_id)
+        try:  # what central will hear, checked before anything is done
+            reserved = ParkingReserved(
+                slot_id=slot_id,
+                reservation_id=reservation_id,
+                vehicle_id=payload.get("vehicle_id"),
+                starts_at=payload.get("starts_at"),
+                ends_at=payload.get("ends_at"),
+                command_id=command_id,
+            )
+        except ValidationError as err:
+            raise Rejected(f"reserve: {err.errors()[0]['msg']}") from err
         charger_answer: str | None = None
         vehicle_id = payload.get("vehicle_id")
         # the charger holds the connector for this tag (central's default: the vehicle id)
@@ -160,17 +175,9 @@ class CloudCommandRunner:
                 if not outcome.accepted:
                     raise Rejected(f"charger {spec.charger} answered {outcome.status}")
         await self.slots.reserve(slot_id, reservation_id, until)
-        data = {
-            "slot_id": slot_id,
-            "reservation_id": reservation_id,
-            "vehicle_id": payload.get("vehicle_id"),
-            "starts_at": payload.get("starts_at"),
-            "ends_at": payload.get("ends_at"),
-            "command_id": command_id,
-            "charger_status": charger_answer,
-        }
-        repo.add_outbox_event(unit, "parking.reserved", slot_id, self.clock(), data)
-        return "accepted", "", data
+        reserved = reserved.model_copy(update={"charger_status": charger_answer})
+        repo.add_outbox_event(unit, reserved, slot_id, self.clock())
+        return "accepted", "", data_json(reserved)
 
     async def _cancel(
         self, payload: dict[str, Any], unit: Unit
@@ -191,9 +198,11 @@ class CloudCommandRunner:
                     cmd.CancelReservation(ocpp_reservation_id(reservation_id)),
                 )
         await self.slots.cancel_reservation(view.slot_id, reservation_id)
-        data = {"slot_id": view.slot_id, "reservation_id": reservation_id, "reason": "cancelled"}
-        repo.add_outbox_event(unit, "parking.released", view.slot_id, self.clock(), data)
-        return "accepted", "", data
+        released = ParkingReleased(
+            slot_id=view.slot_id, reservation_id=reservation_id, reason="cancelled"
+        )
+        repo.add_outbox_event(unit, released, view.slot_id, self.clock())
+        return "accepted", "", data_json(released)
 
     # --- charging ------------------------------------------------------------------------
 
