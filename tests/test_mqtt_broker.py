@@ -12,11 +12,12 @@ import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry
 
+from common.backoff import Backoff
 from edge.config import MqttSection
 from edge.core.slots import SensorId, SiteSummary, SlotState
 from edge.sensors.broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
 from edge.sensors.metrics import MqttMetrics
-from edge.sensors.mqtt import Backoff, MqttSensors
+from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import SensorReading
 from tests.polling import eventually
 from tests.services import free_port, require_binary
@@ -162,7 +163,7 @@ async def test_the_edge_adapter_works_on_the_embedded_broker() -> None:
             mqtt=section,
             sink=sink,  # type: ignore[arg-type]
             metrics=MqttMetrics(CollectorRegistry()),
-            backoff=Backoff(initial=0.05, maximum=0.2),
+            backoff=Backoff(base=0.05, cap=0.2),
         ) as mqtt:
             async with asyncio.timeout(10):
                 while not sink.readings:  # noqa: ASYNC110 - polling with a deadline
@@ -184,7 +185,7 @@ async def test_the_edge_undoes_a_foreign_summary_on_the_embedded_broker() -> Non
             mqtt=section,
             sink=Sink(),  # type: ignore[arg-type]
             metrics=MqttMetrics(registry),
-            backoff=Backoff(initial=0.05, maximum=0.2),
+            backoff=Backoff(base=0.05, cap=0.2),
         ) as mqtt:
             await mqtt.wait_connected()
             mqtt.publish_summary(summary, datetime.now(UTC))

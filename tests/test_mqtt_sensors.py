@@ -22,6 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+from common.backoff import Backoff
 from edge.config import MqttSection, SlotConfig, SlotTimingSection
 from edge.core.ids import ChargerId, SlotId
 from edge.core.model import ConnectorStatus
@@ -40,7 +41,7 @@ from edge.core.slots import (
     touched_slots,
 )
 from edge.sensors.metrics import MqttMetrics
-from edge.sensors.mqtt import Backoff, MqttSensors
+from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import SensorReading
 from tests.mosquitto import Mosquitto, make_certificates, mosquitto_pub, running_mosquitto
 
@@ -57,7 +58,7 @@ TIMING = SlotTimingSection(
     charged_idle_after=900,
     sensor_suspect_after=300,
 )
-FAST = Backoff(initial=0.05, maximum=0.3, jitter=0.2)
+FAST = Backoff(base=0.05, cap=0.3, jitter=0.2)
 _client_ids = itertools.count()
 
 

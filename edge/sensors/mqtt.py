@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import random
 import ssl
 import time
 from collections import deque
@@ -46,7 +45,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import structlog
 
-from common.timestamps import format_timestamp
+from common.backoff import Backoff
 from edge.config import MqttSection
 from edge.core.slots import SensorId, SiteSummary, SlotView
 from edge.sensors.clock import ClockProblem, ClockVerdict, SensorClocks
@@ -78,20 +77,6 @@ class SensorSink(Protocol):
     async def sensor_availability(
         self, sensor_id: SensorId, online: bool, received_at: datetime
     ) -> None: ...
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: ``initial * factor**attempt``, capped, +-``jitter``."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.25
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
-        return base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
 
 
 @dataclass(frozen=True)
@@ -153,6 +138,12 @@ class _LogLimiter:
         return skipped
 
 
+def _mqtt_time(moment: datetime) -> str:
+    """Times on the site's topics keep microseconds, as published since the first release
+    (docs/mqtt.md); what evpark stores and sends central has milliseconds."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def slot_state_payload(site_id: str, view: SlotView) -> bytes:
     return json.dumps(slot_document(site_id, view), separators=(",", ":")).encode()
 
@@ -164,7 +155,7 @@ def slot_document(site_id: str, view: SlotView) -> dict[str, object]:
         "slot_id": view.slot_id,
         "type": view.slot_type,
         "state": view.state.value,
-        "since": format_timestamp(view.since),
+        "since": _mqtt_time(view.since),
         "conditions": [c.value for c in view.conditions],
     }
     if view.charger_id is not None:
@@ -201,7 +192,7 @@ def summary_document(site_id: str, summary: SiteSummary, at: datetime) -> dict[s
         "states": {state.value: count for state, count in summary.by_state.items()},
         "sensors_offline": summary.sensors_offline,
         "sensors_low_battery": summary.sensors_low_battery,
-        "updated_at": format_timestamp(at),
+        "updated_at": _mqtt_time(at),
     }
 
 
@@ -223,7 +214,6 @@ class MqttSensors:
         known_sensors: Collection[str] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         backoff: Backoff | None = None,
-        rng: random.Random | None = None,
         keepalive: int = 30,
     ) -> None:
         """``url`` overrides ``mqtt.url`` (``--mqtt-url``); with ``known_sensors`` set,
@@ -235,8 +225,8 @@ class MqttSensors:
         self._metrics = metrics
         self._known = frozenset(known_sensors) if known_sensors is not None else None
         self._clock = clock
-        self._backoff = backoff or Backoff()
-        self._rng = rng or random.Random()
+        # our own copy: the policy given may be shared, the attempts made are this client's
+        self._backoff = replace(backoff, attempts=0) if backoff else Backoff(base=0.5, cap=30.0)
         self._keepalive = keepalive
         self._log = log.bind(site=site_id)
         self._latest: dict[str, bytes] = {}  # topic -> the last payload we were asked to publish
@@ -359,14 +349,13 @@ class MqttSensors:
         )
 
     async def _supervise(self) -> None:
-        attempt = 0
         where = f"{self._address.host}:{self._address.port}"
         while True:
             client = self._make_client()
             try:
                 async with client:
                     self._client = client
-                    attempt = 0
+                    self._backoff.reset()
                     await self._session(client, where)
             except* aiomqtt.MqttError as group:
                 error = group.exceptions[0]
@@ -381,8 +370,7 @@ class MqttSensors:
                 self._connected.clear()
                 self._metrics.connected.set(0)
             self._metrics.disconnects.inc()
-            delay = self._backoff.delay(attempt, self._rng)
-            attempt += 1
+            delay = self._backoff.next_delay()
             self._log.info("mqtt.reconnect.scheduled", broker=where, delay=round(delay, 2))
             await asyncio.sleep(delay)
 
@@ -545,7 +533,7 @@ class MqttSensors:
             sensor=sensor,
             kind=verdict.problem.value,
             skew_s=round(verdict.skew.total_seconds(), 1),
-            ts=format_timestamp(reading.measured_at) if reading.measured_at is not None else None,
+            ts=_mqtt_time(reading.measured_at) if reading.measured_at is not None else None,
             action=action,
             suppressed=skipped,
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import random
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +28,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from common.backoff import Backoff
 from contract.envelope import site_source
 from contract.sync_api import COMMANDS_PATH, EVENTS_PATH, STATUS_PATH, BatchAck, CommandList
 from edge.config import SiteConfig
@@ -75,24 +75,6 @@ class SyncMetrics:
             "evpark_sync_commands", "Commands from central by outcome", ["type", "status"],
             registry=registry,
         )  # fmt: skip
-
-
-class Backoff:
-    """Exponential backoff with full jitter, reset on success."""
-
-    def __init__(
-        self, first: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
-    ) -> None:
-        self.first, self.cap, self.attempt = first, cap, 0
-        self.rng = rng or random.Random()
-
-    def next(self) -> float:
-        delay = min(self.cap, self.first * 2**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class CentralSync:
@@ -149,7 +131,7 @@ class CentralSync:
     # --- events up ---------------------------------------------------------------------
 
     async def _upload_loop(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(base=0.5, cap=30.0)
         state = await self.store.read(outbox_state)
         self.acked = state.acked
         central = self.config.central
@@ -158,17 +140,17 @@ class CentralSync:
                 more = await self._upload_once(central.batch_size)
             except httpx.HTTPError as err:
                 self._offline("upload", err)
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(backoff.next_delay())
                 continue
             except _CentralRefused as err:
                 log.error("sync.upload.refused", status=err.status, detail=err.detail[:200])
                 self.metrics.errors.labels("refused").inc()
-                await asyncio.sleep(min(300.0, backoff.next() * 4))
+                await asyncio.sleep(min(300.0, backoff.next_delay() * 4))
                 continue
             except ValueError as err:  # an answer that is not central's (a proxy's page)
                 log.error("sync.upload.bad_answer", error=str(err)[:200])
                 self.metrics.errors.labels("bad_answer").inc()
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
             if not more:
@@ -270,7 +252,7 @@ class CentralSync:
     async def _command_loop(self) -> None:
         for command in await self.store.read(unfinished_commands):
             self._commands.put_nowait(command)
-        backoff = Backoff()
+        backoff = Backoff(base=0.5, cap=30.0)
         while True:
             try:
                 reply = await self._client.get(COMMANDS_PATH, params={"wait": LONG_POLL})
@@ -285,13 +267,13 @@ class CentralSync:
                 backoff.reset()
             except httpx.HTTPError as err:
                 self._offline("commands", err)
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(backoff.next_delay())
             except _CentralRefused as err:
                 log.error("sync.commands.refused", status=err.status, detail=err.detail[:200])
-                await asyncio.sleep(min(300.0, backoff.next() * 4))
+                await asyncio.sleep(min(300.0, backoff.next_delay() * 4))
             except ValueError as err:  # an answer that is not central's
                 log.error("sync.commands.bad_answer", error=str(err)[:200])
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(backoff.next_delay())
 
     async def _receive(self, commands: list[dict[str, Any]]) -> None:
         if not commands:
