@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from central.analytics.settings import AnalyticsSettings
+from central.infra.resilience import ResilienceSettings
 from central.notification.settings import NotificationSettings
 from central.reported_times import ReportedTimeSettings
 
@@ -80,16 +81,6 @@ class BodyLimitSettings(BaseModel):
         if path.startswith("/parking/lots/"):
             return self.config
         return self.default
-
-
-class ResilienceSettings(BaseModel):
-    """Outbound calls (services over HTTP): timeout, retries with backoff, circuit breaker."""
-
-    timeout_s: float = Field(default=5.0, gt=0)
-    retries: int = Field(default=2, ge=0)
-    backoff_s: float = Field(default=0.1, ge=0)
-    breaker_failures: int = Field(default=5, ge=1)
-    breaker_reset_s: float = Field(default=10.0, gt=0)
 
 
 class CentralSettings(BaseSettings):

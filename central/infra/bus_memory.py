@@ -14,20 +14,25 @@ sites; at scale use NATS JetStream (:mod:`central.infra.bus_nats`).
 from __future__ import annotations
 
 import asyncio
+import random
 from types import TracebackType
 from typing import Self
 
 import structlog
 
-from central.infra.backoff import backoff_delay
 from central.infra.bus import EventHandler
+from common.backoff import backoff_delay
 from contract.envelope import CloudEvent
 
 log = structlog.get_logger("central.infra.bus")
 
+RETRY_CAP_S = 5.0  # the longest wait before a handler gets an event again
+
 
 class MemoryBus:
     def __init__(self, max_attempts: int = 8, base_delay: float = 0.05) -> None:
+        if not 0 < base_delay <= RETRY_CAP_S:
+            raise ValueError(f"need 0 < base_delay <= {RETRY_CAP_S}")
         self._groups: dict[tuple[str, str], asyncio.Queue[CloudEvent]] = {}
         self._handlers: dict[tuple[str, str], list[EventHandler]] = {}
         self._tasks: asyncio.TaskGroup | None = None
@@ -117,7 +122,13 @@ class MemoryBus:
                         error=repr(err),
                     )
                     return
-                delay = backoff_delay(attempt, self._base_delay, cap=5.0)
+                delay = backoff_delay(
+                    attempt - 1,
+                    base=self._base_delay,
+                    cap=RETRY_CAP_S,
+                    jitter=0.5,
+                    rand=random.random(),
+                )
                 log.warning(
                     "bus.handler.failed",
                     topic=key[0],

@@ -12,6 +12,7 @@ dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from types import TracebackType
 from typing import Any, Self
@@ -22,8 +23,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-from central.infra.backoff import backoff_delay
 from central.infra.bus import EventHandler
+from common.backoff import Backoff, backoff_delay
 from contract.envelope import CloudEvent
 
 log = structlog.get_logger("central.infra.bus")
@@ -155,19 +156,18 @@ class NatsBus:
         self._loops.append(task)
 
     async def _fetch_loop(self, sub: Any, topic: str, durable: str, handler: EventHandler) -> None:
-        failures = 0
+        backoff = Backoff(base=0.2, cap=10.0)
         while True:
             try:
                 messages = await sub.fetch(self._fetch_batch, timeout=1.0)
             except NatsTimeoutError:
                 continue
             except (nats.errors.Error, OSError) as err:
-                failures += 1
-                delay = backoff_delay(failures, 0.2, cap=10.0)
+                delay = backoff.next_delay()
                 log.warning("bus.nats.fetch_failed", topic=topic, error=str(err), retry_in=delay)
                 await asyncio.sleep(delay)
                 continue
-            failures = 0
+            backoff.reset()
             for msg in messages:
                 await self._handle(msg, topic, durable, handler)
 
@@ -194,7 +194,7 @@ class NatsBus:
                 )
                 await msg.term()
                 return
-            delay = backoff_delay(attempt, 0.1, cap=10.0)
+            delay = backoff_delay(attempt - 1, base=0.1, cap=10.0, jitter=0.5, rand=random.random())
             log.warning(
                 "bus.handler.failed",
                 topic=topic,

@@ -14,9 +14,13 @@ from collections.abc import Callable, Mapping
 import httpx
 import structlog
 
-from central.infra.backoff import backoff_delay
-from central.infra.resilience import Breaker, breaker_allow, breaker_record, breaker_retry_after
-from central.settings import ResilienceSettings
+from central.infra.resilience import (
+    Breaker,
+    ResilienceSettings,
+    breaker_allow,
+    breaker_record,
+    breaker_retry_after,
+)
 
 log = structlog.get_logger("central.http")
 
@@ -95,7 +99,7 @@ class ResilientClient:
                 if attempt == attempts or (reached and method.upper() not in IDEMPOTENT):
                     break
                 log.warning("http.retry", target=target, attempt=attempt, error=last_error)
-                await asyncio.sleep(backoff_delay(attempt, s.backoff_s, cap=2.0))
+                await asyncio.sleep(s.retry_delay(attempt))
                 continue
             self._record(target, ok=response.status_code < 500)
             return response

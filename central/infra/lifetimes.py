@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from central.infra.backoff import backoff_delay
+from common.backoff import Backoff
 
 log = structlog.get_logger("central.infra.lifetimes")
 
@@ -33,7 +33,8 @@ class Background:
         self._tasks.append(self._group.create_task(self._run(name, loop), name=name))
 
     async def _run(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        failures = 0
+        # never reset: a loop that returned is done, so every restart follows a failure
+        backoff = Backoff(base=0.5, cap=30.0)
         while True:
             try:
                 await loop()
@@ -41,8 +42,7 @@ class Background:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - supervised: log, back off, restart
-                failures += 1
-                delay = backoff_delay(failures, 0.5, cap=30.0)
+                delay = backoff.next_delay()
                 log.error(
                     "background.loop.failed",
                     owner=self._owner,

@@ -1,14 +1,20 @@
-"""Resilience rules as plain code: circuit breaker and token bucket (clock passed in).
+"""Resilience rules as plain code: circuit breaker, token bucket (clock passed in), and the
+settings of outbound calls with their retry delays (:mod:`common.backoff`).
 
-Both are immutable values plus pure transition functions; the adapters
+Breaker and bucket are immutable values plus pure transition functions; the adapters
 (:mod:`central.infra.http_client`, :mod:`central.gateway.ratelimit`) keep the current value per
 target or per key and pass ``time.monotonic()`` in.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from common.backoff import backoff_delay
 
 BreakerMode = Literal["closed", "open", "half_open"]
 
@@ -75,3 +81,26 @@ def bucket_take(
     if tokens >= cost:
         return Bucket(tokens=tokens - cost, updated=now), 0.0
     return Bucket(tokens=tokens, updated=now), (cost - tokens) / rate
+
+
+RETRY_CAP_S = 2.0  # a caller is waiting: never sleep longer than this between attempts
+
+
+class ResilienceSettings(BaseModel):
+    """Outbound calls (services over HTTP): timeout, retries with backoff, circuit breaker
+    (``CentralSettings.resilience``)."""
+
+    timeout_s: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=0.1, ge=0, description="0: retry at once")
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=10.0, gt=0)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if self.backoff_s == 0:
+            return 0.0
+        base = min(self.backoff_s, RETRY_CAP_S)
+        return backoff_delay(
+            attempt - 1, base=base, cap=RETRY_CAP_S, jitter=0.5, rand=random.random()
+        )

@@ -1,9 +1,14 @@
-"""The delivery queue's rules: backoff with jitter, retry or dead-letter, dedup keys."""
+"""The delivery queue's rules: backoff with jitter, retry or dead-letter, dedup keys.
+
+The delays follow :mod:`common.backoff`, the one retry rule of evpark, in whole timedeltas.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from common.backoff import backoff_delay
 
 
 @dataclass(frozen=True)
@@ -12,7 +17,8 @@ class RetryPolicy:
     base_delay: timedelta = timedelta(seconds=30)
     max_delay: timedelta = timedelta(hours=1)
     jitter: float = 0.2
-    """Each delay is scaled by a factor drawn uniformly from ``[1 - jitter, 1 + jitter]``."""
+    """A random share of each delay, up to ``jitter``, is taken off: a delay lies in
+    ``[(1 - jitter) * d, d]`` for ``d = base_delay * 2^(n-1)`` capped at ``max_delay``."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -23,16 +29,20 @@ class RetryPolicy:
             raise ValueError("need 0 < base_delay <= max_delay")
 
 
-def backoff_delay(policy: RetryPolicy, failures: int, rand: float) -> timedelta:
+def retry_delay(policy: RetryPolicy, failures: int, rand: float) -> timedelta:
     """The wait after the ``failures``-th failure (1-based); ``rand`` is uniform in [0, 1)."""
     if failures < 1:
         raise ValueError("failures is 1-based")
     if not 0 <= rand < 1:
         raise ValueError("rand must be in [0, 1)")
-    exponent = min(failures - 1, 32)
-    raw = min(policy.base_delay * (1 << exponent), policy.max_delay)
-    factor = 1 - policy.jitter + 2 * policy.jitter * rand
-    return raw * factor
+    seconds = backoff_delay(
+        failures - 1,
+        base=policy.base_delay.total_seconds(),
+        cap=policy.max_delay.total_seconds(),
+        jitter=policy.jitter,
+        rand=rand,
+    )
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ def after_failure(
     """What to do after delivery attempt number ``attempts`` (1-based) failed."""
     if permanent or attempts >= policy.max_attempts:
         return DeadLetter(attempts=attempts, error=error)
-    return Retry(at=now + backoff_delay(policy, attempts, rand), attempts=attempts, error=error)
+    return Retry(at=now + retry_delay(policy, attempts, rand), attempts=attempts, error=error)
 
 
 def dedup_key(event_id: str, user_id: str, channel: str) -> str:

@@ -70,7 +70,9 @@ class NotificationSettings(BaseModel):
     max_attempts: int = Field(default=6, ge=1, description="then the message is dead-lettered")
     retry_base_s: float = Field(default=30.0, gt=0)
     retry_max_s: float = Field(default=3600.0, gt=0)
-    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_jitter: float = Field(
+        default=0.2, ge=0, lt=1, description="a random share up to this is taken off each delay"
+    )
     poll_interval_s: float = Field(default=1.0, gt=0, description="queue worker's idle poll")
     batch_size: int = Field(default=20, ge=1)
     lease_s: float = Field(

@@ -16,7 +16,7 @@ from central.notification.errors import (
 from central.notification.model import UserId
 from central.notification.planning import plan
 from central.notification.preferences import ChannelSetting, Preferences, QuietHours
-from central.notification.retry import DeadLetter, Retry, RetryPolicy, after_failure, backoff_delay
+from central.notification.retry import DeadLetter, Retry, RetryPolicy, after_failure, retry_delay
 from central.notification.senders import GuardedSender, OutgoingMessage
 from central.notification.templates import (
     MessageTemplate,
@@ -134,17 +134,18 @@ def test_backoff_doubles_caps_and_jitters() -> None:
     policy = RetryPolicy(
         base_delay=timedelta(seconds=10), max_delay=timedelta(seconds=60), jitter=0.5
     )
-    assert backoff_delay(policy, 1, 0.5) == timedelta(seconds=10)
-    assert backoff_delay(policy, 2, 0.5) == timedelta(seconds=20)
-    assert backoff_delay(policy, 3, 0.0) == timedelta(seconds=20)  # 40 * 0.5
-    assert backoff_delay(policy, 10, 0.5) == timedelta(seconds=60)
-    assert backoff_delay(policy, 100, 0.5) == timedelta(seconds=60)
+    # jitter takes a random share, up to half here, off each delay (common.backoff)
+    assert retry_delay(policy, 1, 0.0) == timedelta(seconds=10)
+    assert retry_delay(policy, 2, 0.0) == timedelta(seconds=20)
+    assert retry_delay(policy, 3, 0.5) == timedelta(seconds=30)  # 40 less a quarter
+    assert retry_delay(policy, 10, 0.0) == timedelta(seconds=60)
+    assert retry_delay(policy, 100, 0.0) == timedelta(seconds=60)
 
 
 @given(failures=st.integers(1, 50), rand=st.floats(0, 1, exclude_max=True))
 def test_backoff_stays_within_jitter_bounds(failures: int, rand: float) -> None:
     policy = RetryPolicy()
-    delay = backoff_delay(policy, failures, rand)
+    delay = retry_delay(policy, failures, rand)
     assert policy.base_delay * 0.8 <= delay <= policy.max_delay * 1.2
 
 
