@@ -1,7 +1,7 @@
 """The long OCPP fuzz: schema-valid, extreme messages of every charger action of both
 versions against a real edge daemon, for as long as you like.
 
-The same strategies and checks as ``tests/edge/test_ocpp_fuzz.py`` (imported from
+The same strategies and checks as ``tests/edge/ocpp/test_ocpp_fuzz.py`` (imported from
 ``tests/ocpp_strategies.py`` and ``tests/ocpp_fuzz_site.py``), with random seeds instead
 of CI's fixed examples, round after round until ``--minutes`` have passed. A daemon that
 crashed or hung is restarted so the run goes on; every failure is reported with its

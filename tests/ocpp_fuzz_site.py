@@ -1,6 +1,6 @@
 """A real edge daemon under OCPP fuzz: the process, the fuzzing chargers, a canary.
 
-Shared by ``tests/edge/test_ocpp_fuzz.py`` (bounded, in CI) and ``bench/ocpp_fuzz.py``
+Shared by ``tests/edge/ocpp/test_ocpp_fuzz.py`` (bounded, in CI) and ``bench/ocpp_fuzz.py``
 (long runs). The daemon runs as ``evpark edge run --log-format json`` in its own process,
 so a crash, a dead thread or a traceback shows up as it would under systemd. The clients
 are synchronous (websockets' threading client): hypothesis drives them one message at a

@@ -10,7 +10,7 @@ where the schema leaves an object open (2.0.1 ``customData``, ``DataTransfer.dat
 timestamps in year 1 and year 9999 with +-14:00 (and +23:59) offsets and leap seconds,
 and arrays empty or at ``maxItems``.
 
-Used by ``tests/edge/test_ocpp_fuzz.py`` (bounded, in CI) and ``bench/ocpp_fuzz.py``
+Used by ``tests/edge/ocpp/test_ocpp_fuzz.py`` (bounded, in CI) and ``bench/ocpp_fuzz.py``
 (long runs); hypothesis-jsonschema was not used: it generates valid data but has no
 bias toward these extremes, which is the whole point here.
 """

@@ -21,7 +21,7 @@ from edge.daemon import EdgeDaemon
 from edge.storage.sqlite import StoreError, Unit
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
-from tests.edge.test_ws_framing import RawClient
+from tests.edge.ocpp.test_ws_framing import RawClient
 from tests.ocpp_client import CallErrorReceived, RawCharger
 from tests.ocpp_flows import flow_for
 from tests.polling import eventually

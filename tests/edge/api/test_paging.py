@@ -22,9 +22,9 @@ from edge.storage import site_sql as repo
 from edge.storage.sqlite import Unit
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
+from tests.edge.ui.conftest import add_users, logged_in
 from tests.ocpp_client import RawCharger
 from tests.ocpp_flows import flow_for
-from tests.ui.conftest import add_users, logged_in
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 CHARGERS_CURSOR = encode_cursor("chargers", ("CP-1",))

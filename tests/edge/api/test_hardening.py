@@ -23,9 +23,9 @@ from edge.daemon import EdgeDaemon
 from edge.ui.auth import local_request
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
+from tests.edge.ui.conftest import add_users, logged_in
 from tests.ocpp_client import RawCharger
 from tests.services import free_port
-from tests.ui.conftest import add_users, logged_in
 
 ACTION = "/api/chargers/CP-LOCKED/reset"  # configured, never connected: 404 once let in
 
@@ -339,7 +339,7 @@ async def test_many_concurrent_guesses_from_one_address_get_only_the_limit_check
         await add_users(daemon)
         limits = httpx.Limits(max_connections=300)
         async with httpx.AsyncClient(base_url=url(daemon), limits=limits, timeout=60) as http:
-            guess = await _guess(http, "vic")  # a cheap hash (tests/ui/conftest.py): quick
+            guess = await _guess(http, "vic")  # a cheap hash (tests/edge/ui/conftest.py): quick
             replies = await asyncio.gather(
                 *(http.post("/login", data=guess.form, headers=guess.headers) for _ in range(300))
             )

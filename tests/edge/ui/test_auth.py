@@ -13,8 +13,16 @@ import httpx
 
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
+from tests.edge.ui.conftest import (
+    PASSWORD,
+    add_users,
+    base_url,
+    csrf_of,
+    logged_in,
+    login,
+    ui_config,
+)
 from tests.mosquitto import Mosquitto
-from tests.ui.conftest import PASSWORD, add_users, base_url, csrf_of, logged_in, login, ui_config
 
 
 async def test_login_sets_a_strict_http_only_session_cookie_and_logout_ends_it(

@@ -21,8 +21,8 @@ from edge.ui.alerts import site_alerts
 from edge.ui.auth import LoginThrottle, is_loopback
 from edge.ui.live import QUEUE_SIZE
 from edge.ui.power import PowerPoint, PowerSample, bucket_ends, chart, power_series
+from tests.edge.ui.conftest import add_users, logged_in, ui_config
 from tests.mosquitto import Mosquitto
-from tests.ui.conftest import add_users, logged_in, ui_config
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 

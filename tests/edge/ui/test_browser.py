@@ -11,8 +11,8 @@ from playwright.async_api import Browser, Dialog, Page, expect
 
 from edge.daemon import EdgeDaemon
 from sim.charger import SimCharger
+from tests.edge.ui.conftest import base_url, browser_login, screenshot, sim_charger
 from tests.mosquitto import Mosquitto, mosquitto_pub
-from tests.ui.conftest import base_url, browser_login, screenshot, sim_charger
 
 pytestmark = pytest.mark.browser
 DESKTOP = {"width": 1280, "height": 900}
