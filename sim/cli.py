@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from sim.chargers_cli import chargers
-from sim.sensors_cli import sensors
+from sim.charger.cli import chargers
+from sim.sensors.cli import sensors
 
 app = typer.Typer(help="Simulated chargers, sensors and vehicles.", no_args_is_help=True)
 app.command("chargers")(chargers)

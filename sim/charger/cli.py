@@ -54,9 +54,9 @@ def chargers(
     import asyncio
     import signal
 
-    from edge.logs import configure_logging
-    from sim.charger_fleet import FleetOptions, fleet_configs, run_fleet
-    from sim.charger_model import DEFAULT_ID_TAGS
+    from sim.charger.fleet import FleetOptions, fleet_configs, run_fleet
+    from sim.charger.model import DEFAULT_ID_TAGS
+    from sim.logs import configure_logging
 
     if version not in ("1.6", "2.0.1", "mixed"):
         raise typer.BadParameter("--version must be 1.6, 2.0.1 or mixed")

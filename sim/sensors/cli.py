@@ -37,13 +37,13 @@ def sensors(
 
     import aiomqtt
 
-    from edge.config import ConfigError, load_site_config
-    from edge.logs import configure_logging
-    from sim.sensors import run_sensors
+    from sim.logs import configure_logging
+    from sim.sensors.field import run_sensors
+    from sim.sensors.site import SiteFileError, read_site_file
 
     try:
-        site_config = load_site_config(config)
-    except ConfigError as err:
+        site_config = read_site_file(config)
+    except SiteFileError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
     configure_logging(log_format)

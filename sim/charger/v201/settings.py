@@ -8,16 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sim.charger_model import DEFAULT_MEASURANDS
+from sim.charger.model import DEFAULT_MEASURANDS, SUPPORTED_MEASURANDS, MeterInterval, comma_list
 
 DataType = Literal[
     "string", "decimal", "integer", "boolean", "OptionList", "MemberList", "SequenceList"
 ]
 Mutability = Literal["ReadOnly", "WriteOnly", "ReadWrite"]
-
-MEASURANDS = frozenset(
-    {*DEFAULT_MEASURANDS, "Power.Offered", "Current.Offered", "Energy.Active.Import.Interval"}
-)
 
 
 @dataclass
@@ -45,8 +41,7 @@ class Variable:
         if self.data_type == "OptionList":
             return value in self.values_list
         if self.data_type in {"MemberList", "SequenceList"}:
-            items = [item.strip() for item in value.split(",") if item.strip()]
-            return all(item in self.values_list for item in items)
+            return all(item in self.values_list for item in comma_list(value))
         return len(value) <= 1000
 
     def component_json(self) -> dict[str, Any]:
@@ -92,10 +87,10 @@ class DeviceModel:
     def __init__(
         self, *, evses: int, meter_interval: float, password: str | None, vendor: str, model: str
     ) -> None:
-        interval = str(max(0, round(meter_interval)))
-        self.fine_meter_interval = (interval, meter_interval)
+        self.meter_interval = MeterInterval(meter_interval)
+        interval = self.meter_interval.shown
         measurands = ",".join(DEFAULT_MEASURANDS)
-        allowed = tuple(sorted(MEASURANDS))
+        allowed = tuple(sorted(SUPPORTED_MEASURANDS))
         rows = [
             Variable("ChargingStation", "Model", model, mutability="ReadOnly"),
             Variable("ChargingStation", "VendorName", vendor, mutability="ReadOnly"),
@@ -248,19 +243,15 @@ class Settings201:
         self.model.set_value("OCPPCommCtrlr", "HeartbeatInterval", str(seconds))
 
     def meter_interval(self) -> float:
-        shown, fine = self.model.fine_meter_interval
-        value = self.model.get("SampledDataCtrlr", "TxUpdatedInterval")
-        if value == shown and fine > 0:
-            return fine
-        return float(int(value) or 60)
+        return self.model.meter_interval.current(
+            self.model.get("SampledDataCtrlr", "TxUpdatedInterval")
+        )
 
     def measurands(self) -> tuple[str, ...]:
-        raw = self.model.get("SampledDataCtrlr", "TxUpdatedMeasurands")
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return comma_list(self.model.get("SampledDataCtrlr", "TxUpdatedMeasurands"))
 
     def ended_measurands(self) -> tuple[str, ...]:
-        raw = self.model.get("SampledDataCtrlr", "TxEndedMeasurands")
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return comma_list(self.model.get("SampledDataCtrlr", "TxEndedMeasurands"))
 
     def authorize_remote_start(self) -> bool:
         return self._bool("AuthCtrlr", "AuthorizeRemoteStart")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.charger_model import Clock
+from sim.charger.model import Clock
 
 if TYPE_CHECKING:
-    from sim.charger import SimCharger
+    from sim.charger.core import SimCharger
 
 
 async def drive_connector(charger: SimCharger, evse: int, clock: Clock) -> None:
-    from sim.charger import ChargerStateError
+    from sim.charger.core import ChargerStateError
 
     config = charger.config
     rng = charger.rng

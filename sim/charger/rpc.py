@@ -20,7 +20,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from sim.schemas import OcppVersion, SchemaViolation, UnknownAction, validate
+from sim.charger.schemas import OcppVersion, SchemaViolation, UnknownAction, validate
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 

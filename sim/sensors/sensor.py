@@ -1,4 +1,4 @@
-"""Simulated occupancy sensors, talking MQTT like real ones.
+"""One simulated occupancy sensor, talking MQTT like a real one.
 
 Each :class:`SimSensor` has its own MQTT connection with a last will (``offline``,
 retained, on ``.../status``), says ``online`` when it connects and publishes its state
@@ -8,18 +8,9 @@ retained on ``evpark/<site>/sensors/<sensor>/state``: JSON with ``ts``, ``batter
 Realistic noise (:class:`Noise`): a car arriving or leaving makes the reading flap a few
 times within a second or two before it settles; sensors drop offline for a while and come
 back; batteries drain and some start low; sensors send a heartbeat with their current
-state.
-
-:class:`SensorField` holds the sensors of a site config. Vehicle scenarios drive it::
-
-    async with SensorField.from_config(config, url="mqtt://127.0.0.1:1883") as field:
-        await field.arrive("A1")
-        await field.leave("A1")
-        await field["B1"].go_offline()
-
-``await field.run(duration)`` instead makes random traffic on all slots.
-Time: ``speed`` divides the traffic's times (stays, gaps, outages); the flapping and the
-heartbeat stay in real seconds, since the edge's debounce and stale times are real too.
+state. Time: ``speed`` divides the traffic's times (stays, gaps, outages); the flapping
+and the heartbeat stay in real seconds, since the edge's debounce and stale times are
+real too.
 """
 
 from __future__ import annotations
@@ -28,21 +19,18 @@ import asyncio
 import contextlib
 import json
 import random
-import signal
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 import aiomqtt
 import structlog
 
-from edge.sensors.mqtt import BrokerAddress, broker_address
-
-if TYPE_CHECKING:
-    from edge.config import SiteConfig
+from common.backoff import Backoff
+from sim.sensors.site import BrokerAddress
 
 log = structlog.get_logger("sim.sensors")
 
@@ -76,7 +64,7 @@ QUIET = Noise(
 )
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
@@ -93,7 +81,7 @@ class SimSensor:
         rng: random.Random,
         noise: Noise = Noise(),
         speed: float = 1.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
@@ -244,11 +232,11 @@ class SimSensor:
 
     async def live(self) -> None:
         """Random traffic for this slot until cancelled; reconnects when the broker goes."""
-        delay = 1.0
+        backoff = Backoff(base=1.0, cap=30.0, rng=self._rng)
         while True:
             try:
                 await self.come_online()
-                delay = 1.0
+                backoff.reset()
                 async with asyncio.TaskGroup() as task_group:
                     task_group.create_task(self._traffic())
                     task_group.create_task(self._heartbeats())
@@ -256,8 +244,7 @@ class SimSensor:
             except* aiomqtt.MqttError as group:
                 self._log.warning("sim.sensor.connection_lost", error=str(group.exceptions[0]))
                 await self._drop()
-            await asyncio.sleep(delay * self._rng.uniform(0.8, 1.2))
-            delay = min(delay * 2, 30.0)
+            await asyncio.sleep(backoff.next_delay())
 
     async def _drop(self) -> None:
         async with self._lock:
@@ -291,142 +278,3 @@ class SimSensor:
             await self.go_offline()
             await asyncio.sleep(self._rng.uniform(*noise.outage) / self._speed)
             await self.come_online()
-
-
-class SensorField:
-    """The sensors of a site, one per slot that has one."""
-
-    def __init__(
-        self,
-        site_id: str,
-        sensors: Mapping[str, str],
-        url: str,
-        *,
-        seed: int | None = None,
-        noise: Noise = Noise(),
-        speed: float = 1.0,
-        clock: Callable[[], datetime] = _utc_now,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        """``sensors``: slot id -> sensor id."""
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self.site_id = site_id
-        rng = random.Random(seed)
-        address = broker_address(url)
-        self._sensors = {
-            slot_id: SimSensor(
-                site_id=site_id,
-                slot_id=slot_id,
-                sensor_id=sensor_id,
-                address=address,
-                rng=random.Random(rng.random()),
-                noise=noise,
-                speed=speed,
-                clock=clock,
-                username=username,
-                password=password,
-            )
-            for slot_id, sensor_id in sensors.items()
-        }
-        self._stack = contextlib.AsyncExitStack()
-
-    @classmethod
-    def from_config(
-        cls,
-        config: SiteConfig,
-        url: str | None = None,
-        *,
-        seed: int | None = None,
-        noise: Noise = Noise(),
-        speed: float = 1.0,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> SensorField:
-        """The slots of ``config`` that have a sensor; ``url`` overrides ``[mqtt] url``."""
-        sensors = {slot.id: slot.sensor for slot in config.slots if slot.sensor}
-        return cls(
-            config.site.id,
-            sensors,
-            url or config.mqtt.url,
-            seed=seed,
-            noise=noise,
-            speed=speed,
-            clock=clock,
-            username=config.mqtt.username,
-            password=config.mqtt.password,
-        )
-
-    def __getitem__(self, slot_id: str) -> SimSensor:
-        return self._sensors[slot_id]
-
-    def __iter__(self) -> Iterator[SimSensor]:
-        return iter(self._sensors.values())
-
-    def __len__(self) -> int:
-        return len(self._sensors)
-
-    async def __aenter__(self) -> Self:
-        await self._stack.__aenter__()
-        try:
-            for sensor in self._sensors.values():
-                await self._stack.enter_async_context(sensor)
-        except BaseException:
-            await self._stack.aclose()
-            raise
-        log.info("sim.sensors.started", site=self.site_id, sensors=len(self._sensors))
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
-
-    async def arrive(self, slot_id: str, *, flap: bool | None = None) -> None:
-        await self._sensors[slot_id].arrive(flap=flap)
-
-    async def leave(self, slot_id: str, *, flap: bool | None = None) -> None:
-        await self._sensors[slot_id].leave(flap=flap)
-
-    async def go_offline(self, slot_id: str) -> None:
-        await self._sensors[slot_id].go_offline()
-
-    async def come_online(self, slot_id: str) -> None:
-        await self._sensors[slot_id].come_online()
-
-    async def run(self, duration: float | None = None) -> None:
-        """Random traffic on every sensor for ``duration`` real seconds (None: forever)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(duration), asyncio.TaskGroup() as task_group:
-                for sensor in self._sensors.values():
-                    task_group.create_task(sensor.live(), name=f"sensor-{sensor.sensor_id}")
-
-
-async def run_sensors(
-    config: SiteConfig,
-    *,
-    url: str | None = None,
-    speed: float = 1.0,
-    seed: int | None = None,
-    duration: float | None = None,
-) -> None:
-    """`evpark sim sensors`: random traffic until ``duration``, SIGTERM or Ctrl-C."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
-    field = SensorField.from_config(config, url, seed=seed, speed=speed)
-    if not len(field):
-        log.warning("sim.sensors.none", site=config.site.id, hint="no slot has a `sensor`")
-        return
-    async with field, asyncio.TaskGroup() as task_group:
-        traffic = task_group.create_task(field.run(duration))
-        stopping = task_group.create_task(stop.wait())
-        await asyncio.wait({traffic, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        traffic.cancel()
-        stopping.cancel()
-    log.info("sim.sensors.stopped", site=config.site.id)

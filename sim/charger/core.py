@@ -1,9 +1,11 @@
 """``SimCharger``: one simulated charge point speaking OCPP 1.6J or 2.0.1.
 
-The core here is version-neutral: connection lifetime (connect, boot, heartbeat,
-reconnect with backoff and jitter), the ordered transaction-message queue that survives
-disconnections, connector state and the step-by-step API tests and the driver loop use.
-Protocol details live in ``sim.charger16`` and ``sim.charger201``.
+The core is version-neutral: the charger's lifetime, its connectors and the
+step-by-step API that tests, the driver loop and the vehicle scenario use (plug in,
+authorize, start, meter, stop, fault...). The link to the central system (connect, boot,
+heartbeat, reconnect, deliver the transaction queue) is :mod:`sim.charger.link`; what
+each message holds is the protocol version's (:mod:`sim.charger.v16`,
+:mod:`sim.charger.v201`).
 
 Use it as an async context manager::
 
@@ -21,21 +23,17 @@ or run ``await cp.run()`` in a TaskGroup you own and end it with ``cp.request_st
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import random
-import ssl
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
 import structlog
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidURI
-from websockets.typing import Subprotocol
 
-from sim.backoff import Backoff
-from sim.charger_model import (
+from sim.charger.curve import ConnectorMeter, make_curve
+from sim.charger.link import CentralSystemLink
+from sim.charger.model import (
     AuthLists,
     Clock,
     Connector,
@@ -45,22 +43,16 @@ from sim.charger_model import (
     SystemClock,
     Transaction,
 )
-from sim.charger_protocol import ChargerProtocol
-from sim.charger_rpc import (
-    CallError,
+from sim.charger.offline_queue import OfflineQueue, QueuedMessage
+from sim.charger.protocol import ChargerProtocol
+from sim.charger.rpc import (
     CallTimeout,
     ChargerError,
     ConnectionLost,
     Exchange,
     FollowUp,
     NotConnected,
-    OcppConnection,
-    Reply,
 )
-from sim.curve import ConnectorMeter, make_curve
-from sim.offline_queue import OfflineQueue, QueuedMessage
-
-_CALL_FAILURES = (CallTimeout, CallError, ConnectionLost, NotConnected)
 
 
 class ChargerStateError(ChargerError):
@@ -91,44 +83,20 @@ class SimCharger:
         }
         self.auth = AuthLists()
         self.queue = OfflineQueue(config.offline_queue_size)
-        self.backoff = Backoff(
-            initial=config.backoff_initial, maximum=config.backoff_max, rng=self.rng
-        )
+        self.link = CentralSystemLink(self)
         self.protocol: ChargerProtocol = _make_protocol(self)
-        # What happened, for tests and the demo: calls received from the central system,
-        # messages sent, and the last answer to each action.
-        self.received: list[Exchange] = []
-        self.sent: list[Exchange] = []
-        self.responses: dict[str, dict[str, Any]] = {}
-        self.boot_count = 0
-        self.connection_count = 0
-        self.boot_reason = "PowerUp"
-        self.password = config.password
 
-        self._conn: OcppConnection | None = None
-        self._ws: ClientConnection | None = None
-        self._booted = False
-        self._online = asyncio.Event()
-        self._offline = asyncio.Event()
-        self._offline.set()
-        self._allowed_online = asyncio.Event()
-        self._allowed_online.set()
-        self._reconnect_now = asyncio.Event()
-        self._boot_now = asyncio.Event()
-        self._received_changed = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._follow_ups: asyncio.Queue[FollowUp] = asyncio.Queue()
         self._behaviour: list[asyncio.Task[None]] = []
         self._exit_stack: AsyncExitStack | None = None
-        self._run_task: asyncio.Task[None] | None = None
-        self._closing = False
 
     # -- lifetime -----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         stack = AsyncExitStack()
         group = await stack.enter_async_context(asyncio.TaskGroup())
-        self._run_task = group.create_task(self.run(), name=f"sim-charger-{self.id}")
+        group.create_task(self.run(), name=f"sim-charger-{self.id}")
         self._exit_stack = stack
         return self
 
@@ -155,12 +123,12 @@ class SimCharger:
     async def run(self, stop_timeout: float = 10.0) -> None:
         """Run until :meth:`request_stop`; on stop, running sessions are stopped and the
         transaction queue is flushed (bounded by ``stop_timeout`` seconds)."""
-        from sim.charger_driver import drive_connector
+        from sim.charger.driver import drive_connector
 
         self.log.info("sim.charger.starting", endpoint=self.config.endpoint)
         async with asyncio.TaskGroup() as group:
             services = [
-                group.create_task(self._connection_loop()),
+                group.create_task(self.link.run()),
                 group.create_task(self._follow_up_worker()),
                 group.create_task(self._housekeeping()),
             ]
@@ -175,13 +143,13 @@ class SimCharger:
                 await self._stop_requested.wait()
                 await self._graceful_stop(stop_timeout)
             finally:
-                self._closing = True
+                self.link.closing = True
                 for task in services:
                     task.cancel()
         self.log.info("sim.charger.stopped")
 
     async def _graceful_stop(self, within: float) -> None:
-        self._closing = True
+        self.link.closing = True
         for task in self._behaviour:
             task.cancel()
         if self._behaviour:
@@ -193,32 +161,58 @@ class SimCharger:
                         await self.stop(evse, "Local")
                 if self.online:
                     await self.queue.drained()
-        if self._ws is not None:
-            await self._ws.close()
+        await self.link.close()
 
-    # -- state --------------------------------------------------------------------
+    # -- state and the link, for tests and the demo ----------------------------------
 
     @property
     def online(self) -> bool:
         """Connected and booted (BootNotification accepted)."""
-        return self._booted
+        return self.link.online
+
+    @property
+    def received(self) -> list[Exchange]:
+        """The central system's calls, in order."""
+        return self.link.received
+
+    @property
+    def sent(self) -> list[Exchange]:
+        """The messages sent, in order."""
+        return self.link.sent
+
+    @property
+    def responses(self) -> dict[str, dict[str, Any]]:
+        """The last answer to each action sent."""
+        return self.link.responses
+
+    @property
+    def boot_count(self) -> int:
+        return self.link.boot_count
+
+    @property
+    def connection_count(self) -> int:
+        return self.link.connection_count
 
     async def wait_online(self) -> None:
         """Wait until connected, booted and the connectors' statuses sent (bound it with
         ``asyncio.timeout``)."""
-        await self._online.wait()
+        await self.link.wait_online()
 
     async def wait_offline(self) -> None:
-        await self._offline.wait()
+        await self.link.wait_offline()
 
     async def wait_for_command(self, action: str) -> Exchange:
         """The first call of ``action`` received from the central system (waiting for it)."""
-        while True:
-            found = next((e for e in self.received if e.action == action), None)
-            if found is not None:
-                return found
-            await self._received_changed.wait()
-            self._received_changed.clear()
+        return await self.link.wait_for_command(action)
+
+    async def disconnect(self, *, abrupt: bool = True) -> None:
+        """Drop the connection (a network loss when ``abrupt``) and stay offline until
+        :meth:`reconnect`."""
+        await self.link.disconnect(abrupt=abrupt)
+
+    async def reconnect(self) -> None:
+        """Allow connecting again, at once (no backoff wait)."""
+        self.link.reconnect()
 
     async def flush(self) -> None:
         """Wait until every queued transaction message has been delivered."""
@@ -233,207 +227,9 @@ class SimCharger:
     def transaction(self, evse: int = 1) -> Transaction | None:
         return self.connector(evse).transaction
 
-    # -- talking to the central system ---------------------------------------------
-
-    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one call on the booted connection; :class:`NotConnected` when offline."""
-        conn = self._conn
-        if conn is None or not self.online:
-            raise NotConnected(f"{self.id} is offline")
-        return await self._call_on(conn, action, payload)
-
-    async def _call_on(
-        self, conn: OcppConnection, action: str, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        self.sent.append(Exchange("sent", action, payload))
-        response = await conn.call(action, payload)
-        self.responses[action] = response
-        return response
-
-    async def send_or_log(self, action: str, payload: dict[str, Any]) -> None:
-        try:
-            await self.call(action, payload)
-        except _CALL_FAILURES as err:
-            self.log.info("sim.charger.call_failed", action=action, error=str(err))
-
     def schedule(self, follow_up: FollowUp) -> None:
         """Run ``follow_up`` after the current answer, in order, on the worker task."""
         self._follow_ups.put_nowait(follow_up)
-
-    async def _dispatch(self, action: str, payload: dict[str, Any]) -> Reply:
-        self.received.append(Exchange("received", action, payload))
-        self._received_changed.set()
-        self.log.info("sim.charger.command", action=action)
-        return await self.protocol.handle(action, payload)
-
-    # -- connection lifetime --------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        if not self.password:
-            return {}
-        token = base64.b64encode(f"{self.id}:{self.password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-
-    async def _connection_loop(self) -> None:
-        while not self._closing:
-            await self._allowed_online.wait()
-            self._reconnect_now.clear()
-            try:
-                await self._connect_once()
-            except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as err:
-                self.log.warning("sim.charger.connect_failed", error=str(err) or type(err).__name__)
-            if self._closing:
-                return
-            if self._reconnect_now.is_set():
-                delay = 0.05
-            else:
-                delay = self.backoff.next_delay()
-                self.log.info("sim.charger.reconnect_wait", seconds=round(delay, 2))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self._reconnect_now.wait()
-
-    def _tls(self) -> ssl.SSLContext | None:
-        config = self.config
-        if not config.endpoint.startswith("wss://"):
-            return None
-        context = ssl.create_default_context(cafile=config.ca_file)
-        if config.cert_file is not None:
-            context.load_cert_chain(config.cert_file, config.key_file)
-        return context
-
-    async def _connect_once(self) -> None:
-        async with connect(
-            self.config.endpoint,
-            subprotocols=[Subprotocol(self.config.subprotocol)],
-            additional_headers=self._headers(),
-            ssl=self._tls(),
-            open_timeout=10,
-            max_size=2**20,
-        ) as ws:
-            if ws.subprotocol != self.config.subprotocol:
-                self.log.error("sim.charger.subprotocol_refused", got=ws.subprotocol)
-                return
-            self.connection_count += 1
-            conn = OcppConnection(
-                ws, self.version, self.schedule, self.config.call_timeout, self.log
-            )
-            self._ws, self._conn = ws, conn
-            self.log.info("sim.charger.connected")
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(conn.serve(self._dispatch))
-                    group.create_task(self._session(conn))
-            except* ConnectionLost:
-                # On 3.11 a child's error outranks a pending cancellation, so this can
-                # swallow one: the loop also ends on `_closing`, set before cancelling.
-                self.log.info("sim.charger.disconnected", queued=len(self.queue))
-            finally:
-                self._booted = False
-                self._online.clear()
-                self._offline.set()
-                self._ws = self._conn = None
-                for connector in self.connectors.values():
-                    connector.last_sent_status = None
-
-    async def _session(self, conn: OcppConnection) -> None:
-        if self.config.boot_on_reconnect or self.boot_count == 0 or self.boot_reason != "Unknown":
-            await self._boot(conn)
-        self._booted = True
-        self._offline.clear()
-        self.backoff.reset()
-        now = self.clock.now()
-        for action, payload in self.protocol.station_requests(now):
-            await self.send_or_log(action, payload)
-        for connector in self.connectors.values():
-            await self._publish(connector)
-        self._online.set()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._heartbeat_loop(conn))
-            group.create_task(self._tx_sender(conn))
-
-    async def _boot(self, conn: OcppConnection) -> None:
-        while True:
-            self._boot_now.clear()
-            wait = self.config.default_interval
-            try:
-                response = await self._call_on(
-                    conn, "BootNotification", self.protocol.boot_request(self.boot_reason)
-                )
-            except (CallTimeout, CallError) as err:
-                self.log.warning("sim.charger.boot_failed", error=str(err))
-            else:
-                interval = int(response["interval"])
-                if response["status"] == "Accepted":
-                    if interval > 0:
-                        self.protocol.settings.set_heartbeat_interval(interval)
-                    self.boot_count += 1
-                    self.boot_reason = "Unknown"
-                    self.log.info("sim.charger.booted", heartbeat_interval=interval)
-                    return
-                wait = interval if interval > 0 else wait
-                self.log.info("sim.charger.boot_" + response["status"].lower(), retry_in=wait)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._boot_now.wait()
-
-    def trigger_boot(self) -> None:
-        """A central system's TriggerMessage(BootNotification) while Pending."""
-        self._boot_now.set()
-
-    async def _heartbeat_loop(self, conn: OcppConnection) -> None:
-        while True:
-            await self.clock.sleep(self.protocol.settings.heartbeat_interval())
-            try:
-                await self._call_on(conn, "Heartbeat", {})
-            except (CallTimeout, CallError) as err:
-                self.log.warning("sim.charger.heartbeat_failed", error=str(err))
-
-    async def _tx_sender(self, conn: OcppConnection) -> None:
-        """Deliver the transaction queue in order; the head stays until answered."""
-        settings = self.protocol.settings
-        while True:
-            message = await self.queue.head()
-            payload = self.protocol.prepare(message)
-            if payload is None:
-                self.log.warning("sim.charger.tx_message_dropped", action=message.action)
-                self.queue.pop(message, None)
-                continue
-            try:
-                response = await self._call_on(conn, message.action, payload)
-            except (CallTimeout, CallError) as err:
-                message.attempts += 1
-                if message.attempts >= settings.tx_message_attempts():
-                    self.log.warning(
-                        "sim.charger.tx_message_given_up", action=message.action, error=str(err)
-                    )
-                    self.queue.pop(message, None)
-                else:
-                    await self.clock.sleep(settings.tx_message_retry_interval() * message.attempts)
-                continue
-            self.queue.pop(message, response)
-            self.protocol.delivered(message, response)
-
-    async def disconnect(self, *, abrupt: bool = True) -> None:
-        """Drop the connection (a network loss when ``abrupt``) and stay offline until
-        :meth:`reconnect`."""
-        self._allowed_online.clear()
-        await self._drop(abrupt=abrupt)
-        await self.wait_offline()
-
-    async def reconnect(self) -> None:
-        """Allow connecting again, at once (no backoff wait)."""
-        self._allowed_online.set()
-        self._reconnect_now.set()
-
-    async def _drop(self, *, abrupt: bool) -> None:
-        ws = self._ws
-        if ws is None:
-            return
-        if abrupt:
-            ws.transport.abort()
-        else:
-            await ws.close()
 
     async def reboot(self, reason: StopReason, boot_reason: str) -> None:
         """A reset: stop sessions with ``reason``, close, connect and boot again."""
@@ -441,9 +237,7 @@ class SimCharger:
             if connector.transaction is not None:
                 await self.stop(evse, reason)
         self.log.info("sim.charger.rebooting", reason=reason)
-        self.boot_reason = boot_reason
-        await self._drop(abrupt=False)
-        self._reconnect_now.set()
+        await self.link.restart(boot_reason)
 
     # -- background behaviour -----------------------------------------------------
 
@@ -477,9 +271,9 @@ class SimCharger:
 
     async def publish_change(self, connector: Connector) -> None:
         connector.notify()
-        await self._publish(connector)
+        await self.publish_status(connector)
 
-    async def _publish(self, connector: Connector) -> None:
+    async def publish_status(self, connector: Connector) -> None:
         """Send the connector's status if it changed since last sent (and we are online)."""
         wire = self.protocol.wire_status(connector)
         previous = connector.last_sent_status
@@ -487,7 +281,7 @@ class SimCharger:
             return
         connector.last_sent_status = wire
         for action, payload in self.protocol.status_requests(connector, previous, self.clock.now()):
-            await self.send_or_log(action, payload)
+            await self.link.send_or_log(action, payload)
 
     async def enqueue(self, messages: list[QueuedMessage]) -> None:
         """Queue transaction messages; when online, wait (bounded) for their delivery."""
@@ -525,7 +319,9 @@ class SimCharger:
         """Authorize at the central system, or locally when offline; the status."""
         if self.online:
             try:
-                response = await self.call("Authorize", self.protocol.authorize_request(id_tag))
+                response = await self.link.call(
+                    "Authorize", self.protocol.authorize_request(id_tag)
+                )
             except (CallTimeout, ConnectionLost, NotConnected) as err:
                 self.log.info("sim.charger.authorize_offline", error=str(err))
             else:
@@ -684,9 +480,9 @@ class SimCharger:
 
 def _make_protocol(charger: SimCharger) -> ChargerProtocol:
     if charger.version == "1.6":
-        from sim.charger16 import Charger16
+        from sim.charger.v16 import Charger16
 
         return Charger16(charger)
-    from sim.charger201 import Charger201
+    from sim.charger.v201 import Charger201
 
     return Charger201(charger)

@@ -8,13 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sim.charger_model import DEFAULT_MEASURANDS
+from sim.charger.model import DEFAULT_MEASURANDS, SUPPORTED_MEASURANDS, MeterInterval, comma_list
 
 ChangeResult = Literal["Accepted", "Rejected", "RebootRequired", "NotSupported"]
-
-SUPPORTED_MEASURANDS = frozenset(
-    {*DEFAULT_MEASURANDS, "Power.Offered", "Current.Offered", "Energy.Active.Import.Interval"}
-)
 
 
 def _int_at_least(minimum: int) -> Callable[[str], bool]:
@@ -29,8 +25,7 @@ def _bool(value: str) -> bool:
 
 
 def _measurands(value: str) -> bool:
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    return all(item in SUPPORTED_MEASURANDS for item in items)
+    return all(item in SUPPORTED_MEASURANDS for item in comma_list(value))
 
 
 def _any(value: str) -> bool:
@@ -53,9 +48,8 @@ class Key:
 
 class ConfigurationKeys:
     def __init__(self, *, connectors: int, meter_interval: float, password: str | None) -> None:
-        interval = str(max(0, round(meter_interval)))
-        # Sub-second intervals (tests, fast demos) are kept here; the key shows it rounded.
-        self.fine_meter_interval = (interval, meter_interval)
+        self.meter_interval = MeterInterval(meter_interval)
+        interval = self.meter_interval.shown
         self.keys: dict[str, Key] = {
             "HeartbeatInterval": Key("300", check=_int_at_least(0)),
             "MeterValueSampleInterval": Key(interval, check=_int_at_least(0)),
@@ -140,15 +134,10 @@ class Settings16:
         self.keys.keys["HeartbeatInterval"].value = str(seconds)
 
     def meter_interval(self) -> float:
-        shown, fine = self.keys.fine_meter_interval
-        value = self.keys.get("MeterValueSampleInterval")
-        if value == shown and fine > 0:
-            return fine
-        return float(int(value) or 60)
+        return self.keys.meter_interval.current(self.keys.get("MeterValueSampleInterval"))
 
     def measurands(self) -> tuple[str, ...]:
-        raw = self.keys.get("MeterValuesSampledData")
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
+        return comma_list(self.keys.get("MeterValuesSampledData"))
 
     def authorize_remote_start(self) -> bool:
         return self.keys.get_bool("AuthorizeRemoteTxRequests")
