@@ -21,6 +21,8 @@ from fastapi import HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, or_
 
+from common.timestamps import InvalidTimestamp, parse_timestamp
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
@@ -46,9 +48,9 @@ Key = tuple[datetime | str | int, ...]
 
 
 def encode_cursor(kind: str, key: Key) -> str:
-    values = [
-        {"t": v.isoformat()} if isinstance(v, datetime) else v for v in key
-    ]  # datetimes tagged: they must come back as datetimes
+    # datetimes tagged (they must come back as datetimes), to the microsecond: the next
+    # page starts strictly after this row
+    values = [{"t": v.isoformat()} if isinstance(v, datetime) else v for v in key]
     raw = json.dumps([kind, values], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -67,12 +69,9 @@ def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> Key:
             if not isinstance(value, dict) or not isinstance(value.get("t"), str):
                 raise BadCursor("the cursor is damaged")
             try:
-                stamp = datetime.fromisoformat(value["t"])
-            except ValueError as err:
+                key.append(parse_timestamp(value["t"]))
+            except InvalidTimestamp as err:
                 raise BadCursor("the cursor is damaged") from err
-            if stamp.tzinfo is None:
-                raise BadCursor("the cursor is damaged")
-            key.append(stamp)
         elif type(value) is wanted and isinstance(value, str | int):
             key.append(value)
         else:

@@ -18,6 +18,7 @@ from typing import Final
 
 from central.infra.cache import Cache
 from central.settings import CentralSettings
+from common.timestamps import timestamp_or_none
 
 KEY: Final = "sync:contact:"
 SEEN_KEY: Final = "sync:seen:"
@@ -54,5 +55,4 @@ async def record_contact(
 async def presence(cache: Cache, site_id: str) -> Presence:
     online = await cache.get(KEY + site_id)
     seen = await cache.get(SEEN_KEY + site_id)
-    last = datetime.fromisoformat(seen) if isinstance(seen, str) else None
-    return Presence(site_id, online is not None, last)
+    return Presence(site_id, online is not None, timestamp_or_none(seen))
