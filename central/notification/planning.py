@@ -1,4 +1,7 @@
-"""From one event and the users' preferences to the notifications to send. No I/O."""
+"""From one event and the users' preferences to the notifications to send. No I/O.
+
+The event's data is read through its contract (:func:`~central.notification.model.notified_data`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from central.notification.model import NOTIFIED_EVENT_TYPES, URGENT_EVENT_TYPES, Channel
+from central.notification.model import URGENT_EVENT_TYPES, Channel, notified_data
 from central.notification.preferences import (
     Preferences,
     concerned_by,
@@ -17,6 +20,7 @@ from central.notification.retry import dedup_key
 from central.notification.templates import (
     MessageTemplate,
     TemplateKey,
+    display_values,
     render,
     resolve_template,
     template_context,
@@ -50,19 +54,22 @@ def plan(
     fallback_locale: str = "en",
     urgent_types: frozenset[str] = URGENT_EVENT_TYPES,
 ) -> list[PlannedNotification]:
-    """One notification per concerned, subscribed user and usable channel."""
-    if event.type not in NOTIFIED_EVENT_TYPES:
+    """One notification per concerned, subscribed user and usable channel. Raises
+    :class:`pydantic.ValidationError` when the event's data does not fit its type."""
+    data = notified_data(event)
+    if data is None:
         return []
     urgent = event.type in urgent_types
+    values = display_values(data)
     planned: list[PlannedNotification] = []
-    for prefs in recipients(candidates, concerned_by(event.data)):
+    for prefs in recipients(candidates, concerned_by(data)):
         if not prefs.wants(event.type):
             continue
         context = template_context(
             event_type=event.type,
             site_id=event.site_id,
             event_time=event.time,
-            data=event.data,
+            data=values,
             user_id=prefs.user_id,
             timezone=prefs.timezone,
         )

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel, UserId
+from central.notification.model import (
+    CHANNELS,
+    NOTIFIED_EVENT_TYPES,
+    Channel,
+    NotifiedData,
+    UserId,
+)
+from contract.events import ParkingReleased, ParkingReserved
 
 
 @dataclass(frozen=True)
@@ -84,32 +91,29 @@ class Preferences:
 
 @dataclass(frozen=True)
 class Concerned:
-    """What identifies the people an event is about."""
+    """What identifies the people an event is about (events name no user: a vehicle or a
+    driver's id tag, which users register in their preferences)."""
 
-    user_ids: frozenset[str] = frozenset()
     vehicle_ids: frozenset[str] = frozenset()
     id_tags: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.user_ids or self.vehicle_ids or self.id_tags)
+        return bool(self.vehicle_ids or self.id_tags)
 
 
-def concerned_by(data: Mapping[str, object]) -> Concerned:
-    """Who an event's ``data`` is about: ``user_id``, ``vehicle_id``, ``id_tag`` when present."""
+def concerned_by(data: NotifiedData) -> Concerned:
+    """Who an event is about: its ``vehicle_id`` and, for charging, its ``id_tag``."""
+    id_tag = None if isinstance(data, ParkingReserved | ParkingReleased) else data.id_tag
+    return Concerned(_one(data.vehicle_id), _one(id_tag))
 
-    def one(key: str) -> frozenset[str]:
-        value = data.get(key)
-        return frozenset({value}) if isinstance(value, str) and value else frozenset()
 
-    return Concerned(one("user_id"), one("vehicle_id"), one("id_tag"))
+def _one(value: str | None) -> frozenset[str]:
+    # a 2.0.1 charger reports "" for a charge that needed no authorization: nobody's tag
+    return frozenset({value}) if value else frozenset()
 
 
 def is_recipient(prefs: Preferences, who: Concerned) -> bool:
-    return (
-        prefs.user_id in who.user_ids
-        or bool(prefs.vehicle_ids & who.vehicle_ids)
-        or bool(prefs.id_tags & who.id_tags)
-    )
+    return bool(prefs.vehicle_ids & who.vehicle_ids) or bool(prefs.id_tags & who.id_tags)
 
 
 def recipients(candidates: Iterable[Preferences], who: Concerned) -> list[Preferences]:

@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter
 
 from central.context import ServiceContext
+from central.event_routing import dispatch
 from central.infra.lifetimes import Background
 from central.notification import store
 from central.notification.api import make_router
@@ -27,7 +28,7 @@ from central.notification.errors import (
     DeliveryError,
     PermanentDeliveryError,
 )
-from central.notification.model import NOTIFIED_EVENT_TYPES, Channel
+from central.notification.model import NOTIFIED_EVENT_TYPES, Channel, notified_data
 from central.notification.planning import plan
 from central.notification.preferences import concerned_by, deliver_at
 from central.notification.retry import DeadLetter, after_failure
@@ -58,6 +59,7 @@ class NotificationService:
         self._wakeup: asyncio.Event | None = None
         self._http: httpx.AsyncClient | None = None
         self.senders: dict[Channel, GuardedSender] = {}
+        self._handlers = dict.fromkeys(NOTIFIED_EVENT_TYPES, self._notify)
 
     # -- lifetime ------------------------------------------------------------------
 
@@ -107,10 +109,15 @@ class NotificationService:
     # -- events in -----------------------------------------------------------------
 
     async def handle(self, event: CloudEvent) -> None:
-        """Plan and queue the notifications of one event (idempotent by event id)."""
-        if event.type not in NOTIFIED_EVENT_TYPES:
+        """Plan and queue the notifications of one event (idempotent by event id); an event
+        whose data does not fit its type is logged and dropped."""
+        await dispatch(event, self._handlers, self.name)
+
+    async def _notify(self, event: CloudEvent) -> None:
+        data = notified_data(event)
+        if data is None:
             return
-        who = concerned_by(event.data)
+        who = concerned_by(data)
         if not who:
             log.debug("notification.event.nobody", event_id=event.id, event_type=event.type)
             return

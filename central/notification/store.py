@@ -89,7 +89,7 @@ async def get_preferences(conn: AsyncConnection, user_id: str) -> Preferences | 
 
 
 async def candidates(conn: AsyncConnection, who: Concerned) -> list[Preferences]:
-    """The users an event may concern: named directly, or owning its vehicle or id tag."""
+    """The users an event may concern: those owning its vehicle or id tag."""
     conditions = []
     if who.vehicle_ids:
         conditions.append(
@@ -99,11 +99,10 @@ async def candidates(conn: AsyncConnection, who: Concerned) -> list[Preferences]
         conditions.append(
             (user_identities.c.kind == "id_tag") & user_identities.c.value.in_(who.id_tags)
         )
-    user_ids = set(who.user_ids)
-    if conditions:
-        rows = await conn.execute(select(user_identities.c.user_id).where(or_(*conditions)))
-        user_ids.update(row.user_id for row in rows)
-    return await _load(conn, sorted(user_ids))
+    if not conditions:
+        return []
+    rows = await conn.execute(select(user_identities.c.user_id).where(or_(*conditions)))
+    return await _load(conn, sorted({row.user_id for row in rows}))
 
 
 async def put_preferences(conn: AsyncConnection, prefs: Preferences, now: datetime) -> None:

@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from string import Template
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel
 from central.reported_times import in_zone
+from common.timestamps import timestamp_or_none
+from contract.events import EventData
 
 TEMPLATE_VARIABLES: Final[frozenset[str]] = frozenset(
     {
@@ -171,16 +173,17 @@ def _format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
-def _parse_time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else None
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo is not None else None
-    return None
+def display_values(data: EventData) -> dict[str, object]:
+    """What an event gives its templates: the fields its producer set (a field left to the
+    contract's default, such as an empty ``reason``, shows as ``-``), as the contract
+    typed them (times as datetimes, kept as reported: :func:`_local` places them)."""
+    return {name: getattr(data, name) for name in data.model_fields_set}
+
+
+def _time(value: object) -> datetime | None:
+    if isinstance(value, datetime):  # read through the contract: aware already
+        return value
+    return timestamp_or_none(value)
 
 
 def _local(at: datetime, zone: ZoneInfo) -> str:
@@ -193,11 +196,12 @@ def template_context(
     event_type: str,
     site_id: str,
     event_time: datetime,
-    data: Mapping[str, Any],
+    data: Mapping[str, object],
     user_id: str,
     timezone: str,
 ) -> dict[str, str]:
-    """The values a template may use; times in the user's zone, energy in kWh."""
+    """The values a template may use; times in the user's zone, energy in kWh. ``data``:
+    an event's :func:`display_values` (times may also be RFC 3339 text)."""
     zone = ZoneInfo(timezone)
     context = dict.fromkeys(TEMPLATE_VARIABLES, "-")
     for key in TEMPLATE_VARIABLES:
@@ -205,14 +209,14 @@ def template_context(
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             context[key] = str(value)
     for key in _TIME_FIELDS:
-        parsed = _parse_time(data.get(key))
+        parsed = _time(data.get(key))
         if parsed is not None:
             context[key] = _local(parsed, zone)
     energy = data.get("energy_wh")
     if isinstance(energy, int | float) and not isinstance(energy, bool):
         context["energy_kwh"] = f"{energy / 1000:.2f}"
-    started = _parse_time(data.get("started_at"))
-    stopped = _parse_time(data.get("stopped_at"))
+    started = _time(data.get("started_at"))
+    stopped = _time(data.get("stopped_at"))
     if started is not None and stopped is not None:
         context["duration"] = _format_duration((stopped - started).total_seconds())
     context["site_id"] = site_id

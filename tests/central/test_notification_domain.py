@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from central.notification.errors import (
     CircuitOpenError,
@@ -171,6 +172,7 @@ def test_plan_renders_per_channel_in_user_zone_and_locale() -> None:
     ev = event(
         "charging.completed",
         {
+            "session_id": "s-1",
             "vehicle_id": "EV-1",
             "energy_wh": 12345,
             "started_at": "2026-03-10T10:00:00Z",
@@ -193,17 +195,24 @@ def test_plan_renders_per_channel_in_user_zone_and_locale() -> None:
 
 
 def test_subjects_are_one_short_line_whatever_the_data() -> None:
-    ev = event(
-        "parking.reserved", {"vehicle_id": "EV-1", "slot_id": "A1\r\nBcc: x@y.z" + "9" * 300}
-    )
+    slot = "A1\r\nBcc: x@y.z" + "9" * 50  # 64 characters, the longest id the contract takes
+    data = {"vehicle_id": "EV-1", "reservation_id": "r-1", "slot_id": slot}
+    ev = event("parking.reserved", data)
     [email, _sms] = plan(ev, [prefs()], {}, NOW)
     assert "\n" not in email.subject
     assert email.subject.startswith("Parking reserved: slot A1 Bcc: x@y.z999")
+    # an operator's template can make a subject long: it is cut
+    long = {("parking.reserved", "email", "en"): MessageTemplate("$slot_id " * 5, "b")}
+    [email, _sms] = plan(ev, [prefs()], long, NOW)
+    assert "\n" not in email.subject
     assert len(email.subject) == 200
+    # data that breaks its contract (an id of 300 characters) is refused, not rendered
+    with pytest.raises(ValidationError):
+        plan(event("parking.reserved", {**data, "slot_id": "9" * 300}), [prefs()], {}, NOW)
 
 
 def test_plan_only_concerned_and_subscribed_users() -> None:
-    ev = event("parking.reserved", {"vehicle_id": "EV-2", "slot_id": "S1"})
+    ev = event("parking.reserved", {"vehicle_id": "EV-2", "slot_id": "S1", "reservation_id": "r-1"})
     bob = prefs(user_id=UserId("bob"), vehicle_ids=frozenset({"EV-2"}))
     carol = prefs(
         user_id=UserId("carol"),
@@ -212,7 +221,9 @@ def test_plan_only_concerned_and_subscribed_users() -> None:
     )
     out = plan(ev, [prefs(), bob, carol], {}, NOW)
     assert {n.user_id for n in out} == {"bob"}
-    by_tag = event("charging.failed", {"id_tag": "TAG9", "reason": "EVDisconnected"})
+    by_tag = event(
+        "charging.failed", {"charger_id": "CP-1", "id_tag": "TAG9", "reason": "EVDisconnected"}
+    )
     dave = prefs(user_id=UserId("dave"), vehicle_ids=frozenset(), id_tags=frozenset({"TAG9"}))
     assert {n.user_id for n in plan(by_tag, [prefs(), dave], {}, NOW)} == {"dave"}
     assert plan(event("parking.occupied", {"vehicle_id": "EV-1"}), [prefs()], {}, NOW) == []
@@ -221,9 +232,17 @@ def test_plan_only_concerned_and_subscribed_users() -> None:
 def test_plan_delays_non_urgent_during_quiet_hours_but_not_urgent() -> None:
     quiet = QuietHours(time(11), time(15), "UTC")
     sleepy = prefs(quiet_hours=quiet)
-    normal = plan(event("charging.started", {"vehicle_id": "EV-1"}), [sleepy], {}, NOW)
+    started = {
+        "session_id": "s-1",
+        "charger_id": "CP-1",
+        "started_at": NOW.isoformat(),
+        "vehicle_id": "EV-1",
+    }
+    normal = plan(event("charging.started", started), [sleepy], {}, NOW)
     assert {n.deliver_at for n in normal} == {datetime(2026, 3, 10, 15, tzinfo=UTC)}
-    failed = plan(event("charging.failed", {"vehicle_id": "EV-1"}), [sleepy], {}, NOW)
+    failed = plan(
+        event("charging.failed", {"charger_id": "CP-1", "vehicle_id": "EV-1"}), [sleepy], {}, NOW
+    )
     assert {n.deliver_at for n in failed} == {NOW}
     assert all(n.urgent for n in failed)
 

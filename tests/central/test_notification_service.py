@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from structlog.testing import capture_logs
 
 from central.app import create_app
 from central.infra.bus_memory import MemoryBus
@@ -98,6 +99,17 @@ ALICE = {
     },
 }
 
+
+def started(vehicle_id: str) -> dict[str, Any]:
+    """A ``charging.started`` event's data for a vehicle."""
+    return {
+        "session_id": f"s-{vehicle_id}",
+        "charger_id": "CP-1",
+        "started_at": "2026-03-10T10:00:00Z",
+        "vehicle_id": vehicle_id,
+    }
+
+
 COMPLETED = {
     "session_id": "s-1",
     "charger_id": "CP-1",
@@ -141,7 +153,7 @@ async def test_event_on_the_bus_reaches_email_sms_and_push_once(
 
         # the same event again (a redelivery) and an event about nobody we know
         await run.bus.publish("charging.events", completed)
-        await run.bus.publish("charging.events", event("charging.started", {"vehicle_id": "X"}))
+        await run.bus.publish("charging.events", event("charging.started", started("X")))
         await run.bus.idle()
         await run.service.process_due()
         listed = (await run.client.get("/notifications/users/alice")).json()["items"]
@@ -152,6 +164,25 @@ async def test_event_on_the_bus_reaches_email_sms_and_push_once(
         ]
         assert len(smtp_server.messages) == 1
         assert len(http_receiver.requests) == 2
+
+
+async def test_an_event_that_breaks_its_contract_is_logged_and_dropped(
+    tmp_path: Path, smtp_server: SmtpRecorder, http_receiver: HttpReceiver
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notification.db'}"
+    async with running(url, tmp_path, smtp_server, http_receiver) as run:
+        put = await run.client.put("/notifications/users/alice/preferences", json=ALICE)
+        assert put.status_code == 200, put.text
+        broken = event("charging.completed", {**COMPLETED, "energy_wh": "a lot"})
+        with capture_logs() as logs:
+            await run.service.handle(broken)  # no error: redelivering it would not mend it
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+            "notification.event.invalid"
+        ]
+        await run.service.process_due()
+        assert (await run.client.get("/notifications/users/alice")).json()["items"] == []
+        assert not smtp_server.messages
+        assert not http_receiver.requests
 
 
 async def test_retries_with_backoff_then_dead_letter_then_manual_retry(
@@ -177,7 +208,10 @@ async def test_retries_with_backoff_then_dead_letter_then_manual_retry(
         assert (
             await run.client.put("/notifications/users/bob/preferences", json=prefs)
         ).status_code == 200
-        released = event("parking.released", {"vehicle_id": "EV-9", "slot_id": "S3", "reason": "x"})
+        released = event(
+            "parking.released",
+            {"vehicle_id": "EV-9", "slot_id": "S3", "reservation_id": "r-9", "reason": "x"},
+        )
         await run.service.handle(released)
         await run.service.handle(released)  # redelivered: still one notification
         await eventually(lambda: len(http_receiver.requests) == 1)
@@ -254,7 +288,7 @@ async def test_permanent_failures_dead_letter_at_once_and_transient_smtp_retries
         for user, address in (("carol", "carol@bounce.example"), ("dave", "dave@flaky.example")):
             prefs = {"vehicle_ids": [f"EV-{user}"], "channels": {"email": {"address": address}}}
             await run.client.put(f"/notifications/users/{user}/preferences", json=prefs)
-            await run.service.handle(event("charging.started", {"vehicle_id": f"EV-{user}"}))
+            await run.service.handle(event("charging.started", started(f"EV-{user}")))
         await run.service.process_due()
 
         async def one(user: str) -> dict[str, Any]:
@@ -285,8 +319,10 @@ async def test_quiet_hours_delay_until_their_end_but_not_urgent_events(
         assert (
             await run.client.put("/notifications/users/quinn/preferences", json=prefs)
         ).status_code == 200
-        await run.service.handle(event("charging.started", {"vehicle_id": "EV-Q"}))
-        await run.service.handle(event("charging.failed", {"vehicle_id": "EV-Q", "reason": "x"}))
+        await run.service.handle(event("charging.started", started("EV-Q")))
+        await run.service.handle(
+            event("charging.failed", {"charger_id": "CP-1", "vehicle_id": "EV-Q", "reason": "x"})
+        )
         await eventually(lambda: len(http_receiver.requests) == 1)
         assert http_receiver.requests[0].body["title"] == "Charging failed"
 
@@ -354,7 +390,12 @@ async def test_preferences_and_templates_api(
         await run.service.handle(
             event(
                 "parking.reserved",
-                {"vehicle_id": "EV-E", "slot_id": "B7", "starts_at": "2026-03-10T17:00:00Z"},
+                {
+                    "vehicle_id": "EV-E",
+                    "slot_id": "B7",
+                    "reservation_id": "r-e",
+                    "starts_at": "2026-03-10T17:00:00Z",
+                },
             )
         )
         await eventually(lambda: bool(smtp_server.messages))
