@@ -6,6 +6,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from tests.central.conftest import Central, FakeClock, cloud_event
 
 LOT = {
@@ -163,6 +165,29 @@ async def test_a_reservation_made_at_the_site_appears_centrally(central: Central
     assert r.status_code == 409
 
 
+async def test_a_site_reservation_without_its_window_is_dropped(central: Central) -> None:
+    """The contract leaves a reservation's window optional; one central has not seen needs
+    it, so the event is dropped as invalid, before anything is recorded."""
+    driver = await setup_lot(central)
+    site_key = await central.auth("site", "north")
+    event = cloud_event(
+        "north",
+        1,
+        "parking.reserved",
+        {"slot_id": "S1", "reservation_id": "local-43", "vehicle_id": "car-9"},
+    )
+    with capture_logs() as logs:
+        r = await central.client.post("/sync/v1/events", json={"events": [event]}, headers=site_key)
+        assert r.status_code == 200
+        await central.settle()
+    (invalid,) = [e for e in logs if e["event"] == "parking.event.invalid"]
+    assert "starts_at" in invalid["error"]
+    r = await central.client.get("/parking/reservations/local-43", headers=driver)
+    assert r.status_code == 404
+    history = (await central.client.get("/parking/history/car-9", headers=driver)).json()
+    assert history["items"] == []
+
+
 async def test_release_and_expiry(central: Central, clock: FakeClock) -> None:
     driver = await setup_lot(central)
     site_key = await central.auth("site", "north")
@@ -194,11 +219,11 @@ async def test_release_and_expiry(central: Central, clock: FakeClock) -> None:
     assert r.json()["id"] == third["id"]
     assert r.json()["status"] == "cancelled"
 
-    parking = central.service("parking")
+    bookings = central.service("parking").bookings
     clock.advance(timedelta(minutes=9))
-    assert await parking.expire_due() == 0
+    assert await bookings.expire_due() == 0
     clock.advance(timedelta(minutes=2))  # past the lot's 10-minute hold
-    assert await parking.expire_due() == 1
+    assert await bookings.expire_due() == 1
     r = await central.client.get(f"/parking/reservations/{kept['id']}", headers=driver)
     assert r.json()["status"] == "expired"
     await central.settle()
