@@ -1,7 +1,8 @@
 """The composition root of central: which services run in this process, and how.
 
-Every service is listed in :data:`REGISTRY` by module path and built through the same
-shape (:mod:`central.service`). :func:`create_app` builds one ASGI app for any mix:
+Every service is listed in :data:`SERVICES` with its class (built through the same shape,
+:mod:`central.service`) and the path prefixes of its routes. :func:`create_app` builds one
+ASGI app for any mix:
 
 * all-in-one (the default): the gateway plus every service in one process;
 * one service alone (``--service parking``): its routes on its own port, no gateway;
@@ -11,73 +12,113 @@ shape (:mod:`central.service`). :func:`create_app` builds one ASGI app for any m
 
 Each service gets its own engine (its own database), migrated at start-up before the
 service starts; the bus and the cache are shared by the services of the process.
+
+The CLI (:mod:`central.cli`) imports this module only when a command runs, so
+``evpark --help`` does not load the services.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from central.analytics.service import AnalyticsService
+from central.charging.service import ChargingService
 from central.context import ServiceContext, utc_now
+from central.gateway.clients import networks
+from central.gateway.keys import KeyStore
+from central.gateway.middleware import GatewayMiddleware
+from central.gateway.ratelimit import FailureLimiter, RateLimiter
+from central.gateway.remote import RemoteServices
+from central.infra.body_limit import BodyLimitMiddleware
 from central.infra.bus_url import make_bus
 from central.infra.cache import make_cache
 from central.infra.db import create_engine, migrate
+from central.infra.gzip_body import GzipRequestMiddleware
+from central.infra.http_client import ResilientClient
+from central.infra.request_context import RequestContextMiddleware
+from central.notification.service import NotificationService
+from central.parking.service import ParkingService
 from central.service import Service, ServiceBuilder
 from central.settings import CentralSettings
+from central.sync.service import SyncService
 
 log = structlog.get_logger("central.app")
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    module: str
-    prefixes: tuple[str, ...]
+class ServiceEntry:
+    build: ServiceBuilder
+    prefixes: tuple[str, ...]  # the paths the gateway sends to the service
 
 
-REGISTRY: tuple[ServiceSpec, ...] = (
-    ServiceSpec("parking", "central.parking.service", ("/parking",)),
-    ServiceSpec("charging", "central.charging.service", ("/charging",)),
-    ServiceSpec("sync", "central.sync.service", ("/sync",)),
-    ServiceSpec("notification", "central.notification.service", ("/notifications",)),
-    ServiceSpec("analytics", "central.analytics.service", ("/analytics", "/metrics")),
-)
-SERVICE_NAMES = tuple(spec.name for spec in REGISTRY)
+SERVICES: Final[Mapping[str, ServiceEntry]] = {
+    "parking": ServiceEntry(ParkingService, ("/parking",)),
+    "charging": ServiceEntry(ChargingService, ("/charging",)),
+    "sync": ServiceEntry(SyncService, ("/sync",)),
+    "notification": ServiceEntry(NotificationService, ("/notifications",)),
+    "analytics": ServiceEntry(AnalyticsService, ("/analytics", "/metrics")),
+}
+SERVICE_NAMES: Final = tuple(SERVICES)
 
 
-def spec_of(name: str) -> ServiceSpec:
-    for spec in REGISTRY:
-        if spec.name == name:
-            return spec
-    raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}")
-
-
-def load_builder(spec: ServiceSpec) -> ServiceBuilder | None:
-    """The service's ``build``, or None while its package is not there yet."""
-    if importlib.util.find_spec(spec.module.rsplit(".", 1)[0]) is None:
-        return None
+def entry_of(name: str) -> ServiceEntry:
     try:
-        if importlib.util.find_spec(spec.module) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    module = importlib.import_module(spec.module)
-    return cast(ServiceBuilder, module.build)
+        return SERVICES[name]
+    except KeyError:
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICE_NAMES)}") from None
 
 
-def available_services() -> list[str]:
-    return [spec.name for spec in REGISTRY if load_builder(spec) is not None]
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway's parts: its key store, and the services it reaches over HTTP."""
+
+    engine: AsyncEngine
+    keys: KeyStore
+    remote: Mapping[str, tuple[str, str]]  # path prefix -> (service name, base URL)
+    client: ResilientClient | None  # None: every service runs in this process
+    remote_services: RemoteServices | None
+
+
+def build_gateway(
+    settings: CentralSettings,
+    clock: Callable[[], datetime],
+    local: set[str],
+    *,
+    gateway_only: bool,
+) -> Gateway:
+    """The gateway of a process running the services ``local``; the others are reached at
+    ``settings.service_urls`` (alone, the gateway proxies every service, by default on its
+    own port on this host)."""
+    engine = create_engine(settings.database_url_for("gateway"))
+    remote: dict[str, tuple[str, str]] = {}
+    for name, entry in SERVICES.items():
+        if name in local:
+            continue
+        base = settings.service_urls.get(name)
+        if base is None and gateway_only:
+            base = f"http://127.0.0.1:{settings.service_ports.get(name, 0)}"
+        if base is None:
+            continue
+        for prefix in entry.prefixes:
+            remote[prefix] = (name, base)
+    client = ResilientClient(settings.resilience) if remote else None
+    remote_services = (
+        RemoteServices(client, {name: base for name, base in remote.values()})
+        if client is not None
+        else None
+    )
+    return Gateway(engine, KeyStore(engine, clock), remote, client, remote_services)
 
 
 def create_app(
@@ -87,67 +128,39 @@ def create_app(
     gateway: bool = True,
     clock: Callable[[], datetime] = utc_now,
 ) -> FastAPI:
-    """``services``: the services to run in this process (default: all available, except
-    those the gateway reaches at ``settings.service_urls``); an empty list with
-    ``gateway=True`` is the gateway alone, proxying every service."""
+    """``services``: the services to run in this process (default: all, except those the
+    gateway reaches at ``settings.service_urls``); an empty list with ``gateway=True`` is
+    the gateway alone, proxying every service."""
     gateway_only = services is not None and len(services) == 0
     if services is None:
-        services = [n for n in available_services() if n not in settings.service_urls]
+        services = [name for name in SERVICE_NAMES if name not in settings.service_urls]
     bus = make_bus(settings.bus_url, settings.bus_namespace)
     cache = make_cache(settings.cache_url, settings.cache_namespace)
     built: list[tuple[Service, AsyncEngine]] = []
     for name in services:
-        builder = load_builder(spec_of(name))
-        if builder is None:
-            log.warning("central.service.missing", service=name)
-            continue
+        entry = entry_of(name)
         engine = create_engine(settings.database_url_for(name))
         ctx = ServiceContext(
             engine=engine, bus=bus, cache=cache, settings=settings, clock=clock, name=name
         )
-        built.append((builder(ctx), engine))
-
-    gateway_engine: AsyncEngine | None = None
-    proxy_client: Any = None
-    remote_services: Any = None
-    if gateway:
-        from central.gateway.keys import KeyStore
-        from central.gateway.middleware import GatewayMiddleware
-        from central.gateway.ratelimit import RateLimiter
-        from central.gateway.remote import RemoteServices
-        from central.infra.http_client import ResilientClient
-
-        gateway_engine = create_engine(settings.database_url_for("gateway"))
-        keys = KeyStore(gateway_engine, clock)
-        local = {svc.name for svc, _ in built}
-        remote: dict[str, tuple[str, str]] = {}
-        for spec in REGISTRY:
-            if spec.name in local:
-                continue
-            base = settings.service_urls.get(spec.name)
-            if base is None and gateway_only:
-                base = f"http://127.0.0.1:{settings.service_ports.get(spec.name, 0)}"
-            if base is None:
-                continue
-            for prefix in spec.prefixes:
-                remote[prefix] = (spec.name, base)
-        proxy_client = ResilientClient(settings.resilience) if remote else None
-        remote_services = (
-            RemoteServices(proxy_client, {name: base for name, base in remote.values()})
-            if proxy_client is not None
-            else None
-        )
+        built.append((entry.build(ctx), engine))
+    parts = (
+        build_gateway(settings, clock, {svc.name for svc, _ in built}, gateway_only=gateway_only)
+        if gateway
+        else None
+    )
+    remote_services = parts.remote_services if parts is not None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(bus)
             stack.push_async_callback(cache.aclose)
-            if gateway_engine is not None:
-                stack.push_async_callback(gateway_engine.dispose)
-                await migrate(gateway_engine, "gateway")
-            if proxy_client is not None:
-                stack.push_async_callback(proxy_client.aclose)
+            if parts is not None:
+                stack.push_async_callback(parts.engine.dispose)
+                await migrate(parts.engine, "gateway")
+                if parts.client is not None:
+                    stack.push_async_callback(parts.client.aclose)
             for service, engine in built:
                 stack.push_async_callback(engine.dispose)
                 await migrate(engine, service.name)
@@ -197,9 +210,7 @@ def create_app(
         return answer
 
     if remote_services is not None:
-        from fastapi.openapi.docs import get_swagger_ui_html
-        from fastapi.responses import HTMLResponse
-
+        # the services' own documents, merged: /docs shows the whole API at the gateway
         @app.get("/openapi.json", include_in_schema=False)
         async def openapi_json() -> JSONResponse:
             merged = await remote_services.merged_openapi(app.openapi())
@@ -209,25 +220,17 @@ def create_app(
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
-    from central.infra.body_limit import BodyLimitMiddleware
-    from central.infra.gzip_body import GzipRequestMiddleware
-
     limit_for = settings.body_limits.for_path
     app.add_middleware(GzipRequestMiddleware, limit_for=limit_for)
-    if not gateway:
-        from central.infra.request_context import RequestContextMiddleware
-
+    if parts is None:
         app.add_middleware(RequestContextMiddleware, service=",".join(services))
-    if gateway:
-        from central.gateway.clients import networks
-        from central.gateway.ratelimit import FailureLimiter
-
+    else:
         app.add_middleware(
             GatewayMiddleware,
-            keys=keys,
+            keys=parts.keys,
             limiter=RateLimiter(settings.rate_limit),
-            remote=remote,
-            client=proxy_client,
+            remote=parts.remote,
+            client=parts.client,
             internal_token=settings.internal_token,
             failures=FailureLimiter(settings.rate_limit),
             trusted_proxies=networks(settings.trusted_proxies),

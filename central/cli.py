@@ -90,14 +90,14 @@ def migrate_cmd(data_dir: DataDirOption = None) -> None:
     """Upgrade every service's database to the latest schema (also done at start-up)."""
     import asyncio
 
-    from central.app import available_services
+    from central.app import SERVICE_NAMES
     from central.infra.db import create_engine, migrate
     from central.settings import load_settings
 
     settings = load_settings(data_dir=data_dir)
 
     async def main() -> None:
-        for name in ["gateway", *available_services()]:
+        for name in ["gateway", *SERVICE_NAMES]:
             engine = create_engine(settings.database_url_for(name))
             try:
                 await migrate(engine, name)

@@ -1,11 +1,12 @@
 """The shape every central service has, so the composition root can treat them alike.
 
-A service package ``central/<name>/`` exposes ``service.py`` with
-``build(ctx: ServiceContext) -> Service``. ``build`` does no I/O; ``start`` subscribes to
-the bus and starts the service's background loops (owned by the service, cancelled by
-``stop``); ``router()`` gives its HTTP API, mounted by the gateway in one process or
-served on the service's own port when run separately. ``start`` and ``stop`` are called
-from the same task (the ASGI lifespan), after the service's migrations have run.
+A service package ``central/<name>/`` exposes its class in ``service.py`` (``ParkingService``
+...), listed in :data:`central.app.SERVICES`. Its constructor takes the
+:class:`~central.context.ServiceContext` and does no I/O; ``start`` subscribes to the bus
+and starts the service's background loops (owned by the service, cancelled by ``stop``);
+``router()`` gives its HTTP API, mounted by the gateway in one process or served on the
+service's own port when run separately. ``start`` and ``stop`` are called from the same
+task (the ASGI lifespan), after the service's migrations have run.
 """
 
 from __future__ import annotations
@@ -28,4 +29,6 @@ class Service(Protocol):
 
 
 class ServiceBuilder(Protocol):
+    """A service's class (or any callable building one from the context)."""
+
     def __call__(self, ctx: ServiceContext) -> Service: ...

@@ -235,7 +235,3 @@ class NotificationService:
 
     def breaker_modes(self) -> Mapping[str, str]:
         return {channel: sender.breaker.mode for channel, sender in self.senders.items()}
-
-
-def build(ctx: ServiceContext) -> NotificationService:
-    return NotificationService(ctx)

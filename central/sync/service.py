@@ -406,7 +406,3 @@ def _site_of(principal: Principal) -> str:
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def build(ctx: ServiceContext) -> SyncService:
-    return SyncService(ctx)

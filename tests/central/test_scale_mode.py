@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from central.app import available_services
+from central.app import SERVICE_NAMES
 from central.context import utc_now
 from central.gateway.keys import KeyStore
 from central.infra.db import create_engine
@@ -99,7 +99,7 @@ async def cluster(
     redis_namespace: str,
     smtp_server: SmtpRecorder,
 ) -> AsyncIterator[Cluster]:
-    services = available_services()
+    services = SERVICE_NAMES
     ports = {name: free_port() for name in services}
     gateway_port = free_port()
     env = {
@@ -161,16 +161,12 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
             await http.put("/charging/rates/east", json=rates, headers=operator)
         ).status_code == 200
 
-        notifying = "notification" in available_services()
-        if notifying:
-            prefs = {
-                "vehicle_ids": ["car-1"],
-                "channels": {"email": {"address": "driver@example.com"}},
-            }
-            r = await http.put(
-                "/notifications/users/driver-1/preferences", json=prefs, headers=driver
-            )
-            assert r.status_code == 200, r.text
+        prefs = {
+            "vehicle_ids": ["car-1"],
+            "channels": {"email": {"address": "driver@example.com"}},
+        }
+        r = await http.put("/notifications/users/driver-1/preferences", json=prefs, headers=driver)
+        assert r.status_code == 200, r.text
 
         r = await http.post(
             "/parking/reserve",
@@ -330,24 +326,18 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
         ).json()
         assert status["sites"][0]["slot_types"][0]["occupied"] == 1
 
-        if "analytics" in available_services():
+        async def counted() -> bool:
+            r = await http.get("/analytics/usage", params={"site_id": "east"}, headers=operator)
+            return r.status_code == 200 and "east" in r.text
 
-            async def counted() -> bool:
-                r = await http.get("/analytics/usage", params={"site_id": "east"}, headers=operator)
-                return r.status_code == 200 and "east" in r.text
+        await eventually(counted, within=30, every=0.3)
+        r = await http.get("/analytics/usage", headers=driver)
+        assert r.status_code == 403
 
-            await eventually(counted, within=30, every=0.3)
-            r = await http.get("/analytics/usage", headers=driver)
-            assert r.status_code == 403
+        async def emailed() -> bool:
+            return any(rcpt == ["driver@example.com"] for _sender, rcpt in smtp_server.envelopes)
 
-        if notifying:
-
-            async def emailed() -> bool:
-                return any(
-                    rcpt == ["driver@example.com"] for _sender, rcpt in smtp_server.envelopes
-                )
-
-            await eventually(emailed, within=30, every=0.2)
+        await eventually(emailed, within=30, every=0.2)
 
         # a service run on its own trusts identity headers only with the internal token
         forged = {"X-Evpark-Key-Id": "x", "X-Evpark-Scope": "operator"}
