@@ -115,6 +115,7 @@ class SimChargerConfig:
     call_timeout: float = 30.0
     # Heartbeat and boot retry interval when the central system gives 0.
     default_interval: float = 300.0
+    # Reconnect backoff (common.backoff): the first wait and the longest, in seconds.
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     offline_queue_size: int = 1000
@@ -148,7 +149,7 @@ class ConnectorStatus(StrEnum):
     FAULTED = "Faulted"
 
 
-# 1.6's stop reasons; charger201 maps them onto 2.0.1's.
+# 1.6's stop reasons; sim.charger.v201 maps them onto 2.0.1's.
 StopReason = Literal[
     "EmergencyStop",
     "EVDisconnected",

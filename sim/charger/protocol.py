@@ -9,12 +9,22 @@ versions do alike, so each version's package (:mod:`sim.charger.v16`,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
+from common.timestamps import parse_timestamp
 from sim.charger.curve import MeterSample
-from sim.charger.model import ChargerSettings, Connector, ConnectorStatus, StopReason, Transaction
+from sim.charger.model import (
+    ChargerSettings,
+    Connector,
+    ConnectorStatus,
+    Reservation,
+    StopReason,
+    Transaction,
+)
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.rpc import Rejected, Reply
 
@@ -90,13 +100,20 @@ class ChargerProtocol(Protocol):
     async def handle(self, action: str, payload: dict[str, Any]) -> Reply: ...
 
 
-class ProtocolBase:
+class ProtocolBase(ABC):
     """The part of a protocol version both versions share: calls from the central
-    system go to the ``on_<Action>`` method of that name, and the answers that read the
-    same in 1.6 and 2.0.1 are here."""
+    system go to the ``on_<Action>`` method of that name, and what the answers of 1.6
+    and 2.0.1 have in common is here, in the versions' own terms passed in."""
 
     def __init__(self, charger: SimCharger) -> None:
         self.charger = charger
+
+    @abstractmethod
+    def boot_request(self, reason: str) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
+        """The first period's limit of a charging profile and its unit (A or W)."""
 
     async def handle(self, action: str, payload: dict[str, Any]) -> Reply:
         handler = getattr(self, f"on_{action}", None)
@@ -108,30 +125,109 @@ class ProtocolBase:
     def known(self, evse: int) -> bool:
         return evse in self.charger.connectors
 
-    def can_start(self, connector: Connector, id_tag: str) -> bool:
-        """A remote start for ``id_tag`` fits the connector's state."""
-        reservation = connector.reservation
-        return (
-            connector.transaction is None
-            and connector.operative
-            and connector.fault is None
-            and (reservation is None or reservation.id_tag == id_tag)
-        )
-
     async def stop_transaction(self, evse: int, key: str, reason: StopReason) -> None:
         """Stop the connector's transaction if it is still the one ``key`` names."""
         tx = self.charger.connectors[evse].transaction
         if tx is not None and tx.key == key:
             await self.charger.stop(evse, reason)
 
-    def reserve_status(self, connector: Connector, reservation_id: int) -> str:
-        """ReserveNow's answer: Accepted for a free connector, or a renewal of its own
-        reservation; otherwise why not."""
+    def remote_start(
+        self,
+        evse: int | None,
+        id_tag: str,
+        remote_start_id: int | None,
+        profile: dict[str, Any] | None,
+    ) -> Reply:
+        """A remote start on ``evse`` (None: any free one), accepted when the connector
+        can start for ``id_tag``; the driver is there as soon as the answer is sent."""
+        charger = self.charger
+        evse = evse or charger.free_connector(id_tag)
+        if not charger.online or evse is None or not self.known(evse):
+            return Reply({"status": "Rejected"})
+        connector = charger.connectors[evse]
+        reservation = connector.reservation
+        if (
+            connector.transaction is not None
+            or not connector.operative
+            or connector.fault is not None
+            or (reservation is not None and reservation.id_tag != id_tag)
+        ):
+            return Reply({"status": "Rejected"})
+        if profile is not None:
+            self.apply_profile(evse, profile)
+        return Reply(
+            {"status": "Accepted"}, then=lambda: charger.remote_start(evse, id_tag, remote_start_id)
+        )
+
+    def remote_stop(self, tx: Transaction | None) -> Reply:
+        if tx is None:
+            return Reply({"status": "Rejected"})
+        return Reply(
+            {"status": "Accepted"}, then=lambda: self.stop_transaction(tx.evse, tx.key, "Remote")
+        )
+
+    def availability(self, evse: int | None, operative: bool) -> str:
+        """ChangeAvailability's status for ``evse`` (None or 0: the whole charger): going
+        inoperative waits for running sessions to end."""
+        busy = any(
+            c.transaction is not None
+            for n, c in self.charger.connectors.items()
+            if evse in (None, 0, n)
+        )
+        return "Scheduled" if busy and not operative else "Accepted"
+
+    async def send_triggered(self, what: str) -> bool:
+        """Send a triggered message both versions send alike; False for the others."""
+        link = self.charger.link
+        if what == "BootNotification":
+            if not link.online:
+                link.trigger_boot()  # still Pending: boot again at once
+            else:
+                await link.send_or_log("BootNotification", self.boot_request("Triggered"))
+        elif what == "Heartbeat":
+            await link.send_or_log("Heartbeat", {})
+        elif what == "FirmwareStatusNotification":
+            await link.send_or_log("FirmwareStatusNotification", {"status": "Idle"})
+        else:
+            return False
+        return True
+
+    def reserve(self, evse: int, reservation_id: int, id_tag: str, expiry: str) -> Reply:
+        """ReserveNow: Accepted for a free connector, or a renewal of its own reservation;
+        otherwise why not."""
+        connector = self.charger.connectors[evse]
         status = _RESERVE_STATUS.get(connector.status, "Occupied")
         existing = connector.reservation
         if existing is not None and existing.reservation_id != reservation_id:
-            return "Occupied"
-        return status
+            status = "Occupied"
+        if status != "Accepted":
+            return Reply({"status": status})
+        expires_at = parse_timestamp(expiry, naive_is_utc=True)
+        connector.reservation = Reservation(reservation_id, id_tag, expires_at)
+        return Reply({"status": "Accepted"}, then=partial(self.charger.publish_change, connector))
+
+    def update_local_list(
+        self,
+        version: int,
+        update_type: str,
+        entries: Sequence[tuple[str, str | None]],
+        max_entries: int | None = None,
+    ) -> str:
+        """SendLocalList: ``entries`` are (id tag, status); no status removes the tag."""
+        auth = self.charger.auth
+        if update_type == "Differential" and version <= auth.local_version:
+            return "VersionMismatch"
+        if max_entries is not None and len(entries) > max_entries:
+            return "Failed"
+        if update_type == "Full":
+            auth.local.clear()
+        for id_tag, status in entries:
+            if status is None:
+                auth.local.pop(id_tag, None)
+            else:
+                auth.local[id_tag] = status
+        auth.local_version = version
+        return "Accepted"
 
     def data_transfer_refusal(self, payload: dict[str, Any]) -> str | None:
         """DataTransfer's status when the vendor or message is unknown, else None."""
@@ -141,13 +237,19 @@ class ProtocolBase:
             return "UnknownMessageId"
         return None
 
-    def limit_power(self, evse: int, limit: float, unit: str) -> None:
-        """Honour a charging profile's first limit (``unit`` A or W) on ``evse`` (0: all):
-        enough for load balancing to show in the meter values."""
+    def apply_profile(self, evse: int, profile: dict[str, Any]) -> None:
+        """Honour a charging profile's first limit on ``evse`` (0: all): enough for load
+        balancing to show in the meter values."""
+        limit = self.profile_limit(profile)
+        if limit is None:
+            return
+        watts_or_amps, unit = limit
         for n, connector in self.charger.connectors.items():
             if evse in (0, n):
                 meter = connector.meter
-                meter.limit_w = meter.watts_for_amps(limit) if unit == "A" else limit
+                meter.limit_w = (
+                    meter.watts_for_amps(watts_or_amps) if unit == "A" else watts_or_amps
+                )
 
     async def on_CancelReservation(self, payload: dict[str, Any]) -> Reply:
         charger = self.charger

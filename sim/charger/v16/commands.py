@@ -9,11 +9,10 @@ real charge point would. The messages it sends are built in
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-from common.timestamps import format_timestamp, parse_timestamp
-from sim.charger.model import Reservation, StopReason
+from common.timestamps import format_timestamp
+from sim.charger.model import StopReason
 from sim.charger.rpc import Reply
 from sim.charger.v16.messages import Messages16, sampled_values
 
@@ -22,25 +21,11 @@ class Charger16(Messages16):
     """A 1.6 charge point: its messages, and its answers to the central system."""
 
     async def on_RemoteStartTransaction(self, payload: dict[str, Any]) -> Reply:
-        charger = self.charger
-        id_tag = str(payload["idTag"])
-        evse = payload.get("connectorId") or charger.free_connector(id_tag)
-        if not charger.online or evse is None or not self.known(evse):
-            return Reply({"status": "Rejected"})
-        if not self.can_start(charger.connectors[evse], id_tag):
-            return Reply({"status": "Rejected"})
-        profile = payload.get("chargingProfile")
-        if profile is not None:
-            self._apply_profile(evse, profile)
-        return Reply({"status": "Accepted"}, then=lambda: charger.remote_start(evse, id_tag, None))
+        evse = payload.get("connectorId")
+        return self.remote_start(evse, str(payload["idTag"]), None, payload.get("chargingProfile"))
 
     async def on_RemoteStopTransaction(self, payload: dict[str, Any]) -> Reply:
-        tx = self.transaction_by_remote_id(int(payload["transactionId"]))
-        if tx is None:
-            return Reply({"status": "Rejected"})
-        return Reply(
-            {"status": "Accepted"}, then=lambda: self.stop_transaction(tx.evse, tx.key, "Remote")
-        )
+        return self.remote_stop(self.transaction_by_remote_id(int(payload["transactionId"])))
 
     async def on_Reset(self, payload: dict[str, Any]) -> Reply:
         hard = payload["type"] == "Hard"
@@ -68,10 +53,7 @@ class Charger16(Messages16):
         if evse != 0 and not self.known(evse):
             return Reply({"status": "Rejected"})
         operative = payload["type"] == "Operative"
-        busy = any(
-            c.transaction is not None for n, c in charger.connectors.items() if evse in (0, n)
-        )
-        status = "Scheduled" if busy and not operative else "Accepted"
+        status = self.availability(evse, operative)
 
         async def apply() -> None:
             await charger.set_operative(evse or None, operative)
@@ -91,14 +73,9 @@ class Charger16(Messages16):
         now = charger.clock.now
 
         async def send() -> None:
-            if what == "BootNotification":
-                if not link.online:
-                    link.trigger_boot()
-                    return
-                await link.send_or_log("BootNotification", self.boot_request("Triggered"))
-            elif what == "Heartbeat":
-                await link.send_or_log("Heartbeat", {})
-            elif what == "StatusNotification":
+            if await self.send_triggered(what):
+                return
+            if what == "StatusNotification":
                 targets = [evse] if evse else list(charger.connectors)
                 if not evse:
                     for action, request in self.station_requests(now()):
@@ -111,8 +88,6 @@ class Charger16(Messages16):
                     await link.send_or_log("MeterValues", self._trigger_meter(n, now()))
             elif what == "DiagnosticsStatusNotification":
                 await link.send_or_log("DiagnosticsStatusNotification", {"status": "Idle"})
-            elif what == "FirmwareStatusNotification":
-                await link.send_or_log("FirmwareStatusNotification", {"status": "Idle"})
 
         return Reply({"status": "Accepted"}, then=send)
 
@@ -153,33 +128,21 @@ class Charger16(Messages16):
         evse = int(payload["connectorId"])
         if evse == 0 or not self.known(evse):
             return Reply({"status": "Rejected"})
-        connector = self.charger.connectors[evse]
-        reservation_id = int(payload["reservationId"])
-        status = self.reserve_status(connector, reservation_id)
-        if status != "Accepted":
-            return Reply({"status": status})
-        expires_at = parse_timestamp(payload["expiryDate"], naive_is_utc=True)
-        connector.reservation = Reservation(reservation_id, str(payload["idTag"]), expires_at)
-        return Reply({"status": "Accepted"}, then=partial(self.charger.publish_change, connector))
+        reservation_id, id_tag = int(payload["reservationId"]), str(payload["idTag"])
+        return self.reserve(evse, reservation_id, id_tag, payload["expiryDate"])
 
     async def on_SendLocalList(self, payload: dict[str, Any]) -> Reply:
-        auth = self.charger.auth
-        version = int(payload["listVersion"])
-        entries = payload.get("localAuthorizationList", [])
-        if payload["updateType"] == "Differential" and version <= auth.local_version:
-            return Reply({"status": "VersionMismatch"})
-        if len(entries) > self.keys.get_int("SendLocalListMaxLength"):
-            return Reply({"status": "Failed"})
-        if payload["updateType"] == "Full":
-            auth.local.clear()
-        for entry in entries:
-            info = entry.get("idTagInfo")
-            if info is None:
-                auth.local.pop(entry["idTag"], None)
-            else:
-                auth.local[entry["idTag"]] = info["status"]
-        auth.local_version = version
-        return Reply({"status": "Accepted"})
+        entries = [
+            (entry["idTag"], entry["idTagInfo"]["status"] if "idTagInfo" in entry else None)
+            for entry in payload.get("localAuthorizationList", [])
+        ]
+        status = self.update_local_list(
+            int(payload["listVersion"]),
+            payload["updateType"],
+            entries,
+            max_entries=self.keys.get_int("SendLocalListMaxLength"),
+        )
+        return Reply({"status": status})
 
     async def on_GetLocalListVersion(self, payload: dict[str, Any]) -> Reply:
         return Reply({"listVersion": self.charger.auth.local_version})
@@ -213,11 +176,12 @@ class Charger16(Messages16):
         evse = int(payload["connectorId"])
         if evse != 0 and not self.known(evse):
             return Reply({"status": "Rejected"})
-        self._apply_profile(evse, payload["csChargingProfiles"])
+        self.apply_profile(evse, payload["csChargingProfiles"])
         return Reply({"status": "Accepted"})
 
-    def _apply_profile(self, evse: int, profile: dict[str, Any]) -> None:
+    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
         schedule = profile["chargingSchedule"]
         periods = schedule.get("chargingSchedulePeriod") or []
-        if periods:
-            self.limit_power(evse, float(periods[0]["limit"]), schedule["chargingRateUnit"])
+        if not periods:
+            return None
+        return float(periods[0]["limit"]), schedule["chargingRateUnit"]

@@ -7,11 +7,10 @@ station would. The messages it sends are built in :mod:`sim.charger.v201.message
 
 from __future__ import annotations
 
-from functools import partial
+from datetime import datetime
 from typing import Any
 
-from common.timestamps import format_timestamp, parse_timestamp
-from sim.charger.model import Reservation
+from common.timestamps import format_timestamp
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.rpc import Reply
 from sim.charger.v201.messages import Messages201, meter_value
@@ -35,29 +34,13 @@ class Charger201(Messages201):
     """A 2.0.1 station: its messages, and its answers to the CSMS."""
 
     async def on_RequestStartTransaction(self, payload: dict[str, Any]) -> Reply:
-        charger = self.charger
         tag = str(payload["idToken"]["idToken"])
-        evse = payload.get("evseId") or charger.free_connector(tag)
-        if not charger.online or evse is None or not self.known(evse):
-            return Reply({"status": "Rejected"})
-        if not self.can_start(charger.connectors[evse], tag):
-            return Reply({"status": "Rejected"})
-        profile = payload.get("chargingProfile")
-        if profile is not None:
-            self._apply_profile(evse, profile)
         remote_start_id = int(payload["remoteStartId"])
-        return Reply(
-            {"status": "Accepted"},
-            then=lambda: charger.remote_start(evse, tag, remote_start_id),
-        )
+        profile = payload.get("chargingProfile")
+        return self.remote_start(payload.get("evseId"), tag, remote_start_id, profile)
 
     async def on_RequestStopTransaction(self, payload: dict[str, Any]) -> Reply:
-        tx = self.find_transaction(str(payload["transactionId"]))
-        if tx is None:
-            return Reply({"status": "Rejected"})
-        return Reply(
-            {"status": "Accepted"}, then=lambda: self.stop_transaction(tx.evse, tx.key, "Remote")
-        )
+        return self.remote_stop(self.find_transaction(str(payload["transactionId"])))
 
     async def on_GetTransactionStatus(self, payload: dict[str, Any]) -> Reply:
         transaction_id = payload.get("transactionId")
@@ -103,12 +86,7 @@ class Charger201(Messages201):
         if evse is not None and evse != 0 and not self.known(evse):
             return Reply({"status": "Rejected"})
         operative = payload["operationalStatus"] == "Operative"
-        busy = any(
-            c.transaction is not None
-            for n, c in self.charger.connectors.items()
-            if evse in (None, 0, n)
-        )
-        status = "Scheduled" if busy and not operative else "Accepted"
+        status = self.availability(evse, operative)
         return Reply({"status": status}, then=lambda: self._set_operative(evse or None, operative))
 
     async def _set_operative(self, evse: int | None, operative: bool) -> None:
@@ -131,16 +109,9 @@ class Charger201(Messages201):
 
         async def send() -> None:
             now = charger.clock.now()
-            if what == "BootNotification":
-                if not link.online:
-                    link.trigger_boot()
-                    return
-                await link.send_or_log("BootNotification", self.boot_request("Triggered"))
-            elif what == "Heartbeat":
-                await link.send_or_log("Heartbeat", {})
-            elif what == "FirmwareStatusNotification":
-                await link.send_or_log("FirmwareStatusNotification", {"status": "Idle"})
-            elif what == "LogStatusNotification":
+            if await self.send_triggered(what):
+                return
+            if what == "LogStatusNotification":
                 await link.send_or_log("LogStatusNotification", {"status": "Idle"})
             elif what == "StatusNotification":
                 for n in targets:
@@ -149,31 +120,22 @@ class Charger201(Messages201):
                     await link.send_or_log(*request)
             elif what == "MeterValues":
                 for n in targets:
-                    meter = charger.connectors[n].meter
-                    values = meter_value(
-                        now,
-                        meter.sample(),
-                        self.settings.measurands(),
-                        "Trigger",
-                        meter.offered_w(),
-                    )
+                    values = self._triggered_values(n, now)
                     await link.send_or_log("MeterValues", {"evseId": n, "meterValue": values})
             else:  # TransactionEvent: of each running transaction, through the queue
                 for n in targets:
-                    meter = charger.connectors[n].meter
                     tx = charger.connectors[n].transaction
                     if tx is not None:
-                        values = meter_value(
-                            now,
-                            meter.sample(),
-                            self.settings.measurands(),
-                            "Trigger",
-                            meter.offered_w(),
-                        )
+                        values = self._triggered_values(n, now)
                         event = self._event("Updated", tx, "Trigger", now, False, values)
                         await charger.enqueue([QueuedMessage("TransactionEvent", event, tx.key)])
 
         return Reply({"status": "Accepted"}, then=send)
+
+    def _triggered_values(self, evse: int, now: datetime) -> list[dict[str, Any]]:
+        meter = self.charger.connectors[evse].meter
+        measurands = self.settings.measurands()
+        return meter_value(now, meter.sample(), measurands, "Trigger", meter.offered_w())
 
     async def on_GetVariables(self, payload: dict[str, Any]) -> Reply:
         results = [self.model.get_result(item) for item in payload["getVariableData"]]
@@ -222,40 +184,29 @@ class Charger201(Messages201):
         return Reply({"status": "Accepted"}, then=report)
 
     async def on_ReserveNow(self, payload: dict[str, Any]) -> Reply:
-        charger = self.charger
         tag = str(payload["idToken"]["idToken"])
-        evse = payload.get("evseId") or charger.free_connector(tag)
+        evse = payload.get("evseId") or self.charger.free_connector(tag)
         if evse is None:
             return Reply({"status": "Occupied"})
         if not self.known(evse):
             return Reply({"status": "Rejected"})
-        connector = charger.connectors[evse]
-        reservation_id = int(payload["id"])
-        status = self.reserve_status(connector, reservation_id)
-        if status != "Accepted":
-            return Reply({"status": status})
-        expires_at = parse_timestamp(payload["expiryDateTime"], naive_is_utc=True)
-        connector.reservation = Reservation(reservation_id, tag, expires_at)
-        return Reply({"status": "Accepted"}, then=partial(charger.publish_change, connector))
+        return self.reserve(evse, int(payload["id"]), tag, payload["expiryDateTime"])
 
     async def on_SendLocalList(self, payload: dict[str, Any]) -> Reply:
-        auth = self.charger.auth
-        version = int(payload["versionNumber"])
-        entries = payload.get("localAuthorizationList", [])
-        if payload["updateType"] == "Differential" and version <= auth.local_version:
-            return Reply({"status": "VersionMismatch"})
-        if payload["updateType"] == "Full":
-            auth.local.clear()
-        for entry in entries:
-            tag = entry["idToken"]["idToken"]
-            info = entry.get("idTokenInfo")
-            if info is None:
-                auth.local.pop(tag, None)
-            else:
-                auth.local[tag] = info["status"]
-        auth.local_version = version
-        self.model.set_value("LocalAuthListCtrlr", "Entries", str(len(auth.local)))
-        return Reply({"status": "Accepted"})
+        entries = [
+            (
+                entry["idToken"]["idToken"],
+                entry["idTokenInfo"]["status"] if "idTokenInfo" in entry else None,
+            )
+            for entry in payload.get("localAuthorizationList", [])
+        ]
+        status = self.update_local_list(
+            int(payload["versionNumber"]), payload["updateType"], entries
+        )
+        if status == "Accepted":
+            entries_now = str(len(self.charger.auth.local))
+            self.model.set_value("LocalAuthListCtrlr", "Entries", entries_now)
+        return Reply({"status": status})
 
     async def on_GetLocalListVersion(self, payload: dict[str, Any]) -> Reply:
         return Reply({"versionNumber": self.charger.auth.local_version})
@@ -272,12 +223,12 @@ class Charger201(Messages201):
         evse = int(payload["evseId"])
         if evse != 0 and not self.known(evse):
             return Reply({"status": "Rejected"})
-        self._apply_profile(evse, payload["chargingProfile"])
+        self.apply_profile(evse, payload["chargingProfile"])
         return Reply({"status": "Accepted"})
 
-    def _apply_profile(self, evse: int, profile: dict[str, Any]) -> None:
+    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
         schedules = profile.get("chargingSchedule") or []
-        if schedules and schedules[0].get("chargingSchedulePeriod"):
-            schedule = schedules[0]
-            limit = float(schedule["chargingSchedulePeriod"][0]["limit"])
-            self.limit_power(evse, limit, schedule["chargingRateUnit"])
+        if not schedules or not schedules[0].get("chargingSchedulePeriod"):
+            return None
+        schedule = schedules[0]
+        return float(schedule["chargingSchedulePeriod"][0]["limit"]), schedule["chargingRateUnit"]
