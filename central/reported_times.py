@@ -5,7 +5,9 @@ A charger's or sensor's clock can be reset (to 2000, to year 1) or run far ahead
 arrive. Central keeps them as reported where they are shown (a session's history), but
 
 * arithmetic on them never overflows: :func:`shift` and :func:`utc` saturate at the
-  ends of ``datetime``, and :func:`in_zone` falls back to the time as given;
+  ends of ``datetime``, and :func:`in_zone` falls back to the time as given (they live
+  in :mod:`central.infra.saturating`, which the database layer uses too, and are
+  re-exported here for the rules' users);
 * nothing is spread over, priced over or bucketed at a time outside what the service
   can believe: :func:`anchor` moves an instant that lies beyond ``future_tolerance``
   ahead of, or more than ``max_age`` behind, the moment central received it to that
@@ -19,13 +21,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
-EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
-LATEST: Final = datetime.max.replace(tzinfo=UTC)
+# re-exported: the services' rules use them with the rules of this module
+from central.infra.saturating import EARLIEST as EARLIEST
+from central.infra.saturating import LATEST as LATEST
+from central.infra.saturating import in_zone as in_zone
+from central.infra.saturating import shift as shift
+from central.infra.saturating import utc as utc
 
 ClockProblem = Literal["future", "past", "end_before_start", "too_long"]
 
@@ -68,32 +74,6 @@ class ClockPolicy:
 
 
 DEFAULT_POLICY: Final = ClockPolicy()
-
-
-def utc(at: datetime) -> datetime:
-    """``at`` in UTC; an offset that pushes it past the ends of ``datetime`` saturates."""
-    if at.tzinfo is None:
-        raise ValueError("aware datetimes only")
-    try:
-        return at.astimezone(UTC)
-    except OverflowError:
-        return EARLIEST if at.year == EARLIEST.year else LATEST
-
-
-def shift(at: datetime, delta: timedelta) -> datetime:
-    """``at + delta``, saturating at the ends of ``datetime`` instead of raising."""
-    try:
-        return at + delta
-    except OverflowError:
-        return LATEST if delta > timedelta(0) else EARLIEST
-
-
-def in_zone(at: datetime, zone: tzinfo) -> datetime:
-    """``at`` in ``zone`` for display; as given where the zone's offset would overflow."""
-    try:
-        return at.astimezone(zone)
-    except OverflowError:
-        return at
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from central.reported_times import utc
+from central.infra.saturating import utc
 
 CENTRAL_DIR = Path(__file__).resolve().parent.parent  # central/, where each service lives
 
@@ -42,7 +42,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         # saturating: a reported time whose offset reaches past year 1 or 9999 is stored
-        # as the nearest instant a datetime holds (central.reported_times)
+        # as the nearest instant a datetime holds
         value = utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

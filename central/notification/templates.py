@@ -13,8 +13,8 @@ from string import Template
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from central.infra.saturating import in_zone
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel
-from central.reported_times import in_zone
 from common.timestamps import timestamp_or_none
 from contract.events import EventData
 
