@@ -4,10 +4,11 @@ reconnect backoff, the offline queue, fleet configs, and the independent schema 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
-from sim.charger import SimCharger, SimChargerConfig
+from sim.charger import OcppVersion, SimCharger, SimChargerConfig
 from sim.charger.curve import AcCurve, ConnectorMeter, DcCurve
 from sim.charger.fleet import FleetOptions, fleet_configs
 from sim.charger.offline_queue import OfflineQueue, QueuedMessage
@@ -98,11 +99,11 @@ def test_fleet_ids_versions_and_seeds() -> None:
     ],
 )
 def test_schemas_check_every_frame_against_the_official_schema(
-    version: str, action: str, valid: dict[str, object], invalid: dict[str, object]
+    version: OcppVersion, action: str, valid: dict[str, Any], invalid: dict[str, Any]
 ) -> None:
-    validate(version, action, "request", valid)  # type: ignore[arg-type]
+    validate(version, action, "request", valid)
     with pytest.raises(SchemaViolation, match=f"OCPP {version} {action} request"):
-        validate(version, action, "request", invalid)  # type: ignore[arg-type]
-    validate(version, action, "response", {})  # type: ignore[arg-type]
+        validate(version, action, "request", invalid)
+    validate(version, action, "response", {})
     with pytest.raises(UnknownAction):
-        validate(version, "Teleport", "request", {})  # type: ignore[arg-type]
+        validate(version, "Teleport", "request", {})
