@@ -4,8 +4,8 @@
 ``link`` its connection to the central system; ``rpc`` the OCPP-J framing; ``schemas``
 the independent check of every frame; ``protocol`` what a version implements, with
 ``v16`` and ``v201`` the two versions; ``model``, ``curve`` and ``offline_queue`` plain
-state; ``driver`` the random driver loop; ``fleet`` and ``cli`` many chargers from
-command-line options.
+state; ``driver`` the random driver loop; ``fleet`` many chargers from a few options
+(`evpark sim chargers`, in ``sim.cli``).
 """
 
 from sim.charger.core import ChargerStateError, SimCharger

@@ -34,7 +34,7 @@ from sim.charger.rpc import (
 if TYPE_CHECKING:
     from sim.charger.core import SimCharger
 
-CALL_FAILURES = (CallTimeout, CallError, ConnectionLost, NotConnected)
+_CALL_FAILURES = (CallTimeout, CallError, ConnectionLost, NotConnected)
 
 
 class CentralSystemLink:
@@ -102,7 +102,7 @@ class CentralSystemLink:
         """Send a call whose answer does not matter; a failure is only logged."""
         try:
             await self.call(action, payload)
-        except CALL_FAILURES as err:
+        except _CALL_FAILURES as err:
             self.charger.log.info("sim.charger.call_failed", action=action, error=str(err))
 
     async def _call_on(
