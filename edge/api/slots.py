@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core.ids import SlotId, uuid7
 from edge.core.paging import MAX_LIMIT
-from edge.core.slots import SlotView
-from edge.sensors.mqtt import slot_document, summary_document
+from edge.core.slots.documents import slot_document, summary_document
+from edge.core.slots.model import SlotView
 from edge.services.slots import SlotService
 from edge.storage import paged_reads
 

@@ -21,7 +21,7 @@ from typing import Any, Self
 import structlog
 
 from edge.config import MqttSection
-from edge.sensors.mqtt import broker_address
+from edge.sensors.address import broker_address
 
 log = structlog.get_logger("edge.sensors.broker")
 

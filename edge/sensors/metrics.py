@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
-from edge.core.slots import SiteSummary, SlotState
+from edge.core.slots.model import SiteSummary
+from edge.core.slots.values import SlotState
 from edge.sensors.clock import ClockProblem
 from edge.sensors.payloads import RejectReason
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Literal
 
 from common.timestamps import timestamp_or_none
-from edge.core.slots import SensorId
+from edge.core.slots.values import SensorId
 
 MAX_PAYLOAD_BYTES = 1024
 BATTERY_RANGE = (0, 100)

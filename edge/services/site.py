@@ -1,24 +1,27 @@
-"""The site: live state of chargers and sessions, kept in memory and in the store.
+"""The site: its chargers and their connections, statuses and id tags, and its sessions.
 
-Both OCPP handler modules call these methods with version-neutral values. Each method
-applies one change to the in-memory state, writes it (and the events it causes for
-central) as one unit, and returns once that unit is committed: a charger never gets an
-answer for something the site has not stored.
+Both OCPP handler modules call these methods (the port :class:`edge.core.site_port.SitePort`)
+with version-neutral values. Each method applies one change to the in-memory state, writes
+it (and the events it causes for central) as one unit, and returns once that unit is
+committed: a charger never gets an answer for something the site has not stored.
+
+:class:`Site` holds the chargers and the local authorization itself; the charging sessions
+are :class:`~edge.services.sessions.ChargingSessions`'s, whose calls it passes on, so that
+the handlers, the API and the UI keep one object to ask.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from contract.events import ChargerStatus, ChargingCompleted, ChargingProgress, ChargingStarted
+from contract.events import ChargerStatus
 from edge.config import SiteConfig
-from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
+from edge.core.ids import ChargerId, IdTag
 from edge.core.meter import MeterReading
 from edge.core.model import (
     AuthorizationStatus,
@@ -28,30 +31,15 @@ from edge.core.model import (
     ConnectorStatus,
     Evse,
     Session,
-    SessionStatus,
 )
 from edge.core.sessions import ActiveSessions
+from edge.services.changes import Observer, SiteChange
+from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
-
-# A -1 transaction id is what chargers send when they never got one from us.
-UNKNOWN_TRANSACTION = "-1"
-
-
-@dataclass(frozen=True, slots=True)
-class SiteChange:
-    """What changed, for live views and the slot model (never persisted as such)."""
-
-    kind: str  # "charger", "evse", "session" (started or ended), "meter" (new readings)
-    charger_id: ChargerId
-    evse_id: int | None = None
-    session_id: SessionId | None = None
-
-
-Observer = Callable[[SiteChange], None]
 
 
 def utc_now() -> datetime:
@@ -64,11 +52,12 @@ class Site:
         self.store = store
         self.clock = clock
         self.chargers: dict[ChargerId, Charger] = {}
-        self.active = ActiveSessions()
         self.id_tags: dict[IdTag, repo.IdTagEntry] = {}
-        self._next_transaction_id = 1
         self._observers: list[Observer] = []
-        self._progress_every = timedelta(seconds=config.central.progress_interval)
+        self.sessions = ChargingSessions(
+            config, store, clock, authorize=self.authorize, charger=self._charger,
+            notify=self._notify,
+        )  # fmt: skip
 
     @property
     def site_id(self) -> str:
@@ -78,6 +67,10 @@ class Site:
     def heartbeat_interval(self) -> int:
         return self.config.ocpp.heartbeat_interval
 
+    @property
+    def active(self) -> ActiveSessions:
+        return self.sessions.active
+
     # --- start-up ----------------------------------------------------------------------
 
     async def load(self) -> None:
@@ -85,9 +78,8 @@ class Site:
         self.chargers = snap.chargers
         for charger in self.chargers.values():
             charger.connected = False
-        self.active = ActiveSessions(snap.active_sessions)
+        self.sessions.restore(snap.active_sessions, snap.last_numeric_transaction_id)
         self.id_tags = snap.id_tags
-        self._next_transaction_id = snap.last_numeric_transaction_id + 1
         unit = Unit()
         for tag in self.config.authorization.id_tags:
             entry = self.id_tags.get(IdTag(tag))
@@ -276,27 +268,21 @@ class Site:
             repo.save_id_tag(unit, tag, status, expires_at, "central")
         return len(tags)
 
-    # --- transactions ------------------------------------------------------------------
+    # --- sessions: the port's calls, answered by ChargingSessions -----------------------
 
     def active_sessions(self) -> list[Session]:
-        return list(self.active)
+        return self.sessions.active_sessions()
 
     def active_session_on(self, charger_id: ChargerId, evse_id: int) -> Session | None:
-        return self.active.on(charger_id, evse_id)
+        return self.sessions.active_session_on(charger_id, evse_id)
 
     def active_session(self, session_id: str) -> Session | None:
-        return self.active.by_id(session_id)
+        return self.sessions.active_session(session_id)
 
     def resolve_transaction(
         self, charger_id: ChargerId, transaction_id: str | None
     ) -> Session | None:
-        if transaction_id is None:
-            return None
-        found = self.active.by_transaction(charger_id, transaction_id)
-        if found is None and transaction_id == UNKNOWN_TRANSACTION:
-            mine = self.active.of_charger(charger_id)
-            found = mine[0] if len(mine) == 1 else None
-        return found
+        return self.sessions.resolve_transaction(charger_id, transaction_id)
 
     async def start_session(
         self,
@@ -310,95 +296,10 @@ class Site:
         transaction_id: str | None = None,
         reservation_id: int | None = None,
     ) -> tuple[Session, AuthorizationStatus]:
-        """Open a session; a replay of a start already recorded returns that session.
-
-        1.6 chargers leave ``transaction_id`` None and get the next number from us; a
-        2.0.1 charger names its own transaction.
-        """
-        status = self.authorize(id_tag) if id_tag else AuthorizationStatus.ACCEPTED
-        replay = await self._find_replayed_start(
-            charger_id, evse_id, connector_id, id_tag, started_at, transaction_id
-        )
-        if replay is not None:
-            log.info(
-                "ocpp.transaction.replayed", charger=charger_id,
-                transaction=replay.transaction_id, session=replay.id,
-            )  # fmt: skip
-            return replay, AuthorizationStatus(replay.id_tag_status)
-        unit = Unit()
-        # A new start on a connector that still has an open session: the charger lost
-        # that session's stop. Close it from what we know rather than keep it open forever.
-        previous = self.active_session_on(charger_id, evse_id)
-        if previous is not None:
-            self._close(unit, previous, SessionStatus.INFERRED_STOPPED, "superseded", started_at)
-        if transaction_id is None:
-            transaction_id = str(self._next_transaction_id)
-            self._next_transaction_id += 1
-        session = Session(
-            id=SessionId(uuid7()),
-            charger_id=charger_id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            transaction_id=transaction_id,
-            id_tag=IdTag(id_tag) if id_tag else None,
-            started_at=started_at,
-            version=version,
-            id_tag_status=status,
-            meter_start_wh=meter_start_wh,
-            meter_last_wh=meter_start_wh,
-            last_update=started_at,
-            reservation_id=reservation_id,
-        )
-        self.active.add(session)
-        repo.save_session(unit, session)
-        repo.add_outbox_event(
-            unit,
-            ChargingStarted(
-                session_id=session.id, charger_id=charger_id, evse_id=evse_id,
-                connector_id=connector_id, id_tag=id_tag, transaction_id=transaction_id,
-                meter_start_wh=meter_start_wh, started_at=started_at,
-                id_tag_status=status.value,
-            ),
-            session.id, started_at,
+        return await self.sessions.start_session(
+            charger_id, evse_id, connector_id, id_tag, started_at, version,
+            meter_start_wh, transaction_id, reservation_id,
         )  # fmt: skip
-        await self.store.write(unit)
-        log.info(
-            "ocpp.transaction.started", charger=charger_id, session=session.id,
-            transaction=transaction_id, evse=evse_id, id_tag_status=status.value,
-        )  # fmt: skip
-        self._notify(SiteChange("session", charger_id, evse_id, session.id))
-        return session, status
-
-    async def _find_replayed_start(
-        self,
-        charger_id: ChargerId,
-        evse_id: int,
-        connector_id: int,
-        id_tag: str | None,
-        started_at: datetime,
-        transaction_id: str | None,
-    ) -> Session | None:
-        if transaction_id is not None:
-            known = self.active.by_transaction(charger_id, transaction_id)
-            if known is not None:
-                return known
-            return await self.store.read(
-                lambda c: repo.find_session_by_transaction(c, charger_id, transaction_id)
-            )
-        for session in self.active:
-            if (
-                session.charger_id == charger_id
-                and session.connector_id == connector_id
-                and session.evse_id == evse_id
-                and session.id_tag == id_tag
-                and session.started_at == started_at
-            ):
-                return session
-        if id_tag is None:
-            return None
-        return await self.store.read(
-            lambda c: repo.find_session_by_start(c, charger_id, connector_id, id_tag, started_at)
-        )
 
     async def meter_values(
         self,
@@ -407,10 +308,7 @@ class Site:
         readings: list[MeterReading],
         transaction_id: str | None = None,
     ) -> Session | None:
-        session, stored = self.record_meter_values(charger_id, evse_id, readings, transaction_id)
-        if stored is not None:
-            await stored
-        return session
+        return await self.sessions.meter_values(charger_id, evse_id, readings, transaction_id)
 
     def record_meter_values(
         self,
@@ -419,46 +317,7 @@ class Site:
         readings: list[MeterReading],
         transaction_id: str | None = None,
     ) -> tuple[Session | None, asyncio.Future[None] | None]:
-        """``meter_values`` without the wait: the session is updated now, and the future
-        (None when there was nothing to store) resolves once the samples are committed.
-        This is the one write that comes all the time, hence a path of its own."""
-        session = self.resolve_transaction(charger_id, transaction_id)
-        if session is None and evse_id > 0:
-            session = self.active_session_on(charger_id, evse_id)
-        unit = Unit(durable=False)  # samples only: see edge.storage.sqlite on durability
-        for reading in readings:
-            repo.add_meter_reading(
-                unit, charger_id, evse_id, session.id if session else None, reading
-            )
-            if session is not None:
-                session.apply(reading)
-        if session is not None and self._progress_due(session):
-            self._add_progress(unit, session)
-        stored = self.store.submit(unit) if unit.ops else None
-        if session is not None:  # observers read the in-memory session, updated already
-            self._notify(SiteChange("meter", charger_id, session.evse_id, session.id))
-        return session, stored
-
-    def _progress_due(self, session: Session) -> bool:
-        if session.last_update is None:
-            return False
-        sent = session.progress_sent_at
-        return sent is None or session.last_update - sent >= self._progress_every
-
-    def _add_progress(self, unit: Unit, session: Session) -> None:
-        """Tell central how a session is going, at most every ``central.progress_interval``."""
-        at = session.last_update or self.clock()
-        session.progress_sent_at = at
-        unit.durable = True
-        repo.add_outbox_event(
-            unit,
-            ChargingProgress(
-                session_id=session.id, charger_id=session.charger_id,
-                evse_id=session.evse_id, transaction_id=session.transaction_id,
-                energy_wh=session.energy_wh, power_w=session.power_w, soc=session.soc, at=at,
-            ),
-            session.id, at,
-        )  # fmt: skip
+        return self.sessions.record_meter_values(charger_id, evse_id, readings, transaction_id)
 
     async def stop_session(
         self,
@@ -471,90 +330,14 @@ class Site:
         readings: list[MeterReading] | None = None,
         evse_id: int | None = None,
     ) -> Session:
-        """Close a session. A stop for a transaction we never saw is recorded, not refused."""
-        session = self.resolve_transaction(charger_id, transaction_id)
-        unit = Unit()
-        if session is None:
-            done = await self.store.read(
-                lambda c: repo.find_session_by_transaction(c, charger_id, transaction_id)
-            )
-            if done is not None:  # a replayed stop: already recorded
-                return done
-            session = Session(
-                id=SessionId(uuid7()),
-                charger_id=charger_id,
-                evse_id=evse_id or 0,
-                connector_id=1,
-                transaction_id=transaction_id,
-                id_tag=IdTag(id_tag) if id_tag else None,
-                started_at=min([r.at for r in readings or []] + [stopped_at]),
-                version=self._charger(charger_id).version or "",
-                orphan=True,
-            )
-            log.warning(
-                "ocpp.transaction.stop_unknown", charger=charger_id, transaction=transaction_id
-            )
-        for reading in readings or []:
-            repo.add_meter_reading(unit, charger_id, session.evse_id, session.id, reading)
-            session.apply(reading)
-        if meter_stop_wh is not None:
-            if session.meter_start_wh is None:
-                session.meter_start_wh = meter_stop_wh
-            session.meter_stop_wh = meter_stop_wh
-        self._close(unit, session, SessionStatus.COMPLETED, reason or "Local", stopped_at)
-        await self.store.write(unit)
-        log.info(
-            "ocpp.transaction.stopped", charger=charger_id, session=session.id,
-            transaction=transaction_id, energy_wh=session.energy_wh, reason=reason,
-        )  # fmt: skip
-        self._notify(SiteChange("session", charger_id, session.evse_id, session.id))
-        return session
-
-    def _close(
-        self, unit: Unit, session: Session, status: SessionStatus, reason: str, at: datetime
-    ) -> None:
-        session.status = status
-        session.stop_reason = reason
-        session.stopped_at = at
-        self.active.remove(session)
-        repo.save_session(unit, session)
-        repo.add_outbox_event(
-            unit,
-            ChargingCompleted(
-                session_id=session.id, charger_id=session.charger_id,
-                evse_id=session.evse_id, id_tag=session.id_tag,
-                transaction_id=session.transaction_id, energy_wh=session.energy_wh,
-                started_at=session.started_at, stopped_at=at, reason=reason,
-                inferred=status is SessionStatus.INFERRED_STOPPED,
-            ),
-            session.id, at,
+        return await self.sessions.stop_session(
+            charger_id, transaction_id, stopped_at, reason, meter_stop_wh, id_tag, readings,
+            evse_id,
         )  # fmt: skip
 
     async def infer_stops(self) -> int:
         """Close the sessions of chargers gone longer than ``ocpp.inferred_stop_after``."""
-        now = self.clock()
-        limit = timedelta(seconds=self.config.ocpp.inferred_stop_after)
-        unit = Unit()
-        closed: list[Session] = []
-        for session in self.active:
-            charger = self.chargers.get(session.charger_id)
-            if charger is None or charger.connected:
-                continue
-            gone_since = charger.last_seen or session.last_update or session.started_at
-            if now - gone_since >= limit:
-                at = session.last_update or gone_since
-                self._close(unit, session, SessionStatus.INFERRED_STOPPED, "ChargerVanished", at)
-                closed.append(session)
-        if closed:
-            await self.store.write(unit)
-            for session in closed:
-                log.warning(
-                    "ocpp.transaction.inferred_stopped",
-                    charger=session.charger_id,
-                    session=session.id,
-                )
-                self._notify(SiteChange("session", session.charger_id, session.evse_id, session.id))
-        return len(closed)
+        return await self.sessions.infer_stops(self.chargers)
 
     async def run_inferred_stops(self, every: float = 60.0) -> None:
         while True:

@@ -27,37 +27,33 @@ from contract.events import (
 from edge.config import SiteConfig
 from edge.core.ids import SlotId
 from edge.core.model import ConnectorStatus
-from edge.core.slots import (
+from edge.core.slots.events import (
     ConditionCleared,
     ConditionRaised,
     ConnectorReported,
-    EvseId,
-    Layout,
     OutOfServiceSet,
     ReservationCleared,
-    ReservationId,
     ReservationSet,
     SensorAvailability,
-    SensorId,
     SensorLowBattery,
     SensorReported,
     SensorWentStale,
     SessionEnded,
     SessionLinked,
-    SiteSummary,
     SlotEvent,
-    SlotModel,
     SlotOutput,
     SlotStateChanged,
-    SlotView,
     Tick,
     VisitEnded,
     VisitSessionLinked,
     VisitStarted,
-    touched_slots,
 )
+from edge.core.slots.layout import Layout
+from edge.core.slots.model import SiteSummary, SlotModel, SlotView, touched_slots
+from edge.core.slots.values import EvseId, ReservationId, SensorId
 from edge.sensors.payloads import SensorReading
-from edge.services.site import Site, SiteChange
+from edge.services.changes import SiteChange
+from edge.services.site import Site
 from edge.storage import site_sql as repo
 from edge.storage.slots_sql import (
     load_slot_state,

@@ -13,15 +13,9 @@ from datetime import UTC, datetime
 
 from common.timestamps import format_timestamp
 from edge.core.ids import SessionId, SlotId
-from edge.core.slots import (
-    ReservationId,
-    SlotOutput,
-    Visit,
-    VisitEnded,
-    VisitId,
-    VisitSessionLinked,
-    VisitStarted,
-)
+from edge.core.slots.events import SlotOutput, VisitEnded, VisitSessionLinked, VisitStarted
+from edge.core.slots.machine import Visit
+from edge.core.slots.values import ReservationId, VisitId
 from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Literal
 
 from edge.core.model import Charger, ConnectorStatus
-from edge.core.slots import Condition, SlotView
+from edge.core.slots.model import SlotView
+from edge.core.slots.values import Condition
 
 Severity = Literal["critical", "warning", "info"]
 _ORDER: dict[Severity, int] = {"critical": 0, "warning": 1, "info": 2}

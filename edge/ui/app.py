@@ -1,10 +1,9 @@
 """The web UI's routes: pages, their live fragments, the event stream, login and actions.
 
-Pages are server-rendered (Jinja2, autoescaped). Each live section of a page is a
-template block; ``?fragment=<block>`` on the page's URL renders just that block, which the
-page's script fetches again when ``GET /ui/events`` says something it shows changed (and
-on every (re)connection). Actions are POSTs under ``/ui/`` that need a session, its CSRF
-token, a same-origin request and the right role; they answer JSON to the page's script
+Pages are rendered by :class:`~edge.ui.pages.Pages`, live sections refreshed as fragments
+when ``GET /ui/events`` says something they show changed (and on every (re)connection).
+Actions are POSTs under ``/ui/`` that need a session, its CSRF token, a same-origin request
+and the right role (:class:`~edge.ui.access.Access`); they answer JSON to the page's script
 and a small result page to a browser without JavaScript.
 
 Wiring (in the daemon): ``ui = WebUi(...)``; ``create_app(..., extra=[ui.router])``;
@@ -14,27 +13,22 @@ Wiring (in the daemon): ``ui = WebUi(...)``; ``create_app(..., extra=[ui.router]
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from importlib import resources
 from typing import Annotated, Any, Final
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import StreamingResponse
 
 from edge.config import SiteConfig
-from edge.core.paging import BadPage, Key, decode_cursor
 from edge.ocpp.server import OcppServer
 from edge.services.site import Clock, Site
 from edge.services.slots import SlotService
 from edge.services.users import LoginSession, Role, new_token
-from edge.ui.actions import ActionResult, Actions
+from edge.ui.access import Access
+from edge.ui.actions import Actions
 from edge.ui.auth import (
     CSRF_HEADER,
     LOGIN_COOKIE,
@@ -51,72 +45,14 @@ from edge.ui.auth import (
     is_loopback,
     same_token,
 )
+from edge.ui.inputs import UiDenied, older_page, page_after, read_form, safe_next, wants_json
 from edge.ui.live import LiveHub, sse_frame
-from edge.ui.views import EVENT_TYPES, TRIGGER_MESSAGES, SiteViews, as_time
+from edge.ui.pages import Pages
+from edge.ui.static import static_files, static_response
+from edge.ui.views import EVENT_TYPES, TRIGGER_MESSAGES, SiteViews
 
 log = structlog.get_logger(__name__)
 HEARTBEAT: Final = 15.0
-MAX_FORM: Final = 16 * 1024
-SECURITY_HEADERS: Final = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-_TYPES: Final = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
-                 ".png": "image/png"}  # fmt: skip
-
-
-class UiDenied(Exception):
-    """Not logged in (401: to the login page) or not allowed (403)."""
-
-    def __init__(self, status: int, message: str, redirect: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.redirect = redirect
-
-
-@dataclass(frozen=True, slots=True)
-class StaticFile:
-    body: bytes
-    media_type: str
-    etag: str
-
-
-def _static_files() -> dict[str, StaticFile]:
-    found: dict[str, StaticFile] = {}
-    for entry in resources.files("edge.ui").joinpath("static").iterdir():
-        suffix = "." + entry.name.rsplit(".", 1)[-1]
-        if entry.is_file() and suffix in _TYPES:
-            body = entry.read_bytes()
-            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-            found[entry.name] = StaticFile(body, _TYPES[suffix], etag)
-    return found
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no //) may follow a login."""
-    if not target or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    parts = urlsplit(target)
-    return target if not parts.scheme and not parts.netloc else "/"
-
-
-def _kw(watts: float | None) -> str:
-    return "\u2013" if watts is None else f"{watts / 1000:.1f} kW"
-
-
-def _kwh(wh: float | None) -> str:
-    return "\u2013" if wh is None else f"{wh / 1000:.2f} kWh"
-
-
-def _label(word: str | None) -> str:
-    return (word or "unknown").replace("_", " ")
 
 
 class WebUi:
@@ -139,19 +75,13 @@ class WebUi:
             concurrency=http.login_concurrency,
             queue=http.login_queue,
         )
+        self.access = Access(self.auth)
         self.actions = Actions(self.views, self.auth.passwords)
         self.hub = LiveHub(site, self.views.alerts)
         self.heartbeat = heartbeat
         self.open_api = http.trust_loopback and is_loopback(http.host)
-        self.static = _static_files()
-        self.templates = Environment(
-            loader=PackageLoader("edge.ui", "templates"),
-            autoescape=select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.templates.filters.update(kw=_kw, kwh=_kwh, label=_label, as_time=as_time)
-        self.templates.globals["m"] = self.templates.get_template("macros.html").module
+        self.static = static_files()
+        self.pages = Pages(config.site, self.views.clock)
         self.router = self._routes()
 
     def install(self, app: FastAPI) -> None:
@@ -164,128 +94,40 @@ class WebUi:
             assert isinstance(exc, UiDenied)
             if exc.redirect is not None:
                 return RedirectResponse(exc.redirect, status_code=303)
-            if _wants_json(request):
+            if wants_json(request):
                 return JSONResponse({"ok": False, "message": exc.message}, exc.status)
-            return self._page(request, "error.html", None, {"message": exc.message}, exc.status)
+            return self.pages.render(
+                request, "error.html", None, {"message": exc.message}, exc.status
+            )
 
         app.add_exception_handler(UiDenied, denied)
-
-    # --- rendering -----------------------------------------------------------------
-
-    def _page(
-        self,
-        request: Request,
-        template: str,
-        session: LoginSession | None,
-        context: dict[str, Any],
-        status: int = 200,
-    ) -> HTMLResponse:
-        fragment = request.query_params.get("fragment")
-        page = self.templates.get_template(template)
-        values = {
-            "site": self.config.site,
-            "user": session.user if session else None,
-            "csrf": session.csrf_token if session else "",
-            "can_act": session is not None and session.user.role.allows(Role.TECHNICIAN),
-            "is_admin": session is not None and session.user.role.allows(Role.ADMIN),
-            "path": request.url.path,
-            "now": self.views.clock(),
-            **context,
-        }
-        if fragment is not None:
-            block = page.blocks.get(fragment)
-            if block is None:
-                return HTMLResponse("no such fragment", 404, headers=SECURITY_HEADERS)
-            html = "".join(block(page.new_context(values)))
-        else:
-            html = page.render(values)
-        return HTMLResponse(html, status, headers=SECURITY_HEADERS)
-
-    def _answer(self, request: Request, result: ActionResult) -> Response:
-        if _wants_json(request):
-            return JSONResponse(result.as_json(), result.status_code, headers=SECURITY_HEADERS)
-        referer = request.headers.get("referer", "")
-        back = _safe_next(urlsplit(referer).path if referer else "/")
-        return self._page(
-            request, "result.html", None, {"result": result, "back": back}, result.status_code
-        )
-
-    # --- who is asking -------------------------------------------------------------
-
-    async def _session(self, request: Request) -> LoginSession | None:
-        return await self.auth.session(request.cookies.get(SESSION_COOKIE))
-
-    def _viewer(self, role: Role = Role.VIEWER) -> Callable[[Request], Awaitable[LoginSession]]:
-        async def dependency(request: Request) -> LoginSession:
-            session = await self._session(request)
-            if session is None:
-                if "fragment" in request.query_params or request.url.path.startswith("/ui/"):
-                    raise UiDenied(401, "log in first")
-                target = quote(
-                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                )
-                raise UiDenied(401, "log in first", redirect=f"/login?next={target}")
-            if not session.user.role.allows(role):
-                raise UiDenied(403, f"this page needs the {role} role")
-            return session
-
-        return dependency
-
-    def _actor(
-        self, role: Role
-    ) -> Callable[[Request], Awaitable[tuple[LoginSession, dict[str, str]]]]:
-        async def dependency(request: Request) -> tuple[LoginSession, dict[str, str]]:
-            session = await self._session(request)
-            if session is None:
-                raise UiDenied(401, "log in first")
-            form = await _form(request)
-            token = request.headers.get(CSRF_HEADER) or form.get("csrf_token")
-            if cross_origin(request) or not same_token(token, session.csrf_token):
-                log.warning("ui.csrf.refused", user=session.user.username, path=request.url.path)
-                raise UiDenied(
-                    403, "the form's security token is missing or stale: reload the page"
-                )
-            if not session.user.role.allows(role):
-                log.warning(
-                    "ui.action.forbidden", user=session.user.username, path=request.url.path
-                )
-                raise UiDenied(403, f"this needs the {role} role; you are {session.user.role}")
-            return session, form
-
-        return dependency
 
     # --- routes --------------------------------------------------------------------
 
     def _routes(self) -> APIRouter:
         router = APIRouter(include_in_schema=False)
-        viewer = Depends(self._viewer())
-        admin = Depends(self._viewer(Role.ADMIN))
-        technician_action = Depends(self._actor(Role.TECHNICIAN))
-        admin_action = Depends(self._actor(Role.ADMIN))
+        viewer = Depends(self.access.viewer())
+        admin = Depends(self.access.viewer(Role.ADMIN))
+        technician_action = Depends(self.access.actor(Role.TECHNICIAN))
+        admin_action = Depends(self.access.actor(Role.ADMIN))
         views = self.views
+        render = self.pages.render
 
         @router.get("/static/{name}")
         async def static(name: str, request: Request) -> Response:
-            found = self.static.get(name)
-            if found is None:
-                return Response("not found", 404)
-            headers = {"ETag": found.etag, "Cache-Control": "no-cache",
-                       "X-Content-Type-Options": "nosniff"}  # fmt: skip
-            if request.headers.get("if-none-match") == found.etag:
-                return Response(status_code=304, headers=headers)
-            return Response(found.body, media_type=found.media_type, headers=headers)
+            return static_response(self.static.get(name), request)
 
         # -- login ---------------------------------------------------------------
 
         @router.get("/login")
         async def login_form(request: Request, next: str | None = None) -> Response:
-            if await self._session(request) is not None:
-                return RedirectResponse(_safe_next(next), 303)
+            if await self.access.session(request) is not None:
+                return RedirectResponse(safe_next(next), 303)
             return await self._login_page(request, next, None, 200)
 
         @router.post("/login")
         async def login(request: Request) -> Response:
-            form = await _form(request)
+            form = await read_form(request)
             target = form.get("next")
             if (
                 cross_origin(request)
@@ -307,7 +149,7 @@ class WebUi:
                 return throttled
             except LoginRefused:
                 return await self._login_page(request, target, "Wrong user name or password.", 401)
-            response = RedirectResponse(_safe_next(target), 303)
+            response = RedirectResponse(safe_next(target), 303)
             response.set_cookie(
                 SESSION_COOKIE, created.token, max_age=int(SESSION_LIFETIME.total_seconds()),
                 path="/", secure=is_https(request), httponly=True, samesite="strict",
@@ -317,8 +159,8 @@ class WebUi:
 
         @router.post("/logout")
         async def logout(request: Request) -> Response:
-            session = await self._session(request)
-            form = await _form(request)
+            session = await self.access.session(request)
+            form = await read_form(request)
             token = request.cookies.get(SESSION_COOKIE, "")
             if session is not None:
                 if cross_origin(request) or not same_token(
@@ -376,11 +218,11 @@ class WebUi:
                 "hours": hours,
                 "chart": await views.power_chart(hours) if fragment in (None, "power") else None,
             }
-            return self._page(request, "overview.html", session, context)
+            return render(request, "overview.html", session, context)
 
         @router.get("/chargers")
         async def chargers(request: Request, session: LoginSession = viewer) -> Response:
-            return self._page(request, "chargers.html", session, {"chargers": views.chargers()})
+            return render(request, "chargers.html", session, {"chargers": views.chargers()})
 
         @router.get("/chargers/{charger_id}")
         async def charger(
@@ -390,7 +232,7 @@ class WebUi:
             if detail is None:
                 raise UiDenied(404, f"no charger {charger_id!r}")
             context = {"charger": detail, "trigger_messages": TRIGGER_MESSAGES}
-            return self._page(request, "charger.html", session, context)
+            return render(request, "charger.html", session, context)
 
         @router.get("/sessions")
         async def sessions(
@@ -407,9 +249,9 @@ class WebUi:
             if request.query_params.get("fragment") is None:
                 history, following = await views.session_history(
                     charger.strip() or None, id_tag.strip() or None, wanted, limit,
-                    _after("sessions", cursor, (str, str)),
+                    page_after("sessions", cursor, (str, str)),
                 )  # fmt: skip
-                older = _older(request, following)
+                older = older_page(request, following)
             context = {
                 "active": views.active_sessions(),
                 "history": history,
@@ -417,11 +259,11 @@ class WebUi:
                 "filters": {"charger": charger, "id_tag": id_tag, "status": status, "limit": limit},
                 "charger_ids": sorted(c["id"] for c in views.chargers()),
             }
-            return self._page(request, "sessions.html", session, context)
+            return render(request, "sessions.html", session, context)
 
         @router.get("/sensors")
         async def sensors(request: Request, session: LoginSession = viewer) -> Response:
-            return self._page(request, "sensors.html", session, {"sensors": views.sensors()})
+            return render(request, "sensors.html", session, {"sensors": views.sensors()})
 
         @router.get("/events")
         async def event_log(
@@ -432,23 +274,25 @@ class WebUi:
             cursor: str | None = None,
         ) -> Response:
             family = kind if kind in EVENT_TYPES else None
-            found, following = await views.events(family, limit, _after("events", cursor, (int,)))
+            found, following = await views.events(
+                family, limit, page_after("events", cursor, (int,))
+            )
             context = {
                 "events": found,
-                "older": _older(request, following),
+                "older": older_page(request, following),
                 "audit": await views.audit(50),
                 "kinds": EVENT_TYPES,
                 "kind": kind,
                 "limit": limit,
             }
-            return self._page(request, "events.html", session, context)
+            return render(request, "events.html", session, context)
 
         @router.get("/users")
         async def users(request: Request, session: LoginSession = admin) -> Response:
             from edge.services.users import list_users
 
             found = await self.views.site.store.read(list_users)
-            return self._page(request, "users.html", session, {"users": found, "roles": list(Role)})
+            return render(request, "users.html", session, {"users": found, "roles": list(Role)})
 
         # -- actions -----------------------------------------------------------------
 
@@ -461,7 +305,7 @@ class WebUi:
         ) -> Response:
             session, form = actor
             result = await self.actions.charger(session.user, charger_id, command, form)
-            return self._answer(request, result)
+            return self.pages.answer(request, result)
 
         @router.post("/ui/slots/{slot_id}/{action}")
         async def slot_action(
@@ -472,7 +316,7 @@ class WebUi:
         ) -> Response:
             session, form = actor
             result = await self.actions.slot(session.user, slot_id, action, form)
-            return self._answer(request, result)
+            return self.pages.answer(request, result)
 
         @router.post("/ui/slots")
         async def slot_form(
@@ -483,7 +327,7 @@ class WebUi:
             result = await self.actions.slot(
                 session.user, form.get("slot_id", ""), form.get("action", ""), form
             )
-            return self._answer(request, result)
+            return self.pages.answer(request, result)
 
         @router.post("/ui/users/{action}")
         async def user_action(
@@ -491,7 +335,7 @@ class WebUi:
         ) -> Response:
             session, form = actor
             result = await self.actions.user(session.user, action, form)
-            return self._answer(request, result)
+            return self.pages.answer(request, result)
 
         return router
 
@@ -501,11 +345,11 @@ class WebUi:
         token = new_token()
         context = {
             "error": error,
-            "next": _safe_next(target),
+            "next": safe_next(target),
             "login_token": token,
             "no_users": not await self.auth.users_exist(),
         }
-        response = self._page(request, "login.html", None, context, status)
+        response = self.pages.render(request, "login.html", None, context, status)
         response.set_cookie(
             LOGIN_COOKIE, token, max_age=3600, path="/", secure=is_https(request),
             httponly=True, samesite="strict",
@@ -526,38 +370,3 @@ class WebUi:
                         return  # logged out, expired or deleted meanwhile
                     frame = b": heartbeat\n\n"
                 yield frame
-
-
-def _after(kind: str, cursor: str | None, types: tuple[type, ...]) -> Key | None:
-    """The page's position from its ``cursor`` (the lists' own, :mod:`edge.core.paging`)."""
-    try:
-        return decode_cursor(kind, cursor, types) if cursor else None
-    except BadPage as err:
-        raise UiDenied(400, str(err)) from err
-
-
-def _older(request: Request, cursor: str | None) -> str | None:
-    """The address of the next (older) page: this page's filters and the cursor."""
-    if cursor is None:
-        return None
-    kept = [
-        (k, v) for k, v in request.query_params.multi_items() if k not in {"cursor", "fragment"}
-    ]
-    return f"{request.url.path}?{urlencode([*kept, ('cursor', cursor)])}"
-
-
-def _wants_json(request: Request) -> bool:
-    return "application/json" in request.headers.get("accept", "")
-
-
-async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        raise UiDenied(413, "the form is too large")
-    if not body:
-        return {}
-    try:
-        text = body.decode()
-    except UnicodeDecodeError as err:
-        raise UiDenied(400, "the form is not UTF-8") from err
-    return dict(parse_qsl(text, keep_blank_values=True))

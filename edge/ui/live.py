@@ -20,9 +20,10 @@ import orjson
 import structlog
 
 from edge.api.routes import charger_view, session_view
-from edge.core.slots import SiteSummary, SlotView
-from edge.sensors.mqtt import slot_document, summary_document
-from edge.services.site import Site, SiteChange
+from edge.core.slots.documents import slot_document, summary_document
+from edge.core.slots.model import SiteSummary, SlotView
+from edge.services.changes import SiteChange
+from edge.services.site import Site
 from edge.ui.alerts import Alert
 
 log = structlog.get_logger(__name__)

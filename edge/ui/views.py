@@ -15,9 +15,9 @@ from edge.api.routes import charger_view, session_view
 from edge.core.ids import ChargerId
 from edge.core.model import Charger, ConnectorStatus
 from edge.core.paging import Key, encode_cursor
-from edge.core.slots import SlotView
+from edge.core.slots.documents import slot_document, summary_document
+from edge.core.slots.model import SlotView
 from edge.ocpp.server import OcppServer
-from edge.sensors.mqtt import slot_document, summary_document
 from edge.services.site import Clock, Site
 from edge.services.slots import SlotService
 from edge.services.users import audit_entries

@@ -21,7 +21,7 @@ from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId, SlotId
 from edge.core.model import AuthorizationStatus
-from edge.core.slots import SlotState
+from edge.core.slots.values import SlotState
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer

@@ -14,45 +14,40 @@ from hypothesis import strategies as st
 from edge.config import SlotConfig, SlotTimingSection
 from edge.core.ids import ChargerId, SessionId, SlotId
 from edge.core.model import ConnectorStatus
-from edge.core.slots import (
-    Condition,
+from edge.core.slots.events import (
     ConditionCleared,
     ConditionRaised,
     ConnectorReported,
-    EvseId,
-    Layout,
     OutOfServiceSet,
     ReservationCleared,
-    ReservationId,
     ReservationSet,
     SensorAvailability,
-    SensorId,
     SensorLowBattery,
     SensorReported,
     SensorWentStale,
     SessionEnded,
     SessionLinked,
-    SiteSlots,
     SlotEvent,
-    SlotModel,
     SlotOutput,
-    SlotSpec,
-    SlotState,
     SlotStateChanged,
     Tick,
-    Visit,
     VisitEnded,
-    VisitId,
     VisitSessionLinked,
     VisitStarted,
+)
+from edge.core.slots.layout import Layout, SlotSpec, deterministic_visit_id
+from edge.core.slots.machine import Visit
+from edge.core.slots.model import (
+    SiteSlots,
+    SlotModel,
     decide,
-    deterministic_visit_id,
     initial_state,
     next_deadline,
     slot_view,
     slot_views,
     summary,
 )
+from edge.core.slots.values import Condition, EvseId, ReservationId, SensorId, SlotState, VisitId
 
 Out = TypeVar("Out")
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from common.backoff import Backoff
 from edge.config import MqttSection
-from edge.core.slots import SensorId, SiteSummary, SlotState
+from edge.core.slots.model import SiteSummary
+from edge.core.slots.values import SensorId, SlotState
 from edge.sensors.broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors

@@ -26,20 +26,17 @@ from common.backoff import Backoff
 from edge.config import MqttSection, SlotConfig, SlotTimingSection
 from edge.core.ids import ChargerId, SlotId
 from edge.core.model import ConnectorStatus
-from edge.core.slots import (
+from edge.core.slots.events import (
     ConnectorReported,
-    EvseId,
-    Layout,
     SensorAvailability,
-    SensorId,
     SensorReported,
     SlotEvent,
-    SlotModel,
     SlotOutput,
-    SlotState,
     Tick,
-    touched_slots,
 )
+from edge.core.slots.layout import Layout
+from edge.core.slots.model import SlotModel, touched_slots
+from edge.core.slots.values import EvseId, SensorId, SlotState
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import SensorReading

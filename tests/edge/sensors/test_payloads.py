@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.core.slots import SensorId
+from edge.core.slots.values import SensorId
 from edge.sensors.payloads import (
     MAX_PAYLOAD_BYTES,
     Rejected,

@@ -14,7 +14,8 @@ import pytest
 
 from edge.core.ids import ChargerId, SlotId
 from edge.core.model import Charger, ConnectorStatus, Evse
-from edge.core.slots import Condition, SensorId, SlotState, SlotView
+from edge.core.slots.model import SlotView
+from edge.core.slots.values import Condition, SensorId, SlotState
 from edge.daemon import EdgeDaemon
 from edge.services.users import Role
 from edge.ui.alerts import site_alerts
