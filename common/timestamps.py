@@ -46,7 +46,12 @@ def timestamp_or_none(value: object) -> datetime | None:
     """A time from loosely typed data (event ``data``, a sensor payload): an RFC 3339 string
     with an offset or an aware datetime, in UTC; anything else is None."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else None
+        if value.tzinfo is None:
+            return None
+        try:  # year 1 at +14:00 has no UTC time a datetime can hold
+            return value.astimezone(UTC)
+        except OverflowError:
+            return None
     if not isinstance(value, str):
         return None
     try:

@@ -59,6 +59,7 @@ def test_loose_data_gives_a_time_or_none() -> None:
     assert timestamp_or_none(aware) == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
     assert timestamp_or_none(datetime(2026, 12, 2)) is None
     assert timestamp_or_none(1_700_000_000) is None
+    assert timestamp_or_none(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))) is None
     assert timestamp_or_none(None) is None
 
 
