@@ -19,18 +19,16 @@ from prometheus_client import CollectorRegistry
 from common.backoff import Backoff
 from edge.config import SiteConfig, load_site_config
 from edge.core.ids import SlotId
-from edge.core.slots import (
-    Layout,
+from edge.core.slots.events import (
     SensorAvailability,
-    SensorId,
     SensorReported,
-    SlotModel,
     SlotOutput,
-    SlotState,
     Tick,
-    Timing,
     VisitStarted,
 )
+from edge.core.slots.layout import Layout, Timing
+from edge.core.slots.model import SlotModel
+from edge.core.slots.values import SensorId, SlotState
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import SensorReading, parse_state
