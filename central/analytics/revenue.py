@@ -1,72 +1,76 @@
-"""Revenue from events: rates learnt from events, completed sessions priced. No I/O."""
+"""Revenue from events: each completed session priced, in minor units (cents). No I/O.
+
+A session is priced by the one engine the charging service prices it by
+(:mod:`central.pricing`), so the revenue booked is what its driver is charged; the rate
+is one analytics learnt from events (:mod:`central.analytics.rates`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
 
-from pydantic import ValidationError
-
+from central import pricing
+from central.analytics import event_data
 from central.analytics.buckets import hour_floor
-from central.analytics.pricing import KnownRate, Rate, price_session, select_rate
-from central.analytics.usage import parse_time, session_energy
-from central.reported_times import DEFAULT_POLICY, ClockPolicy, bounded_span
+from central.analytics.rates import BadRate, KnownRate, Rate, parse_rate, select_rate
+from central.analytics.usage import session_energy
+from central.reported_times import DEFAULT_POLICY, ClockPolicy
 from contract.envelope import CloudEvent
 
-RATES_EVENT = "charging.rates_updated"
 UNPRICED = ""  # the currency of sessions no rate was known for
 
 
-class BadRate(ValueError):
-    """Rate data in an event that does not describe a rate."""
+@dataclass(frozen=True)
+class SessionPrice:
+    currency: str
+    energy: int
+    time: int
+    idle: int
+    session_fee: int
+    rate_id: str
+
+    @property
+    def total(self) -> int:
+        return self.energy + self.time + self.idle + self.session_fee
 
 
-def parse_rate(value: object) -> Rate:
-    if not isinstance(value, Mapping):
-        raise BadRate("a rate is an object")
-    try:
-        return Rate.model_validate(dict(value))
-    except ValidationError as err:
-        raise BadRate(str(err)) from err
+def to_minor(amount: Decimal) -> int:
+    return int((amount / pricing.CENT).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def rates_in(event: CloudEvent) -> list[tuple[str | None, Rate]]:
-    """Rates an event announces, with their scope (a site, or ``None`` for all sites).
+def in_minor_units(cost: pricing.Cost, rate_id: str) -> SessionPrice:
+    return SessionPrice(
+        currency=cost.currency,
+        energy=to_minor(cost.energy),
+        time=to_minor(cost.parking),
+        idle=to_minor(cost.idle),
+        session_fee=to_minor(cost.session_fee),
+        rate_id=rate_id,
+    )
 
-    * ``charging.rates_updated``: ``{rates: [...], all_sites?: bool}``;
-    * ``command.result`` of an accepted ``update_rates`` command carrying
-      ``result.rates``.
 
-    An item with its own ``site_id`` (the charging service's ``GET /charging/rates``
-    shape) applies to that site. Items that are not rates are skipped.
+def price_session(
+    rate: Rate,
+    *,
+    started_at: datetime,
+    stopped_at: datetime,
+    energy_wh: float,
+    idle_since: datetime | None = None,
+) -> SessionPrice:
+    """The price of a session plugged in ``[started_at, stopped_at)``, charging until
+    ``idle_since`` (:func:`central.pricing.price_session`).
+
+    Times reach here believed (:func:`central.pricing.believed_times`), so a stop before
+    the start, or a time without an offset, is a caller's mistake and refused.
     """
-    data = event.data
-    items: object = None
-    scope: str | None = event.site_id
-    if event.type == RATES_EVENT:
-        items = data.get("rates")
-        if data.get("all_sites") is True:
-            scope = None
-    elif (
-        event.type == "command.result"
-        and data.get("command_type") == "update_rates"
-        and data.get("status") == "accepted"
-    ):
-        result = data.get("result")
-        items = result.get("rates") if isinstance(result, Mapping) else None
-    if not isinstance(items, list):
-        return []
-    found: list[tuple[str | None, Rate]] = []
-    for item in items:
-        try:
-            rate = parse_rate(item)
-        except BadRate:
-            continue
-        own = item.get("site_id") if isinstance(item, Mapping) else None
-        found.append((own if isinstance(own, str) and own else scope, rate))
-    return found
+    if started_at.tzinfo is None or stopped_at.tzinfo is None:
+        raise ValueError("aware datetimes only")
+    if stopped_at < started_at:
+        raise ValueError("stopped_at is before started_at")
+    cost = pricing.price_session(rate.to_rate(), started_at, stopped_at, energy_wh, idle_since)
+    return in_minor_units(cost, rate.rate_id)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,16 @@ class RevenueDelta:
         return self.energy_minor + self.time_minor + self.idle_minor + self.fee_minor
 
 
+def _inline_rate(event: CloudEvent) -> Rate | None:
+    value = event_data.extension(event, "rate")
+    if value is None:
+        return None
+    try:
+        return parse_rate(value)
+    except BadRate:
+        return None
+
+
 def session_revenue(
     event: CloudEvent,
     known: list[KnownRate],
@@ -97,41 +111,39 @@ def session_revenue(
     The rate is the one the event carries (``data.rate``), else the one in force at the
     session's start among ``known`` (by ``data.rate_id`` when given). Without a rate the
     session is counted under the empty currency with no amounts. A session whose times
-    central does not believe (:func:`~central.reported_times.bounded_span`) is booked
-    where they are placed and priced by its energy only: time and idle fees would be
-    made up from a broken clock.
+    central does not believe is booked where they are placed and priced by its energy
+    only (:func:`central.pricing.believed_times`).
     """
     if event.type != "charging.completed":
         return None
-    data: Mapping[str, Any] = event.data
-    reported_stop = parse_time(data.get("stopped_at")) or event.time
-    span = bounded_span(
-        parse_time(data.get("started_at")) or reported_stop, reported_stop, received, policy
+    reported_stop = event_data.instant(event, "stopped_at") or event.time
+    times = pricing.believed_times(
+        event_data.instant(event, "started_at") or reported_stop,
+        reported_stop,
+        event_data.extension_instant(event, "idle_since")
+        or event_data.extension_instant(event, "charging_ended_at"),
+        received=received,
+        policy=policy,
     )
-    started, stopped = (span.end, span.end) if span.problem else (span.start, span.end)
-    energy = session_energy(data)
-    idle_since = None
-    if span.problem is None:
-        idle_since = parse_time(data.get("idle_since")) or parse_time(data.get("charging_ended_at"))
-    rate: Rate | None = None
-    if data.get("rate") is not None:
-        try:
-            rate = parse_rate(data["rate"])
-        except BadRate:
-            rate = None
+    energy = session_energy(event)
+    rate = _inline_rate(event)
     if rate is None:
-        rate_id = data.get("rate_id")
+        rate_id = event_data.extension(event, "rate_id")
         rate = select_rate(
             known,
             site_id=event.site_id,
             rate_id=rate_id if isinstance(rate_id, str) else None,
-            at=span.start,
+            at=times.span.start,
         )
-    bucket = hour_floor(stopped)
+    bucket = hour_floor(times.span.end)
     if rate is None:
         return RevenueDelta(event.site_id, bucket, UNPRICED, 1, energy, 0, 0, 0, 0)
     price = price_session(
-        rate, started_at=started, stopped_at=stopped, energy_wh=energy, idle_since=idle_since
+        rate,
+        started_at=times.started_at,
+        stopped_at=times.stopped_at,
+        energy_wh=energy,
+        idle_since=times.charging_ended_at,
     )
     return RevenueDelta(
         event.site_id,

@@ -338,7 +338,3 @@ def _router(
         return await service.health(in_process)
 
     return router
-
-
-def build(ctx: ServiceContext) -> AnalyticsService:
-    return AnalyticsService(ctx)

@@ -12,8 +12,9 @@ from sqlalchemy import Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central.analytics.pricing import KnownRate, Rate
-from central.analytics.revenue import rates_in, session_revenue
+from central.analytics import event_data
+from central.analytics.rates import KnownRate, Rate, rates_in
+from central.analytics.revenue import session_revenue
 from central.analytics.tables import (
     event_logs,
     rates,
@@ -23,13 +24,7 @@ from central.analytics.tables import (
     usage_metrics,
     visits,
 )
-from central.analytics.usage import (
-    USAGE_FIELDS,
-    merge,
-    parse_time,
-    session_energy,
-    usage_deltas,
-)
+from central.analytics.usage import USAGE_FIELDS, merge, session_energy, usage_deltas
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, anchor
 from contract.envelope import CloudEvent, topic_for
 
@@ -42,11 +37,6 @@ def _insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.I
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-
-
-def _text(data: Mapping[str, Any], key: str, limit: int = 64) -> str | None:
-    value = data.get(key)
-    return value[:limit] if isinstance(value, str) and value else None
 
 
 async def _add(
@@ -113,7 +103,6 @@ async def ingest(
     ``now`` is when central received it: the reported times are placed relative to it
     (:mod:`central.reported_times`).
     """
-    data = event.data
     inserted = await conn.execute(
         _insert(conn, event_logs)
         .values(
@@ -123,8 +112,8 @@ async def ingest(
             subject=event.subject,
             time=event.time,
             sequence=event.sequence,
-            vehicle_id=_text(data, "vehicle_id"),
-            vehicle_type=_text(data, "vehicle_type"),
+            vehicle_id=event_data.text(event, "vehicle_id"),
+            vehicle_type=event_data.extension_text(event, "vehicle_type"),
             data=event.model_dump(mode="json")["data"],
             received_at=now,
         )
@@ -147,8 +136,8 @@ async def ingest(
                 problem=noted.problem,
                 placed_at=noted.bucket,
             )
-    reported = data.get("energy_wh")
-    if event.type == "charging.completed" and reported and not session_energy(data):
+    reported = event_data.as_sent(event, "energy_wh")
+    if event.type == "charging.completed" and reported and not session_energy(event):
         log.warning(
             "analytics.meter_problem", site=event.site_id, event_id=event.id, energy_wh=reported
         )
@@ -159,23 +148,23 @@ async def ingest(
         }
         await _add(conn, usage_metrics, {"site_id": site_id, "bucket": bucket}, amounts)
 
-    slot_id = _text(data, "slot_id")
+    slot_id = event_data.text(event, "slot_id")
     if slot_id is not None:
         await conn.execute(
             _insert(conn, slots)
             .values(
                 site_id=event.site_id,
                 slot_id=slot_id,
-                slot_type=_text(data, "slot_type", 32),
+                slot_type=event_data.text(event, "slot_type"),
                 first_seen=now,
             )
             .on_conflict_do_nothing(index_elements=["site_id", "slot_id"])
         )
 
-    visit_id = _text(data, "visit_id")
-    arrived = parse_time(data.get("arrived_at"))
+    visit_id = event_data.text(event, "visit_id")
+    arrived = event_data.instant(event, "arrived_at")
     if visit_id is not None and arrived is not None:
-        departed = parse_time(data.get("departed_at")) if event.type == "parking.vacated" else None
+        departed = event_data.instant(event, "departed_at")
         stmt = _insert(conn, visits).values(
             site_id=event.site_id,
             visit_id=visit_id,

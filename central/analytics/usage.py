@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
+from central.analytics import event_data
 from central.analytics.buckets import HOUR, hour_floor, hours_between, split_by_hour
 from central.reported_times import (
     DEFAULT_POLICY,
@@ -45,29 +46,10 @@ class UsageDelta:
     problem: str | None = None  # what a ``clock_problems`` delta corrected
 
 
-def parse_time(value: object) -> datetime | None:
-    """An RFC 3339 string (or aware datetime) from event data; anything else is ``None``."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else None
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
-def number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def session_energy(data: Mapping[str, Any]) -> float:
+def session_energy(event: CloudEvent) -> float:
     """A completed session's energy (Wh) as the charging service counts it: what a meter
     cannot have delivered (not a number, negative, beyond 2.1 GWh) is 0."""
-    energy = reported_amount(number(data.get("energy_wh")))
+    energy = reported_amount(event_data.number(event, "energy_wh"))
     return float(energy) if energy is not None and energy > 0 else 0.0
 
 
@@ -84,16 +66,17 @@ def _spread(site: str, counter: str, span: Span, total: float) -> list[UsageDelt
 def usage_deltas(
     event: CloudEvent, received: datetime, policy: ClockPolicy = DEFAULT_POLICY
 ) -> list[UsageDelta]:
-    """The counters one event moves. Unknown types and malformed data move nothing.
+    """The counters one event moves. Unknown types move nothing; a field that is missing
+    or does not fit its contract type is left out (:mod:`central.analytics.event_data`).
 
     Reported times are placed by :mod:`central.reported_times` (``received``: when
     central got the event); each one corrected adds a ``clock_problems`` count.
     """
-    site, data = event.site_id, event.data
+    site = event.site_id
     deltas: list[UsageDelta] = []
 
     def at(key: str) -> datetime:
-        return parse_time(data.get(key)) or event.time
+        return event_data.instant(event, key) or event.time
 
     def noted(problem: str | None, when: datetime) -> None:
         if problem is not None:
@@ -118,7 +101,7 @@ def usage_deltas(
             deltas += one("arrivals", at("arrived_at"))
         case "parking.vacated":
             departed = at("departed_at")
-            arrived = parse_time(data.get("arrived_at"))
+            arrived = event_data.instant(event, "arrived_at")
             if arrived is None:
                 deltas += one("departures", departed)
             else:
@@ -130,11 +113,11 @@ def usage_deltas(
             deltas += one("sessions_started", at("started_at"))
         case "charging.completed":
             stopped = at("stopped_at")
-            session = span(parse_time(data.get("started_at")) or stopped, stopped)
+            session = span(event_data.instant(event, "started_at") or stopped, stopped)
             deltas.append(UsageDelta(site, hour_floor(session.end), "sessions_completed", 1))
             if session.seconds > 0:
                 deltas += _spread(site, "charging_seconds", session, session.seconds)
-            energy = session_energy(data)
+            energy = session_energy(event)
             if energy > 0:
                 deltas += _spread(site, "energy_wh", session, energy)
         case "charging.failed":

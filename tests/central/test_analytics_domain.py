@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from central.analytics.buckets import split_by_hour
-from central.analytics.pricing import KnownRate, Rate, price_session, select_rate
+from central.analytics.rates import KnownRate, Rate, rates_in, select_rate
 from central.analytics.reports import align, revenue_report, usage_report
-from central.analytics.revenue import UNPRICED, rates_in, session_revenue
+from central.analytics.revenue import UNPRICED, price_session, session_revenue
 from central.analytics.usage import merge, peak_hours, usage_deltas
 from contract.envelope import CloudEvent
 

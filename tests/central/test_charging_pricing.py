@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
-from central.charging.pricing import Rate, TouWindow, energy_price_at, price_session
+from central.pricing import Rate, TouWindow, energy_price_at, price_session
 
 D = Decimal
 START = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)  # a Monday

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from central.analytics.tables import usage_metrics
-from central.charging.pricing import Rate, price_reported_session
 from central.infra.db import create_engine
 from central.notification.templates import template_context
+from central.pricing import Rate, price_reported_session
 from central.reported_times import (
     EARLIEST,
     LATEST,

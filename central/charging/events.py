@@ -1,0 +1,330 @@
+"""What the charging service does with the sites' events.
+
+It consumes ``charging.events`` as durable consumer ``charging``: ``charging.started``,
+``charging.progress``, ``charging.completed``, ``charging.failed``, ``charger.status``
+and ``command.result``, the sites' answers to its commands. It publishes no events: it
+tells sites what to do through commands (:mod:`central.charging.commands`).
+
+Each event's ``data`` is read through the contract (:func:`contract.events.parse_data`).
+Where the contract is looser than this service, the service's own rule is checked here:
+a meter delivers no negative energy (:func:`_delivered`), and an event reporting one is
+dropped like one that does not fit its type (:func:`central.event_routing.dispatch`).
+Every handler is idempotent: it records the event id in ``charging_history`` first
+(:func:`central.charging.store.claim`) and stops if it was there; progress updates only
+move forward in time.
+
+Whose a session is, is decided by its id tag only (:meth:`ChargingEvents._vehicle_for`):
+a tag an operator registered to a vehicle, or the tag of that vehicle's remote start on
+the same charger (and evse). A session started with any other tag (a stranger's RFID
+card) belongs to no vehicle: operators and the site see it, priced, in the site's and
+charger's listings, no driver does. Drivers see and act only for their own vehicles
+(:mod:`central.auth`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from central.charging import store
+from central.charging.rates import rate_for
+from central.context import ServiceContext
+from central.event_routing import EventHandler, dispatch
+from central.pricing import price_reported_session
+from central.reported_times import reported_amount, shift
+from contract.envelope import CHARGING_TOPIC, CloudEvent
+from contract.events import (
+    ChargerStatus,
+    ChargingCompleted,
+    ChargingFailed,
+    ChargingProgress,
+    ChargingStarted,
+    CommandResultData,
+    parse_data,
+)
+
+log = structlog.get_logger("central.charging")
+
+TOPIC: Final = CHARGING_TOPIC
+DURABLE: Final = "charging"
+IDLE_POWER_W: Final = 50
+# a remote start's tag names a session on its charger that starts after the command was
+# made (clocks may differ this much) and before the command could expire
+CLOCK_SKEW: Final = timedelta(minutes=2)
+
+
+def _delivered(energy_wh: float, event: CloudEvent) -> float:
+    """``energy_wh`` if a meter can have delivered it; a negative one makes the event
+    invalid, as if its type refused it (the contract leaves ranges to consumers)."""
+    if energy_wh < 0:
+        raise ValidationError.from_exception_data(
+            event.type,
+            [
+                {
+                    "type": "greater_than_equal",
+                    "loc": ("energy_wh",),
+                    "input": energy_wh,
+                    "ctx": {"ge": 0},
+                }
+            ],
+        )
+    return energy_wh
+
+
+def _meter_problem(event: CloudEvent, session_id: str, reported: float) -> None:
+    """An energy no session delivers: the session is kept (its energy 0, the reported
+    figure in its history's event data) and the problem logged, not dead-lettered."""
+    log.warning(
+        "charging.session.meter_problem",
+        site=event.site_id,
+        session=session_id,
+        event_id=event.id,
+        energy_wh=reported,
+    )
+
+
+class ChargingEvents:
+    def __init__(self, ctx: ServiceContext, answered: Callable[[str], None]) -> None:
+        """``answered(command_id)``: a command's row changed (its waiters read it)."""
+        self._ctx = ctx
+        self._answered = answered
+        self._clock_policy = ctx.settings.reported_times.policy()
+        self._handlers: dict[str, EventHandler] = {
+            ChargingStarted.TYPE: self._on_started,
+            ChargingProgress.TYPE: self._on_progress,
+            ChargingCompleted.TYPE: self._on_completed,
+            ChargingFailed.TYPE: self._on_failed,
+            ChargerStatus.TYPE: self._on_charger_status,
+            CommandResultData.TYPE: self._on_command_result,
+        }
+
+    async def handle(self, event: CloudEvent) -> None:
+        """The bus's entry: run the event type's handler; ignore the types not consumed."""
+        await dispatch(event, self._handlers, "charging")
+
+    async def _vehicle_for(
+        self,
+        conn: AsyncConnection,
+        site_id: str,
+        charger_id: str,
+        evse_id: int | None,
+        id_tag: str | None,
+        started_at: datetime,
+    ) -> str | None:
+        """The vehicle a session belongs to, by its id tag only: the vehicle the tag is
+        registered to, else the vehicle of a remote start with that very tag on that
+        charger (and evse, when both name one) made before the session started and not
+        expired by then. Anything else (no tag, a stranger's card) is no vehicle's.
+
+        Only the event's own data and the commands central issued decide, so events that
+        arrive late (a site back from an outage) are attributed the same way."""
+        if not id_tag:
+            return None
+        registered = await store.tag_owner(conn, id_tag)
+        if registered is not None:
+            return registered
+        return await store.remote_start_vehicle(
+            conn, site_id, charger_id, evse_id, id_tag, started_at, CLOCK_SKEW
+        )
+
+    async def _on_started(self, event: CloudEvent) -> None:
+        data = parse_data(ChargingStarted, event)
+        now = self._ctx.clock()
+        async with self._ctx.engine.begin() as conn:
+            vehicle = await self._vehicle_for(
+                conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
+            )
+            if not await store.claim(
+                conn, event, "started", session_id=data.session_id, vehicle_id=vehicle
+            ):
+                return
+            await store.add_session(
+                conn,
+                event.site_id,
+                data,
+                unless_known=True,
+                vehicle_id=vehicle,
+                status="active",
+                energy_wh=0,
+                updated_at=now,
+            )
+        log.info("charging.session.started", site=event.site_id, session=data.session_id)
+
+    async def _on_progress(self, event: CloudEvent) -> None:
+        data = parse_data(ChargingProgress, event)
+        reported_energy = _delivered(data.energy_wh, event)
+        now = self._ctx.clock()
+        # a reading stamped by a clock in 9999 must not make every later one look older
+        believed = shift(now, self._clock_policy.future_tolerance)
+        idle = data.power_w is not None and data.power_w < IDLE_POWER_W
+        async with self._ctx.engine.begin() as conn:
+            row = await store.session(conn, data.session_id, event.site_id)
+            if row is None or row.status != "active":
+                return
+            if row.progress_at is not None and data.at <= row.progress_at <= believed:
+                return  # an older or repeated update
+            charging_ended = row.charging_ended_at if idle else None
+            if idle and charging_ended is None:
+                charging_ended = data.at
+            energy = reported_amount(reported_energy)
+            if energy is None:
+                _meter_problem(event, data.session_id, reported_energy)
+            await store.update_session(
+                conn,
+                data.session_id,
+                energy_wh=row.energy_wh if energy is None else energy,
+                power_w=reported_amount(data.power_w),
+                progress_at=data.at,
+                charging_ended_at=charging_ended,
+                updated_at=now,
+            )
+
+    async def _on_completed(self, event: CloudEvent) -> None:
+        data = parse_data(ChargingCompleted, event)
+        reported_energy = _delivered(data.energy_wh, event)
+        now = self._ctx.clock()
+        energy = reported_amount(reported_energy)
+        if energy is None:
+            _meter_problem(event, data.session_id, reported_energy)
+        async with self._ctx.engine.begin() as conn:
+            row = await store.session(conn, data.session_id)
+            if row is not None and row.site_id != event.site_id:
+                log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
+                return
+            vehicle = (
+                row.vehicle_id
+                if row is not None
+                else await self._vehicle_for(
+                    conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
+                )
+            )
+            rate = await rate_for(conn, event.site_id)
+            cost, problem = None, None
+            if rate is not None:
+                cost, problem = price_reported_session(
+                    rate,
+                    data.started_at,
+                    data.stopped_at,
+                    energy or 0,
+                    row.charging_ended_at if row else None,
+                    received=now,
+                    policy=self._clock_policy,
+                )
+            if problem is not None:
+                log.warning(
+                    "charging.session.clock_problem",
+                    site=event.site_id,
+                    charger=data.charger_id,
+                    session=data.session_id,
+                    problem=problem,
+                    started_at=data.started_at,
+                    stopped_at=data.stopped_at,
+                )
+            if not await store.claim(
+                conn,
+                event,
+                "completed",
+                session_id=data.session_id,
+                vehicle_id=vehicle,
+                energy_wh=energy,
+                cost=None if cost is None else str(cost.total),
+            ):
+                return
+            values = {
+                "status": "completed",
+                "stopped_at": data.stopped_at,
+                "energy_wh": energy or 0,
+                "reason": data.reason or None,
+                "vehicle_id": vehicle,
+                "updated_at": now,
+            }
+            if row is None:
+                await store.add_session(conn, event.site_id, data, unless_known=False, **values)
+            else:
+                await store.update_session(conn, data.session_id, **values)
+        log.info(
+            "charging.session.completed",
+            site=event.site_id,
+            session=data.session_id,
+            energy_wh=energy,
+        )
+
+    async def _on_failed(self, event: CloudEvent) -> None:
+        data = parse_data(ChargingFailed, event)
+        now = self._ctx.clock()
+        async with self._ctx.engine.begin() as conn:
+            command = None
+            if data.command_id:
+                command = await store.command(conn, data.command_id, event.site_id)
+            vehicle = None if command is None else command.vehicle_id
+            if not await store.claim(conn, event, "failed", vehicle_id=vehicle):
+                return
+            if data.command_id:
+                await store.fail_pending_command(
+                    conn, data.command_id, event.site_id, data.reason, now
+                )
+        if data.command_id:
+            self._answered(data.command_id)
+
+    async def _on_charger_status(self, event: CloudEvent) -> None:
+        data = parse_data(ChargerStatus, event)
+        async with self._ctx.engine.begin() as conn:
+            await store.add_station(
+                conn,
+                event.site_id,
+                data.charger_id,
+                status=data.status,
+                online=data.online,
+                evses="{}",
+                updated_at=event.time,
+            )
+            row = await store.station(conn, event.site_id, data.charger_id)
+            if row.updated_at > event.time:
+                return  # an older status than the one held
+            evses = json.loads(row.evses)
+            # an EVSE's own status (0 included) only when the event names one: the contract
+            # reads a missing evse_id as 0, the charger as a whole
+            if "evse_id" in data.model_fields_set:
+                evses[str(data.evse_id)] = {"status": data.status, "error_code": data.error_code}
+            await store.update_station(
+                conn,
+                event.site_id,
+                data.charger_id,
+                status=data.status if data.evse_id == 0 else row.status,
+                online=data.online,
+                error_code=data.error_code,
+                evses=json.dumps(evses),
+                updated_at=max(event.time, row.updated_at),
+            )
+
+    async def _on_command_result(self, event: CloudEvent) -> None:
+        result = parse_data(CommandResultData, event)
+        now = self._ctx.clock()
+        async with self._ctx.engine.begin() as conn:
+            row = await store.command(conn, result.command_id, event.site_id)
+            if row is None:
+                return  # not a charging command (or another site's: ignored)
+            if not await store.claim(
+                conn,
+                event,
+                f"command.{result.status}",
+                session_id=row.session_id,
+                vehicle_id=row.vehicle_id,
+            ):
+                return
+            await store.set_command_result(
+                conn, result.command_id, result.status, result.detail, result.result, now
+            )
+        log.info(
+            "charging.command.result",
+            site=event.site_id,
+            command_id=result.command_id,
+            status=result.status,
+        )
+        self._answered(result.command_id)

@@ -1,0 +1,380 @@
+"""The charging service's storage: SQLAlchemy Core over its own tables
+(:mod:`central.charging.tables`); no other service reads them.
+
+Every function takes a connection inside the caller's transaction: the caller decides
+what one transaction holds. Rows come back as SQLAlchemy rows; the answers are built
+from them (:mod:`central.charging.schema`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from central.charging.tables import (
+    charger_stations,
+    charging_commands,
+    charging_history,
+    charging_id_tags,
+    charging_rates,
+    charging_sessions,
+)
+from central.infra.db import insert_ignore
+from central.infra.paging import Key, after
+from central.reported_times import shift
+from contract.envelope import CloudEvent
+from contract.events import ChargingCompleted, ChargingStarted
+from contract.sync_api import Command
+
+
+async def _first(conn: AsyncConnection, query: Select[Any]) -> Any:
+    return (await conn.execute(query)).first()
+
+
+async def _page(conn: AsyncConnection, query: Select[Any], limit: int) -> list[Any]:
+    """``limit + 1`` rows: one more than a page says there is a next one (paging.page_of)."""
+    return list((await conn.execute(query.limit(limit + 1))).all())
+
+
+# ---- the history: every event handled, once -------------------------------------------
+
+
+async def claim(
+    conn: AsyncConnection,
+    event: CloudEvent,
+    kind: str,
+    *,
+    session_id: str | None = None,
+    vehicle_id: str | None = None,
+    energy_wh: int | None = None,
+    cost: str | None = None,
+) -> bool:
+    """Record the event in ``charging_history`` (its data as reported); False when it was
+    handled before."""
+    result = await conn.execute(
+        insert_ignore(conn.dialect.name, charging_history, ["event_id"]).values(
+            event_id=event.id,
+            site_id=event.site_id,
+            session_id=session_id,
+            vehicle_id=vehicle_id,
+            kind=kind,
+            at=event.time,
+            energy_wh=energy_wh,
+            cost=cost,
+            data=json.dumps(event.data, default=str),
+        )
+    )
+    return bool(result.rowcount)
+
+
+# ---- commands -------------------------------------------------------------------------
+
+
+async def insert_command(
+    conn: AsyncConnection,
+    command: Command,
+    *,
+    charger_id: str | None,
+    vehicle_id: str | None,
+    session_id: str | None,
+    id_tag: str | None,
+    evse_id: int | None,
+) -> None:
+    await conn.execute(
+        charging_commands.insert().values(
+            id=command.id,
+            site_id=command.site_id,
+            type=command.type,
+            charger_id=charger_id,
+            vehicle_id=vehicle_id,
+            session_id=session_id,
+            id_tag=id_tag,
+            evse_id=evse_id,
+            status="pending",
+            created_at=command.created_at,
+            expires_at=command.expires_at,
+            updated_at=command.created_at,
+        )
+    )
+
+
+async def command(conn: AsyncConnection, command_id: str, site_id: str | None = None) -> Any:
+    """The command's row (of that site, when given), or None."""
+    query = select(charging_commands).where(charging_commands.c.id == command_id)
+    if site_id is not None:
+        query = query.where(charging_commands.c.site_id == site_id)
+    return await _first(conn, query)
+
+
+async def pending_commands(conn: AsyncConnection, vehicle_id: str, now: datetime) -> list[Any]:
+    c = charging_commands.c
+    query = (
+        select(charging_commands)
+        .where(c.vehicle_id == vehicle_id, c.status == "pending", c.expires_at > now)
+        .order_by(c.created_at)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def fail_pending_command(
+    conn: AsyncConnection, command_id: str, site_id: str, detail: str, now: datetime
+) -> None:
+    c = charging_commands.c
+    await conn.execute(
+        update(charging_commands)
+        .where(c.id == command_id, c.site_id == site_id, c.status == "pending")
+        .values(status="failed", detail=detail[:256], updated_at=now)
+    )
+
+
+async def set_command_result(
+    conn: AsyncConnection,
+    command_id: str,
+    status: str,
+    detail: str,
+    result: dict[str, Any],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        update(charging_commands)
+        .where(charging_commands.c.id == command_id)
+        .values(
+            status=status,
+            detail=detail[:256],
+            result=json.dumps(result, default=str),
+            updated_at=now,
+        )
+    )
+
+
+async def remote_start_vehicle(
+    conn: AsyncConnection,
+    site_id: str,
+    charger_id: str,
+    evse_id: int | None,
+    id_tag: str,
+    started_at: datetime,
+    skew: timedelta,
+) -> str | None:
+    """The vehicle of the latest remote start with ``id_tag`` on that charger (and evse,
+    when both name one), made before ``started_at`` and not expired by then, give or take
+    ``skew`` for the clocks."""
+    c = charging_commands.c
+    query = (
+        select(c.vehicle_id)
+        .where(
+            c.site_id == site_id,
+            c.charger_id == charger_id,
+            c.type == "remote_start",
+            c.id_tag == id_tag,
+            c.status.in_(["accepted", "pending"]),
+            c.created_at <= shift(started_at, skew),
+            c.expires_at >= shift(started_at, -skew),
+        )
+        .order_by(c.created_at.desc())
+        .limit(1)
+    )
+    if evse_id is not None:
+        query = query.where((c.evse_id.is_(None)) | (c.evse_id == evse_id))
+    vehicle = (await conn.execute(query)).scalar_one_or_none()
+    return None if vehicle is None else str(vehicle)
+
+
+# ---- sessions -------------------------------------------------------------------------
+
+
+async def session(conn: AsyncConnection, session_id: str, site_id: str | None = None) -> Any:
+    """The session's row (of that site, when given), or None."""
+    query = select(charging_sessions).where(charging_sessions.c.id == session_id)
+    if site_id is not None:
+        query = query.where(charging_sessions.c.site_id == site_id)
+    return await _first(conn, query)
+
+
+async def active_session(
+    conn: AsyncConnection, *, vehicle_id: str | None = None, session_id: str | None = None
+) -> Any:
+    """The vehicle's latest active session, or the active session of that id; or None."""
+    c = charging_sessions.c
+    query = select(charging_sessions).where(c.status == "active")
+    if session_id is not None:
+        query = query.where(c.id == session_id)
+    if vehicle_id is not None:
+        query = query.where(c.vehicle_id == vehicle_id)
+    return await _first(conn, query.order_by(c.started_at.desc()).limit(1))
+
+
+async def sessions(
+    conn: AsyncConnection,
+    limit: int,
+    start: Key | None,
+    *,
+    site_id: str | None = None,
+    charger_id: str | None = None,
+    vehicle_id: str | None = None,
+    status: str | None = None,
+    finished: bool = False,
+) -> list[Any]:
+    """A page of sessions, newest first (by start, then id)."""
+    c = charging_sessions.c
+    query = select(charging_sessions).order_by(c.started_at.desc(), c.id.desc())
+    if site_id is not None:
+        query = query.where(c.site_id == site_id)
+    if charger_id is not None:
+        query = query.where(c.charger_id == charger_id)
+    if vehicle_id is not None:
+        query = query.where(c.vehicle_id == vehicle_id)
+    if status is not None:
+        query = query.where(c.status == status)
+    if finished:
+        query = query.where(c.status != "active")
+    if start is not None:
+        query = query.where(after([c.started_at, c.id], start))
+    return await _page(conn, query, limit)
+
+
+async def add_session(
+    conn: AsyncConnection,
+    site_id: str,
+    data: ChargingStarted | ChargingCompleted,
+    *,
+    unless_known: bool,
+    **values: Any,
+) -> None:
+    """A session row from the event that made it known, ``values`` for its other columns.
+    ``unless_known``: nothing when the id is taken; else a taken id is an error (the
+    caller looked in this transaction, so the event fails and is redelivered)."""
+    columns = {
+        "id": data.session_id,
+        "site_id": site_id,
+        "charger_id": data.charger_id,
+        "evse_id": data.evse_id,
+        "id_tag": data.id_tag,
+        "transaction_id": None if data.transaction_id is None else str(data.transaction_id),
+        "started_at": data.started_at,
+        **values,
+    }
+    if unless_known:
+        insert = insert_ignore(conn.dialect.name, charging_sessions, ["id"])
+    else:
+        insert = charging_sessions.insert()
+    await conn.execute(insert.values(**columns))
+
+
+async def update_session(conn: AsyncConnection, session_id: str, **values: Any) -> None:
+    await conn.execute(
+        update(charging_sessions).where(charging_sessions.c.id == session_id).values(**values)
+    )
+
+
+# ---- rates ----------------------------------------------------------------------------
+
+
+async def rate(conn: AsyncConnection, site_id: str) -> Any:
+    return await _first(conn, select(charging_rates).where(charging_rates.c.site_id == site_id))
+
+
+async def rates(
+    conn: AsyncConnection, site_id: str | None, limit: int, start: Key | None
+) -> list[Any]:
+    query = select(charging_rates).order_by(charging_rates.c.site_id)
+    if site_id is not None:
+        query = query.where(charging_rates.c.site_id == site_id)
+    if start is not None:
+        query = query.where(charging_rates.c.site_id > start[0])
+    return await _page(conn, query, limit)
+
+
+async def put_rate(conn: AsyncConnection, site_id: str, values: dict[str, Any]) -> Any:
+    """Insert or replace the site's rate; its row as stored."""
+    if await rate(conn, site_id) is None:
+        await conn.execute(charging_rates.insert().values(site_id=site_id, **values))
+    else:
+        await conn.execute(
+            update(charging_rates).where(charging_rates.c.site_id == site_id).values(**values)
+        )
+    return await rate(conn, site_id)
+
+
+# ---- stations -------------------------------------------------------------------------
+
+
+async def station(conn: AsyncConnection, site_id: str, charger_id: str) -> Any:
+    s = charger_stations.c
+    return await _first(
+        conn, select(charger_stations).where(s.site_id == site_id, s.charger_id == charger_id)
+    )
+
+
+async def stations(
+    conn: AsyncConnection, site_id: str | None, limit: int, start: Key | None
+) -> list[Any]:
+    s = charger_stations.c
+    query = select(charger_stations).order_by(s.site_id, s.charger_id)
+    if site_id is not None:
+        query = query.where(s.site_id == site_id)
+    if start is not None:
+        query = query.where(after([s.site_id, s.charger_id], start, descending=False))
+    return await _page(conn, query, limit)
+
+
+async def add_station(conn: AsyncConnection, site_id: str, charger_id: str, **values: Any) -> None:
+    """A station row with ``values``, unless the charger has one."""
+    await conn.execute(
+        insert_ignore(conn.dialect.name, charger_stations, ["site_id", "charger_id"]).values(
+            site_id=site_id, charger_id=charger_id, **values
+        )
+    )
+
+
+async def update_station(
+    conn: AsyncConnection, site_id: str, charger_id: str, **values: Any
+) -> None:
+    s = charger_stations.c
+    await conn.execute(
+        update(charger_stations)
+        .where(s.site_id == site_id, s.charger_id == charger_id)
+        .values(**values)
+    )
+
+
+# ---- id tags --------------------------------------------------------------------------
+
+
+async def tag(conn: AsyncConnection, id_tag: str) -> Any:
+    return await _first(conn, select(charging_id_tags).where(charging_id_tags.c.id_tag == id_tag))
+
+
+async def tag_owner(conn: AsyncConnection, id_tag: str) -> str | None:
+    """The vehicle the tag is registered to."""
+    row = await tag(conn, id_tag)
+    return None if row is None else str(row.vehicle_id)
+
+
+async def add_tag(conn: AsyncConnection, id_tag: str, vehicle_id: str, now: datetime) -> None:
+    await conn.execute(
+        charging_id_tags.insert().values(id_tag=id_tag, vehicle_id=vehicle_id, created_at=now)
+    )
+
+
+async def remove_tag(conn: AsyncConnection, id_tag: str) -> bool:
+    result = await conn.execute(
+        charging_id_tags.delete().where(charging_id_tags.c.id_tag == id_tag)
+    )
+    return bool(result.rowcount)
+
+
+async def tags(
+    conn: AsyncConnection, vehicle_id: str | None, limit: int, start: Key | None
+) -> list[Any]:
+    t = charging_id_tags.c
+    query = select(charging_id_tags).order_by(t.id_tag)
+    if vehicle_id is not None:
+        query = query.where(t.vehicle_id == vehicle_id)
+    if start is not None:
+        query = query.where(t.id_tag > start[0])
+    return await _page(conn, query, limit)
