@@ -53,7 +53,7 @@ def run(
     from pydantic import ValidationError
 
     from central.app import SERVICE_NAMES, create_app
-    from central.infra.logs import configure_logging
+    from common.logs import configure_logging
 
     configure_logging(log_format)
     try:

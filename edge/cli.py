@@ -54,10 +54,10 @@ def edge_run(
     ] = "auto",
 ) -> None:
     """Run the edge daemon for one site until SIGTERM or Ctrl-C."""
+    from common.logs import configure_logging
     from edge.config import ConfigError, load_site_config
     from edge.daemon import run_daemon
     from edge.event_loop import EventLoopUnavailable
-    from edge.logs import configure_logging
 
     overrides: dict[str, object] = {}
     try:

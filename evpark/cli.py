@@ -45,7 +45,7 @@ def demo(
     log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
 ) -> None:
     """Bring up a whole simulated site (edge daemon and chargers) and print where to look."""
-    from edge.logs import configure_logging
+    from common.logs import configure_logging
     from evpark.demo import run_demo
 
     configure_logging(log_format, level="WARNING")

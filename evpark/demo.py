@@ -24,9 +24,8 @@ import httpx
 import structlog
 
 from edge.config import load_site_config
-from sim.charger import SimCharger
-from sim.charger_fleet import FleetOptions, fleet_configs
-from sim.charger_model import SimChargerConfig
+from sim.charger import SimCharger, SimChargerConfig
+from sim.charger.fleet import FleetOptions, fleet_configs
 from sim.sensors import SensorField
 from sim.vehicles import EvBay, VehicleScenario
 

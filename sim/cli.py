@@ -62,9 +62,9 @@ def chargers(
     import asyncio
     import signal
 
+    from common.logs import configure_logging
     from sim.charger.fleet import FleetOptions, fleet_configs, run_fleet
     from sim.charger.model import DEFAULT_ID_TAGS
-    from sim.logs import configure_logging
 
     if version not in ("1.6", "2.0.1", "mixed"):
         raise typer.BadParameter("--version must be 1.6, 2.0.1 or mixed")
@@ -132,7 +132,7 @@ def sensors(
 
     import aiomqtt
 
-    from sim.logs import configure_logging
+    from common.logs import configure_logging
     from sim.sensors.field import run_sensors
     from sim.sensors.site import SiteFileError, read_site_file
 

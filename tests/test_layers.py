@@ -50,8 +50,7 @@ RULES: dict[str, tuple[str, ...]] = {
                 "edge.api.json_io", "edge.ocpp.charger_calls", "edge.ocpp.server"),
     "edge.uplink": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.charger_calls",
                     "edge.ocpp.server", "edge.ocpp.connection", "contract"),
-    "edge.admin": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.admission",
-                   "edge.logs"),
+    "edge.admin": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.admission"),
     "edge": ("edge", "ocpp_handlers", "common", "contract"),  # daemon, cli, config, logs
     # central: infrastructure below the services; a service never imports another
     "central.infra": ("central.infra", "central.settings", "common", "contract"),

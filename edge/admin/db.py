@@ -30,8 +30,8 @@ def site_database(
     config_file: Path, refusal: type[Exception]
 ) -> Iterator[tuple[SiteConfig, sqlite3.Connection]]:
     """The site's config and a migrated connection; ``refusal`` ends the command with exit 1."""
+    from common.logs import configure_logging
     from edge.config import ConfigError, load_site_config
-    from edge.logs import configure_logging
     from edge.storage.sqlite import connect, migrate
 
     configure_logging("console", level="WARNING")  # stdout is for the answer (a token, a list)

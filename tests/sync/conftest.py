@@ -31,9 +31,7 @@ from central.settings import CentralSettings
 from central.sync.tables import events as central_events
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
-from sim.charger import SimCharger
-from sim.charger_model import SimChargerConfig
-from sim.schemas import OcppVersion
+from sim.charger import OcppVersion, SimCharger, SimChargerConfig
 from sim.sensors import QUIET, SensorField
 from tests.mosquitto import Mosquitto, running_mosquitto
 from tests.services import free_port
