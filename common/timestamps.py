@@ -14,14 +14,19 @@ MAX_LENGTH = 64  # longer than any RFC 3339 date-time; refuses a flood before pa
 
 
 class InvalidTimestamp(ValueError):
-    """Not an RFC 3339 date-time (or one out of the range of a time)."""
+    """Not an RFC 3339 date-time (or one out of the range of a time); ``reason`` says which,
+    without the value (for answers that must not echo input)."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(f"{reason}: {text[:MAX_LENGTH]!r}")
+        self.reason = reason
 
 
 def parse_timestamp(text: str, *, naive_is_utc: bool = False) -> datetime:
     """An aware datetime in UTC. A time without an offset is refused, or taken as UTC when
     ``naive_is_utc`` (some chargers send one; our own stored rows are UTC without one)."""
     if len(text) > MAX_LENGTH or "T" not in text.upper():
-        raise InvalidTimestamp(f"not an RFC 3339 date-time: {text[:MAX_LENGTH]!r}")
+        raise InvalidTimestamp("not an RFC 3339 time", text)
     candidate = text.upper()
     leap = candidate[16:19] == ":60"
     if leap:  # 23:59:60 is the second before the next minute's first
@@ -29,17 +34,17 @@ def parse_timestamp(text: str, *, naive_is_utc: bool = False) -> datetime:
     try:
         moment = datetime.fromisoformat(candidate)
     except ValueError as err:
-        raise InvalidTimestamp(f"not an RFC 3339 date-time: {text!r}") from err
+        raise InvalidTimestamp("not an RFC 3339 time", text) from err
     if moment.tzinfo is None:
         if not naive_is_utc:
-            raise InvalidTimestamp(f"no UTC offset: {text!r}")
+            raise InvalidTimestamp("no UTC offset", text)
         moment = moment.replace(tzinfo=UTC)
     try:  # year 1 at +14:00 or year 9999 at -14:00 has no UTC time a datetime can hold
         if leap:
             moment = moment.replace(microsecond=0) + timedelta(seconds=1)
         return moment.astimezone(UTC)
     except OverflowError as err:
-        raise InvalidTimestamp(f"out of the range of a time: {text!r}") from err
+        raise InvalidTimestamp("out of the range of a time", text) from err
 
 
 def timestamp_or_none(value: object) -> datetime | None:

@@ -55,7 +55,7 @@ def parse_time(value: str, field: str) -> datetime:
     try:
         return parse_timestamp(value, naive_is_utc=True)
     except InvalidTimestamp as err:
-        raise OcppError("PropertyConstraintViolation", f"{field}: {err}"[:255]) from err
+        raise OcppError("PropertyConstraintViolation", f"{field}: {err.reason}") from err
 
 
 def now_iso(site: SitePort) -> str:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from common.timestamps import format_timestamp
+from contract.events import ChargingStarted, Data, ParkingOccupied
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, SessionId
 from edge.core.model import Session, SessionStatus
@@ -159,8 +160,12 @@ async def test_site_events_visits_and_slots_page(
     ):
         unit = Unit()
         for n in range(120):
-            kind = "charging.started" if n % 2 else "parking.occupied"
-            repo.add_outbox_event(unit, kind, f"X-{n}", T0 + timedelta(seconds=n), {"n": n})
+            data: Data = (
+                ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0)
+                if n % 2
+                else ParkingOccupied(slot_id="P1", visit_id=f"V-{n}")
+            )
+            repo.add_outbox_event(unit, data, f"X-{n}", T0 + timedelta(seconds=n))
         for n in range(7):
             unit.add(
                 "INSERT INTO visits (visit_id, slot_id, arrived_at) VALUES (?,?,?)",
@@ -189,7 +194,8 @@ async def test_the_ui_history_pages_link_to_older_ones(edge: EdgeDaemon) -> None
     await add_sessions(edge, 60)
     unit = Unit()
     for n in range(30):
-        repo.add_outbox_event(unit, "charging.started", f"X-{n}", T0, {"n": n})
+        started = ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0)
+        repo.add_outbox_event(unit, started, f"X-{n}", T0)
     await edge.store.write(unit)
     await add_users(edge)
     async with logged_in(edge, "vic") as viewer:
