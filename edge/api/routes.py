@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
@@ -24,6 +23,7 @@ from common.timestamps import format_timestamp
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core import commands as cmd
+from edge.core.documents import charger_document, session_document
 from edge.core.ids import ChargerId
 from edge.core.model import Charger, Session
 from edge.core.paging import MAX_LIMIT, Key
@@ -35,62 +35,6 @@ from edge.storage import paged_reads
 from edge.storage import site_sql as repo
 
 # --- views ---------------------------------------------------------------------------
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return format_timestamp(moment) if moment else None
-
-
-def session_view(session: Session) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "charger_id": session.charger_id,
-        "evse_id": session.evse_id,
-        "connector_id": session.connector_id,
-        "transaction_id": session.transaction_id,
-        "id_tag": session.id_tag,
-        "id_tag_status": session.id_tag_status.value,
-        "version": session.version,
-        "status": session.status.value,
-        "started_at": _iso(session.started_at),
-        "stopped_at": _iso(session.stopped_at),
-        "energy_wh": round(session.energy_wh, 3),
-        "meter_start_wh": session.meter_start_wh,
-        "meter_last_wh": session.meter_stop_wh or session.meter_last_wh,
-        "power_w": session.power_w,
-        "soc": session.soc,
-        "stop_reason": session.stop_reason,
-        "orphan": session.orphan,
-        "last_update": _iso(session.last_update),
-    }
-
-
-def charger_view(charger: Charger, site: Site) -> dict[str, Any]:
-    return {
-        "id": charger.id,
-        "version": charger.version,
-        "connected": charger.connected,
-        "vendor": charger.info.vendor,
-        "model": charger.info.model,
-        "serial": charger.info.serial,
-        "firmware": charger.info.firmware,
-        "auto_registered": charger.auto_registered,
-        "first_seen": _iso(charger.first_seen),
-        "last_seen": _iso(charger.last_seen),
-        "last_boot": _iso(charger.last_boot),
-        "evses": [
-            {
-                "evse_id": e.evse_id,
-                "connector_id": e.connector_id,
-                "status": e.status.value,
-                "error_code": e.error_code,
-                "info": e.info,
-                "updated_at": _iso(e.updated_at),
-            }
-            for e in sorted(charger.evses.values(), key=lambda e: e.evse_id)
-        ],
-        "active_sessions": [session_view(s) for s in site.active.of_charger(charger.id)],
-    }
 
 
 # --- command bodies ------------------------------------------------------------------
@@ -215,14 +159,14 @@ def create_app(
         ordered = sorted(site.chargers.values(), key=lambda c: c.id)
         found = in_memory(ordered, page, lambda c: (c.id,))
         shown = serve_page(request, response, "chargers", page, found, lambda c: (c.id,))
-        return [charger_view(c, site) for c in shown]
+        return [charger_document(c, site.active.of_charger(c.id)) for c in shown]
 
     @app.get("/api/chargers/{charger_id}")
     async def charger(
         charger_id: str, events: Annotated[int, Query(ge=0, le=500)] = 50
     ) -> dict[str, Any]:
         found = known(charger_id)
-        view = charger_view(found, site)
+        view = charger_document(found, site.active.of_charger(found.id))
         view["events"] = await site.store.read(lambda c: repo.charger_events(c, charger_id, events))
         connection = server.connections.get(found.id)
         view["messages"] = connection.tail_view(events) if connection else []
@@ -277,7 +221,7 @@ def create_app(
             )
         shown = serve_page(request, response, "sessions", page, found, _session_key)
         live = {s.id: s for s in site.active_sessions()}
-        return [session_view(live.get(s.id, s)) for s in shown]
+        return [session_document(live.get(s.id, s)) for s in shown]
 
     @app.get("/api/events")
     async def site_event_list(
@@ -299,7 +243,7 @@ def create_app(
         found = live or await site.store.read(lambda c: repo.get_session(c, session_id))
         if found is None:
             raise HTTPException(404, f"no session {session_id!r}")
-        view = session_view(found)
+        view = session_document(found)
         view["meter_values"] = await site.store.read(lambda c: repo.session_meter_values(c, found))
         return view
 

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Literal
 
 from common.timestamps import timestamp_or_none
+from edge.core.slots.events import SensorReading
 from edge.core.slots.values import SensorId
 
 MAX_PAYLOAD_BYTES = 1024
@@ -61,14 +62,6 @@ class SensorTopic:
     site_id: str
     sensor_id: SensorId
     kind: Literal["state", "status"]
-
-
-@dataclass(frozen=True)
-class SensorReading:
-    occupied: bool
-    measured_at: datetime | None = None
-    battery: int | None = None
-    rssi: int | None = None
 
 
 def state_topic_filter(site_id: str) -> str:

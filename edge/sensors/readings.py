@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 
 from edge.core.slots.documents import document_time
+from edge.core.slots.events import SensorReading
 from edge.core.slots.values import SensorId
 from edge.sensors.clock import ClockProblem, ClockVerdict, SensorClocks
 from edge.sensors.log_limit import LogLimiter
@@ -28,7 +29,6 @@ from edge.sensors.metrics import MqttMetrics
 from edge.sensors.payloads import (
     Rejected,
     RejectReason,
-    SensorReading,
     parse_state,
     parse_status,
     parse_topic,

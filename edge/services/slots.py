@@ -36,6 +36,7 @@ from edge.core.slots.events import (
     ReservationSet,
     SensorAvailability,
     SensorLowBattery,
+    SensorReading,
     SensorReported,
     SensorWentStale,
     SessionEnded,
@@ -51,7 +52,6 @@ from edge.core.slots.events import (
 from edge.core.slots.layout import Layout
 from edge.core.slots.model import SiteSummary, SlotModel, SlotView, touched_slots
 from edge.core.slots.values import EvseId, ReservationId, SensorId
-from edge.sensors.payloads import SensorReading
 from edge.services.changes import SiteChange
 from edge.services.site import Site
 from edge.storage import site_sql as repo

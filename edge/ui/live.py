@@ -19,7 +19,7 @@ from typing import Any, Final
 import orjson
 import structlog
 
-from edge.api.routes import charger_view, session_view
+from edge.core.documents import charger_document, session_document
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SiteSummary, SlotView
 from edge.services.changes import SiteChange
@@ -125,7 +125,7 @@ class LiveHub:
                     "charger_id": change.charger_id,
                     "session_id": change.session_id,
                     "active": session is not None,
-                    "session": session_view(session) if session is not None else None,
+                    "session": session_document(session) if session is not None else None,
                 }
             )
             return
@@ -136,7 +136,7 @@ class LiveHub:
                 "type": change.kind,  # "charger" or "evse"
                 "charger_id": change.charger_id,
                 "evse_id": change.evse_id,
-                "charger": charger_view(charger, self.site),
+                "charger": charger_document(charger, self.site.active.of_charger(charger.id)),
             }
         )
         self._publish_alerts()

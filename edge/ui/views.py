@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
-from edge.api.routes import charger_view, session_view
+from edge.core.documents import charger_document, session_document
 from edge.core.ids import ChargerId
 from edge.core.model import Charger, ConnectorStatus
 from edge.core.paging import Key, encode_cursor
@@ -85,7 +85,7 @@ class SiteViews:
     def chargers(self) -> list[dict[str, Any]]:
         rows = []
         for charger in sorted(self.site.chargers.values(), key=lambda c: c.id):
-            view = charger_view(charger, self.site)
+            view = charger_document(charger, self.site.active.of_charger(charger.id))
             view["state"] = charger_state(charger)
             view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
             view["power_w"] = sum(s["power_w"] or 0 for s in view["active_sessions"])
@@ -109,7 +109,7 @@ class SiteViews:
 
     def active_sessions(self) -> list[dict[str, Any]]:
         found = sorted(self.site.active_sessions(), key=lambda s: s.started_at, reverse=True)
-        return [session_view(s) for s in found]
+        return [session_document(s) for s in found]
 
     def power_now_w(self) -> float:
         return sum(s.power_w or 0.0 for s in self.site.active_sessions())
@@ -157,7 +157,7 @@ class SiteViews:
         charger = self.site.chargers.get(ChargerId(charger_id))
         if charger is None:
             return None
-        view = charger_view(charger, self.site)
+        view = charger_document(charger, self.site.active.of_charger(charger.id))
         view["state"] = charger_state(charger)
         view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
         view["events"] = await self.site.store.read(
@@ -168,7 +168,7 @@ class SiteViews:
         recent = await self.site.store.read(
             lambda c: repo.list_sessions(c, charger_id=charger_id, limit=10)
         )
-        view["recent_sessions"] = [session_view(s) for s in recent]
+        view["recent_sessions"] = [session_document(s) for s in recent]
         view["slots"] = [v.slot_id for v in self.slot_views() if v.charger_id == charger.id]
         return view
 
@@ -193,7 +193,7 @@ class SiteViews:
             following = encode_cursor(
                 "sessions", (format_timestamp(shown[-1].started_at), shown[-1].id)
             )
-        return [session_view(live.get(s.id, s)) for s in shown], following
+        return [session_document(live.get(s.id, s)) for s in shown], following
 
     async def events(
         self, kind: str | None, limit: int, after: Key | None = None

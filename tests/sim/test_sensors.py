@@ -21,6 +21,7 @@ from edge.config import SiteConfig, load_site_config
 from edge.core.ids import SlotId
 from edge.core.slots.events import (
     SensorAvailability,
+    SensorReading,
     SensorReported,
     SlotOutput,
     Tick,
@@ -31,7 +32,7 @@ from edge.core.slots.model import SlotModel
 from edge.core.slots.values import SensorId, SlotState
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
-from edge.sensors.payloads import SensorReading, parse_state
+from edge.sensors.payloads import parse_state
 from sim.sensors import QUIET, Noise, SensorField
 from sim.sensors.site import SiteFileError, broker_address, read_site_file
 from tests.mosquitto import Mosquitto, running_mosquitto

@@ -19,6 +19,16 @@ from edge.core.slots.values import Condition, EvseId, ReservationId, SensorId, S
 
 
 @dataclass(frozen=True)
+class SensorReading:
+    """What one sensor message said (parsed by the MQTT adapter, edge.sensors.payloads)."""
+
+    occupied: bool
+    measured_at: datetime | None = None
+    battery: int | None = None
+    rssi: int | None = None
+
+
+@dataclass(frozen=True)
 class SensorReported:
     """A valid reading; ``measured_at``: when it was taken, if the sensor said so and its
     clock is believed (see edge.sensors.clock), else None (now)."""

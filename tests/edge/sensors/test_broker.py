@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 
 from common.backoff import Backoff
 from edge.config import MqttSection
+from edge.core.slots.events import SensorReading
 from edge.core.slots.model import SiteSummary
 from edge.core.slots.values import SensorId, SlotState
 from edge.sensors.broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
-from edge.sensors.payloads import SensorReading
 from tests.polling import eventually
 from tests.services import free_port, require_binary
 

@@ -29,6 +29,7 @@ from edge.core.model import ConnectorStatus
 from edge.core.slots.events import (
     ConnectorReported,
     SensorAvailability,
+    SensorReading,
     SensorReported,
     SlotEvent,
     SlotOutput,
@@ -39,7 +40,6 @@ from edge.core.slots.model import SlotModel, touched_slots
 from edge.core.slots.values import EvseId, SensorId, SlotState
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
-from edge.sensors.payloads import SensorReading
 from tests.mosquitto import Mosquitto, make_certificates, mosquitto_pub, running_mosquitto
 
 SITE = "t-site"

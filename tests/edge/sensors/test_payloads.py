@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from edge.core.slots.events import SensorReading
 from edge.core.slots.values import SensorId
 from edge.sensors.payloads import (
     MAX_PAYLOAD_BYTES,
     Rejected,
     RejectReason,
-    SensorReading,
     SensorTopic,
     parse_state,
     parse_status,
