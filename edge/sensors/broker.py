@@ -20,8 +20,8 @@ from typing import Any, Self
 
 import structlog
 
+from common.mqtt_url import broker_address
 from edge.config import MqttSection
-from edge.sensors.address import broker_address
 
 log = structlog.get_logger("edge.sensors.broker")
 

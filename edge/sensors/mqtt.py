@@ -29,10 +29,10 @@ import aiomqtt
 import structlog
 
 from common.backoff import Backoff
+from common.mqtt_url import broker_address
 from edge.config import MqttSection
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SiteSummary, SlotView
-from edge.sensors.address import broker_address
 from edge.sensors.log_limit import LogLimiter
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.payloads import state_topic_filter, status_topic_filter

@@ -23,8 +23,9 @@ from typing import Self
 
 import structlog
 
+from common.mqtt_url import broker_address
 from sim.sensors.sensor import Noise, SimSensor, utc_now
-from sim.sensors.site import SiteConfigLike, broker_address
+from sim.sensors.site import SiteConfigLike
 
 log = structlog.get_logger("sim.sensors")
 

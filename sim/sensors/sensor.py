@@ -30,7 +30,7 @@ import aiomqtt
 import structlog
 
 from common.backoff import Backoff
-from sim.sensors.site import BrokerAddress
+from common.mqtt_url import BrokerAddress
 
 log = structlog.get_logger("sim.sensors")
 

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
@@ -143,19 +142,3 @@ def _required(table: dict[str, Any], section: str, key: str, path: Path) -> str:
     if not value:
         raise SiteFileError(f"{path}: {section}.{key} is missing")
     return value
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-
-
-def broker_address(url: str) -> BrokerAddress:
-    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]``; ValueError for anything else."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"not an MQTT URL: {url!r} (mqtt://host:port or mqtts://host:port)")
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from common.backoff import Backoff
+from common.mqtt_url import broker_address
 from edge.config import SiteConfig, load_site_config
 from edge.core.ids import SlotId
 from edge.core.slots.events import (
@@ -34,7 +35,7 @@ from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import parse_state
 from sim.sensors import QUIET, Noise, SensorField
-from sim.sensors.site import SiteFileError, broker_address, read_site_file
+from sim.sensors.site import SiteFileError, read_site_file
 from tests.mosquitto import Mosquitto, running_mosquitto
 
 SITE_TOML = """

@@ -1,7 +1,7 @@
-"""Where the site's MQTT broker is: its URL read into host, port and TLS.
+"""Where a site's MQTT broker is: its URL read into host, port and TLS.
 
-Shared by the sensor adapter (:mod:`edge.sensors.mqtt`) and the embedded broker
-(:mod:`edge.sensors.broker`), which must agree on what an address means.
+The edge's sensor adapter, its embedded broker and the simulated sensors must agree on
+what an address means, so there is one reading of it.
 """
 
 from __future__ import annotations
