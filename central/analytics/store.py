@@ -1,4 +1,10 @@
-"""The analytics service's storage: ingest of one event (one transaction) and queries."""
+"""The analytics service's storage: SQLAlchemy Core over its own tables
+(:mod:`central.analytics.tables`).
+
+Every function takes a connection inside the caller's transaction: one event's figures
+are written in one (:func:`central.analytics.events.ingest`). Counters are upserts that
+add, so a row is made or moved in one statement.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import structlog
 from sqlalchemy import Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central.analytics import event_data
-from central.analytics.rates import KnownRate, Rate, rates_in
-from central.analytics.revenue import session_revenue
+from central.analytics.rates import KnownRate, Rate
+from central.analytics.revenue import RevenueDelta
 from central.analytics.tables import (
     event_logs,
     rates,
@@ -24,13 +28,13 @@ from central.analytics.tables import (
     usage_metrics,
     visits,
 )
-from central.analytics.usage import USAGE_FIELDS, merge, session_energy, usage_deltas
-from central.reported_times import DEFAULT_POLICY, ClockPolicy, anchor
-from contract.envelope import CloudEvent, topic_for
-
-log = structlog.get_logger("central.analytics")
+from central.analytics.usage import USAGE_FIELDS
+from contract.envelope import CloudEvent
 
 VEHICLE_TYPE_EVENTS = ("parking.reserved", "parking.occupied", "charging.started")
+_INTEGER_COUNTERS = frozenset(
+    name for name in USAGE_FIELDS if isinstance(usage_metrics.c[name].type, Integer)
+)
 
 
 def _insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
@@ -52,7 +56,7 @@ async def _add(
     )
 
 
-async def _touch(
+async def touch(
     conn: AsyncConnection,
     component: str,
     kind: str,
@@ -61,6 +65,7 @@ async def _touch(
     event_time: datetime,
     lag_s: float | None = None,
 ) -> None:
+    """One more event of a site or bus topic: its last contact now, its newest event time."""
     h = system_health.c
     stmt = _insert(conn, system_health).values(
         component=component,
@@ -88,21 +93,15 @@ async def _touch(
     )
 
 
-async def known_rates(conn: AsyncConnection, site_id: str) -> list[KnownRate]:
-    rows = await conn.execute(
-        select(rates).where(rates.c.site_id.is_(None) | (rates.c.site_id == site_id))
-    )
-    return [KnownRate(row.site_id, Rate.model_validate(row.rate), row.learnt_at) for row in rows]
-
-
-async def ingest(
-    conn: AsyncConnection, event: CloudEvent, now: datetime, policy: ClockPolicy = DEFAULT_POLICY
+async def log_event(
+    conn: AsyncConnection,
+    event: CloudEvent,
+    received_at: datetime,
+    *,
+    vehicle_id: str | None,
+    vehicle_type: str | None,
 ) -> bool:
-    """Log one event and move every figure it touches; ``False`` if it was seen before.
-
-    ``now`` is when central received it: the reported times are placed relative to it
-    (:mod:`central.reported_times`).
-    """
+    """Keep the event in ``event_logs``, its data as sent; ``False`` if it was there."""
     inserted = await conn.execute(
         _insert(conn, event_logs)
         .values(
@@ -112,112 +111,108 @@ async def ingest(
             subject=event.subject,
             time=event.time,
             sequence=event.sequence,
-            vehicle_id=event_data.text(event, "vehicle_id"),
-            vehicle_type=event_data.extension_text(event, "vehicle_type"),
+            vehicle_id=vehicle_id,
+            vehicle_type=vehicle_type,
             data=event.model_dump(mode="json")["data"],
-            received_at=now,
+            received_at=received_at,
         )
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    if inserted.rowcount != 1:
-        return False
+    return bool(inserted.rowcount == 1)
 
-    integer_counters = {
-        name for name in USAGE_FIELDS if isinstance(usage_metrics.c[name].type, Integer)
+
+async def add_usage(
+    conn: AsyncConnection, site_id: str, bucket: datetime, counters: Mapping[str, float]
+) -> None:
+    """Add to the site's counters of the hour (integer counters rounded)."""
+    amounts = {
+        name: round(value) if name in _INTEGER_COUNTERS else value
+        for name, value in counters.items()
     }
-    deltas = usage_deltas(event, now, policy)
-    for noted in deltas:
-        if noted.problem is not None:
-            log.warning(
-                "analytics.clock_problem",
-                site=event.site_id,
-                event_id=event.id,
-                type=event.type,
-                problem=noted.problem,
-                placed_at=noted.bucket,
-            )
-    reported = event_data.as_sent(event, "energy_wh")
-    if event.type == "charging.completed" and reported and not session_energy(event):
-        log.warning(
-            "analytics.meter_problem", site=event.site_id, event_id=event.id, energy_wh=reported
-        )
-    for (site_id, bucket), counters in merge(deltas).items():
-        amounts = {
-            name: round(value) if name in integer_counters else value
-            for name, value in counters.items()
-        }
-        await _add(conn, usage_metrics, {"site_id": site_id, "bucket": bucket}, amounts)
+    await _add(conn, usage_metrics, {"site_id": site_id, "bucket": bucket}, amounts)
 
-    slot_id = event_data.text(event, "slot_id")
-    if slot_id is not None:
-        await conn.execute(
-            _insert(conn, slots)
-            .values(
-                site_id=event.site_id,
-                slot_id=slot_id,
-                slot_type=event_data.text(event, "slot_type"),
-                first_seen=now,
-            )
-            .on_conflict_do_nothing(index_elements=["site_id", "slot_id"])
-        )
 
-    visit_id = event_data.text(event, "visit_id")
-    arrived = event_data.instant(event, "arrived_at")
-    if visit_id is not None and arrived is not None:
-        departed = event_data.instant(event, "departed_at")
-        stmt = _insert(conn, visits).values(
-            site_id=event.site_id,
-            visit_id=visit_id,
-            slot_id=slot_id,
-            arrived_at=arrived,
-            departed_at=departed,
-        )
-        if event.type == "parking.vacated":
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["site_id", "visit_id"], set_={"departed_at": departed}
-                )
-            )
-        elif event.type == "parking.occupied":
-            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["site_id", "visit_id"]))
-
-    for scope, rate in rates_in(event):
-        await conn.execute(
-            rates.insert().values(
-                site_id=scope,
-                rate_id=rate.rate_id,
-                rate=rate.model_dump(mode="json"),
-                learnt_at=now,
-                event_id=event.id,
-            )
-        )
-
-    if event.type == "charging.completed":
-        delta = session_revenue(event, await known_rates(conn, event.site_id), now, policy)
-        if delta is not None:
-            await _add(
-                conn,
-                revenue_metrics,
-                {"site_id": delta.site_id, "bucket": delta.bucket, "currency": delta.currency},
-                {
-                    "sessions": delta.sessions,
-                    "energy_wh": delta.energy_wh,
-                    "energy_minor": delta.energy_minor,
-                    "time_minor": delta.time_minor,
-                    "idle_minor": delta.idle_minor,
-                    "fee_minor": delta.fee_minor,
-                    "total_minor": delta.total_minor,
-                },
-            )
-
-    # placed, so one event stamped 9999 does not stay the site's "last event" for ever
-    placed = anchor(event.time, now, policy).at
-    await _touch(conn, f"site:{event.site_id}", "site", now=now, event_time=placed)
-    lag = max(0.0, (now - placed).total_seconds())
-    await _touch(
-        conn, f"topic:{topic_for(event.type)}", "bus", now=now, event_time=placed, lag_s=lag
+async def add_revenue(conn: AsyncConnection, delta: RevenueDelta) -> None:
+    await _add(
+        conn,
+        revenue_metrics,
+        {"site_id": delta.site_id, "bucket": delta.bucket, "currency": delta.currency},
+        {
+            "sessions": delta.sessions,
+            "energy_wh": delta.energy_wh,
+            "energy_minor": delta.energy_minor,
+            "time_minor": delta.time_minor,
+            "idle_minor": delta.idle_minor,
+            "fee_minor": delta.fee_minor,
+            "total_minor": delta.total_minor,
+        },
     )
-    return True
+
+
+async def add_slot(
+    conn: AsyncConnection,
+    site_id: str,
+    slot_id: str,
+    slot_type: str | None,
+    *,
+    first_seen: datetime,
+) -> None:
+    """A slot seen for the first time (a slot known already keeps its row)."""
+    await conn.execute(
+        _insert(conn, slots)
+        .values(site_id=site_id, slot_id=slot_id, slot_type=slot_type, first_seen=first_seen)
+        .on_conflict_do_nothing(index_elements=["site_id", "slot_id"])
+    )
+
+
+async def put_visit(
+    conn: AsyncConnection,
+    site_id: str,
+    visit_id: str,
+    slot_id: str | None,
+    arrived_at: datetime,
+    departed_at: datetime | None,
+    *,
+    departure: bool,
+) -> None:
+    """A visit's row: an arrival adds it unless known; a departure sets its
+    ``departed_at`` (the row made if its arrival was never seen)."""
+    stmt = _insert(conn, visits).values(
+        site_id=site_id,
+        visit_id=visit_id,
+        slot_id=slot_id,
+        arrived_at=arrived_at,
+        departed_at=departed_at,
+    )
+    keys = ["site_id", "visit_id"]
+    if departure:
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_={"departed_at": departed_at})
+        )
+    else:
+        await conn.execute(stmt.on_conflict_do_nothing(index_elements=keys))
+
+
+async def add_rate(
+    conn: AsyncConnection, scope: str | None, rate: Rate, *, learnt_at: datetime, event_id: str
+) -> None:
+    """A rate learnt, for a site or for all (``scope`` None), kept as learnt."""
+    await conn.execute(
+        rates.insert().values(
+            site_id=scope,
+            rate_id=rate.rate_id,
+            rate=rate.model_dump(mode="json"),
+            learnt_at=learnt_at,
+            event_id=event_id,
+        )
+    )
+
+
+async def known_rates(conn: AsyncConnection, site_id: str) -> list[KnownRate]:
+    rows = await conn.execute(
+        select(rates).where(rates.c.site_id.is_(None) | (rates.c.site_id == site_id))
+    )
+    return [KnownRate(row.site_id, Rate.model_validate(row.rate), row.learnt_at) for row in rows]
 
 
 # -- queries -------------------------------------------------------------------------
