@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,19 +27,23 @@ from typing import Any
 if __package__ in (None, ""):  # run by path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 
 from ocpp_handlers.schemas import Version
+from tests.harness.ports import free_port, http_ok
+from tests.harness.processes import (
+    DaemonProcess,
+    ProcessProbe,
+    central_run_command,
+    create_site_key,
+)
 from tests.ocpp_fuzz_site import (
     ANSWER_WAIT,
-    EVPARK,
     FuzzSite,
     fuzz_action,
     fuzz_sessions,
     fuzz_settings,
 )
 from tests.ocpp_strategies import CHARGER_ACTIONS
-from tests.services import free_port
 
 SESSIONS = "sessions"  # the pseudo-action of session sequences (tests.ocpp_strategies)
 
@@ -99,7 +100,7 @@ class Report:
         }
 
 
-class Central:
+class Central(DaemonProcess):
     """``evpark central run`` (all in one, SQLite) that the fuzzed edge syncs to, with a
     watchdog: events made of fuzzed values must not take central down either, and one
     that eats memory is killed before it takes the machine with it."""
@@ -109,8 +110,12 @@ class Central:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.max_rss_mb = max_rss_mb
-        self.env = {**os.environ, "EVPARK_CENTRAL_DATA_DIR": str(workdir)}
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            "central",
+            central_run_command(self.port),
+            workdir / "central.log",
+            env={"EVPARK_CENTRAL_DATA_DIR": str(workdir)},
+        )
         self.killed_at_mb: int | None = None
         self.peak_rss_mb = 0
         self._watching = threading.Event()
@@ -119,64 +124,35 @@ class Central:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        created = subprocess.run(
-            [EVPARK, "central", "keys", "create", "--scope", "site", "--site", "fuzz-site"],
-            capture_output=True, text=True, env=self.env, check=True,
-        )  # fmt: skip
-        self.key = created.stdout.split()[-1]
-        with (self.workdir / "central.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [EVPARK, "central", "run", "--port", str(self.port), "--log-format", "json"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.healthy():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("central did not start")
-            time.sleep(0.1)
+        self.key = create_site_key("fuzz-site", env=self.env)
+        super().start()
+        self.wait_healthy(f"{self.url}/healthz", within=60)
         self._watching.set()
         self._watchdog = threading.Thread(target=self._watch, name="central-watchdog", daemon=True)
         self._watchdog.start()
 
-    def edge_config(self) -> str:
-        return f'[central]\nurl = "{self.url}"\nsite_key = "{self.key}"\n'
+    def edge_config(self) -> dict[str, Any]:
+        """The edge's ``[central]`` section: sync to this central with its site key."""
+        return {"central": {"url": self.url, "site_key": self.key}}
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=ANSWER_WAIT).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def _rss_mb(self) -> int:
-        assert self.process is not None
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return 0
-        return int(status.split("VmRSS:")[1].split()[0]) // 1024 if "VmRSS:" in status else 0
+        return http_ok(f"{self.url}/healthz", timeout=ANSWER_WAIT)
 
     def _watch(self) -> None:
-        while self._watching.is_set() and self.process is not None and self.process.poll() is None:
-            rss = self._rss_mb()
+        assert self.pid is not None
+        probe = ProcessProbe(self.pid)
+        while self._watching.is_set() and self.alive():
+            rss = int(probe.rss_mb() or 0)
             self.peak_rss_mb = max(self.peak_rss_mb, rss)
             if rss > self.max_rss_mb:
                 self.killed_at_mb = rss
-                self.process.kill()
+                self.kill()
                 return
             time.sleep(0.25)
 
-    def stop(self) -> int | None:
+    def stop(self, within: float = 15.0) -> int | None:
         self._watching.clear()
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            return None
+        return super().stop(within)
 
 
 def _drained(site: FuzzSite, wait: float) -> int | None:
@@ -208,7 +184,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Report:
     central = Central(workdir / "central", args.central_max_rss) if args.with_central else None
     if central is not None:
         central.start()
-    site = FuzzSite(workdir, central.edge_config() if central is not None else "")
+    site = FuzzSite(workdir, central.edge_config() if central is not None else None)
     site.start()
     try:
         while True:

@@ -19,12 +19,13 @@ import contextlib
 import os
 import pwd
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services import free_port, reachable, require_binary
+from tests.harness.ports import free_port
+from tests.harness.processes import DaemonProcess, ProcessFailed
+from tests.services import require_binary
 
 
 @dataclass(frozen=True)
@@ -102,41 +103,26 @@ class Mosquitto:
             f"log_dest file {self.log_file}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
-        self._process: subprocess.Popen[bytes] | None = None
+        # its own log goes to log_file; what it says before it can log, to its output
+        self._daemon = DaemonProcess(
+            "mosquitto", [self.binary, "-c", str(self.config)], workdir / "mosquitto.out"
+        )
 
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
-        self._process = subprocess.Popen(
-            [self.binary, "-c", str(self.config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while not reachable(self.host, self.port, timeout=0.2):
-            if self._process.poll() is not None:
-                err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"mosquitto exited with {self._process.returncode}: {err}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"mosquitto did not listen on {self.port} in {timeout}s")
-            time.sleep(0.02)
+        self._daemon.start()
+        try:
+            self._daemon.wait_for_port(self.port, self.host, within=timeout)
+        except ProcessFailed:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """SIGTERM and wait: Mosquitto saves its retained messages on the way out."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        self._daemon.stop(within=10)
 
     def restart(self, *, wipe: bool = False) -> None:
         self.stop()
@@ -147,7 +133,7 @@ class Mosquitto:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._daemon.alive()
 
 
 @contextlib.contextmanager

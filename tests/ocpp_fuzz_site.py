@@ -13,12 +13,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -31,6 +29,9 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from ocpp_handlers.schemas import SchemaViolation, Version, validate
+from tests.harness.ports import free_port
+from tests.harness.processes import DaemonProcess, edge_run_command
+from tests.harness.site_config import write_site_toml
 from tests.ocpp_strategies import (
     SPEC_ERROR_CODES,
     Payload,
@@ -41,9 +42,7 @@ from tests.ocpp_strategies import (
     schema_errors,
     session_steps,
 )
-from tests.services import free_port
 
-EVPARK: Final = str(Path(sys.executable).with_name("evpark"))
 # How long an answer may take before the daemon counts as hung: generous, the machine is
 # shared; it is a bound on a hang, not a measured time.
 ANSWER_WAIT: Final = 20.0
@@ -83,40 +82,37 @@ def fuzz_settings(examples: int, *, derandomize: bool = True) -> settings:
     )
 
 
-def write_config(path: Path, ocpp_port: int, http_port: int, extra: str = "") -> Path:
-    """The fuzzed site's config; ``extra``: more TOML (e.g. a [central] section)."""
-    path.write_text(
-        f"""
-[site]
-id = "fuzz-site"
-environment = "development"
-[ocpp]
-host = "127.0.0.1"
-port = {ocpp_port}
-auto_register = true
-heartbeat_interval = 86400
-[http]
-host = "127.0.0.1"
-port = {http_port}
-[authorization]
-allow_any_id_tag = true
-[mqtt]
-url = "mqtt://127.0.0.1:{free_port()}"
-embedded = false
-{extra}"""
-    )
-    return path
+def write_config(
+    path: Path, ocpp_port: int, http_port: int, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """The fuzzed site's config; ``extra``: more sections (e.g. ``central``)."""
+    return write_site_toml(
+        path,
+        {
+            "site": {"id": "fuzz-site", "environment": "development"},
+            "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "auto_register": True,
+                     "heartbeat_interval": 86400},
+            "http": {"host": "127.0.0.1", "port": http_port},
+            "authorization": {"allow_any_id_tag": True},
+            "mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}", "embedded": False},
+            **(extra or {}),
+        },
+    )  # fmt: skip
 
 
-class EdgeProcess:
+class EdgeProcess(DaemonProcess):
     """``evpark edge run`` on free ports, its log (JSON lines) in a file."""
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, extra_config: Mapping[str, Any] | None = None) -> None:
         self.workdir = workdir
-        self.extra_config = extra_config
+        self.extra_config = dict(extra_config or {})
         self.ocpp_port, self.http_port = free_port(), free_port()
-        self.log_path = workdir / f"edge-{self.ocpp_port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.config = workdir / "site.toml"
+        super().__init__(
+            "edge daemon",
+            edge_run_command(self.config, workdir / "data"),
+            workdir / f"edge-{self.ocpp_port}.log",
+        )
         self._log_seen = 0
 
     @property
@@ -124,37 +120,11 @@ class EdgeProcess:
         return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
 
     def start(self) -> None:
+        """Start it and wait until /healthz says ok."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        config = write_config(
-            self.workdir / "site.toml", self.ocpp_port, self.http_port, self.extra_config
-        )
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    EVPARK,
-                    "edge",
-                    "run",
-                    "--config",
-                    str(config),
-                    "--data-dir",
-                    str(self.workdir / "data"),
-                    "--log-format",
-                    "json",
-                ],
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the daemon exited at start:\n{self.log_tail()}")
-            if self.healthy():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"the daemon did not become healthy:\n{self.log_tail()}")
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        write_config(self.config, self.ocpp_port, self.http_port, self.extra_config)
+        super().start()
+        self.wait_until(self.healthy, "/healthz says ok", within=60)
 
     def health(self) -> dict[str, Any] | None:
         try:
@@ -188,31 +158,13 @@ class EdgeProcess:
                     failed.append(f"{path}: {answer.status_code} {answer.text[:200]}")
         return failed
 
-    def stop(self, wait: float = 30) -> int | None:
-        """SIGTERM, then the exit code; None (and SIGKILL) if it did not stop in time."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(wait)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            return None
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
     def log_problems(self) -> list[str]:
         """Log lines that say something went wrong inside: an error, a traceback."""
-        return self._problems(self.log_path.read_bytes())
+        return self._problems(self.log.read_bytes())
 
     def new_log_problems(self) -> list[str]:
         """The problems logged since the last call."""
-        with self.log_path.open("rb") as log:
+        with self.log.open("rb") as log:
             log.seek(self._log_seen)
             text = log.read()
         complete = text.rfind(b"\n") + 1  # a line still being written waits for next time
@@ -335,7 +287,7 @@ class Canary(threading.Thread):
 class FuzzSite:
     """The daemon, one fuzzing charger per version and the canary, with a tally."""
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, extra_config: Mapping[str, Any] | None = None) -> None:
         self.edge = EdgeProcess(workdir, extra_config)
         self.chargers: dict[Version, Charger] = {}
         self.canary: Canary | None = None
@@ -371,7 +323,7 @@ class FuzzSite:
     def restart(self) -> None:
         """A fresh daemon after a crash (the long fuzz goes on; the log keeps both)."""
         self.close()
-        self.edge.stop(wait=10)
+        self.edge.stop(within=10)
         self.edge = EdgeProcess(self.edge.workdir, self.edge.extra_config)
         self.start()
 
@@ -405,7 +357,7 @@ class FuzzSite:
             frame = charger.call(action, payload)
         except (TimeoutError, ConnectionClosed, ConnectionError) as err:
             self._count(version, action, "(none)")
-            alive = "alive" if self.edge.alive() else f"dead (exit {self.edge.process.poll()})"  # type: ignore[union-attr]
+            alive = "alive" if self.edge.alive() else f"dead (exit {self.edge.exit_code()})"
             charger.close()  # the next example starts on a new connection
             self._reconnect(version)
             raise FuzzFailure(

@@ -14,7 +14,9 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from edge.event_loop import LoopFactory, loop_factory, uvloop_installed
 from ocpp_handlers.schemas import Version
-from tests.services import free_port
+from sim.charger import OcppVersion, SimChargerConfig
+from tests.harness.ports import free_port
+from tests.harness.site_config import write_site_toml
 
 PASSWORD = "secret-password-1"
 # The OCPP endpoint's own tests run on both event loops the daemon may run on.
@@ -50,6 +52,20 @@ def make_config(data_dir: Path, **sections: Any) -> SiteConfig:
     return SiteConfig(**base)
 
 
+def site_file(tmp_path: Path, config: SiteConfig) -> Path:
+    """The site file an admin would have for ``config``, for the `evpark` commands that read
+    it (`users`, `chargers`) next to a running daemon: its id, environment, data directory
+    and chargers."""
+    return write_site_toml(
+        tmp_path / "site.toml",
+        {
+            "site": {"id": config.site.id, "environment": config.site.environment},
+            "storage": {"data_dir": config.storage.data_dir},
+            "chargers": [{"id": c.id, "password": c.password} for c in config.chargers],
+        },
+    )
+
+
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., SiteConfig]:
     return lambda **sections: make_config(tmp_path / "data", **sections)
@@ -63,6 +79,26 @@ async def edge(config_factory: Callable[..., SiteConfig]) -> AsyncIterator[EdgeD
 
 def ocpp_url(daemon: EdgeDaemon) -> str:
     return f"ws://127.0.0.1:{daemon.ocpp_port}/ocpp"
+
+
+def sim_charger_config(
+    daemon: EdgeDaemon, charger_id: str, version: OcppVersion, **settings: Any
+) -> SimChargerConfig:
+    """A simulated charger for ``daemon``: meter values only when the test sends them, a
+    simulated minute each second, quick reconnects; ``settings`` change any of that."""
+    defaults: dict[str, Any] = {
+        "url": ocpp_url(daemon),
+        "version": version,
+        "auto_meter_values": False,
+        "id_tags": ("TAG-OK",),
+        "speed": 60.0,
+        "meter_interval": 1.0,
+        "seed": 7,
+        "call_timeout": 5.0,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.2,
+    }
+    return SimChargerConfig(charger_id, **{**defaults, **settings})
 
 
 @pytest.fixture

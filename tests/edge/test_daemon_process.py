@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -15,46 +14,31 @@ from pathlib import Path
 import httpx
 
 from ocpp_handlers.schemas import Version
+from tests.harness.ports import free_port
+from tests.harness.processes import edge_run_command, run_evpark
+from tests.harness.site_config import write_site_toml
 from tests.ocpp_client import RawCharger
 from tests.ocpp_flows import flow_for
-from tests.services import free_port
 
-EVPARK = str(Path(sys.executable).with_name("evpark"))
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
 def write_config(path: Path, ocpp_port: int, http_port: int) -> Path:
-    path.write_text(
-        f"""
-[site]
-id = "proc-site"
-environment = "development"
-[ocpp]
-port = {ocpp_port}
-auto_register = true
-[http]
-port = {http_port}
-[authorization]
-id_tags = ["TAG-OK"]
-"""
+    return write_site_toml(
+        path,
+        {
+            "site": {"id": "proc-site", "environment": "development"},
+            "ocpp": {"port": ocpp_port, "auto_register": True},
+            "http": {"port": http_port},
+            "authorization": {"id_tags": ["TAG-OK"]},
+        },
     )
-    return path
 
 
 @asynccontextmanager
 async def running_edge(config: Path, data_dir: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-        [
-            EVPARK,
-            "edge",
-            "run",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(data_dir),
-            "--log-format",
-            "json",
-        ],
+        edge_run_command(config, data_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -121,27 +105,21 @@ def test_config_check_reports_each_mistake(tmp_path: Path) -> None:
         '[site]\nid = "bad site"\n[ocpp]\nheartbeat_interval = 5\n'
         '[[slots]]\nid = "A1"\ntype = "ev"\n[[chargers]]\nid = "CP-1"\n[[chargers]]\nid = "CP-1"\n'
     )
-    result = subprocess.run(
-        [EVPARK, "config", "check", str(bad)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 1
+    result = run_evpark("config", "check", str(bad))
+    assert result.code == 1
     assert "site.id:" in result.stderr
     assert "ocpp.heartbeat_interval:" in result.stderr
     assert "slots.0: an EV slot needs `charger` and `evse`" in result.stderr
 
     broken = tmp_path / "broken.toml"
     broken.write_text("[site\nid=1")
-    result = subprocess.run(
-        [EVPARK, "config", "check", str(broken)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 1
+    result = run_evpark("config", "check", str(broken))
+    assert result.code == 1
     assert "toml:" in result.stderr
 
     example = Path(__file__).parents[2] / "config" / "site.example.toml"
-    result = subprocess.run(
-        [EVPARK, "config", "check", str(example)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_evpark("config", "check", str(example))
+    assert result.code == 0, result.stderr
     assert "ok (site demo-site" in result.stdout
 
 

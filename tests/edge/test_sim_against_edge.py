@@ -10,28 +10,14 @@ import httpx
 
 from edge.daemon import EdgeDaemon
 from ocpp_handlers.schemas import Version
-from sim.charger import SimCharger
-from sim.charger_model import SimChargerConfig
-from sim.schemas import OcppVersion
-from tests.edge.conftest import ocpp_url
+from sim.charger import OcppVersion, SimCharger, SimChargerConfig
+from tests.edge.conftest import sim_charger_config
 from tests.polling import eventually
 
 
 def sim_config(edge: EdgeDaemon, charger_id: str, version: Version) -> SimChargerConfig:
     wire: OcppVersion = "1.6" if version is Version.V16 else "2.0.1"
-    return SimChargerConfig(
-        charger_id,
-        url=ocpp_url(edge),
-        version=wire,
-        auto_meter_values=False,
-        id_tags=("TAG-OK",),
-        speed=60.0,
-        meter_interval=1.0,
-        seed=5,
-        call_timeout=5.0,
-        backoff_initial=0.05,
-        backoff_max=0.2,
-    )
+    return sim_charger_config(edge, charger_id, wire, seed=5)
 
 
 async def sessions(edge: EdgeDaemon, charger_id: str) -> list[dict[str, object]]:

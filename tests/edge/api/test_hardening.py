@@ -9,7 +9,6 @@ import contextlib
 import re
 import resource
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,10 @@ from edge.ui.auth import local_request
 from ocpp_handlers.schemas import Version
 from tests.edge.conftest import ocpp_url
 from tests.edge.ui.conftest import add_users, logged_in
+from tests.harness.ports import free_port
+from tests.harness.processes import edge_run_command
+from tests.harness.site_config import write_site_toml
 from tests.ocpp_client import RawCharger
-from tests.services import free_port
 
 ACTION = "/api/chargers/CP-LOCKED/reset"  # configured, never connected: 404 once let in
 
@@ -401,15 +402,17 @@ async def test_guesses_from_many_addresses_at_once_wait_in_a_short_queue(
 def _start_with_fd_limit(tmp_path: Path, soft: int, hard: int) -> tuple[int, list[bytes]]:
     """`evpark edge run` started with these limits: its soft limit once ready, and its log
     lines until then."""
-    config = tmp_path / "site.toml"
-    config.write_text(
-        f'[site]\nid = "fd-site"\nenvironment = "development"\n'
-        f"[ocpp]\nport = {free_port()}\n[http]\nport = {free_port()}\n"
-        f'[mqtt]\nurl = "mqtt://127.0.0.1:{free_port()}"\n'
+    config = write_site_toml(
+        tmp_path / "site.toml",
+        {
+            "site": {"id": "fd-site", "environment": "development"},
+            "ocpp": {"port": free_port()},
+            "http": {"port": free_port()},
+            "mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}"},
+        },
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "evpark", "edge", "run", "--config", str(config),
-         "--data-dir", str(tmp_path / "data"), "--log-format", "json"],
+        edge_run_command(config, tmp_path / "data"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
     )  # fmt: skip

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import ssl
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,8 @@ from edge.ocpp import admission as chargers
 from edge.ocpp.throttle import Scope
 from edge.storage.sqlite import Unit, migrate
 from edge.storage.sqlite import connect as connect_store
-from tests.edge.conftest import PASSWORD, make_config, ocpp_url
+from tests.edge.conftest import PASSWORD, make_config, ocpp_url, site_file
+from tests.harness.processes import run_evpark_async
 from tests.polling import eventually
 
 BOOT_16 = '[2,"1","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]'
@@ -228,38 +226,6 @@ def test_production_accepts_passwordless_chargers_with_client_certificates(
 # --- auto-registered chargers and `evpark chargers` ------------------------------------
 
 
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def evpark(*args: str) -> Ran:
-    """The `evpark` command in its own process, as an admin on the edge host runs it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evpark", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
-
-
-def site_file(tmp_path: Path, config: SiteConfig) -> str:
-    """The TOML an admin would have for this site (what the commands read)."""
-    path = tmp_path / "site.toml"
-    path.write_text(
-        f'[site]\nid = "{config.site.id}"\nenvironment = "{config.site.environment}"\n'
-        f"[storage]\ndata_dir = {json.dumps(str(config.storage.data_dir))}\n"
-        + "".join(
-            f'[[chargers]]\nid = "{c.id}"\npassword = "{c.password}"\n' for c in config.chargers
-        )
-    )
-    return str(path)
-
-
 async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
     config_factory: Callable[..., SiteConfig], tmp_path: Path
 ) -> None:
@@ -268,11 +234,11 @@ async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
         await boots(daemon, "CP-AUTO-1")
         await boots(daemon, "CP-AUTO-2")
     config = config_factory(ocpp={"auto_register": False, **fast})
-    toml = site_file(tmp_path, config)
+    toml = str(site_file(tmp_path, config))
     async with EdgeDaemon(config) as daemon:
         # the hole this closes: ids let in once stayed in without a password
         assert (await refused(daemon, "CP-AUTO-1")).response.status_code == 404
-        listed = await evpark("chargers", "list", "--config", toml)
+        listed = await run_evpark_async("chargers", "list", "--config", toml)
         assert listed.code == 0, listed.stderr
         lines = listed.stdout.splitlines()
         assert [line.split()[:2] for line in lines] == [
@@ -281,7 +247,7 @@ async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
         ]
         assert "CP-LOCKED" not in listed.stdout  # configured chargers are the file's business
 
-        approved = await evpark("chargers", "approve", "cp-auto-1", "--config", toml)
+        approved = await run_evpark_async("chargers", "approve", "cp-auto-1", "--config", toml)
         assert approved.code == 0, approved.stderr
         assert approved.stdout.strip() == "approved CP-AUTO-1"
         await eventually_boots(daemon, "CP-AUTO-1")  # the running daemon picks it up
@@ -289,7 +255,7 @@ async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
         async with connect(daemon, "CP-AUTO-1") as ws:
             await ws.send(BOOT_16)
             await ws.recv()
-            removed = await evpark("chargers", "remove", "CP-AUTO-1", "--config", toml)
+            removed = await run_evpark_async("chargers", "remove", "CP-AUTO-1", "--config", toml)
             assert removed.code == 0, removed.stderr
             async with asyncio.timeout(10):  # disconnected, not left running
                 await ws.wait_closed()
@@ -300,9 +266,9 @@ async def test_auto_registered_chargers_need_approval_once_auto_register_is_off(
             return "CP-AUTO-1" not in daemon.site.chargers and "CP-AUTO-2" in daemon.site.chargers
 
         await eventually(forgotten, "the removed charger is forgotten")
-        listed = await evpark("chargers", "list", "--config", toml)
+        listed = await run_evpark_async("chargers", "list", "--config", toml)
         assert [line.split()[0] for line in listed.stdout.splitlines()] == ["CP-AUTO-2"]
-        configured = await evpark("chargers", "remove", "CP-LOCKED", "--config", toml)
+        configured = await run_evpark_async("chargers", "remove", "CP-LOCKED", "--config", toml)
         assert configured.code == 1
         assert configured.stderr.startswith("error: CP-LOCKED is configured in the site file")
 
@@ -347,9 +313,9 @@ async def test_in_production_an_approved_charger_needs_a_certificate(
         site={"id": "test-site", "environment": "production"},
         ocpp={"auto_register": False, "registry_refresh": 0.1},
     )
-    toml = site_file(tmp_path, config)
+    toml = str(site_file(tmp_path, config))
     async with EdgeDaemon(config) as daemon:
-        ran = await evpark("chargers", "approve", "CP-NEW", "--config", toml)
+        ran = await run_evpark_async("chargers", "approve", "CP-NEW", "--config", toml)
         assert ran.code == 0, ran.stderr
         assert "client certificate" in ran.stderr
         statuses: list[int] = []

@@ -25,9 +25,8 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from edge.services import users as u
 from edge.storage.sqlite import Unit
-from sim.charger_model import SimChargerConfig
-from sim.schemas import OcppVersion
-from tests.edge.conftest import make_config, ocpp_url
+from sim.charger import OcppVersion, SimChargerConfig
+from tests.edge.conftest import make_config, sim_charger_config
 from tests.mosquitto import Mosquitto, running_mosquitto
 from tests.services import missing
 
@@ -99,21 +98,7 @@ def base_url(daemon: EdgeDaemon) -> str:
 
 
 def sim_charger(daemon: EdgeDaemon, charger_id: str, version: OcppVersion) -> SimChargerConfig:
-    return SimChargerConfig(
-        charger_id,
-        url=ocpp_url(daemon),
-        version=version,
-        auto_meter_values=False,
-        id_tags=("TAG-OK",),
-        speed=60.0,
-        meter_interval=1.0,
-        seed=7,
-        call_timeout=5.0,
-        backoff_initial=0.05,
-        backoff_max=0.2,
-        vendor="Simulated",
-        model="SimBox 22",
-    )
+    return sim_charger_config(daemon, charger_id, version, vendor="Simulated", model="SimBox 22")
 
 
 # --- HTTP clients that log in like a browser -----------------------------------------

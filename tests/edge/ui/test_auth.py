@@ -3,16 +3,13 @@ over HTTP (no browser); the `evpark users` commands on the database of a running
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
+from tests.edge.conftest import site_file
 from tests.edge.ui.conftest import (
     PASSWORD,
     add_users,
@@ -22,6 +19,7 @@ from tests.edge.ui.conftest import (
     login,
     ui_config,
 )
+from tests.harness.processes import run_evpark_async
 from tests.mosquitto import Mosquitto
 
 
@@ -175,7 +173,7 @@ async def test_json_api_off_loopback_needs_a_session_or_a_token(
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     config = ui_config(tmp_path / "data", broker, http={"host": "0.0.0.0", "port": 0})
-    config_file = _config_file(tmp_path, config)
+    config_file = site_file(tmp_path, config)
     async with EdgeDaemon(config) as daemon:
         await add_users(daemon)
         async with httpx.AsyncClient(base_url=base_url(daemon)) as anonymous:
@@ -197,7 +195,9 @@ async def test_json_api_off_loopback_needs_a_session_or_a_token(
                 "/api/slots/B2/out-of-service", json=body, headers={"X-CSRF-Token": tech.csrf}
             )
             assert done.status_code == 200
-        made = await evpark("users", "token", "--config", str(config_file), "--username", "tess")
+        made = await run_evpark_async(
+            "users", "token", "--config", str(config_file), "--username", "tess"
+        )
         assert made.code == 0, made.stderr
         token = made.stdout.strip()
         async with httpx.AsyncClient(
@@ -212,42 +212,13 @@ async def test_json_api_off_loopback_needs_a_session_or_a_token(
             assert (await guesser.get("/api/slots")).status_code == 401
 
 
-def _config_file(tmp_path: Path, config: SiteConfig) -> Path:
-    path = tmp_path / "site.toml"
-    path.write_text(
-        f'[site]\nid = "{config.site.id}"\nenvironment = "development"\n'
-        f"[storage]\ndata_dir = {json.dumps(str(config.storage.data_dir))}\n"
-    )
-    return path
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-
-async def evpark(*args: str, stdin: str = "") -> Ran:
-    """The `evpark` command in its own process, like an admin on the edge host runs it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evpark", *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
-
-
 async def test_users_commands_work_while_the_daemon_runs(
     daemon: EdgeDaemon, site_config: SiteConfig, tmp_path: Path
 ) -> None:
-    config = str(_config_file(tmp_path, site_config))
+    config = str(site_file(tmp_path, site_config))
 
     async def run(*args: str, stdin: str = "") -> str:
-        ran = await evpark("users", *args, "--config", config, stdin=stdin)
+        ran = await run_evpark_async("users", *args, "--config", config, stdin=stdin)
         assert ran.code == 0, ran.stderr
         return ran.stdout
 
@@ -265,13 +236,13 @@ async def test_users_commands_work_while_the_daemon_runs(
         assert (await http.get("/ui/whoami")).json() == {"username": "olga", "role": "viewer"}
         await run("delete", "--username", "olga")
         assert (await http.get("/ui/whoami")).status_code == 401  # the session went with it
-    duplicate = await evpark(
+    duplicate = await run_evpark_async(
         "users", "create", "--config", config, "--username", "ADA", "--password-stdin",
         stdin="another long password\n",
     )  # fmt: skip
     assert duplicate.code == 1
     assert "already exists" in duplicate.stderr
-    short = await evpark(
+    short = await run_evpark_async(
         "users", "create", "--config", config, "--username", "sam", "--password-stdin",
         stdin="short\n",
     )  # fmt: skip
