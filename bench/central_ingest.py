@@ -21,10 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,13 +32,13 @@ from typing import Any
 
 import httpx
 
-EVPARK = [sys.executable, "-m", "evpark"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.harness.ports import free_port
+from tests.harness.processes import (
+    DaemonProcess,
+    ProcessFailed,
+    central_run_command,
+    create_site_key,
+)
 
 
 def make_batch(site: str, first: int, size: int) -> bytes:
@@ -118,57 +115,32 @@ def drop_db(dsn: str, name: str) -> None:
 def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="evpark-bench-") as tmp:
         env = {
-            **os.environ,
             "EVPARK_CENTRAL_DATA_DIR": tmp,
             "EVPARK_CENTRAL_RATE_LIMIT__ENABLED": "false",
             "EVPARK_LOG_FORMAT": "json",
         }
         db_name = None
         if backend == "postgres":
-            url, db_name = create_db(args.pg_dsn)
-            env["EVPARK_CENTRAL_DATABASE_URL"] = url
+            database_url, db_name = create_db(args.pg_dsn)
+            env["EVPARK_CENTRAL_DATABASE_URL"] = database_url
         try:
-            sites = [f"bench-{i}" for i in range(args.sites)]
-            keys = {}
-            for site in sites:
-                out = subprocess.run(
-                    [*EVPARK, "central", "keys", "create", "--scope", "site", "--site", site],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                keys[site] = out.stdout.strip()
             port = free_port()
-            log = Path(tmp) / "central.log"
-            with log.open("wb") as handle:
-                proc = subprocess.Popen(
-                    [*EVPARK, "central", "run", "--port", str(port)],
-                    env=env,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                )
-                try:
-                    url = f"http://127.0.0.1:{port}"
-                    deadline = time.monotonic() + 60
-                    while True:
-                        if proc.poll() is not None:
-                            raise SystemExit(log.read_text()[-3000:])
-                        try:
-                            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                                break
-                        except httpx.TransportError:
-                            pass
-                        if time.monotonic() > deadline:
-                            raise SystemExit("central did not start")
-                        time.sleep(0.1)
-                    return asyncio.run(measure(url, keys, args))
-                finally:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            url = f"http://127.0.0.1:{port}"
+            central = DaemonProcess(
+                "central", central_run_command(port), Path(tmp) / "central.log", env
+            )
+            try:
+                keys = {
+                    site: create_site_key(site, env=env)
+                    for site in (f"bench-{i}" for i in range(args.sites))
+                }
+                central.start()
+                central.wait_healthy(f"{url}/healthz", within=60)
+                return asyncio.run(measure(url, keys, args))
+            except ProcessFailed as err:
+                raise SystemExit(str(err)) from None
+            finally:
+                central.stop(within=20)
         finally:
             if db_name is not None:
                 drop_db(args.pg_dsn, db_name)

@@ -13,6 +13,9 @@ Two loads against one edge daemon, each started fresh as a subprocess (or ``--ur
     python -m bench.ocpp_load site --chargers 1000 --duration 30 --json
 
 See bench/README.md for how to read the figures.
+
+The targets (processes, ports, site file) are ``bench.ocpp_targets``'s; the figures and
+the text report ``bench.ocpp_report``'s.
 """
 
 from __future__ import annotations
@@ -20,25 +23,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import multiprocessing
 import os
 import secrets
-import shlex
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from array import array
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, cast
 
 if __package__ in (None, ""):  # run as `python bench/ocpp_load.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,288 +46,17 @@ from bench.load_worker import (
     raise_nofile,
     run_worker,
 )
+from bench.ocpp_report import Figures, combine, figures_dict, figures_of, render_text
+from bench.ocpp_targets import DEFAULT_EDGE_CMD, BenchError, Target, echo_target, edge_target, say
 from edge.event_loop import uvloop_installed
+from tests.harness.processes import ProcessFailed, ProcessProbe
 
 TARGET_RATIO = 0.5  # saturation: edge rate / echo rate, at least
 TARGET_P99_MS = 20.0  # site load: p99 CALL -> CALLRESULT, below
 TARGET_RSS_MB = 300.0  # site load: the daemon's peak RSS, below
 
-DEFAULT_EDGE_CMD = "{evpark} edge run --config {config} --data-dir {data_dir} --log-format json"
-ECHO_SERVER = Path(__file__).resolve().with_name("echo_server.py")
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(f"[bench] {text}\n")
-    sys.stderr.flush()
-
-
-class BenchError(Exception):
-    """The bench could not run (a target did not start, a worker crashed, ...)."""
-
-
-# --- processes under test -------------------------------------------------------------------
-
-
-class ProcessProbe:
-    """Memory and CPU of one process, from /proc (Linux)."""
-
-    _tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-
-    def _status_kb(self, key: str) -> float | None:
-        try:
-            text = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in text.splitlines():
-            if line.startswith(key + ":"):
-                return float(line.split()[1])
-        return None
-
-    def rss_mb(self) -> float | None:
-        kb = self._status_kb("VmRSS")
-        return None if kb is None else kb / 1024.0
-
-    def peak_rss_mb(self) -> float | None:
-        kb = self._status_kb("VmHWM")
-        return None if kb is None else kb / 1024.0
-
-    def cpu_seconds(self) -> float | None:
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
-
-
-@dataclass
-class Target:
-    name: str  # "echo" or "edge"
-    url: str  # ws://host:port/ocpp
-    process: subprocess.Popen[bytes] | None = None
-    pid: int | None = None  # for memory and CPU figures
-    log_file: Path | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise BenchError(
-                f"the {self.name} process exited with code {self.process.returncode}"
-                + _log_tail(self.log_file)
-            )
-
-
-def _log_tail(path: Path | None, lines: int = 30) -> str:
-    if path is None or not path.exists():
-        return ""
-    tail = path.read_text(errors="replace").splitlines()[-lines:]
-    return f"\n--- last lines of {path} ---\n" + "\n".join(tail)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _listening(host: str, port: int) -> bool:
-    """Is a TCP socket listening on ``port``? Read from /proc/net so that the daemon under
-    test does not see (and log) a probe connection; connect only where /proc is missing."""
-    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
-    if not any(t.exists() for t in tables):
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-    wanted = f":{port:04X}"
-    for table in tables:
-        with contextlib.suppress(OSError):
-            for line in table.read_text().splitlines()[1:]:
-                fields = line.split()
-                if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
-                    return True
-    return False
-
-
-def _wait_for_port(host: str, port: int, target: Target, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not _listening(host, port):
-        target.check_alive()
-        if time.monotonic() > deadline:
-            raise BenchError(
-                f"the {target.name} did not listen on {host}:{port} within {timeout:.0f} s"
-                + _log_tail(target.log_file)
-            )
-        time.sleep(0.1)
-
-
-def _stop(target: Target, timeout: float = 30.0) -> None:
-    proc = target.process
-    if proc is None or proc.poll() is not None:
-        return
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        target.notes.append(f"did not stop within {timeout:.0f} s of SIGTERM; killed")
-        return
-    took = time.monotonic() - started
-    if code != 0:
-        target.notes.append(f"exit code {code} after SIGTERM ({took:.1f} s)")
-    else:
-        target.notes.append(f"stopped cleanly {took:.1f} s after SIGTERM")
-
-
-@contextlib.contextmanager
-def echo_target(event_loop: str, host: str = "127.0.0.1") -> Iterator[Target]:
-    port = free_port(host)
-    with tempfile.TemporaryDirectory(prefix="evpark-bench-echo-") as tmp:
-        log = Path(tmp) / "echo.log"
-        with log.open("wb") as out:
-            command = [sys.executable, str(ECHO_SERVER), "--host", host, "--port", str(port)]
-            proc = subprocess.Popen(
-                [*command, "--event-loop", event_loop],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        target = Target("echo", f"ws://{host}:{port}/ocpp", proc, proc.pid, log)
-        try:
-            _wait_for_port(host, port, target, timeout=20)
-            yield target
-        finally:
-            _stop(target)
-
-
-def site_toml(
-    ocpp_port: int, http_port: int, data_dir: Path, mqtt_url: str, event_loop: str = "auto"
-) -> str:
-    """The temporary site configuration the bench runs the edge with."""
-    return f"""\
-# written by bench/ocpp_load.py
-[site]
-id = "bench"
-name = "evpark OCPP benchmark"
-environment = "development"
-
-[ocpp]
-host = "127.0.0.1"
-port = {ocpp_port}
-auto_register = true
-heartbeat_interval = 86400
-
-[http]
-host = "127.0.0.1"
-port = {http_port}
-
-[storage]
-data_dir = {json.dumps(str(data_dir))}
-
-[authorization]
-allow_any_id_tag = true
-
-[mqtt]
-url = {json.dumps(mqtt_url)}
-embedded = false
-
-[runtime]
-event_loop = {json.dumps(event_loop)}
-"""
-
-
-@contextlib.contextmanager
-def edge_target(args: argparse.Namespace) -> Iterator[Target]:
-    if args.url:
-        yield Target("edge", args.url.rstrip("/"), None, args.edge_pid)
-        return
-    evpark = Path(sys.executable).with_name("evpark")
-    tmp_ctx: contextlib.AbstractContextManager[str]
-    if args.keep_data:
-        tmp_ctx = contextlib.nullcontext(tempfile.mkdtemp(prefix="evpark-bench-edge-"))
-    else:
-        tmp_ctx = tempfile.TemporaryDirectory(prefix="evpark-bench-edge-")
-    with tmp_ctx as tmp:
-        tmp_path = Path(tmp)
-        data_dir = tmp_path / "data"
-        data_dir.mkdir()
-        ocpp_port, http_port = free_port(), free_port()
-        mqtt_url = args.mqtt_url or f"mqtt://127.0.0.1:{free_port()}"
-        config = tmp_path / "site.toml"
-        config.write_text(site_toml(ocpp_port, http_port, data_dir, mqtt_url, args.event_loop))
-        placeholders = {
-            "evpark": str(evpark),
-            "python": sys.executable,
-            "config": str(config),
-            "data_dir": str(data_dir),
-            "ocpp_port": str(ocpp_port),
-            "http_port": str(http_port),
-        }
-        command = [part.format(**placeholders) for part in shlex.split(args.edge_cmd)]
-        log = Path(args.edge_log) if args.edge_log else tmp_path / "edge.log"
-        _say(f"starting the edge: {shlex.join(command)} (log: {log})")
-        with log.open("wb") as out:
-            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        target = Target("edge", f"ws://127.0.0.1:{ocpp_port}/ocpp", proc, proc.pid, log)
-        try:
-            _wait_for_port("127.0.0.1", ocpp_port, target, timeout=args.start_timeout)
-            yield target
-        finally:
-            _stop(target)
-            if args.keep_data:
-                _say(f"kept the edge's config, data and log in {tmp_path}")
-
 
 # --- one load run --------------------------------------------------------------------------
-
-
-@dataclass
-class Figures:
-    target: str
-    chargers: int
-    connected: int
-    duration_s: float
-    calls: int
-    rate: float  # answered CALLs per second
-    p50_ms: float | None
-    p99_ms: float | None
-    max_ms: float | None
-    setup_failed: int
-    call_errors: int
-    protocol_errors: int
-    timeouts: int
-    disconnects: int
-    late_ticks: int
-    target_cpu_pct: float | None  # of one core, during the window
-    loadgen_cpu_pct: float | None  # all load-generator processes, of one core
-    peak_rss_mb: float | None  # VmHWM at the end of the run
-    sampled_rss_max_mb: float | None  # max of VmRSS samples during the run
-    server_calls: dict[str, int]
-    error_samples: list[str]
-    notes: list[str]
-
-    @property
-    def errors(self) -> int:
-        return (
-            self.setup_failed
-            + self.call_errors
-            + self.protocol_errors
-            + self.timeouts
-            + self.disconnects
-        )
-
-
-def _percentile(ordered: Sequence[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def charger_specs(count: int, v201_share: float, token: str) -> list[ChargerSpec]:
@@ -388,7 +110,7 @@ def run_load(
     results: list[WorkerResult] = []
     samples: list[tuple[float, float | None, float | None]] = []  # (t, cpu s, rss MB)
     try:
-        _say(f"{target.name}: connecting {len(chargers)} chargers ({workers} load process(es))")
+        say(f"{target.name}: connecting {len(chargers)} chargers ({workers} load process(es))")
         setup_deadline = time.monotonic() + setup_timeout * 5 + len(chargers) / connect_rate
         ready = _collect(pipes, procs, "ready", target, setup_deadline)
         connected = sum(r[0] for r in ready)
@@ -406,9 +128,7 @@ def run_load(
         t_start, t_end = t_go + warmup, t_go + warmup + duration
         for pipe in pipes:
             pipe.send(("go", t_go, t_start, t_end))
-        _say(
-            f"{target.name}: {connected} chargers set up; {warmup:g} s warm-up, {duration:g} s run"
-        )
+        say(f"{target.name}: {connected} chargers set up; {warmup:g} s warm-up, {duration:g} s run")
         collected = _collect(
             pipes, procs, "result", target, t_end + 60, samples=samples, probe=probe
         )
@@ -421,7 +141,7 @@ def run_load(
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-    return _figures(target, chargers, results, samples, mode, duration, t_start, t_end, probe)
+    return figures_of(target, chargers, results, samples, mode, duration, t_start, t_end, probe)
 
 
 def _collect(
@@ -460,93 +180,6 @@ def _collect(
     return [got[i] for i in range(len(pipes))]
 
 
-def _cpu_in_window(
-    samples: list[tuple[float, float | None, float | None]], t_start: float, t_end: float
-) -> float | None:
-    inside = [(t, cpu) for t, cpu, _ in samples if cpu is not None and t_start <= t <= t_end]
-    if len(inside) < 2 or inside[-1][0] - inside[0][0] <= 0:
-        return None
-    (t0, c0), (t1, c1) = inside[0], inside[-1]
-    return 100.0 * (c1 - c0) / (t1 - t0)
-
-
-# counts that WorkerResult and Figures both carry, added up over workers or rounds
-_COUNTS: Final = (
-    "setup_failed",
-    "call_errors",
-    "protocol_errors",
-    "timeouts",
-    "disconnects",
-    "late_ticks",
-)
-
-
-def _summed_counts(parts: Sequence[WorkerResult | Figures]) -> dict[str, Any]:
-    return {name: sum(getattr(part, name) for part in parts) for name in _COUNTS}
-
-
-def _figures(
-    target: Target,
-    chargers: list[ChargerSpec],
-    results: list[WorkerResult],
-    samples: list[tuple[float, float | None, float | None]],
-    mode: Mode,
-    duration: float,
-    t_start: float,
-    t_end: float,
-    probe: ProcessProbe | None,
-) -> Figures:
-    latencies = array("d")
-    server_calls: Counter[str] = Counter()
-    errors: list[str] = []
-    for r in results:
-        latencies.frombytes(r.latencies_ms)
-        server_calls.update(r.server_calls)
-        errors += r.error_samples
-    ordered = sorted(latencies)
-    calls = sum(r.calls for r in results)
-    rss_samples = [rss for _, _, rss in samples if rss is not None]
-    target_cpu = _cpu_in_window(samples, t_start, t_end)
-    workers = max(1, len(results))
-    loadgen_cpu = 100.0 * sum(r.cpu_seconds for r in results) / duration
-    notes = target.notes  # the same list: the stop of the target adds to it later
-    if target_cpu is not None and target_cpu < 90.0 and loadgen_cpu / workers > 90.0:
-        notes.append(
-            f"the load generator was busier ({loadgen_cpu:.0f}% over {workers} process(es)) than "
-            f"the {target.name} ({target_cpu:.0f}%): this rate is a lower bound of what the "
-            f"{target.name} can do"
-        )
-    elif (
-        mode == "closed"
-        and target_cpu is not None
-        and max(target_cpu, loadgen_cpu / workers) < 75.0
-    ):
-        notes.append(
-            f"in a closed loop neither the {target.name} ({target_cpu:.0f}%) nor the load "
-            f"generator ({loadgen_cpu / workers:.0f}% per process) used a full core: something "
-            f"else limited this rate (other work on the machine, or waiting on I/O)"
-        )
-    return Figures(
-        target=target.name,
-        chargers=len(chargers),
-        connected=sum(r.connected for r in results),
-        duration_s=duration,
-        calls=calls,
-        rate=calls / duration,
-        p50_ms=_percentile(ordered, 0.50),
-        p99_ms=_percentile(ordered, 0.99),
-        max_ms=ordered[-1] if ordered else None,
-        **_summed_counts(results),
-        target_cpu_pct=target_cpu,
-        loadgen_cpu_pct=loadgen_cpu,
-        peak_rss_mb=probe.peak_rss_mb() if probe else None,
-        sampled_rss_max_mb=max(rss_samples) if rss_samples else None,
-        server_calls=dict(server_calls),
-        error_samples=errors[:20],
-        notes=notes,
-    )
-
-
 # --- the two loads ---------------------------------------------------------------------------
 
 
@@ -575,7 +208,7 @@ def run_saturation(args: argparse.Namespace, token: str) -> dict[str, Any]:
             chargers = charger_specs(args.sat_chargers, 0.0, f"{token}r{number}")
             figures: dict[str, Figures] = {}
             for target in targets:
-                _say(f"round {number} of {args.sat_rounds}")
+                say(f"round {number} of {args.sat_rounds}")
                 figures[target.name] = run_load(
                     target,
                     chargers,
@@ -594,50 +227,17 @@ def run_saturation(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "warmup_s": args.sat_warmup,
         "rounds": [
             {
-                **{name: _figures_dict(f) for name, f in r.items()},
+                **{name: figures_dict(f) for name, f in r.items()},
                 "ratio": ratios[i] if i < len(ratios) else None,
             }
             for i, r in enumerate(rounds)
         ],
-        "runs": {name: _figures_dict(_combine([r[name] for r in rounds])) for name in names},
+        "runs": {name: figures_dict(combine([r[name] for r in rounds])) for name in names},
         "ratios": ratios,
         "ratio": ratio,
         "target_ratio": TARGET_RATIO,
         "met": None if ratio is None else ratio >= TARGET_RATIO,
     }
-
-
-def _combine(runs: list[Figures]) -> Figures:
-    """One target's figures over several rounds: rate over all of them, the worst p99."""
-    calls = sum(f.calls for f in runs)
-    duration = sum(f.duration_s for f in runs)
-    cpus = [f.target_cpu_pct for f in runs if f.target_cpu_pct is not None]
-    loadgen = [f.loadgen_cpu_pct for f in runs if f.loadgen_cpu_pct is not None]
-    server_calls: Counter[str] = Counter()
-    for f in runs:
-        server_calls.update(f.server_calls)
-
-    def worst(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return max(known) if known else None
-
-    return replace(
-        runs[0],
-        connected=min(f.connected for f in runs),
-        duration_s=duration,
-        calls=calls,
-        rate=calls / duration if duration else 0.0,
-        p50_ms=worst([f.p50_ms for f in runs]),
-        p99_ms=worst([f.p99_ms for f in runs]),
-        max_ms=worst([f.max_ms for f in runs]),
-        **_summed_counts(runs),
-        target_cpu_pct=statistics.fmean(cpus) if cpus else None,
-        loadgen_cpu_pct=statistics.fmean(loadgen) if loadgen else None,
-        peak_rss_mb=worst([f.peak_rss_mb for f in runs]),
-        sampled_rss_max_mb=worst([f.sampled_rss_max_mb for f in runs]),
-        server_calls=dict(server_calls),
-        error_samples=[e for f in runs for e in f.error_samples][:20],
-    )
 
 
 def run_site(args: argparse.Namespace, token: str) -> dict[str, Any]:
@@ -666,141 +266,12 @@ def run_site(args: argparse.Namespace, token: str) -> dict[str, Any]:
         "interval_s": args.interval,
         "duration_s": args.site_duration,
         "warmup_s": args.site_warmup,
-        "run": _figures_dict(figures),
+        "run": figures_dict(figures),
         "target_p99_ms": TARGET_P99_MS,
         "target_rss_mb": TARGET_RSS_MB,
         "p99_met": p99_met if target.name == "edge" else None,
         "rss_met": rss_met if target.name == "edge" else None,
     }
-
-
-def _figures_dict(f: Figures) -> dict[str, Any]:
-    out = asdict(f)
-    out["errors"] = f.errors
-    return out
-
-
-# --- output --------------------------------------------------------------------------------
-
-
-def _num(value: float | None, fmt: str = "{:.2f}") -> str:
-    return "n/a" if value is None else fmt.format(value)
-
-
-def _met(flag: bool | None) -> str:
-    return {True: "MET", False: "NOT MET", None: "not evaluated"}[flag]
-
-
-_COLUMNS = (
-    ("target", 9, lambda f: f["target"]),
-    ("msgs/s", 10, lambda f: _num(f["rate"], "{:.0f}")),
-    ("p50 ms", 8, lambda f: _num(f["p50_ms"])),
-    ("p99 ms", 8, lambda f: _num(f["p99_ms"])),
-    ("max ms", 8, lambda f: _num(f["max_ms"], "{:.1f}")),
-    ("calls", 9, lambda f: str(f["calls"])),
-    ("errors", 7, lambda f: str(f["errors"])),
-    ("late", 6, lambda f: str(f["late_ticks"])),
-    ("target CPU", 11, lambda f: _num(f["target_cpu_pct"], "{:.0f}%")),
-    ("loadgen CPU", 12, lambda f: _num(f["loadgen_cpu_pct"], "{:.0f}%")),
-    ("peak RSS MB", 12, lambda f: _num(f["peak_rss_mb"], "{:.1f}")),
-)
-
-
-def _table(rows: list[dict[str, Any]]) -> list[str]:
-    header = "".join(
-        name.rjust(width) if i else name.ljust(width) for i, (name, width, _) in enumerate(_COLUMNS)
-    )
-    lines = [header]
-    for row in rows:
-        cells = [fn(row) for _, _, fn in _COLUMNS]
-        lines.append(
-            "".join(
-                cell.rjust(width) if i else cell.ljust(width)
-                for i, (cell, (_, width, _)) in enumerate(zip(cells, _COLUMNS, strict=True))
-            )
-        )
-    return lines
-
-
-def _details(rows: list[dict[str, Any]]) -> list[str]:
-    lines: list[str] = []
-    for f in rows:
-        if f["server_calls"]:
-            asked = ", ".join(f"{a} x{n}" for a, n in sorted(f["server_calls"].items()))
-            lines.append(f"  {f['target']} sent CALLs to the chargers: {asked}")
-        lines += [f"  {f['target']}: {note}" for note in f["notes"]]
-        if f["connected"] < f["chargers"]:
-            lines.append(f"  {f['target']}: only {f['connected']}/{f['chargers']} chargers set up")
-        if f["errors"]:
-            lines.append("")
-            lines.append(
-                f"!!! {f['target']}: {f['errors']} ERRORS, these figures do not measure the normal path:"
-            )
-            lines.append(
-                f"!!!   setup failed {f['setup_failed']}, CALLERROR {f['call_errors']}, "
-                f"protocol {f['protocol_errors']}, timeouts {f['timeouts']}, "
-                f"disconnects {f['disconnects']}"
-            )
-            for sample, count in Counter(f["error_samples"]).items():
-                lines.append(f"!!!   {sample}" + (f"  (x{count})" if count > 1 else ""))
-    return lines
-
-
-def render_text(report: dict[str, Any]) -> str:
-    out: list[str] = []
-    machine = report["machine"]
-    out.append(
-        f"evpark OCPP bench: {machine['cpus']} CPUs, load average "
-        f"{machine['loadavg_start'][0]:.2f} at start, {machine['loadavg_end'][0]:.2f} at end; "
-        f"event loop {report['event_loop']} for the echo and the edge it starts"
-    )
-    if "saturation" in report:
-        s = report["saturation"]
-        out.append("")
-        out.append(
-            f"== saturation: {s['chargers']} OCPP 1.6 chargers, closed loop, one MeterValues "
-            f"(4 sampled values) in flight each; {s['duration_s']:g} s measured after "
-            f"{s['warmup_s']:g} s warm-up"
-        )
-        rows = [
-            {**f, "target": f"{name} #{number}"}
-            for number, r in enumerate(s["rounds"], 1)
-            for name, f in r.items()
-            if name != "ratio"
-        ]
-        out += _table(rows)
-        if s["ratio"] is not None:
-            each = "  ".join(f"{r:.3f}" for r in s["ratios"])
-            out.append(f"ratio edge/echo per round: {each}")
-            out.append(
-                f"ratio edge/echo (median of the rounds): {s['ratio']:.3f}   "
-                f"(target >= {s['target_ratio']}: {_met(s['met'])})"
-            )
-        out += _details(list(s["runs"].values()))
-    if "site" in report:
-        s = report["site"]
-        out.append("")
-        msg201 = "TransactionEvent" if s["v201_message"] == "transaction-event" else "MeterValues"
-        out.append(
-            f"== site load: {s['chargers']} chargers ({s['chargers_16']} x 1.6 MeterValues, "
-            f"{s['chargers_201']} x 2.0.1 {msg201}), one message every {s['interval_s']:g} s "
-            f"each; {s['duration_s']:g} s measured after {s['warmup_s']:g} s warm-up"
-        )
-        run = s["run"]
-        out += _table([run])
-        if run["sampled_rss_max_mb"] is not None:
-            out.append(f"RSS sampled during the run: max {run['sampled_rss_max_mb']:.1f} MB")
-        out.append(
-            f"p99 < {s['target_p99_ms']:g} ms: {_met(s['p99_met'])}    "
-            f"peak RSS < {s['target_rss_mb']:g} MB: {_met(s['rss_met'])}"
-        )
-        out += _details([run])
-    out.append("")
-    if report["errors"]:
-        out.append(f"!!! {report['errors']} ERRORS: the figures above are NOT valid measurements")
-    else:
-        out.append(f"no errors; targets: {_met(report['targets_met'])}")
-    return "\n".join(out) + "\n"
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -911,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             report["saturation"] = run_saturation(args, token)
         if args.load in ("site", "all"):
             report["site"] = run_site(args, token)
-    except BenchError as err:
-        _say(f"FAILED: {err}")
+    except (BenchError, ProcessFailed) as err:
+        say(f"FAILED: {err}")
         return 1
     report["machine"]["loadavg_start"] = loadavg_start
     report["machine"]["loadavg_end"] = os.getloadavg()

@@ -22,13 +22,22 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 
-from bench.sync_harness import EVPARK, _free_port, _Proc, _wait_http
+from contract.events import ChargerStatus, SensorStatus
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
+from tests.harness.ports import free_port
+from tests.harness.processes import (
+    DaemonProcess,
+    central_run_command,
+    create_site_key,
+    edge_run_command,
+)
+from tests.harness.site_config import write_site_toml
 
 SITE = "catchup-site"
 PG = os.environ.get("EVPARK_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}")
@@ -43,35 +52,30 @@ async def fill_outbox(db: Path, count: int) -> None:
             for n in range(first, min(count, first + 2000)):
                 at = start + timedelta(milliseconds=250 * n)
                 if n % 2:
-                    repo.add_outbox_event(
-                        unit, "charger.status", f"CP-{n % 8}/1", at,
-                        {"charger_id": f"CP-{n % 8}", "evse_id": 1, "connector_id": 1,
-                         "status": ("Available", "Charging", "Finishing")[n % 3],
-                         "error_code": "NoError", "online": True},
+                    charger = ChargerStatus(
+                        charger_id=f"CP-{n % 8}", evse_id=1, connector_id=1,
+                        status=("Available", "Charging", "Finishing")[n % 3],
+                        error_code="NoError", online=True,
                     )  # fmt: skip
+                    repo.add_outbox_event(unit, charger, f"CP-{n % 8}/1", at)
                 else:
-                    repo.add_outbox_event(
-                        unit, "sensor.status", f"S-{n % 16}", at,
-                        {"sensor_id": f"S-{n % 16}", "slot_id": f"B{n % 16}",
-                         "online": True, "battery": 80 + n % 20, "rssi": -70},
+                    sensor = SensorStatus(
+                        sensor_id=f"S-{n % 16}", slot_id=f"B{n % 16}", online=True,
+                        battery=80 + n % 20, rssi=-70,
                     )  # fmt: skip
+                    repo.add_outbox_event(unit, sensor, f"S-{n % 16}", at)
             await store.write(unit)
 
 
-def site_toml(http_port: int, ocpp_port: int, batch_size: int) -> str:
-    return f"""[site]
-id = "{SITE}"
-environment = "development"
-[ocpp]
-port = {ocpp_port}
-[http]
-port = {http_port}
-[mqtt]
-url = "mqtt://127.0.0.1:{_free_port()}"
-[central]
-batch_size = {batch_size}
-batch_interval = 0.2
-"""
+def site_sections(http_port: int, batch_size: int) -> dict[str, Any]:
+    """A site with nothing but its outbox to send (no broker: MQTT on a free port)."""
+    return {
+        "site": {"id": SITE, "environment": "development"},
+        "ocpp": {"port": free_port()},
+        "http": {"port": http_port},
+        "mqtt": {"url": f"mqtt://127.0.0.1:{free_port()}"},
+        "central": {"batch_size": batch_size, "batch_interval": 0.2},
+    }
 
 
 async def _pg_database() -> tuple[str, str]:
@@ -101,27 +105,28 @@ async def run_once(backend: str, count: int, batch_size: int, workdir: Path) -> 
     pg_name = None
     if backend == "postgresql":
         pg_name, env["EVPARK_CENTRAL_DATABASE_URL"] = await _pg_database()
-    port, http_port = _free_port(), _free_port()
+    port, http_port = free_port(), free_port()
     central_dir = workdir / "central"
-    central = _Proc(
-        [EVPARK, "central", "run", "--data-dir", str(central_dir), "--port", str(port),
-         "--log-format", "json"],
-        workdir / "central.log", env,
-    )  # fmt: skip
-    config = workdir / "site.toml"
-    config.write_text(site_toml(http_port, _free_port(), batch_size))
+    central = DaemonProcess(
+        "central",
+        central_run_command(port, "--data-dir", str(central_dir)),
+        workdir / "central.log",
+        env,
+    )
+    config = write_site_toml(workdir / "site.toml", site_sections(http_port, batch_size))
     url = f"http://127.0.0.1:{port}"
     try:
-        await central.start()
-        await _wait_http(f"{url}/healthz", central, "central")
-        key = await _site_key(central_dir, env)
-        edge = _Proc(
-            [EVPARK, "edge", "run", "--config", str(config), "--data-dir", str(edge_dir),
-             "--central-url", url, "--log-format", "json"],
-            workdir / "edge.log", {"EVPARK_CENTRAL__SITE_KEY": key},
-        )  # fmt: skip
+        await asyncio.to_thread(central.start)
+        await asyncio.to_thread(central.wait_healthy, f"{url}/healthz", within=30)
+        key = await asyncio.to_thread(create_site_key, SITE, data_dir=central_dir, env=env)
+        edge = DaemonProcess(
+            "edge",
+            edge_run_command(config, edge_dir, "--central-url", url),
+            workdir / "edge.log",
+            {"EVPARK_CENTRAL__SITE_KEY": key},
+        )
         started = time.monotonic()
-        await edge.start()
+        await asyncio.to_thread(edge.start)
         first_ack: float | None = None
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10
@@ -136,9 +141,9 @@ async def run_once(backend: str, count: int, batch_size: int, workdir: Path) -> 
                 if time.monotonic() - started > 170:
                     raise RuntimeError(f"only {held} of {count} events after 170 s")
                 await asyncio.sleep(0.1)
-        await edge.terminate()
+        await asyncio.to_thread(edge.stop, 20.0)
     finally:
-        await central.kill()
+        await asyncio.to_thread(central.kill)
         if pg_name is not None:
             await _drop_pg(pg_name)
     assert first_ack is not None
@@ -150,18 +155,6 @@ async def run_once(backend: str, count: int, batch_size: int, workdir: Path) -> 
         "events_per_s_total": count / (done - started),
         "events_per_s_steady": steady,
     }
-
-
-async def _site_key(central_dir: Path, env: dict[str, str]) -> str:
-    process = await asyncio.create_subprocess_exec(
-        EVPARK, "central", "keys", "create", "--scope", "site", "--site", SITE,
-        "--data-dir", str(central_dir), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, **env},
-    )  # fmt: skip
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(err.decode()[-400:])
-    return out.decode().strip().splitlines()[-1]
 
 
 def main() -> int:

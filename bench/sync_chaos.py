@@ -13,25 +13,25 @@ import asyncio
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.sync_harness import ChaosPlan, _free_port, describe, run_chaos
+from bench.sync_harness import ChaosPlan, describe, run_chaos
+from tests.harness.ports import free_port
+from tests.harness.processes import DaemonProcess
 
 
-def _mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _mosquitto(workdir: Path) -> tuple[DaemonProcess, str]:
+    """A broker for the run on a free port, listening when this returns."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
+    port = free_port()
     config = workdir / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    process = subprocess.Popen(
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    time.sleep(0.5)
-    return process, f"mqtt://127.0.0.1:{port}"
+    broker = DaemonProcess("mosquitto", [binary, "-c", str(config)], workdir / "mosquitto.log")
+    broker.start()
+    broker.wait_for_port(port, within=10)
+    return broker, f"mqtt://127.0.0.1:{port}"
 
 
 def main() -> int:
@@ -57,8 +57,7 @@ def main() -> int:
     try:
         report = asyncio.run(run_chaos(plan, workdir / "run", url))
     finally:
-        broker.terminate()
-        broker.wait(10)
+        broker.stop(within=10)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     summary = describe(report)

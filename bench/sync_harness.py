@@ -18,11 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
 import sqlite3
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,15 +28,20 @@ from typing import Any
 
 import httpx
 
-from sim.charger import SimCharger
-from sim.charger_model import SimChargerConfig
-from sim.schemas import OcppVersion
+from sim.charger import OcppVersion, SimCharger, SimChargerConfig
 from sim.sensors import QUIET, SensorField
 from sim.vehicles import EvBay, Habits, VehicleScenario
+from tests.harness.ports import free_port
+from tests.harness.processes import (
+    DaemonProcess,
+    central_run_command,
+    create_site_key,
+    edge_run_command,
+)
+from tests.harness.site_config import write_site_toml
 
 SITE = "chaos-site"
 TAGS = ("TAG-1", "TAG-2", "TAG-3")
-EVPARK = str(Path(sys.executable).with_name("evpark"))
 CHARGERS: tuple[tuple[str, OcppVersion], ...] = (
     ("CP-A1", "1.6"),
     ("CP-A2", "2.0.1"),
@@ -87,134 +89,74 @@ class ChaosReport:
         )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def site_toml(ocpp_port: int, http_port: int, mqtt_url: str) -> str:
-    chargers = "".join(f'[[chargers]]\nid = "{cid}"\n' for cid, _ in CHARGERS)
-    ev = "".join(
-        f'[[slots]]\nid = "A{i}"\ntype = "ev"\nsensor = "S-A{i}"\ncharger = "{cid}"\nevse = 1\n'
+def site_sections(ocpp_port: int, http_port: int, mqtt_url: str) -> dict[str, Any]:
+    """The chaos site: an EV slot per charger, a few standard slots, quick batches."""
+    ev_slots = [
+        {"id": f"A{i}", "type": "ev", "sensor": f"S-A{i}", "charger": cid, "evse": 1}
         for i, (cid, _) in enumerate(CHARGERS, start=1)
-    )
-    std = "".join(f'[[slots]]\nid = "{s}"\nsensor = "S-{s}"\n' for s in STANDARD_SLOTS)
-    tags = ", ".join(f'"{t}"' for t in TAGS)
-    return f"""[site]
-id = "{SITE}"
-environment = "development"
-[ocpp]
-host = "127.0.0.1"
-port = {ocpp_port}
-auto_register = true
-call_timeout = 5
-[http]
-host = "127.0.0.1"
-port = {http_port}
-[mqtt]
-url = "{mqtt_url}"
-[slot_timing]
-debounce = 0
-[central]
-batch_interval = 0.2
-batch_size = 500
-[authorization]
-id_tags = [{tags}]
-{chargers}{ev}{std}"""
+    ]
+    return {
+        "site": {"id": SITE, "environment": "development"},
+        "ocpp": {"host": "127.0.0.1", "port": ocpp_port, "auto_register": True, "call_timeout": 5},
+        "http": {"host": "127.0.0.1", "port": http_port},
+        "mqtt": {"url": mqtt_url},
+        "slot_timing": {"debounce": 0},
+        "central": {"batch_interval": 0.2, "batch_size": 500},
+        "authorization": {"id_tags": list(TAGS)},
+        "chargers": [{"id": cid} for cid, _ in CHARGERS],
+        "slots": [*ev_slots, *({"id": s, "sensor": f"S-{s}"} for s in STANDARD_SLOTS)],
+    }
 
 
-class _Proc:
-    """A child process with its output in a log file; ``kill()`` is SIGKILL."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
-        self.args, self.log, self.env = args, log, env
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.args, stdout=out, stderr=out, env={**os.environ, **self.env}
-            )
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        self.process = None
-
-    async def terminate(self, within: float = 20.0) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), within)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        self.process = None
+async def _start(daemon: DaemonProcess, health_url: str) -> None:
+    """Start ``daemon`` and wait until it is healthy, the event loop free meanwhile."""
+    await asyncio.to_thread(daemon.start)
+    await asyncio.to_thread(daemon.wait_healthy, health_url, within=30)
 
 
-async def _wait_http(url: str, proc: _Proc, what: str, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if proc.process is None or proc.process.returncode is not None:
-                raise RuntimeError(f"{what} exited; see {proc.log}")
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(url)).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer {url} within {within} s; see {proc.log}")
+async def _stop(daemon: DaemonProcess) -> None:
+    """SIGTERM (SIGKILL after 20 s), the event loop free meanwhile."""
+    await asyncio.to_thread(daemon.stop, 20.0)
+
+
+async def _kill(daemon: DaemonProcess) -> None:
+    await asyncio.to_thread(daemon.kill)
 
 
 class ChaosSite:
     def __init__(self, workdir: Path, mqtt_url: str) -> None:
         self.workdir = workdir
         self.mqtt_url = mqtt_url
-        self.central_port, self.ocpp_port, self.http_port = (
-            _free_port(),
-            _free_port(),
-            _free_port(),
-        )
+        self.central_port, self.ocpp_port, self.http_port = free_port(), free_port(), free_port()
         self.central_dir = workdir / "central"
         self.edge_dir = workdir / "edge"
         self.central_url = f"http://127.0.0.1:{self.central_port}"
         self.site_key = ""
-        config = workdir / "site.toml"
         workdir.mkdir(parents=True, exist_ok=True)
-        config.write_text(site_toml(self.ocpp_port, self.http_port, mqtt_url))
-        self.central = _Proc(
-            [EVPARK, "central", "run", "--data-dir", str(self.central_dir),
-             "--port", str(self.central_port), "--log-format", "json"],
-            workdir / "central.log", {"EVPARK_CENTRAL_REPUBLISH_INTERVAL_S": "1"},
-        )  # fmt: skip
-        self.edge = _Proc(
-            [EVPARK, "edge", "run", "--config", str(config), "--data-dir", str(self.edge_dir),
-             "--central-url", self.central_url, "--log-format", "json"],
-            workdir / "edge.log", {},
-        )  # fmt: skip
+        config = write_site_toml(
+            workdir / "site.toml", site_sections(self.ocpp_port, self.http_port, mqtt_url)
+        )
+        self.central = DaemonProcess(
+            "central",
+            central_run_command(self.central_port, "--data-dir", str(self.central_dir)),
+            workdir / "central.log",
+            env={"EVPARK_CENTRAL_REPUBLISH_INTERVAL_S": "1"},
+        )
+        self.edge = DaemonProcess(
+            "edge",
+            edge_run_command(config, self.edge_dir, "--central-url", self.central_url),
+            workdir / "edge.log",
+        )
 
     async def start_central(self) -> None:
-        await self.central.start()
-        await _wait_http(f"{self.central_url}/healthz", self.central, "central")
+        await _start(self.central, f"{self.central_url}/healthz")
 
     async def start_edge(self) -> None:
         self.edge.env = {"EVPARK_CENTRAL__SITE_KEY": self.site_key}
-        await self.edge.start()
-        await _wait_http(f"http://127.0.0.1:{self.http_port}/healthz", self.edge, "the edge")
+        await _start(self.edge, f"http://127.0.0.1:{self.http_port}/healthz")
 
     async def create_site_key(self) -> None:
-        process = await asyncio.create_subprocess_exec(
-            EVPARK, "central", "keys", "create", "--scope", "site", "--site", SITE,
-            "--data-dir", str(self.central_dir),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"keys create failed: {err.decode()[-400:]}")
-        self.site_key = out.decode().strip().splitlines()[-1]
+        self.site_key = await asyncio.to_thread(create_site_key, SITE, data_dir=self.central_dir)
 
     async def central_sequence(self) -> int | None:
         try:
@@ -345,12 +287,12 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, mqtt_url: str) -> ChaosRepor
         started = time.monotonic()
         await _drained(site, plan.drain_timeout_s)
         report.drain_s = time.monotonic() - started
-        await site.edge.terminate()
+        await _stop(site.edge)
         if site.edge_last_sequence() != await site.central_sequence():
             # its shutdown wrote more: once more until central has those too
             await site.start_edge()
             await _drained(site, plan.drain_timeout_s)
-            await site.edge.terminate()
+            await _stop(site.edge)
         # central's services catch up on what the sync service stored (its bus)
         deadline = time.monotonic() + plan.drain_timeout_s
         while True:
@@ -359,12 +301,12 @@ async def run_chaos(plan: ChaosPlan, workdir: Path, mqtt_url: str) -> ChaosRepor
             if report.ok or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
-        await site.edge.terminate()
-        await site.central.terminate()
+        await _stop(site.edge)
+        await _stop(site.central)
         return report
     finally:
-        await site.edge.kill()
-        await site.central.kill()
+        await _kill(site.edge)
+        await _kill(site.central)
 
 
 def _fresh(report: ChaosReport) -> ChaosReport:
@@ -381,12 +323,12 @@ async def _chaos(plan: ChaosPlan, rng: random.Random, site: ChaosSite, report: C
     for index in range(slots):
         await asyncio.sleep(rng.uniform(0.5, 1.5) * plan.duration_s / slots)
         if index == outage_after:
-            await site.central.kill()
+            await _kill(site.central)
             await asyncio.sleep(plan.outage_s)
             report.outage_s += plan.outage_s
             await site.start_central()
         if index < plan.kills:
-            await site.edge.kill()
+            await _kill(site.edge)
             report.kills += 1
             await asyncio.sleep(rng.uniform(0.1, 1.0))
             await site.start_edge()
