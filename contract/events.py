@@ -58,6 +58,7 @@ class ParkingReserved(EventData):
     slot_type: Annotated[str, Field(max_length=32)] | None = None
     command_id: Id | None = None
     charger_status: Annotated[str, Field(max_length=32)] | None = None  # the charger's answer
+    vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
 
 
 class ParkingReleased(EventData):
@@ -79,6 +80,8 @@ class ParkingOccupied(EventData):
     visit_id: Id | None = None
     arrived_at: Time | None = None
     reservation_id: Id | None = None
+    vehicle_id: Id | None = None  # when the site knows who arrived
+    vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
 
 
 class ParkingVacated(EventData):
@@ -147,6 +150,7 @@ class ChargingStarted(EventData):
     started_at: Time
     slot_id: Id | None = None
     vehicle_id: Id | None = None
+    vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
 
 
 class ChargingProgress(EventData):
@@ -179,6 +183,11 @@ class ChargingCompleted(EventData):
     inferred: bool = False
     slot_id: Id | None = None
     vehicle_id: Id | None = None
+    # when the car stopped drawing power (an idle fee runs from then); either name is read
+    idle_since: Time | None = None
+    charging_ended_at: Time | None = None
+    rate_id: Id | None = None  # the rate the session ran under, or the rate itself
+    rate: dict[str, Any] | None = None
 
 
 class ChargingFailed(EventData):
@@ -191,6 +200,16 @@ class ChargingFailed(EventData):
     vehicle_id: Id | None = None
     reason: Annotated[str, Field(max_length=256)] = ""
     command_id: Id | None = None
+
+
+class ChargingRatesUpdated(EventData):
+    """The rates in force changed, for one site or (``all_sites``) for every site; each rate
+    as central's ``GET /charging/rates`` lists it, checked by its reader one by one (a bad
+    rate does not lose the others)."""
+
+    TYPE: ClassVar[str] = "charging.rates_updated"
+    rates: list[Any]
+    all_sites: bool = False
 
 
 class ChargerStatus(EventData):
@@ -228,6 +247,7 @@ DATA_MODELS: Final[dict[str, type[Data]]] = {
         ChargingProgress,
         ChargingCompleted,
         ChargingFailed,
+        ChargingRatesUpdated,
         ChargerStatus,
         CommandResultData,
     )
@@ -244,6 +264,7 @@ EventType = Literal[
     "charging.progress",
     "charging.completed",
     "charging.failed",
+    "charging.rates_updated",
     "charger.status",
     "command.result",
 ]

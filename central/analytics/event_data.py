@@ -11,28 +11,19 @@ are taken strictly, as analytics always has: a number is a JSON number, not a st
 a boolean that reads as one. Times are read with :mod:`common.timestamps` (RFC 3339 with
 an offset; the contract's pydantic type would also take a count of seconds).
 
-A few fields analytics reads are not in the contract yet (:data:`EXTENSIONS`; documented
-in docs/central.md, "Analytics"): they are read as sent, here and nowhere else.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any, Final
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from common.timestamps import timestamp_or_none
 from contract.envelope import CloudEvent
 from contract.events import DATA_MODELS, Data
-
-#: Fields analytics reads that contract/events.py does not define (yet): the vehicle
-#: type on any event; a completed session's idle start, its inline rate or rate id; the
-#: rates of a ``charging.rates_updated`` event (a type the contract does not have).
-EXTENSIONS: Final = frozenset(
-    {"vehicle_type", "idle_since", "charging_ended_at", "rate", "rate_id", "rates", "all_sites"}
-)
 
 
 @cache
@@ -80,19 +71,3 @@ def instant(event: CloudEvent, name: str) -> datetime | None:
 def as_sent(event: CloudEvent, name: str) -> object:
     """A field exactly as sent, unchecked: only for a log line showing what a site said."""
     return event.data.get(name)
-
-
-def extension(event: CloudEvent, name: str) -> object:
-    """A field of :data:`EXTENSIONS`, as sent (None when missing)."""
-    if name not in EXTENSIONS:
-        raise KeyError(f"{name} is in the contract: read it with field()")
-    return as_sent(event, name)
-
-
-def extension_text(event: CloudEvent, name: str, limit: int = 64) -> str | None:
-    value = extension(event, name)
-    return value[:limit] if isinstance(value, str) and value else None
-
-
-def extension_instant(event: CloudEvent, name: str) -> datetime | None:
-    return timestamp_or_none(extension(event, name))

@@ -59,7 +59,7 @@ async def ingest(
         event,
         now,
         vehicle_id=event_data.text(event, "vehicle_id"),
-        vehicle_type=event_data.extension_text(event, "vehicle_type"),
+        vehicle_type=event_data.text(event, "vehicle_type"),
     ):
         return False
 

@@ -137,8 +137,8 @@ def rates_in(event: CloudEvent) -> list[tuple[str | None, Rate]]:
     items: object = None
     scope: str | None = event.site_id
     if event.type == RATES_EVENT:
-        items = event_data.extension(event, "rates")
-        if event_data.extension(event, "all_sites") is True:
+        items = event_data.field(event, "rates")
+        if event_data.field(event, "all_sites") is True:
             scope = None
     elif (
         event.type == "command.result"

@@ -91,7 +91,7 @@ class RevenueDelta:
 
 
 def _inline_rate(event: CloudEvent) -> Rate | None:
-    value = event_data.extension(event, "rate")
+    value = event_data.field(event, "rate")
     if value is None:
         return None
     try:
@@ -120,15 +120,14 @@ def session_revenue(
     times = pricing.believed_times(
         event_data.instant(event, "started_at") or reported_stop,
         reported_stop,
-        event_data.extension_instant(event, "idle_since")
-        or event_data.extension_instant(event, "charging_ended_at"),
+        event_data.instant(event, "idle_since") or event_data.instant(event, "charging_ended_at"),
         received=received,
         policy=policy,
     )
     energy = session_energy(event)
     rate = _inline_rate(event)
     if rate is None:
-        rate_id = event_data.extension(event, "rate_id")
+        rate_id = event_data.text(event, "rate_id")
         rate = select_rate(
             known,
             site_id=event.site_id,

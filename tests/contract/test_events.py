@@ -32,13 +32,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "parking.reserved": {
         "slot_id": "A-1", "reservation_id": "r-1", "vehicle_id": "EV-1", "starts_at": AT,
         "ends_at": AT, "slot_type": "ev", "command_id": "c-1", "charger_status": "Accepted",
+        "vehicle_type": "van",
     },
     "parking.released": {
         "reservation_id": "r-1", "slot_id": "A-1", "vehicle_id": "EV-1", "reason": "expired",
     },
     "parking.occupied": {
         "slot_id": "A-1", "slot_type": "ev", "visit_id": "v-1", "arrived_at": AT,
-        "reservation_id": "r-1",
+        "reservation_id": "r-1", "vehicle_id": "EV-1", "vehicle_type": "van",
     },
     "parking.vacated": {
         "slot_id": "A-1", "slot_type": "ev", "visit_id": "v-1", "arrived_at": AT,
@@ -59,6 +60,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "connector_id": 1,
         "id_tag": "TAG-1", "id_tag_status": "Accepted", "transaction_id": 7,
         "meter_start_wh": 1000.0, "started_at": AT, "slot_id": "A-1", "vehicle_id": "EV-1",
+        "vehicle_type": "van",
     },
     "charging.progress": {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "transaction_id": "tx-7",
@@ -68,6 +70,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "id_tag": "",
         "transaction_id": 7, "energy_wh": 9000.0, "started_at": AT, "stopped_at": AT,
         "reason": "EVDisconnected", "inferred": True, "slot_id": "A-1", "vehicle_id": "EV-1",
+        "idle_since": AT, "charging_ended_at": AT, "rate_id": "r-day",
+        "rate": {"id": "r-day", "price_per_kwh": 0.3},
     },
     "charging.failed": {
         "charger_id": "CP-1", "evse_id": 1, "id_tag": "TAG-1", "vehicle_id": "EV-1",
@@ -76,6 +80,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "charger.status": {
         "charger_id": "CP-1", "evse_id": 1, "connector_id": 1, "status": "Faulted",
         "error_code": "GroundFailure", "online": True,
+    },
+    "charging.rates_updated": {
+        "rates": [{"id": "r-day", "price_per_kwh": 0.3}], "all_sites": True,
     },
     "command.result": {
         "command_id": "c-1", "command_type": "remote_start", "status": "accepted",
