@@ -37,14 +37,8 @@ from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from central.reported_times import (
-    DEFAULT_POLICY,
-    ClockPolicy,
-    ClockProblem,
-    Span,
-    bounded_span,
-    shift,
-)
+from central.infra.saturating import shift
+from central.reported_times import DEFAULT_POLICY, ClockPolicy, ClockProblem, Span, bounded_span
 
 CENT = Decimal("0.01")
 # energy is spread over at most this much charging time; the rest of a longer session

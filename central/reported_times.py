@@ -26,12 +26,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
-# re-exported: the services' rules use them with the rules of this module
-from central.infra.saturating import EARLIEST as EARLIEST
-from central.infra.saturating import LATEST as LATEST
-from central.infra.saturating import in_zone as in_zone
-from central.infra.saturating import shift as shift
-from central.infra.saturating import utc as utc
+from central.infra.saturating import shift, utc
 
 ClockProblem = Literal["future", "past", "end_before_start", "too_long"]
 

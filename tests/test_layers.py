@@ -53,7 +53,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "edge.admin": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.admission"),
     "edge": ("edge", "ocpp_handlers", "common", "contract"),  # daemon, cli, config, logs
     # central: infrastructure below the services; a service never imports another
-    "central.infra": ("central.infra", "central.settings", "common", "contract"),
+    "central.infra": ("central.infra", "common", "contract"),
     "central.parking": ("central.parking", *CENTRAL_SHARED),
     "central.charging": ("central.charging", *CENTRAL_SHARED),
     "central.notification": ("central.notification", *CENTRAL_SHARED),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from central.reported_times import LATEST, shift, utc
+from central.infra.saturating import LATEST, shift, utc
 
 HOUR = timedelta(hours=1)
 

@@ -36,8 +36,9 @@ from central.charging import store
 from central.charging.rates import rate_for
 from central.context import ServiceContext
 from central.event_routing import EventHandler, dispatch
+from central.infra.saturating import shift
 from central.pricing import price_reported_session
-from central.reported_times import reported_amount, shift
+from central.reported_times import reported_amount
 from contract.envelope import CHARGING_TOPIC, CloudEvent
 from contract.events import (
     ChargerStatus,

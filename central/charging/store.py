@@ -25,7 +25,7 @@ from central.charging.tables import (
 )
 from central.infra.db import insert_ignore
 from central.infra.paging import Key, after
-from central.reported_times import shift
+from central.infra.saturating import shift
 from contract.envelope import CloudEvent
 from contract.events import ChargingCompleted, ChargingStarted
 from contract.sync_api import Command

@@ -52,7 +52,3 @@ class ParkingService:
         while True:
             await self.bookings.expire_due()
             await asyncio.sleep(self._ctx.settings.expiry_interval_s)
-
-
-def build(ctx: ServiceContext) -> ParkingService:
-    return ParkingService(ctx)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from central.infra.cache import Cache
 from central.infra.db import insert_ignore
 from central.infra.paging import Key, after
+from central.infra.saturating import shift
 from central.parking import reservations as rules
 from central.parking.tables import (
     lot_configuration,
@@ -28,7 +29,6 @@ from central.parking.tables import (
     parking_reservations,
     parking_slots,
 )
-from central.reported_times import shift
 
 STATUS_KEY: Final = "parking:status:"
 

@@ -16,18 +16,10 @@ from structlog.testing import capture_logs
 
 from central.analytics.tables import usage_metrics
 from central.infra.db import create_engine
+from central.infra.saturating import EARLIEST, LATEST, shift, utc
 from central.notification.templates import template_context
 from central.pricing import Rate, price_reported_session
-from central.reported_times import (
-    EARLIEST,
-    LATEST,
-    ClockPolicy,
-    anchor,
-    bounded_span,
-    reported_seconds,
-    shift,
-    utc,
-)
+from central.reported_times import ClockPolicy, anchor, bounded_span, reported_seconds
 from tests.central.conftest import Central, FakeClock
 from tests.central.notification_fixtures import database_url
 from tests.central.test_charging_api import RATES, make_site
