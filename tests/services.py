@@ -13,7 +13,6 @@ import pytest
 
 # still imported from here by tests/central, tests/sync and two tests/edge modules; they
 # move to tests.harness.ports, then this line goes
-from tests.harness.ports import free_port as free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -32,7 +32,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
 
-from tests.services import free_port, require_tcp
+from tests.harness.ports import free_port
+from tests.services import require_tcp
 
 
 class FakeClock:

@@ -18,7 +18,7 @@ from tests.central.notification_fixtures import (
     database_url,
     http_receiver,
 )
-from tests.services import free_port
+from tests.harness.ports import free_port
 
 __all__ = ["database_url", "http_receiver"]  # fixtures used by name
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.central.conftest import Central
-from tests.services import free_port
+from tests.harness.ports import free_port
 
 EVPARK = [sys.executable, "-m", "evpark"]
 

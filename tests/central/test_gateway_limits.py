@@ -17,7 +17,7 @@ import uvicorn
 
 from central.gateway.clients import client_address, networks
 from tests.central.conftest import Central, cloud_event, eventually
-from tests.services import free_port
+from tests.harness.ports import free_port
 
 FEW_FAILURES = {"invalid_key_burst": 3, "invalid_key_per_minute": 1}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port
+from tests.harness.ports import free_port
 
 EVPARK = [sys.executable, "-m", "evpark"]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))

@@ -26,7 +26,7 @@ from central.gateway.keys import KeyStore
 from central.infra.db import create_engine
 from tests.central.conftest import cloud_event, eventually
 from tests.central.notification_fixtures import SmtpRecorder, smtp_server
-from tests.services import free_port
+from tests.harness.ports import free_port
 
 pytestmark = pytest.mark.services
 __all__ = ["smtp_server"]  # a fixture, used by name

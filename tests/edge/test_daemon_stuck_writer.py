@@ -14,10 +14,10 @@ import orjson
 from edge.config import StorageSection
 from ocpp_handlers.schemas import Version
 from tests.edge.test_daemon_process import running_edge, wait_healthy, write_config
+from tests.harness.ports import free_port
 from tests.ocpp_client import RawCharger
 from tests.ocpp_flows import flow_for
 from tests.polling import eventually
-from tests.services import free_port
 
 
 async def test_a_stuck_writer_is_unhealthy_and_sigterm_still_stops_the_daemon(

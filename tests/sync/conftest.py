@@ -33,8 +33,8 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from sim.charger import OcppVersion, SimCharger, SimChargerConfig
 from sim.sensors import QUIET, SensorField
+from tests.harness.ports import free_port
 from tests.mosquitto import Mosquitto, running_mosquitto
-from tests.services import free_port
 
 SITE = "sync-site"
 TAGS = ("TAG-OK", "TAG-2")

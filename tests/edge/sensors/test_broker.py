@@ -20,8 +20,9 @@ from edge.core.slots.values import SensorId, SlotState
 from edge.sensors.broker import EmbeddedBroker, EmbeddedBrokerError, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
+from tests.harness.ports import free_port
 from tests.polling import eventually
-from tests.services import free_port, require_binary
+from tests.services import require_binary
 
 _ids = itertools.count()
 

@@ -32,7 +32,7 @@ SLOTS = [
     {"id": "B1", "type": "standard", "sensor": "S-B1"},
     {"id": "B2", "type": "standard", "sensor": "S-B2"},
 ]
-ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "acl"
+ACL = Path(__file__).resolve().parents[3] / "config" / "mosquitto" / "acl"
 _ids = itertools.count()
 Logs = list[MutableMapping[str, Any]]
 

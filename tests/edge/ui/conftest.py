@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 USERS = {"ada": u.Role.ADMIN, "tess": u.Role.TECHNICIAN, "vic": u.Role.VIEWER}
 SLOTS: list[dict[str, Any]] = [
