@@ -36,6 +36,7 @@ from central.auth import (
 from central.gateway.clients import Network, client_address
 from central.gateway.keys import KeyStore
 from central.gateway.ratelimit import FailureLimiter, RateLimiter
+from central.infra.body_limit import read_body
 from central.infra.http_client import ResilientClient, Unavailable
 
 log = structlog.get_logger("central.gateway")
@@ -208,14 +209,9 @@ class GatewayMiddleware:
     ) -> None:
         assert self.client is not None
         name, base = target
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         query = scope.get("query_string", b"").decode("latin-1")
         url = base.rstrip("/") + scope["path"] + (f"?{query}" if query else "")
         out_headers = {
@@ -229,7 +225,7 @@ class GatewayMiddleware:
                 scope["method"],
                 url,
                 headers=out_headers,
-                content=bytes(body),
+                content=body,
                 extra_timeout=_wait_param(query),
             )
         except Unavailable as err:

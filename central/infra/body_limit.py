@@ -85,3 +85,16 @@ async def json_answer(send: Send, status: int, detail: str, *, close: bool = Tru
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (already bounded by :class:`BodyLimitMiddleware`), or None
+    if the client went away first."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central.infra.body_limit import json_answer
+from central.infra.body_limit import json_answer, read_body
 
 MAX_INFLATED = 64 * 1024 * 1024
 
@@ -36,17 +36,12 @@ class GzipRequestMiddleware:
                 send, 415, f"unsupported Content-Encoding {encoding!r}, use gzip", close=False
             )
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         inflater = zlib.decompressobj(wbits=31)
         try:
-            inflated = inflater.decompress(bytes(body), self.limit_for(scope["path"]))
+            inflated = inflater.decompress(body, self.limit_for(scope["path"]))
         except zlib.error:
             await json_answer(send, 400, "the body is not valid gzip", close=False)
             return
