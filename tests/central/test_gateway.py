@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from central.app import create_app
+from central.settings import CentralSettings
 from tests.central.conftest import Central
 from tests.harness.ports import free_port
-
-EVPARK = [sys.executable, "-m", "evpark"]
+from tests.harness.processes import create_site_key, run_evpark
 
 
 async def test_rate_limit_per_key_answers_429_with_retry_after(central_factory: Any) -> None:
@@ -69,43 +70,16 @@ async def test_docs_and_health_are_public_and_list_every_service(central: Centra
 
 
 def test_keys_cli_creates_a_key_the_gateway_accepts(tmp_path: Path) -> None:
-    env = {**os.environ, "EVPARK_CENTRAL_DATA_DIR": str(tmp_path)}
-    out = subprocess.run(
-        [*EVPARK, "central", "keys", "create", "--scope", "site", "--site", "north"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=60,
-    )
-    key = out.stdout.strip()
+    env = {"EVPARK_CENTRAL_DATA_DIR": str(tmp_path)}
+    key = create_site_key("north", env=env)
     assert key.startswith("evp_")
-    bad = subprocess.run(
-        [*EVPARK, "central", "keys", "create", "--scope", "site"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert bad.returncode == 2
+    bad = run_evpark("central", "keys", "create", "--scope", "site", env=env)
+    assert bad.code == 2
     assert "needs --site" in bad.stderr
-    listed = subprocess.run(
-        [*EVPARK, "central", "keys", "list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=60,
-    )
+    listed = run_evpark("central", "keys", "list", env=env)
+    assert listed.code == 0, listed.stderr
     assert key.split("_")[1] in listed.stdout
     assert key not in listed.stdout
-
-    import asyncio
-
-    import httpx
-
-    from central.app import create_app
-    from central.settings import CentralSettings
 
     async def use_key() -> int:
         app = create_app(CentralSettings(data_dir=tmp_path))

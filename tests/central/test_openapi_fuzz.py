@@ -4,33 +4,17 @@ site key (the sync routes)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.harness.ports import free_port
+from tests.harness.processes import DaemonProcess, central_run_command, create_key
 
-EVPARK = [sys.executable, "-m", "evpark"]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
-
-
-def _key(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [*EVPARK, "central", "keys", "create", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -38,45 +22,23 @@ def all_in_one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     tmp_path = tmp_path_factory.mktemp("fuzz")
     port = free_port()
     env = {
-        **os.environ,
         "EVPARK_CENTRAL_DATA_DIR": str(tmp_path / "data"),
         "EVPARK_CENTRAL_RATE_LIMIT__ENABLED": "false",
         # long polls answer within a second, so the run stays short
         "EVPARK_CENTRAL_MAX_COMMAND_WAIT_S": "1",
-        "EVPARK_LOG_FORMAT": "json",
     }
     keys = {
-        "operator": _key(env, "--scope", "operator"),
-        "site": _key(env, "--scope", "site", "--site", "fuzz-site"),
+        "operator": create_key("operator", env=env),
+        "site": create_key("site", "fuzz-site", env=env),
     }
-    log = tmp_path / "central.log"
-    with log.open("wb") as handle:
-        proc = subprocess.Popen(
-            [*EVPARK, "central", "run", "--port", str(port)],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log.read_text()[-3000:]
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "central did not start"
-                time.sleep(0.1)
-            yield url, keys
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    central = DaemonProcess("central", central_run_command(port), tmp_path / "central.log", env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        central.start()
+        central.wait_healthy(f"{url}/healthz", within=60)
+        yield url, keys
+    finally:
+        central.stop(within=15)
 
 
 @pytest.mark.parametrize(

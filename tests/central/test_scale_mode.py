@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,11 +23,10 @@ from central.infra.db import create_engine
 from tests.central.conftest import cloud_event, eventually
 from tests.central.notification_fixtures import SmtpRecorder, smtp_server
 from tests.harness.ports import free_port
+from tests.harness.processes import DaemonProcess, central_run_command, stop_all
 
 pytestmark = pytest.mark.services
 __all__ = ["smtp_server"]  # a fixture, used by name
-
-EVPARK = [sys.executable, "-m", "evpark"]
 
 
 @dataclass
@@ -60,35 +55,6 @@ class Cluster:
         return {"Authorization": f"Bearer {key}"}
 
 
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
-
-
-def _spawn(name: str, port: int, env: dict[str, str], log: Path) -> tuple[Any, Any]:
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [*EVPARK, "central", "run", "--service", name, "--port", str(port)],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, handle
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    async with httpx.AsyncClient() as client:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"{url} exited with {proc.returncode}:\n{_tail(log)}")
-            try:
-                if (await client.get(f"{url}/healthz", timeout=1)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    pytest.fail(f"{url} did not become healthy:\n{_tail(log)}")
-
-
 @pytest.fixture
 async def cluster(
     tmp_path: Path,
@@ -99,11 +65,10 @@ async def cluster(
     redis_namespace: str,
     smtp_server: SmtpRecorder,
 ) -> AsyncIterator[Cluster]:
-    services = SERVICE_NAMES
-    ports = {name: free_port() for name in services}
-    gateway_port = free_port()
+    ports = {name: free_port() for name in (*SERVICE_NAMES, "gateway")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    services = {name: urls[name] for name in SERVICE_NAMES}
     env = {
-        **os.environ,
         "EVPARK_CENTRAL_DATA_DIR": str(tmp_path / "data"),
         "EVPARK_CENTRAL_DATABASE_URL": pg_url,
         "EVPARK_CENTRAL_BUS_URL": nats_url,
@@ -111,40 +76,26 @@ async def cluster(
         "EVPARK_CENTRAL_CACHE_URL": redis_url,
         "EVPARK_CENTRAL_CACHE_NAMESPACE": redis_namespace,
         "EVPARK_CENTRAL_INTERNAL_TOKEN": "scale-test-token",
-        "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(
-            {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        ),
+        "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(services),
         "EVPARK_CENTRAL_NOTIFICATION__SMTP__HOST": "127.0.0.1",
         "EVPARK_CENTRAL_NOTIFICATION__SMTP__PORT": str(smtp_server.port),
-        "EVPARK_LOG_FORMAT": "json",
     }
-    procs: list[tuple[subprocess.Popen[bytes], Any]] = []
-    try:
-        started = []
-        for name, port in [*ports.items(), ("gateway", gateway_port)]:
-            log = tmp_path / f"{name}.log"
-            proc, handle = _spawn(name, port, env, log)
-            procs.append((proc, handle))
-            started.append((f"http://127.0.0.1:{port}", proc, log))
-        for url, proc, log in started:
-            await _wait_healthy(url, proc, log)
-        yield Cluster(
-            f"http://127.0.0.1:{gateway_port}",
-            env,
-            redis_namespace,
-            {name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
+    daemons = {
+        name: DaemonProcess(
+            name, central_run_command(port, "--service", name), tmp_path / f"{name}.log", env
         )
+        for name, port in ports.items()
+    }
+    try:
+        for daemon in daemons.values():
+            daemon.start()
+        for name, daemon in daemons.items():
+            # in a thread: the fixture's event loop is not blocked while they start
+            await asyncio.to_thread(daemon.wait_healthy, f"{urls[name]}/healthz", within=30)
+        yield Cluster(urls["gateway"], env, redis_namespace, services)
     finally:
-        for proc, _handle in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, handle in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            handle.close()
+        # side by side: their shutdowns overlap instead of adding up
+        await asyncio.to_thread(stop_all, daemons.values(), within=15)
 
 
 async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpRecorder) -> None:

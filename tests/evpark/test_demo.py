@@ -3,23 +3,17 @@ site, prints where to look, and stops cleanly."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-EVPARK = str(Path(sys.executable).with_name("evpark"))
+from tests.harness.processes import run_evpark
 
 
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    result = subprocess.run(
-        [EVPARK, "demo", "--duration", "15", "--chargers", "0", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+    result = run_evpark(
+        "demo", "--duration", "15", "--chargers", "0", "--data-dir", str(data), within=110
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert result.code == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "evpark demo is running" in result.stdout
     assert "user demo, password" in result.stdout
     assert "Authorization: Bearer evp_" in result.stdout

@@ -6,8 +6,9 @@ is the one place that knows how:
 
 * ``ports``: a free port, whether something listens on one, and an HTTP endpoint that answers;
 * ``processes``: the ``evpark`` command line, a child process with its log file (started,
-  waited for, stopped with SIGTERM then SIGKILL, its log's tail in every failure), one-shot
-  ``evpark`` commands, and a process's memory and CPU from ``/proc``;
+  waited for, stopped with SIGTERM then SIGKILL, several side by side, its log's tail in
+  every failure), one-shot ``evpark`` commands (site and operator keys among them), and a
+  process's memory and CPU from ``/proc``;
 * ``site_config``: a site TOML file from keyword sections (``site_toml``).
 
 It depends on no test framework (benches run it without pytest); what a test needs of the

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -114,13 +114,23 @@ class DaemonProcess:
         """Wait until ``url`` (its /healthz) answers 200."""
         self.wait_until(lambda: http_ok(url), f"{url} answers 200", within=within)
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting: its shutdown begins (``stop`` waits for the end)."""
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, within: float = 30.0) -> int | None:
         """SIGTERM, then its exit code; None when it had to be killed after ``within`` s
         (or was never started)."""
+        self.terminate()
+        return self.wait_exit(within)
+
+    def wait_exit(self, within: float) -> int | None:
+        """Its exit code once it exits; SIGKILL and None if it still runs after ``within`` s
+        (None too when it was never started)."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(within)
         except subprocess.TimeoutExpired:
@@ -136,6 +146,15 @@ class DaemonProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return log_tail(self.log, lines)
+
+
+def stop_all(daemons: Iterable[DaemonProcess], within: float = 30.0) -> list[int | None]:
+    """Stop several daemons side by side: SIGTERM to each, then each one's exit code as
+    ``stop`` gives it. Their shutdowns overlap instead of adding up."""
+    stopping = list(daemons)
+    for daemon in stopping:
+        daemon.terminate()
+    return [daemon.wait_exit(within) for daemon in stopping]
 
 
 @dataclass(frozen=True)
@@ -170,18 +189,28 @@ async def run_evpark_async(
     return await asyncio.to_thread(run_evpark, *args, stdin=stdin, env=env, within=within)
 
 
-def create_site_key(
-    site: str, *, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+def create_key(
+    scope: str,
+    site: str | None = None,
+    *,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
-    """A new site key from ``evpark central keys create`` (central's data in ``data_dir``, or
-    where ``env`` says)."""
+    """A new API key of ``scope`` (a site key for ``site``) from ``evpark central keys
+    create``, central's data in ``data_dir`` or where ``env`` says."""
+    for_site = ["--site", site] if site is not None else []
     where = ["--data-dir", str(data_dir)] if data_dir is not None else []
-    ran = run_evpark(
-        "central", "keys", "create", "--scope", "site", "--site", site, *where, env=env
-    )
+    ran = run_evpark("central", "keys", "create", "--scope", scope, *for_site, *where, env=env)
     if ran.code != 0:
         raise ProcessFailed(f"evpark central keys create failed: {ran.stderr[-400:]}")
     return ran.stdout.strip().splitlines()[-1]
+
+
+def create_site_key(
+    site: str, *, data_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """A new site key for ``site`` (see :func:`create_key`)."""
+    return create_key("site", site, data_dir=data_dir, env=env)
 
 
 class ProcessProbe:

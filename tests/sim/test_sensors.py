@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -36,34 +37,24 @@ from edge.sensors.mqtt import MqttSensors
 from edge.sensors.payloads import parse_state
 from sim.sensors import QUIET, Noise, SensorField
 from sim.sensors.site import SiteFileError, read_site_file
+from tests.harness.site_config import write_site_toml
 from tests.mosquitto import Mosquitto, running_mosquitto
 
-SITE_TOML = """
-[site]
-id = "sim-site"
-environment = "development"
-
-[[chargers]]
-id = "CP-1"
-
-[[slots]]
-id = "A1"
-type = "ev"
-sensor = "S-A1"
-charger = "CP-1"
-evse = 1
-
-[[slots]]
-id = "B1"
-sensor = "S-B1"
-
-[[slots]]
-id = "B2"   # no sensor: not simulated
-
-[mqtt]
-url = "mqtt://127.0.0.1:{port}"
-"""
 FAST_FLAPS = replace(QUIET, flap_probability=1.0, max_flaps=2, flap_gap=(0.01, 0.03))
+
+
+def site_sections(mqtt_port: int) -> dict[str, Any]:
+    """Two slots with sensors and one without (B2: not simulated), on the test's broker."""
+    return {
+        "site": {"id": "sim-site", "environment": "development"},
+        "chargers": [{"id": "CP-1"}],
+        "slots": [
+            {"id": "A1", "type": "ev", "sensor": "S-A1", "charger": "CP-1", "evse": 1},
+            {"id": "B1", "sensor": "S-B1"},
+            {"id": "B2"},
+        ],
+        "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
+    }
 
 
 @pytest.fixture
@@ -74,9 +65,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def site_file(tmp_path: Path, broker: Mosquitto) -> Path:
-    path = tmp_path / "site.toml"
-    path.write_text(SITE_TOML.format(port=broker.port))
-    return path
+    return write_site_toml(tmp_path / "site.toml", site_sections(broker.port))
 
 
 @pytest.fixture
