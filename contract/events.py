@@ -9,6 +9,12 @@ Compatibility: a model ignores fields it does not know (a newer producer may add
 every field added later must have a default, so an older consumer keeps working. A change
 that breaks that contract is a new ``VERSION`` of the type, named in the envelope's
 ``dataschema`` (``urn:evpark:event:<type>:<version>``).
+
+Version 2 of the events a driver cares about (``SUBJECT``: charging started, progress,
+completed and failed; parking reserved, released, occupied, vacated) names its subject:
+``vehicle_id``, ``driver_id`` and ``id_tag`` have no default, so a producer that forgets
+one makes a type error, not an event nobody can be told of (None says "not known"). A
+version 1 event (no ``dataschema``, or ``:1``) is read with them as None.
 """
 
 from __future__ import annotations
@@ -49,44 +55,57 @@ class EventData(BaseModel):
 class ParkingReserved(EventData):
     """A slot is held for a vehicle (by central's API, or by the site carrying out a command)."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "parking.reserved"
     slot_id: Id
     reservation_id: Id
-    vehicle_id: Id | None = None
     starts_at: Time | None = None
     ends_at: Time | None = None
     slot_type: Annotated[str, Field(max_length=32)] | None = None
     command_id: Id | None = None
     charger_status: Annotated[str, Field(max_length=32)] | None = None  # the charger's answer
     vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ParkingReleased(EventData):
     """A reservation ended before it was used (cancelled, expired)."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "parking.released"
     reservation_id: Id
     slot_id: Id | None = None
-    vehicle_id: Id | None = None
     reason: Annotated[str, Field(max_length=64)] = ""
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ParkingOccupied(EventData):
     """A vehicle arrived in a slot (a visit started)."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "parking.occupied"
     slot_id: Id
     slot_type: Annotated[str, Field(max_length=32)] | None = None
     visit_id: Id | None = None
     arrived_at: Time | None = None
     reservation_id: Id | None = None
-    vehicle_id: Id | None = None  # when the site knows who arrived
     vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ParkingVacated(EventData):
     """A vehicle left its slot (a visit ended)."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "parking.vacated"
     slot_id: Id
     slot_type: Annotated[str, Field(max_length=32)] | None = None
@@ -96,6 +115,10 @@ class ParkingVacated(EventData):
     duration_s: Annotated[float, Field(allow_inf_nan=False)] | None = None
     session_id: Id | None = None
     reservation_id: Id | None = None
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ParkingCondition(EventData):
@@ -138,24 +161,28 @@ class SensorStatus(EventData):
 class ChargingStarted(EventData):
     """A charging session began on an EVSE."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "charging.started"
     session_id: Id
     charger_id: Id
     evse_id: int | None = None
     connector_id: int | None = None
-    id_tag: IdTag | None = None
     id_tag_status: Annotated[str, Field(max_length=32)] | None = None
     transaction_id: TransactionId | None = None
     meter_start_wh: Energy | None = None
     started_at: Time
     slot_id: Id | None = None
-    vehicle_id: Id | None = None
     vehicle_type: Annotated[str, Field(max_length=32)] | None = None  # for analytics
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ChargingProgress(EventData):
     """How a session is going, at most every ``central.progress_interval``."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "charging.progress"
     session_id: Id
     charger_id: Id | None = None
@@ -165,16 +192,20 @@ class ChargingProgress(EventData):
     power_w: Annotated[float, Field(allow_inf_nan=False)] | None = None
     soc: Annotated[float, Field(allow_inf_nan=False)] | None = None
     at: Time
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ChargingCompleted(EventData):
     """A session ended; ``inferred`` when the site closed it for a charger that vanished."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "charging.completed"
     session_id: Id
     charger_id: Id
     evse_id: int | None = None
-    id_tag: IdTag | None = None
     transaction_id: TransactionId | None = None
     energy_wh: Energy
     started_at: Time
@@ -182,24 +213,33 @@ class ChargingCompleted(EventData):
     reason: Annotated[str, Field(max_length=64)] = ""
     inferred: bool = False
     slot_id: Id | None = None
-    vehicle_id: Id | None = None
     # when the car stopped drawing power (an idle fee runs from then); either name is read
     idle_since: Time | None = None
     charging_ended_at: Time | None = None
     rate_id: Id | None = None  # the rate the session ran under, or the rate itself
     rate: dict[str, Any] | None = None
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ChargingFailed(EventData):
     """A charge that was asked for did not happen (a refused remote start, a fault)."""
 
+    VERSION: ClassVar[int] = 2
     TYPE: ClassVar[str] = "charging.failed"
     charger_id: Id
     evse_id: int | None = None
-    id_tag: IdTag | None = None
-    vehicle_id: Id | None = None
-    reason: Annotated[str, Field(max_length=256)] = ""
+    reason: Annotated[str, Field(max_length=256)] = ""  # for a person: what went wrong
     command_id: Id | None = None
+    # for a program: one of FAILURE_CODES
+    code: Annotated[str, Field(max_length=32)] = "Other"
+    session_id: Id | None = None  # the session it ended, if one had begun
+    # the subject (version 2): who the event is about, None where the site does not know
+    vehicle_id: Id | None
+    driver_id: Id | None
+    id_tag: IdTag | None
 
 
 class ChargingRatesUpdated(EventData):
@@ -270,6 +310,22 @@ EventType = Literal[
 ]
 
 
+SUBJECT: Final = ("vehicle_id", "driver_id", "id_tag")
+
+# Why a charge failed (charging.failed ``code``), each with the driver's words in the
+# notification templates.
+FAILURE_CODES: Final = (
+    "RemoteStartRejected",  # the charger refused the app's start
+    "RemoteStartTimeout",  # the charger did not answer, or no charge began in time
+    "ChargerOffline",  # the charger was not connected when the app asked
+    "TokenRefused",  # the card or token was refused (unknown, blocked, expired)
+    "ConnectorFault",  # the connector or charger reported a fault during the charge
+    "EVError",  # the car reported an error or stopped communicating
+    "EndedBeforeCharging",  # unplugged, power loss or emergency stop before any energy
+    "Other",
+)
+
+
 class WrongEventType(ValueError):
     """An event was read as a type it is not."""
 
@@ -292,6 +348,10 @@ def parse_data(model: type[D], event: CloudEvent) -> D:
     """``event.data`` as ``model``; :class:`pydantic.ValidationError` if it does not fit."""
     if event.type != model.TYPE:
         raise WrongEventType(f"{event.type} is not {model.TYPE}")
+    if model.VERSION > 1 and event.dataschema != dataschema(model.TYPE):
+        # an older producer's event: the subject it could not name is not known
+        absent = {name: None for name in SUBJECT if name in model.model_fields}
+        return cast(D, model.model_validate({**absent, **event.data}))
     parsed = model.model_validate(event.data)
     return cast(D, parsed)
 
