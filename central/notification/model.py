@@ -7,7 +7,10 @@ The service reads an event's ``data`` only through its type's model in the contr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal, NewType
+from typing import Annotated, Final, Literal, NewType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field
 
 from contract.envelope import CloudEvent
 from contract.events import (
@@ -20,6 +23,19 @@ from contract.events import (
 )
 
 UserId = NewType("UserId", str)
+
+
+def known_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone; ValueError (for pydantic) if not."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown time zone {value!r}") from err
+    return value
+
+
+#: A time zone a user or a rate names (``Europe/Berlin``, ``UTC``).
+ZoneName = Annotated[str, Field(max_length=64), AfterValidator(known_zone)]
 
 Channel = Literal["email", "sms", "push"]
 CHANNELS: Final[tuple[Channel, ...]] = ("email", "sms", "push")

@@ -1,6 +1,8 @@
 """From one event and the users' preferences to the notifications to send. No I/O.
 
-The event's data is read through its contract (:func:`~central.notification.model.notified_data`).
+The event's data is read through its contract (:func:`~central.notification.model.notified_data`);
+a completed session is priced once (:mod:`central.notification.costs`), each message is
+worded in its user's language and time zone.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from central.notification.costs import session_cost
 from central.notification.model import URGENT_EVENT_TYPES, Channel, notified_data
 from central.notification.preferences import (
     Preferences,
@@ -25,7 +28,9 @@ from central.notification.templates import (
     resolve_template,
     template_context,
 )
+from central.reported_times import DEFAULT_POLICY, ClockPolicy
 from contract.envelope import CloudEvent
+from contract.events import ChargingCompleted
 
 
 @dataclass(frozen=True)
@@ -53,14 +58,21 @@ def plan(
     *,
     fallback_locale: str = "en",
     urgent_types: frozenset[str] = URGENT_EVENT_TYPES,
+    clock_policy: ClockPolicy = DEFAULT_POLICY,
 ) -> list[PlannedNotification]:
     """One notification per concerned, subscribed user and usable channel. Raises
-    :class:`pydantic.ValidationError` when the event's data does not fit its type."""
+    :class:`pydantic.ValidationError` when the event's data does not fit its type.
+    ``clock_policy``: how far reported times are believed when pricing a session."""
     data = notified_data(event)
     if data is None:
         return []
     urgent = event.type in urgent_types
     values = display_values(data)
+    cost = (
+        session_cost(data, received=now, policy=clock_policy)
+        if isinstance(data, ChargingCompleted)
+        else None
+    )
     planned: list[PlannedNotification] = []
     for prefs in recipients(candidates, concerned_by(data)):
         if not prefs.wants(event.type):
@@ -72,6 +84,8 @@ def plan(
             data=values,
             user_id=prefs.user_id,
             timezone=prefs.timezone,
+            locale=prefs.locale,
+            cost=cost,
         )
         when = deliver_at(prefs, now, urgent=urgent)
         for channel, address in prefs.usable_channels():

@@ -17,7 +17,6 @@ from central.notification.model import (
     NotifiedData,
     UserId,
 )
-from contract.events import ParkingReleased, ParkingReserved
 
 
 @dataclass(frozen=True)
@@ -91,20 +90,20 @@ class Preferences:
 
 @dataclass(frozen=True)
 class Concerned:
-    """What identifies the people an event is about (events name no user: a vehicle or a
-    driver's id tag, which users register in their preferences)."""
+    """Who an event is about: its driver (a central user id), else its vehicle or id tag,
+    which users register in their preferences."""
 
+    driver_ids: frozenset[str] = frozenset()
     vehicle_ids: frozenset[str] = frozenset()
     id_tags: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.vehicle_ids or self.id_tags)
+        return bool(self.driver_ids or self.vehicle_ids or self.id_tags)
 
 
 def concerned_by(data: NotifiedData) -> Concerned:
-    """Who an event is about: its ``vehicle_id`` and, for charging, its ``id_tag``."""
-    id_tag = None if isinstance(data, ParkingReserved | ParkingReleased) else data.id_tag
-    return Concerned(_one(data.vehicle_id), _one(id_tag))
+    """Who an event is about: its subject (``driver_id``, ``vehicle_id``, ``id_tag``)."""
+    return Concerned(_one(data.driver_id), _one(data.vehicle_id), _one(data.id_tag))
 
 
 def _one(value: str | None) -> frozenset[str]:
@@ -113,6 +112,13 @@ def _one(value: str | None) -> frozenset[str]:
 
 
 def is_recipient(prefs: Preferences, who: Concerned) -> bool:
+    """An event that names its driver concerns that user only: another user who once
+    listed the vehicle (a previous owner, a second driver of the car) or the card is not
+    told about this driver's charge. An event that names no driver (a version 1 event,
+    a card the site does not know the owner of) concerns the users listing its vehicle
+    or its id tag."""
+    if who.driver_ids:
+        return prefs.user_id in who.driver_ids
     return bool(prefs.vehicle_ids & who.vehicle_ids) or bool(prefs.id_tags & who.id_tags)
 
 

@@ -54,6 +54,7 @@ class NotificationService:
         self._ctx = ctx
         self._settings: NotificationSettings = ctx.settings.notification
         self._policy = self._settings.retry_policy()
+        self._clock_policy = ctx.settings.reported_times.policy()
         self._rand = rand
         self._background = Background(self.name)
         self._wakeup: asyncio.Event | None = None
@@ -134,6 +135,7 @@ class NotificationService:
                 now,
                 fallback_locale=self._settings.default_locale,
                 urgent_types=frozenset(self._settings.urgent_event_types),
+                clock_policy=self._clock_policy,
             )
             new = await store.enqueue(conn, planned)
         log.info(

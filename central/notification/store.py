@@ -89,7 +89,10 @@ async def get_preferences(conn: AsyncConnection, user_id: str) -> Preferences | 
 
 
 async def candidates(conn: AsyncConnection, who: Concerned) -> list[Preferences]:
-    """The users an event may concern: those owning its vehicle or id tag."""
+    """The users an event may concern: its driver, or those owning its vehicle or id tag
+    (:func:`~central.notification.preferences.recipients` chooses among them)."""
+    if who.driver_ids:
+        return await _load(conn, sorted(who.driver_ids))
     conditions = []
     if who.vehicle_ids:
         conditions.append(

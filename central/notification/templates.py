@@ -1,7 +1,12 @@
 """Message templates: defaults per event type, channel and locale; overrides; rendering.
 
 Templates use :class:`string.Template` syntax (``$vehicle_id`` or ``${vehicle_id}``): no
-code runs, and only the names in :data:`TEMPLATE_VARIABLES` are allowed.
+code runs, and only the names in :data:`TEMPLATE_VARIABLES` are allowed. The event's own
+fields show as the site reported them (``-`` where it did not); the phrase variables
+(``$vehicle``, ``$at_slot``, ``$period``, ``$cost``, ``$failure``, ``$released_why``) are
+built in the message's language from :mod:`central.notification.texts`, so the default
+templates read well whatever the site left out. Every time is in the user's zone, with
+the zone's abbreviation.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from central.infra.saturating import in_zone
 from central.notification.model import CHANNELS, NOTIFIED_EVENT_TYPES, Channel
+from central.notification.texts import EMAIL_FRAME, TEXTS, WORDS, Words
+from central.pricing import Cost
 from common.timestamps import timestamp_or_none
 from contract.events import EventData
 
@@ -36,6 +43,16 @@ TEMPLATE_VARIABLES: Final[frozenset[str]] = frozenset(
         "energy_kwh",
         "reason",
         "event_time",
+        "driver_id",
+        "evse_id",
+        "code",
+        # phrases in the message's language (central.notification.texts)
+        "vehicle",
+        "at_slot",
+        "period",
+        "cost",
+        "failure",
+        "released_why",
     }
 )
 
@@ -73,66 +90,12 @@ def check_template(text: str) -> None:
         )
 
 
-# The short text is the SMS / push body; email wraps it in a greeting.
-_TEXTS: Final[dict[str, dict[str, tuple[str, str]]]] = {
-    "en": {
-        "parking.reserved": (
-            "Parking reserved: slot $slot_id",
-            "Slot $slot_id at $site_id is reserved for $vehicle_id from $starts_at to $ends_at.",
-        ),
-        "parking.released": (
-            "Parking reservation released",
-            "Your reservation of slot $slot_id at $site_id for $vehicle_id was released ($reason).",
-        ),
-        "charging.started": (
-            "Charging started",
-            "Charging of $vehicle_id started at $started_at on charger $charger_id ($site_id).",
-        ),
-        "charging.completed": (
-            "Charging completed: $energy_kwh kWh",
-            "Charging of $vehicle_id finished at $stopped_at: $energy_kwh kWh in $duration ($reason).",
-        ),
-        "charging.failed": (
-            "Charging failed",
-            "Charging on charger $charger_id at $site_id failed: $reason.",
-        ),
-    },
-    "de": {
-        "parking.reserved": (
-            "Parkplatz reserviert: $slot_id",
-            "Stellplatz $slot_id in $site_id ist für $vehicle_id von $starts_at bis $ends_at reserviert.",
-        ),
-        "parking.released": (
-            "Reservierung aufgehoben",
-            "Ihre Reservierung von Stellplatz $slot_id in $site_id für $vehicle_id wurde aufgehoben ($reason).",
-        ),
-        "charging.started": (
-            "Ladevorgang gestartet",
-            "Der Ladevorgang von $vehicle_id hat um $started_at an Ladepunkt $charger_id ($site_id) begonnen.",
-        ),
-        "charging.completed": (
-            "Ladevorgang beendet: $energy_kwh kWh",
-            "Der Ladevorgang von $vehicle_id endete um $stopped_at: $energy_kwh kWh in $duration ($reason).",
-        ),
-        "charging.failed": (
-            "Ladevorgang fehlgeschlagen",
-            "Der Ladevorgang an Ladepunkt $charger_id in $site_id ist fehlgeschlagen: $reason.",
-        ),
-    },
-}
-
-_EMAIL_FRAME: Final[dict[str, str]] = {
-    "en": "Hello,\n\n{text}\n\n-- evpark\n",
-    "de": "Guten Tag,\n\n{text}\n\n-- evpark\n",
-}
-
-
 def _defaults() -> dict[TemplateKey, MessageTemplate]:
     found: dict[TemplateKey, MessageTemplate] = {}
-    for locale, texts in _TEXTS.items():
+    for locale, texts in TEXTS.items():
         for event_type, (subject, text) in texts.items():
             for channel in CHANNELS:
-                body = _EMAIL_FRAME[locale].format(text=text) if channel == "email" else text
+                body = EMAIL_FRAME[locale].format(text=text) if channel == "email" else text
                 found[(event_type, channel, locale)] = MessageTemplate(subject, body)
     return found
 
@@ -187,8 +150,48 @@ def _time(value: object) -> datetime | None:
 
 
 def _local(at: datetime, zone: ZoneInfo) -> str:
-    """``YYYY-MM-DD HH:MM`` in the user's zone (a four-digit year even for year 1)."""
-    return in_zone(at, zone).isoformat(sep=" ", timespec="minutes")[:16]
+    """``YYYY-MM-DD HH:MM ZONE`` in the user's zone (a four-digit year even for year 1),
+    with the zone's abbreviation (``CET``, ``UTC``) so a reader abroad is not misled."""
+    local = in_zone(at, zone)
+    return f"{local.isoformat(sep=' ', timespec='minutes')[:16]} {local.tzname() or ''}".rstrip()
+
+
+def words_for(locale: str, fallback_locale: str = "en") -> Words:
+    """The phrases of the first shipped locale among ``locale``'s candidates."""
+    for candidate in locale_candidates(locale, fallback_locale):
+        if candidate in WORDS:
+            return WORDS[candidate]
+    return WORDS["en"]
+
+
+def _phrases(
+    event_type: str, data: Mapping[str, object], context: Mapping[str, str], words: Words
+) -> dict[str, str]:
+    """The phrase variables: what the default templates say around the event's fields."""
+    known = {key: value for key, value in context.items() if value != "-"}
+    period = ""
+    if "starts_at" in known and "ends_at" in known:
+        period = words.period_from_until.format(start=known["starts_at"], end=known["ends_at"])
+    elif "ends_at" in known:
+        period = words.period_until.format(end=known["ends_at"])
+    elif "starts_at" in known:
+        period = words.period_from.format(start=known["starts_at"])
+    reason = str(data.get("reason") or "").strip()
+    failure = words.failures.get(str(data.get("code") or "Other"), words.failures["Other"])
+    if data.get("code", "Other") == "Other" and reason:
+        failure = reason  # the site's own words say more than "something went wrong"
+    return {
+        "vehicle": known.get("vehicle_id", words.your_vehicle),
+        "at_slot": words.at_slot.format(slot=known["slot_id"]) if "slot_id" in known else "",
+        "period": period,
+        "failure": failure,
+        "released_why": words.released.get(reason.lower(), reason) or words.released[""],
+        "cost": words.cost_unknown if event_type == "charging.completed" else "-",
+    }
+
+
+def _money(cost: Cost, words: Words) -> str:
+    return words.cost.format(amount=f"{cost.total:.2f}", currency=cost.currency)
 
 
 def template_context(
@@ -199,14 +202,17 @@ def template_context(
     data: Mapping[str, object],
     user_id: str,
     timezone: str,
+    locale: str = "en",
+    cost: Cost | None = None,
 ) -> dict[str, str]:
-    """The values a template may use; times in the user's zone, energy in kWh. ``data``:
-    an event's :func:`display_values` (times may also be RFC 3339 text)."""
+    """The values a template may use; times in the user's zone, energy in kWh, phrases
+    in ``locale``. ``data``: an event's :func:`display_values` (times may also be RFC
+    3339 text); ``cost``: what a completed session costs (None: not known yet)."""
     zone = ZoneInfo(timezone)
     context = dict.fromkeys(TEMPLATE_VARIABLES, "-")
     for key in TEMPLATE_VARIABLES:
         value = data.get(key)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if isinstance(value, str | int | float) and not isinstance(value, bool) and value != "":
             context[key] = str(value)
     for key in _TIME_FIELDS:
         parsed = _time(data.get(key))
@@ -224,6 +230,10 @@ def template_context(
     context["event_time"] = _local(event_time, zone)
     if event_type == "charging.failed" and context["reason"] == "-":
         context["reason"] = "unknown"
+    words = words_for(locale)
+    context.update(_phrases(event_type, data, context, words))
+    if cost is not None and event_type == "charging.completed":
+        context["cost"] = _money(cost, words)
     return context
 
 

@@ -400,8 +400,10 @@ async def test_preferences_and_templates_api(
         )
         await eventually(lambda: bool(smtp_server.messages))
         assert smtp_server.messages[0]["Subject"] == "Platz B7"
+        # times read in the user's zone, with its abbreviation
         assert (
-            smtp_server.messages[0].get_content().strip() == "Fahrzeug EV-E: B7 ab 2026-03-10 17:00"
+            smtp_server.messages[0].get_content().strip()
+            == "Fahrzeug EV-E: B7 ab 2026-03-10 17:00 UTC"
         )
 
         driver = {"x-evpark-key-id": "d-1", "x-evpark-scope": "driver"}
