@@ -3,8 +3,12 @@
 It brings up every part as a real user would, so it lives with the product CLI (not in the
 simulator, which talks to the edge only over OCPP and MQTT).
 
-The edge daemon runs as its own process (`evpark edge run`) from a site configuration
-written here; the simulated chargers talk to it over websockets, like hardware would.
+Central and the edge daemon run as their own processes (`evpark central run`, `evpark edge
+run` from a site configuration written by :mod:`evpark.demo_site`); the simulated chargers
+talk to the edge over websockets, like hardware would. Central sends email to a mail sink
+in this process (:mod:`evpark.mail_sink`), which prints each message; the demo sets the
+site's rates and a demo driver up, and that driver visits its bay now and then
+(:mod:`evpark.demo_driver`), so there is always something to be told and to be paid.
 """
 
 from __future__ import annotations
@@ -14,156 +18,59 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 import structlog
 
 from edge.config import load_site_config
+from evpark.demo_driver import (
+    ANSWER_WAIT_S,
+    DRIVER_EMAIL,
+    DRIVER_ID,
+    DRIVER_VEHICLE,
+    DemoKeys,
+    DriverVisits,
+    revenue_line,
+    set_up_site_and_driver,
+)
+from evpark.demo_site import (
+    DRIVER_CHARGER,
+    DRIVER_SENSOR,
+    DRIVER_SLOT,
+    SITE_ID,
+    SPEED,
+    DemoPorts,
+    demo_chargers,
+    demo_ports,
+    site_config,
+)
+from evpark.mail_sink import MailSink
 from sim.charger import SimCharger, SimChargerConfig
-from sim.charger.fleet import FleetOptions, fleet_configs
 from sim.sensors import SensorField
 from sim.vehicles import EvBay, VehicleScenario
 
 log = structlog.get_logger("evpark.demo")
 
-SITE_ID = "demo-site"
-SPEED = 60.0  # simulated seconds per wall second
-# The site's broker: one already running there is used, else the edge embeds one.
-MQTT_PORT = 1883
-ID_TAGS = ("DEMO-TAG-1", "DEMO-TAG-2", "DEMO-TAG-3", "FLEET-0001")
-# Two chargers the site knows with passwords (security profile 1), one per version.
-NAMED_CHARGERS = (("CP-1", "1.6", "demo-password-1"), ("CP-2", "2.0.1", "demo-password-2"))
+# central's SMTP settings (central.notification.settings) through its environment
+SMTP_ENV = "EVPARK_CENTRAL_NOTIFICATION__SMTP__"
+# wall seconds: the edge's batches and central's consumers settle before the summary
+SETTLE_S = 3.0
 
 
-@dataclass(frozen=True)
-class DemoPorts:
-    ocpp: int
-    http: int
-    mqtt: int
-    central: int
-
-
-def _port(preferred: int) -> int:
-    """``preferred`` if it is free on 127.0.0.1, else any free port."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred))
-        except OSError:
-            sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def site_config(ports: DemoPorts, data_dir: Path) -> str:
-    chargers = "\n".join(
-        f'[[chargers]]\nid = "{cid}"\npassword = "{password}"\ndescription = "OCPP {version}"\n'
-        for cid, version, password in NAMED_CHARGERS
-    )
-    tags = ", ".join(f'"{tag}"' for tag in ID_TAGS)
-    return f"""# written by `evpark demo`
-[site]
-id = "{SITE_ID}"
-name = "evpark demo car park"
-environment = "development"
-
-[ocpp]
-host = "127.0.0.1"
-port = {ports.ocpp}
-auto_register = true
-heartbeat_interval = 60
-ping_interval = 20
-
-[http]
-host = "127.0.0.1"
-port = {ports.http}
-
-[central]
-url = "http://127.0.0.1:{ports.central}"
-batch_interval = 0.5
-# the site key comes from EVPARK_CENTRAL__SITE_KEY
-
-[mqtt]
-url = "mqtt://127.0.0.1:{ports.mqtt}"
-embedded = true      # the edge runs a broker when none listens there
-
-[slot_timing]
-debounce = 2
-ev_slot_blocked_after = 30
-charged_idle_after = 30
-sensor_suspect_after = 30
-
-[storage]
-data_dir = "{data_dir.as_posix()}"
-
-[authorization]
-id_tags = [{tags}]
-
-{chargers}
-[[slots]]
-id = "A1"
-type = "ev"
-sensor = "S-A1"
-charger = "CP-1"
-evse = 1
-
-[[slots]]
-id = "A2"
-type = "ev"
-sensor = "S-A2"
-charger = "CP-2"
-evse = 1
-
-[[slots]]
-id = "B1"
-sensor = "S-B1"
-
-[[slots]]
-id = "B2"
-sensor = "S-B2"
-
-[[slots]]
-id = "B3"
-type = "accessible"
-sensor = "S-B3"
-"""
-
-
-def demo_chargers(url: str, extra_per_version: int) -> list[SimChargerConfig]:
-    named = fleet_configs(
-        FleetOptions(url=url, ids=("CP-1",), version="1.6", password="demo-password-1", seed=11)
-    ) + fleet_configs(
-        FleetOptions(url=url, ids=("CP-2",), version="2.0.1", password="demo-password-2", seed=12)
-    )
-    extra = (
-        fleet_configs(
-            FleetOptions(
-                url=url, count=2 * extra_per_version, version="mixed", prefix="SIM", seed=13
-            )
-        )
-        if extra_per_version
-        else []
-    )
-    common = {"speed": SPEED, "meter_interval": 5.0, "id_tags": ID_TAGS}
-    # the chargers of the EV slots follow the cars of the vehicle scenario
-    return [_with(c, drive=False, **common) for c in named] + [
-        _with(c, drive=True, **common) for c in extra
-    ]
-
-
-def _with(config: SimChargerConfig, **changes: object) -> SimChargerConfig:
-    return replace(config, **changes)  # type: ignore[arg-type]
+def say(line: str) -> None:
+    """One line on the demo's output, at once (the demo's own log goes to stderr)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def banner(
     ports: DemoPorts,
     data_dir: Path,
     chargers: int,
-    driver_key: str,
-    operator_key: str,
+    keys: DemoKeys,
     ui_password: str,
 ) -> str:
     http = f"http://127.0.0.1:{ports.http}"
@@ -182,17 +89,24 @@ The site (edge daemon, local API and technician UI)
   MQTT slot states          mosquitto_sub -h 127.0.0.1 -p {ports.mqtt} -t 'evpark/{SITE_ID}/#' -v
 
 Central (gateway, API docs at {central}/docs)
-  export DRIVER='Authorization: Bearer {driver_key}'
-  export OPERATOR='Authorization: Bearer {operator_key}'
-  start charging on CP-1    curl -X POST '{central}/charging/start?wait=5' -H "$DRIVER" \\
+  export DRIVER='Authorization: Bearer {keys.driver}'
+  export OPERATOR='Authorization: Bearer {keys.operator}'
+  start charging on CP-1    curl -X POST '{central}/charging/start?wait=30' -H "$DRIVER" \\
                               -H 'content-type: application/json' \\
-                              -d '{{"site_id": "{SITE_ID}", "charger_id": "CP-1", "vehicle_id": "EV-1", "id_tag": "DEMO-TAG-1"}}'
-                            (the answer is the charger's own: Rejected while a car charges there)
-  its status                curl '{central}/charging/status/EV-1' -H "$DRIVER"
+                              -d '{{"site_id": "{SITE_ID}", "charger_id": "CP-1", "vehicle_id": "{DRIVER_VEHICLE}"}}'
+                            (accepted once the session began; Rejected while a car charges there)
+  its status                curl '{central}/charging/status/{DRIVER_VEHICLE}' -H "$DRIVER"
   reserve a slot            curl -X POST {central}/parking/reserve -H "$DRIVER" -H 'content-type: application/json' \\
                               -d '{{"site_id": "{SITE_ID}", "slot_type": "standard", "vehicle_id": "CAR-7", "duration_minutes": 60}}'
   the site seen from afar   curl '{central}/parking/status?site_id={SITE_ID}' -H "$DRIVER"
-  usage and health          curl '{central}/analytics/usage' -H "$OPERATOR"   curl '{central}/metrics/health' -H "$OPERATOR"
+  the driver's messages     curl '{central}/notifications/users/{DRIVER_ID}' -H "$DRIVER"
+  usage, revenue, health    curl '{central}/analytics/usage' -H "$OPERATOR"   curl '{central}/analytics/revenue' -H "$OPERATOR"
+                            curl '{central}/metrics/health' -H "$OPERATOR"
+
+The demo driver ({DRIVER_ID}, {DRIVER_EMAIL}) reserves slot {DRIVER_SLOT}, arrives, charges
+at {DRIVER_CHARGER} from the app and leaves, every few minutes. Its email goes to a local
+SMTP sink (127.0.0.1:{ports.smtp}): each message is shown below as "mail to ...: <subject>",
+and kept whole in {data_dir / "mail.log"}.
 
 Data and logs: {data_dir}   Ctrl-C stops everything (sessions are stopped cleanly first).
 """
@@ -271,7 +185,7 @@ async def _key(central_dir: Path, *args: str) -> str:
 
 def _prepare(data_dir: Path) -> tuple[DemoPorts, Path]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = DemoPorts(ocpp=_port(9000), http=_port(8080), mqtt=MQTT_PORT, central=_port(8000))
+    ports = demo_ports()
     config_file = data_dir / "site.toml"
     config_file.write_text(site_config(ports, data_dir))
     return ports, config_file
@@ -289,22 +203,30 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
 
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
     driver_key = await _key(
-        central_dir, "--scope", "driver", "--user", "demo-driver", "--vehicle", "EV-1",
+        central_dir, "--scope", "driver", "--user", DRIVER_ID, "--vehicle", DRIVER_VEHICLE,
         "--vehicle", "CAR-7", "--name", "demo driver",
     )  # fmt: skip
     operator_key = await _key(central_dir, "--scope", "operator", "--name", "demo operator")
+    keys = DemoKeys(driver=driver_key, operator=operator_key)
     # the demo's own processes (and this one, which reads the site config) use the key
     os.environ["EVPARK_CENTRAL__SITE_KEY"] = site_key
     site_env = {"EVPARK_CENTRAL__SITE_KEY": site_key}
+    central_env = {f"{SMTP_ENV}HOST": "127.0.0.1", f"{SMTP_ENV}PORT": str(ports.smtp)}
     ui_password = await _ui_user(config_file, site_env)
+    central_url = f"http://127.0.0.1:{ports.central}"
     async with contextlib.AsyncExitStack() as stack:
+        mail = stack.enter_context(MailSink(ports.smtp, data_dir / "mail.log", say))
         central = await stack.enter_async_context(
             _process(
                 data_dir / "central.log", "central", "run", "--data-dir", str(central_dir),
-                "--port", str(ports.central), "--log-format", "json",
+                "--port", str(ports.central), "--log-format", "json", env=central_env,
             )
         )  # fmt: skip
-        await _wait_healthy(f"http://127.0.0.1:{ports.central}", central, "central service")
+        await _wait_healthy(central_url, central, "central service")
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=central_url, timeout=ANSWER_WAIT_S + 10)
+        )
+        await set_up_site_and_driver(client, keys, say)
         edge = await stack.enter_async_context(
             _process(
                 data_dir / "edge.log", "edge", "run", "--config", str(config_file),
@@ -313,32 +235,47 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
         )  # fmt: skip
         await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge, "edge daemon")
         configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
-        sys.stdout.write(
-            banner(ports, data_dir, len(configs), driver_key, operator_key, ui_password)
-        )
-        sys.stdout.flush()
-        await _simulate_site(config_file, configs, stop)
+        say(banner(ports, data_dir, len(configs), keys, ui_password))
+        await _simulate_site(config_file, configs, stop, client, keys)
+        await asyncio.sleep(SETTLE_S)
+        say(await revenue_line(client, keys))
+        say(f"{len(mail.received)} emails reached the demo's mail sink ({mail.log_file})")
     log.info("demo.stopped")
 
 
 async def _simulate_site(
-    config_file: Path, configs: list[SimChargerConfig], stop: asyncio.Event
+    config_file: Path,
+    configs: list[SimChargerConfig],
+    stop: asyncio.Event,
+    client: httpx.AsyncClient,
+    keys: DemoKeys,
 ) -> None:
-    """Chargers, sensors and vehicles until ``stop``; then sessions end cleanly."""
+    """Chargers, sensors, random cars and the demo driver until ``stop``; then sessions
+    end cleanly."""
     config = load_site_config(config_file)
     chargers = {c.charge_point_id: SimCharger(c) for c in configs}
+    # the demo driver's bay is its own: random cars and sensor noise stay away from it
+    scenario_slots = [slot for slot in config.slots if slot.id != DRIVER_SLOT]
     bays = [
         EvBay(slot.id, chargers[slot.charger], slot.evse or 1)
-        for slot in config.slots
+        for slot in scenario_slots
         if slot.charger in chargers
     ]
-    field = SensorField.from_config(config, speed=SPEED, seed=7)
+    field = SensorField.from_config(
+        config.model_copy(update={"slots": scenario_slots}), speed=SPEED, seed=7
+    )
+    driver_bay = SensorField(
+        SITE_ID, {DRIVER_SLOT: DRIVER_SENSOR}, config.mqtt.url, speed=SPEED, seed=9,
+        username=config.mqtt.username, password=config.mqtt.password,
+    )  # fmt: skip
     scenario = VehicleScenario(field, bays, speed=SPEED, seed=8)
-    async with field, asyncio.TaskGroup() as group:
+    driver = DriverVisits(client, keys, chargers[DRIVER_CHARGER], driver_bay, say)
+    async with field, driver_bay, asyncio.TaskGroup() as group:
         runs = [group.create_task(c.run()) for c in chargers.values()]
-        traffic = group.create_task(scenario.run())
+        traffic = [group.create_task(scenario.run()), group.create_task(driver.run())]
         await stop.wait()
-        traffic.cancel()
+        for task in traffic:
+            task.cancel()
         for charger in chargers.values():
             charger.request_stop()
         await asyncio.wait(runs)
