@@ -24,6 +24,7 @@ from central.notification.settings import (
 )
 from central.settings import CentralSettings
 from contract.envelope import CloudEvent
+from contract.events import ChargingCompleted, ChargingFailed, new_event
 from tests.central.notification_fixtures import (
     FakeClock,
     HttpReceiver,
@@ -412,3 +413,40 @@ async def test_preferences_and_templates_api(
         assert (await c.delete(path)).status_code == 404
         assert (await c.delete("/notifications/users/erin/preferences")).status_code == 204
         assert (await c.get("/notifications/users/erin/preferences")).status_code == 404
+
+
+async def test_a_drivers_charge_reaches_that_driver_with_its_cost_and_nobody_else(
+    tmp_path: Path, smtp_server: SmtpRecorder, http_receiver: HttpReceiver
+) -> None:
+    """Version 2 events as the edge sends them: the driver named is told, on every
+    channel, with the cost priced from the event's rate; a previous owner of the car is not."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notification.db'}"
+    async with running(url, tmp_path, smtp_server, http_receiver) as run:
+        alice = {**ALICE, "vehicle_ids": []}  # told as the driver, whatever she listed
+        bob = {**ALICE, "vehicle_ids": ["EV-1"], "channels": {"email": {"address": "bob@x.org"}}}
+        for user_id, prefs in (("alice", alice), ("bob", bob)):
+            put = await run.client.put(f"/notifications/users/{user_id}/preferences", json=prefs)
+            assert put.status_code == 200, put.text
+        subject = {"vehicle_id": "EV-1", "driver_id": "alice", "id_tag": "AQ7K2M4P9X3B5N8R6T2W"}
+        rate = {"currency": "EUR", "energy_price_per_kwh": "0.40", "timezone": "Europe/Berlin"}
+        data = ChargingCompleted.model_validate({**COMPLETED, **subject, "rate": rate})
+        done = new_event(data, site_id="site-a", time=NOW, sequence=1)
+        failed = new_event(
+            ChargingFailed(charger_id="CP-2", code="TokenRefused", **subject),
+            site_id="site-a",
+            time=NOW,
+            sequence=2,
+        )
+        await run.bus.publish("charging.events", done)
+        await run.bus.publish("charging.events", failed)
+        await eventually(
+            lambda: len(smtp_server.messages) == 2 and len(http_receiver.requests) == 4
+        )
+        assert {tuple(rcpt) for _sender, rcpt in smtp_server.envelopes} == {("alice@example.com",)}
+        mails = {m["Subject"]: m.get_content() for m in smtp_server.messages}
+        assert "Cost: 7.40 EUR." in mails["Charging completed: 18.50 kWh"]
+        assert "your card or app authorization was refused" in mails["Charging failed"]
+        texts = [r.body["text"] for r in http_receiver.on("/sms")]
+        assert any("Cost: 7.40 EUR." in text for text in texts)
+        await run.bus.idle()
+        assert (await run.client.get("/notifications/users/bob")).json()["items"] == []
