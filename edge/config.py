@@ -77,6 +77,8 @@ class OcppSection(_Section):
     call_timeout: float = Field(default=30.0, gt=0, description="wait for a charger's answer")
     # A session whose charger vanished is closed as inferred-stopped after this long.
     inferred_stop_after: float = Field(default=6 * 3600, gt=0, description="seconds")
+    # how long a remote start waits for its session to begin before it is reported failed
+    remote_start_timeout: float = Field(default=60.0, gt=0, description="seconds")
     # Connections at once, those still in their handshake included; one more gets 503 at
     # once (keep it under the open-files limit, which the HTTP server shares).
     max_connections: int = Field(default=2000, ge=1)

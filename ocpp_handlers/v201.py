@@ -103,6 +103,11 @@ async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
     return _id_token_info(ctx, p["idToken"]["idToken"])
 
 
+# TransactionEvent triggerReason values that are the EV side failing during a session
+# (charging.failed ``EVError``); a fault's stoppedReason is judged by the site.
+EV_ERROR_TRIGGERS: Final = frozenset({"EVCommunicationLost", "EVConnectTimeout"})
+
+
 async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     info = p["transactionInfo"]
     transaction_id: str = info["transactionId"]
@@ -129,6 +134,9 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
         )
     if session is not None and event_type != "Ended" and values:
         await site.meter_values(charger, session.evse_id, values, transaction_id)
+    trigger = p.get("triggerReason")
+    if session is not None and trigger in EV_ERROR_TRIGGERS:
+        await site.session_failed(session, "EVError", trigger)
     state = info.get("chargingState")
     if session is not None and state in CHARGING_STATE:
         await site.charging_state(charger, session.evse_id, CHARGING_STATE[state])

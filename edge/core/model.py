@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from edge.core.ids import ChargerId, IdTag, SessionId
 from edge.core.meter import MeterReading
@@ -92,6 +92,25 @@ class Charger:
         return found
 
 
+class SubjectFields(TypedDict):
+    vehicle_id: str | None
+    driver_id: str | None
+    id_tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who an event is about (the contract's ``SUBJECT``); None where the site does not know."""
+
+    vehicle_id: str | None = None
+    driver_id: str | None = None
+    id_tag: str | None = None
+
+    def fields(self) -> SubjectFields:
+        """The subject as keyword arguments of a version-2 event model (``**subject.fields()``)."""
+        return {"vehicle_id": self.vehicle_id, "driver_id": self.driver_id, "id_tag": self.id_tag}
+
+
 @dataclass(slots=True)
 class Session:
     id: SessionId
@@ -115,9 +134,24 @@ class Session:
     reservation_id: int | None = None
     # when the charger reported a stop for a transaction we never saw start
     orphan: bool = False
+    # who charges: the vehicle and driver the id tag belonged to when the session began
+    vehicle_id: str | None = None
+    driver_id: str | None = None
     # when central was last told how the session is going (not stored: after a restart
     # the next meter value tells it again)
     progress_sent_at: datetime | None = None
+    # the charging.failed codes central was told of for this session (not stored: one
+    # fault reported again after a restart is better than one never reported)
+    failures_reported: set[str] = field(default_factory=set)
+
+    @property
+    def refused(self) -> bool:
+        """The id tag was refused: the site keeps the record, central hears no session."""
+        return self.id_tag_status is not AuthorizationStatus.ACCEPTED
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.vehicle_id, self.driver_id, self.id_tag)
 
     @property
     def energy_wh(self) -> float:

@@ -85,6 +85,11 @@ class SitePort(Protocol):
         reservation_id: int | None = None,
     ) -> tuple[Session, AuthorizationStatus]: ...
 
+    async def session_failed(self, session: Session, code: str, detail: str) -> None:
+        """Central is told that ``session`` failed (``code`` of
+        ``contract.events.FAILURE_CODES``), once per code and session."""
+        ...
+
     async def stop_session(
         self,
         charger_id: ChargerId,

@@ -24,8 +24,11 @@ from edge.config import SiteConfig
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
 from edge.core.model import AuthorizationStatus, Charger, Session, SessionStatus
+from edge.core.rates import RateInForce
 from edge.core.sessions import ActiveSessions
+from edge.services import failures
 from edge.services.changes import Observer, SiteChange
+from edge.services.remote_starts import RemoteStarts
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
 
@@ -43,16 +46,22 @@ class ChargingSessions:
         clock: Callable[[], datetime],
         *,
         authorize: Callable[[str], AuthorizationStatus],
+        id_tag_entry: Callable[[str | None], repo.IdTagEntry | None],
+        rate: Callable[[], RateInForce],
         charger: Callable[[ChargerId], Charger],
         notify: Observer,
     ) -> None:
-        """``authorize`` judges an id tag; ``charger`` is the site's charger of an id,
+        """``authorize`` judges an id tag and ``id_tag_entry`` says whose it is; ``rate``
+        is the site's rate in force; ``charger`` is the site's charger of an id,
         registered if unknown; ``notify`` tells the site's observers of a change."""
         self.config = config
         self.store = store
         self.clock = clock
         self.active = ActiveSessions()
+        self.remote_starts = RemoteStarts()
         self._authorize = authorize
+        self._id_tag_entry = id_tag_entry
+        self._rate = rate
         self._charger = charger
         self._notify = notify
         self._next_transaction_id = 1
@@ -102,7 +111,9 @@ class ChargingSessions:
         """Open a session; a replay of a start already recorded returns that session.
 
         1.6 chargers leave ``transaction_id`` None and get the next number from us; a
-        2.0.1 charger names its own transaction.
+        2.0.1 charger names its own transaction. The session takes the vehicle and driver
+        of its id tag. A refused tag's session is kept (the charger's later messages name
+        it) but central hears only ``charging.failed`` (``TokenRefused``) of it.
         """
         status = self._authorize(id_tag) if id_tag else AuthorizationStatus.ACCEPTED
         replay = await self._find_replayed_start(
@@ -138,19 +149,28 @@ class ChargingSessions:
             last_update=started_at,
             reservation_id=reservation_id,
         )
+        entry = self._id_tag_entry(id_tag)
+        if entry is not None:
+            session.vehicle_id, session.driver_id = entry.vehicle_id, entry.driver_id
         self.active.add(session)
         repo.save_session(unit, session)
-        repo.add_outbox_event(
-            unit,
-            ChargingStarted(
+        if session.refused:
+            session.failures_reported.add("TokenRefused")
+            refused = failures.charging_failed(
+                charger_id, evse_id, "TokenRefused", session.subject,
+                detail=f"{status.value}", command_id=self.remote_starts.command_of(id_tag),
+            )  # fmt: skip
+            repo.add_outbox_event(unit, refused, session.id, started_at)
+        else:
+            started = ChargingStarted(
                 session_id=session.id, charger_id=charger_id, evse_id=evse_id,
-                connector_id=connector_id, id_tag=id_tag, transaction_id=transaction_id,
+                connector_id=connector_id, transaction_id=transaction_id,
                 meter_start_wh=meter_start_wh, started_at=started_at,
-                id_tag_status=status.value,
-            ),
-            session.id, started_at,
-        )  # fmt: skip
+                id_tag_status=status.value, **session.subject.fields(),
+            )  # fmt: skip
+            repo.add_outbox_event(unit, started, session.id, started_at)
         await self.store.write(unit)
+        self.remote_starts.began(session)
         log.info(
             "ocpp.transaction.started", charger=charger_id, session=session.id,
             transaction=transaction_id, evse=evse_id, id_tag_status=status.value,
@@ -223,7 +243,7 @@ class ChargingSessions:
             )
             if session is not None:
                 session.apply(reading)
-        if session is not None and self._progress_due(session):
+        if session is not None and not session.refused and self._progress_due(session):
             self._add_progress(unit, session)
         stored = self.store.submit(unit) if unit.ops else None
         if session is not None:  # observers read the in-memory session, updated already
@@ -247,6 +267,7 @@ class ChargingSessions:
                 session_id=session.id, charger_id=session.charger_id,
                 evse_id=session.evse_id, transaction_id=session.transaction_id,
                 energy_wh=session.energy_wh, power_w=session.power_w, soc=session.soc, at=at,
+                **session.subject.fields(),
             ),
             session.id, at,
         )  # fmt: skip
@@ -284,6 +305,9 @@ class ChargingSessions:
                 version=self._charger(charger_id).version or "",
                 orphan=True,
             )
+            entry = self._id_tag_entry(id_tag)
+            if entry is not None:
+                session.vehicle_id, session.driver_id = entry.vehicle_id, entry.driver_id
             log.warning(
                 "ocpp.transaction.stop_unknown", charger=charger_id, transaction=transaction_id
             )
@@ -306,22 +330,42 @@ class ChargingSessions:
     def _close(
         self, unit: Unit, session: Session, status: SessionStatus, reason: str, at: datetime
     ) -> None:
+        """End ``session``: ``charging.completed`` for central, or ``charging.failed``
+        instead when it ended before any energy flowed, and nothing for a refused tag."""
         session.status = status
         session.stop_reason = reason
         session.stopped_at = at
         self.active.remove(session)
         repo.save_session(unit, session)
-        repo.add_outbox_event(
-            unit,
-            ChargingCompleted(
-                session_id=session.id, charger_id=session.charger_id,
-                evse_id=session.evse_id, id_tag=session.id_tag,
-                transaction_id=session.transaction_id, energy_wh=session.energy_wh,
-                started_at=session.started_at, stopped_at=at, reason=reason,
-                inferred=status is SessionStatus.INFERRED_STOPPED,
-            ),
-            session.id, at,
+        failure = failures.stop_failure(session, reason)
+        failed = failures.session_failed(session, failure, reason) if failure else None
+        if failed is not None:
+            repo.add_outbox_event(unit, failed, session.id, at)
+        if session.refused or failure == "EndedBeforeCharging":
+            return
+        rate, rate_id = self._rate()
+        completed = ChargingCompleted(
+            session_id=session.id, charger_id=session.charger_id, evse_id=session.evse_id,
+            transaction_id=session.transaction_id, energy_wh=session.energy_wh,
+            started_at=session.started_at, stopped_at=at, reason=reason,
+            inferred=status is SessionStatus.INFERRED_STOPPED, rate=rate, rate_id=rate_id,
+            **session.subject.fields(),
         )  # fmt: skip
+        repo.add_outbox_event(unit, completed, session.id, at)
+
+    def add_failure(self, unit: Unit, session: Session, code: str, detail: str) -> bool:
+        """Tell central, in ``unit``, that ``session`` failed (a fault, an EV error) unless
+        it was told already; True if it will be."""
+        failed = failures.session_failed(session, code, detail)
+        if failed is not None:
+            repo.add_outbox_event(unit, failed, session.id, self.clock())
+        return failed is not None
+
+    async def session_failed(self, session: Session, code: str, detail: str) -> None:
+        """:meth:`add_failure`, stored now."""
+        unit = Unit()
+        if self.add_failure(unit, session, code, detail):
+            await self.store.write(unit)
 
     async def infer_stops(self, chargers: Mapping[ChargerId, Charger]) -> int:
         """Close the sessions of those ``chargers`` gone longer than

@@ -32,7 +32,9 @@ from edge.core.model import (
     Evse,
     Session,
 )
+from edge.core.rates import RateInForce, rate_in_force
 from edge.core.sessions import ActiveSessions
+from edge.services import failures
 from edge.services.changes import Observer, SiteChange
 from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
@@ -53,10 +55,11 @@ class Site:
         self.clock = clock
         self.chargers: dict[ChargerId, Charger] = {}
         self.id_tags: dict[IdTag, repo.IdTagEntry] = {}
+        self.rates: object = []  # as central last pushed them (meta ``central.rates``)
         self._observers: list[Observer] = []
         self.sessions = ChargingSessions(
-            config, store, clock, authorize=self.authorize, charger=self._charger,
-            notify=self._notify,
+            config, store, clock, authorize=self.authorize, id_tag_entry=self.id_tag_entry,
+            rate=self.rate_in_force, charger=self._charger, notify=self._notify,
         )  # fmt: skip
 
     @property
@@ -80,14 +83,14 @@ class Site:
             charger.connected = False
         self.sessions.restore(snap.active_sessions, snap.last_numeric_transaction_id)
         self.id_tags = snap.id_tags
+        self.rates = snap.rates
         unit = Unit()
         for tag in self.config.authorization.id_tags:
             entry = self.id_tags.get(IdTag(tag))
             if entry is None or entry.source == "config":
-                self.id_tags[IdTag(tag)] = repo.IdTagEntry(
-                    AuthorizationStatus.ACCEPTED, None, "config"
-                )
-                repo.save_id_tag(unit, IdTag(tag), AuthorizationStatus.ACCEPTED, None, "config")
+                entry = repo.IdTagEntry(AuthorizationStatus.ACCEPTED, None, "config")
+                self.id_tags[IdTag(tag)] = entry
+                repo.save_id_tag(unit, IdTag(tag), entry)
         await self.store.write(unit)
         log.info(
             "site.loaded",
@@ -205,6 +208,11 @@ class Site:
         evse.updated_at = at or self.clock()
         unit = Unit()
         repo.save_evse(unit, charger_id, evse)
+        failure = failures.status_failure(status, error_code) if changed else None
+        session = self.active_session_on(charger_id, evse_id) if failure else None
+        if failure and session is not None:
+            detail = " ".join(p for p in (error_code, info) if p)
+            self.sessions.add_failure(unit, session, failure, detail)
         if changed:
             repo.add_outbox_event(
                 unit,
@@ -244,31 +252,47 @@ class Site:
             return AuthorizationStatus.EXPIRED
         return entry.status
 
-    def update_id_tags(
-        self, unit: Unit, tags: list[tuple[str, AuthorizationStatus, datetime | None]], full: bool
-    ) -> int:
+    def id_tag_entry(self, id_tag: str | None) -> repo.IdTagEntry | None:
+        """What the site knows of ``id_tag`` (its vehicle and driver among it), or None."""
+        return self.id_tags.get(IdTag(id_tag)) if id_tag else None
+
+    def update_id_tags(self, unit: Unit, tags: dict[IdTag, repo.IdTagEntry], full: bool) -> int:
         """Central's id tag list (the local authorization cache); ``full`` replaces it.
 
         Tags from the site config stay as they are. Written into ``unit``: the caller
         commits it with the command's result.
         """
-        listed = {IdTag(t) for t, _, _ in tags}
         if full:
             for known, entry in list(self.id_tags.items()):
-                if entry.source == "central" and known not in listed:
+                if entry.source == "central" and known not in tags:
                     invalid = repo.IdTagEntry(AuthorizationStatus.INVALID, None, "central")
                     self.id_tags[known] = invalid
-                    repo.save_id_tag(unit, known, AuthorizationStatus.INVALID, None, "central")
-        for raw, status, expires_at in tags:
-            tag = IdTag(raw)
+                    repo.save_id_tag(unit, known, invalid)
+        for tag, entry in tags.items():
             current = self.id_tags.get(tag)
             if current is not None and current.source == "config":
                 continue
-            self.id_tags[tag] = repo.IdTagEntry(status, expires_at, "central")
-            repo.save_id_tag(unit, tag, status, expires_at, "central")
+            self.id_tags[tag] = entry
+            repo.save_id_tag(unit, tag, entry)
         return len(tags)
 
+    async def grant_id_tag(self, id_tag: str, entry: repo.IdTagEntry) -> None:
+        """One tag central granted outside its lists (a remote start's app token), stored
+        now: the charger may present it at once."""
+        unit = Unit()
+        self.update_id_tags(unit, {IdTag(id_tag): entry}, full=False)
+        await self.store.write(unit)
+
+    # --- rates ---------------------------------------------------------------------------
+
+    def rate_in_force(self) -> RateInForce:
+        """This site's rate among those central pushed, and its id (None, None: no rate)."""
+        return rate_in_force(self.rates, self.site_id)
+
     # --- sessions: the port's calls, answered by ChargingSessions -----------------------
+
+    async def session_failed(self, session: Session, code: str, detail: str) -> None:
+        await self.sessions.session_failed(session, code, detail)
 
     def active_sessions(self) -> list[Session]:
         return self.sessions.active_sessions()

@@ -26,7 +26,7 @@ from contract.events import (
 )
 from edge.config import SiteConfig
 from edge.core.ids import SlotId
-from edge.core.model import ConnectorStatus
+from edge.core.model import ConnectorStatus, Subject
 from edge.core.slots.events import (
     ConditionCleared,
     ConditionRaised,
@@ -94,6 +94,8 @@ class SlotService:
         self.publishers: list[SlotPublisher] = []
         self._queue: asyncio.Queue[SlotEvent | _Request] = asyncio.Queue()
         self._slot_types = {s.id: s.type for s in config.slots}
+        # who each reservation is for, until the visit that used it ends
+        self._subjects: dict[ReservationId, Subject] = {}
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class SlotService:
         the chargers last said; sensors report again when the MQTT session starts."""
         now = self.clock()
         saved = await self.store.read(load_slot_state)
+        self._subjects = saved.subjects
         model = SlotModel(self.layout, now, open_visits=saved.open_visits)
         for slot_id, reason in saved.out_of_service.items():
             model.handle(OutOfServiceSet(slot_id, True, reason), now)
@@ -212,13 +215,18 @@ class SlotService:
                 return ParkingOccupied(
                     slot_id=output.slot_id, slot_type=slot_type, visit_id=output.visit_id,
                     arrived_at=output.arrived_at, reservation_id=output.reservation_id,
+                    **self.reservation_subject(output.reservation_id).fields(),
                 ), output.slot_id  # fmt: skip
             case VisitEnded():
+                subject = self.reservation_subject(output.reservation_id)
+                if output.reservation_id is not None:  # the reservation is spent
+                    self._subjects.pop(output.reservation_id, None)
                 return ParkingVacated(
                     slot_id=output.slot_id, slot_type=slot_type, visit_id=output.visit_id,
                     arrived_at=output.arrived_at, departed_at=output.departed_at,
                     duration_s=output.duration.total_seconds(),
                     session_id=output.session_id, reservation_id=output.reservation_id,
+                    **subject.fields(),
                 ), output.slot_id  # fmt: skip
             case ConditionRaised() | ConditionCleared():
                 return ParkingCondition(
@@ -268,14 +276,27 @@ class SlotService:
         await self.store.write(unit)
         await self.request(OutOfServiceSet(slot_id, on, reason))
 
-    async def reserve(self, slot_id: SlotId, reservation_id: str, until: datetime | None) -> None:
+    def reservation_subject(self, reservation_id: str | None) -> Subject:
+        """Who a reservation is for (nobody known: an empty subject)."""
+        found = self._subjects.get(ReservationId(reservation_id)) if reservation_id else None
+        return found or Subject()
+
+    async def reserve(
+        self,
+        slot_id: SlotId,
+        reservation_id: str,
+        until: datetime | None,
+        subject: Subject | None = None,
+    ) -> None:
         unit = Unit()
-        save_reservation(unit, slot_id, reservation_id, until, self.clock())
+        save_reservation(unit, slot_id, reservation_id, until, self.clock(), subject=subject)
         await self.store.write(unit)
+        self._subjects[ReservationId(reservation_id)] = subject or Subject()
         await self.request(ReservationSet(slot_id, ReservationId(reservation_id), until))
 
     async def cancel_reservation(self, slot_id: SlotId, reservation_id: str) -> None:
         unit = Unit()
         save_reservation(unit, slot_id, reservation_id, None, self.clock(), cancelled=True)
         await self.store.write(unit)
+        self._subjects.pop(ReservationId(reservation_id), None)
         await self.request(ReservationCleared(slot_id, ReservationId(reservation_id)))

@@ -201,4 +201,16 @@ _V6: Final = """
 ALTER TABLE chargers ADD COLUMN approved_at TEXT
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Who charges and parks (issue 12): an id tag belongs to a vehicle and a driver, a session
+# keeps those of the tag it began with, a reservation those of the command that made it.
+_V7: Final = """
+ALTER TABLE id_tags ADD COLUMN vehicle_id TEXT;
+ALTER TABLE id_tags ADD COLUMN driver_id TEXT;
+ALTER TABLE sessions ADD COLUMN vehicle_id TEXT;
+ALTER TABLE sessions ADD COLUMN driver_id TEXT;
+ALTER TABLE reservations ADD COLUMN vehicle_id TEXT;
+ALTER TABLE reservations ADD COLUMN driver_id TEXT;
+ALTER TABLE reservations ADD COLUMN id_tag TEXT
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)

@@ -29,6 +29,8 @@ from edge.core.model import (
 )
 from edge.storage.sqlite import Unit
 
+RATES_KEY = "central.rates"  # meta: the rates of central's last ``update_rates``
+
 
 def parse_iso(text: str | None) -> datetime | None:
     """A time as stored (ours, so UTC even where an old row has no offset)."""
@@ -93,14 +95,14 @@ def save_evse(unit: Unit, charger_id: ChargerId, evse: Evse) -> None:
 _SESSION_COLUMNS = (
     "id, charger_id, evse_id, connector_id, transaction_id, id_tag, id_tag_status, version, "
     "started_at, stopped_at, meter_start_wh, meter_last_wh, meter_stop_wh, energy_wh, power_w, "
-    "soc, last_update, status, stop_reason, reservation_id, orphan"
+    "soc, last_update, status, stop_reason, reservation_id, orphan, vehicle_id, driver_id"
 )
 
 
 def save_session(unit: Unit, session: Session) -> None:
     unit.add(
         f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             session.id,
             session.charger_id,
@@ -123,6 +125,8 @@ def save_session(unit: Unit, session: Session) -> None:
             session.stop_reason,
             session.reservation_id,
             int(session.orphan),
+            session.vehicle_id,
+            session.driver_id,
         ),
     )
 
@@ -171,19 +175,32 @@ def add_outbox_event(unit: Unit, data: Data, subject: str | None, at: datetime) 
     )
 
 
-def save_id_tag(
-    unit: Unit, id_tag: IdTag, status: AuthorizationStatus, expires_at: datetime | None, source: str
-) -> None:
+@dataclass(slots=True)
+class IdTagEntry:
+    """An id tag the site accepts or refuses, and whose it is (central's list says so)."""
+
+    status: AuthorizationStatus
+    expires_at: datetime | None
+    source: str  # "config" (the site file) or "central"
+    vehicle_id: str | None = None
+    driver_id: str | None = None
+
+
+def save_id_tag(unit: Unit, id_tag: IdTag, entry: IdTagEntry) -> None:
     unit.add(
-        "INSERT INTO id_tags (id_tag, status, expires_at, source, updated_at) VALUES (?,?,?,?,?) "
-        "ON CONFLICT(id_tag) DO UPDATE SET status=excluded.status, expires_at=excluded.expires_at,"
-        " source=excluded.source, updated_at=excluded.updated_at",
+        "INSERT INTO id_tags (id_tag, status, expires_at, source, updated_at, vehicle_id, "
+        "driver_id) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id_tag) DO UPDATE SET "
+        "status=excluded.status, expires_at=excluded.expires_at, source=excluded.source, "
+        "updated_at=excluded.updated_at, vehicle_id=excluded.vehicle_id, "
+        "driver_id=excluded.driver_id",
         (
             id_tag,
-            status.value,
-            format_timestamp(expires_at) if expires_at else None,
-            source,
+            entry.status.value,
+            format_timestamp(entry.expires_at) if entry.expires_at else None,
+            entry.source,
             format_timestamp(datetime.now(UTC)),
+            entry.vehicle_id,
+            entry.driver_id,
         ),
     )
 
@@ -192,18 +209,12 @@ def save_id_tag(
 
 
 @dataclass(slots=True)
-class IdTagEntry:
-    status: AuthorizationStatus
-    expires_at: datetime | None
-    source: str
-
-
-@dataclass(slots=True)
 class Snapshot:
     chargers: dict[ChargerId, Charger] = field(default_factory=dict)
     active_sessions: list[Session] = field(default_factory=list)
     id_tags: dict[IdTag, IdTagEntry] = field(default_factory=dict)
     last_numeric_transaction_id: int = 0
+    rates: object = None  # the rates central last pushed (meta ``central.rates``), as sent
 
 
 def row_to_session(row: sqlite3.Row) -> Session:
@@ -228,6 +239,8 @@ def row_to_session(row: sqlite3.Row) -> Session:
         stop_reason=row["stop_reason"],
         reservation_id=row["reservation_id"],
         orphan=bool(row["orphan"]),
+        vehicle_id=row["vehicle_id"],
+        driver_id=row["driver_id"],
     )
 
 
@@ -289,12 +302,16 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
             status=AuthorizationStatus(row["status"]),
             expires_at=parse_iso(row["expires_at"]),
             source=row["source"],
+            vehicle_id=row["vehicle_id"],
+            driver_id=row["driver_id"],
         )
     found = conn.execute(
         "SELECT MAX(CAST(transaction_id AS INTEGER)) FROM sessions "
         "WHERE version = 'ocpp1.6' AND transaction_id GLOB '[0-9]*'"
     ).fetchone()[0]
     snap.last_numeric_transaction_id = int(found or 0)
+    rates = conn.execute("SELECT value FROM meta WHERE key = ?", (RATES_KEY,)).fetchone()
+    snap.rates = orjson.loads(rates[0]) if rates else []
     return snap
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from common.timestamps import format_timestamp
 from edge.core.ids import SessionId, SlotId
+from edge.core.model import Subject
 from edge.core.slots.events import SlotOutput, VisitEnded, VisitSessionLinked, VisitStarted
 from edge.core.slots.machine import Visit
 from edge.core.slots.values import ReservationId, VisitId
@@ -25,6 +26,8 @@ class SavedSlots:
     open_visits: list[Visit] = field(default_factory=list)
     out_of_service: dict[SlotId, str] = field(default_factory=dict)
     reservations: dict[SlotId, tuple[ReservationId, datetime | None]] = field(default_factory=dict)
+    # who each live or in-use reservation is for (the visit that uses one names them)
+    subjects: dict[ReservationId, Subject] = field(default_factory=dict)
 
 
 def record_outputs(unit: Unit, outputs: list[SlotOutput]) -> None:
@@ -83,6 +86,7 @@ def save_reservation(
     at: datetime,
     *,
     cancelled: bool = False,
+    subject: Subject | None = None,
 ) -> None:
     if cancelled:
         unit.add(
@@ -90,13 +94,18 @@ def save_reservation(
             (format_timestamp(at), reservation_id),
         )
         return
+    subject = subject or Subject()
     unit.add(
-        "INSERT INTO reservations (reservation_id, slot_id, until, status, updated_at) "
-        "VALUES (?,?,?,'active',?) ON CONFLICT(reservation_id) DO UPDATE SET "
-        "slot_id=excluded.slot_id, until=excluded.until, status='active', "
-        "updated_at=excluded.updated_at",
-        (reservation_id, slot_id, format_timestamp(until) if until else None, format_timestamp(at)),
-    )
+        "INSERT INTO reservations (reservation_id, slot_id, until, status, updated_at, "
+        "vehicle_id, driver_id, id_tag) VALUES (?,?,?,'active',?,?,?,?) "
+        "ON CONFLICT(reservation_id) DO UPDATE SET slot_id=excluded.slot_id, "
+        "until=excluded.until, status='active', updated_at=excluded.updated_at, "
+        "vehicle_id=excluded.vehicle_id, driver_id=excluded.driver_id, id_tag=excluded.id_tag",
+        (
+            reservation_id, slot_id, format_timestamp(until) if until else None,
+            format_timestamp(at), subject.vehicle_id, subject.driver_id, subject.id_tag,
+        ),
+    )  # fmt: skip
 
 
 def load_slot_state(conn: sqlite3.Connection) -> SavedSlots:
@@ -126,4 +135,12 @@ def load_slot_state(conn: sqlite3.Connection) -> SavedSlots:
                 ReservationId(row["reservation_id"]),
                 until,
             )
+    for row in conn.execute(
+        "SELECT reservation_id, vehicle_id, driver_id, id_tag FROM reservations "
+        "WHERE status = 'active' OR reservation_id IN "
+        "(SELECT reservation_id FROM visits WHERE departed_at IS NULL)"
+    ):
+        saved.subjects[ReservationId(row["reservation_id"])] = Subject(
+            row["vehicle_id"], row["driver_id"], row["id_tag"]
+        )
     return saved

@@ -1,6 +1,7 @@
-"""Carrying out central's commands on the site: reservations, remote start and stop,
-rates, id tag lists. Each ends in a ``command.result`` event for central, written in the
-same transaction as the command's final status, so a command is answered exactly once.
+"""Carrying out central's commands on the site: reservations, remote start
+(:mod:`edge.uplink.remote_start`) and stop, rates, id tag lists. Each ends in a
+``command.result`` event for central, written in the same transaction as the command's
+final status, so a command is answered exactly once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pydantic import ValidationError
 from contract.events import CommandResultData, ParkingReleased, ParkingReserved, data_json
 from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
-from edge.core.ids import ChargerId, SlotId
-from edge.core.model import AuthorizationStatus
+from edge.core.ids import ChargerId, IdTag, SlotId
+from edge.core.model import AuthorizationStatus, Subject
 from edge.core.slots.values import SlotState
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
@@ -30,6 +31,7 @@ from edge.services.slots import SlotService
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import Unit
 from edge.storage.sync_sql import StoredCommand, save_finished, set_meta
+from edge.uplink.remote_start import BadRemoteStart, RemoteStart
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -50,6 +52,13 @@ class CloudCommandRunner:
         self.slots = slots
         self.server = server
         self.clock = clock
+        self.remote_start = RemoteStart(site, server)
+
+    @staticmethod
+    def waits_long(command: StoredCommand) -> bool:
+        """A command that waits for a charger's session (up to ``ocpp.remote_start_timeout``):
+        the worker runs it beside the others rather than before them."""
+        return command.type == "remote_start"
 
     async def run(self, command: StoredCommand) -> CommandResult:
         """Carry out ``command`` and store its result with the event for central."""
@@ -61,7 +70,7 @@ class CloudCommandRunner:
             try:
                 status, detail, data = await self._dispatch(command, unit)
                 result = self._result(command, status, detail, data)
-            except Rejected as err:
+            except (Rejected, BadRemoteStart) as err:
                 result = self._result(command, "rejected", str(err))
             except ChargerOffline as err:
                 result = self._result(command, "failed", f"charger {err} is not connected")
@@ -107,12 +116,14 @@ class CloudCommandRunner:
             case "cancel_reservation":
                 return await self._cancel(payload, unit)
             case "remote_start":
-                return await self._remote_start(payload)
+                return await self.remote_start.run(command.id, payload, unit)
             case "remote_stop":
                 return await self._remote_stop(payload)
             case "update_rates":
-                set_meta(unit, "central.rates", orjson.dumps(payload.get("rates", [])).decode())
-                return "accepted", "", {"rates": payload.get("rates", [])}
+                rates = payload.get("rates", [])
+                set_meta(unit, repo.RATES_KEY, orjson.dumps(rates).decode())
+                self.site.rates = rates  # the next completed session names it
+                return "accepted", "", {"rates": rates}
             case "update_id_tags":
                 return await self._id_tags(payload, unit)
         raise Rejected(f"unknown command type {command.type!r}")
@@ -146,19 +157,22 @@ class CloudCommandRunner:
         until = repo.parse_iso(payload.get("ends_at"))
         slot_id = self._pick_slot(payload, reservation_id)
         spec = next(s for s in self.slots.config.slots if s.id == slot_id)
+        vehicle_id = payload.get("vehicle_id")
         try:  # what central will hear, checked before anything is done
             reserved = ParkingReserved(
                 slot_id=slot_id,
                 reservation_id=reservation_id,
-                vehicle_id=payload.get("vehicle_id"),
                 starts_at=payload.get("starts_at"),
                 ends_at=payload.get("ends_at"),
                 command_id=command_id,
+                vehicle_id=vehicle_id,
+                driver_id=payload.get("driver_id"),
+                id_tag=payload.get("id_tag"),
             )
         except ValidationError as err:
             raise Rejected(f"reserve: {err.errors()[0]['msg']}") from err
+        subject = Subject(reserved.vehicle_id, reserved.driver_id, reserved.id_tag)
         charger_answer: str | None = None
-        vehicle_id = payload.get("vehicle_id")
         # the charger holds the connector for this tag (central's default: the vehicle id)
         id_tag = payload.get("id_tag") or (str(vehicle_id)[:20] if vehicle_id else None)
         if spec.charger is not None and spec.evse is not None and id_tag and until is not None:
@@ -174,7 +188,7 @@ class CloudCommandRunner:
                 charger_answer = outcome.status
                 if not outcome.accepted:
                     raise Rejected(f"charger {spec.charger} answered {outcome.status}")
-        await self.slots.reserve(slot_id, reservation_id, until)
+        await self.slots.reserve(slot_id, reservation_id, until, subject)
         reserved = reserved.model_copy(update={"charger_status": charger_answer})
         repo.add_outbox_event(unit, reserved, slot_id, self.clock())
         return "accepted", "", data_json(reserved)
@@ -197,30 +211,16 @@ class CloudCommandRunner:
                     view.charger_id,
                     cmd.CancelReservation(ocpp_reservation_id(reservation_id)),
                 )
+        subject = self.slots.reservation_subject(reservation_id)
         await self.slots.cancel_reservation(view.slot_id, reservation_id)
         released = ParkingReleased(
-            slot_id=view.slot_id, reservation_id=reservation_id, reason="cancelled"
-        )
+            slot_id=view.slot_id, reservation_id=reservation_id, reason="cancelled",
+            **subject.fields(),
+        )  # fmt: skip
         repo.add_outbox_event(unit, released, view.slot_id, self.clock())
         return "accepted", "", data_json(released)
 
     # --- charging ------------------------------------------------------------------------
-
-    async def _remote_start(
-        self, payload: dict[str, Any]
-    ) -> tuple[CommandStatus, str, dict[str, Any]]:
-        charger_id = payload.get("charger_id")
-        id_tag = payload.get("id_tag")
-        if not charger_id or not id_tag:
-            raise Rejected("remote_start needs charger_id and id_tag")
-        evse = payload.get("evse_id")
-        outcome = await send_command(
-            self.server, ChargerId(str(charger_id)), cmd.RemoteStart(str(id_tag), evse)
-        )
-        status: CommandStatus = "accepted" if outcome.accepted else "rejected"
-        return status, f"charger answered {outcome.status}", {
-            "charger_id": charger_id, "evse_id": evse, "charger_status": outcome.status,
-        }  # fmt: skip
 
     async def _remote_stop(
         self, payload: dict[str, Any]
@@ -249,7 +249,7 @@ class CloudCommandRunner:
     async def _id_tags(
         self, payload: dict[str, Any], unit: Unit
     ) -> tuple[CommandStatus, str, dict[str, Any]]:
-        entries: list[tuple[str, AuthorizationStatus, datetime | None]] = []
+        entries: dict[IdTag, repo.IdTagEntry] = {}
         for item in payload.get("tags", []):
             try:
                 status = AuthorizationStatus(item.get("status", "Accepted"))
@@ -258,14 +258,20 @@ class CloudCommandRunner:
             tag = str(item.get("id_tag", ""))
             if not tag or len(tag) > 36:
                 raise Rejected(f"bad id tag {tag!r}")
-            entries.append((tag, status, repo.parse_iso(item.get("expires_at"))))
+            entries[IdTag(tag)] = repo.IdTagEntry(
+                status, repo.parse_iso(item.get("expires_at")), "central",
+                _optional_id(item.get("vehicle_id")), _optional_id(item.get("driver_id")),
+            )  # fmt: skip
         full = bool(payload.get("full"))
         count = self.site.update_id_tags(unit, entries, full)
         version = _list_version(payload.get("version"), self.clock())
         local_list = cmd.SendLocalList(
             version,
             full,
-            tuple(cmd.LocalListEntry(tag, status.value, until) for tag, status, until in entries),
+            tuple(
+                cmd.LocalListEntry(tag, entry.status.value, entry.expires_at)
+                for tag, entry in entries.items()
+            ),
         )
         chargers = await self._send_local_lists(local_list)
         return "accepted", "", {"tags": count, "version": version, "chargers": chargers}
@@ -294,6 +300,16 @@ class CloudCommandRunner:
             for charger_id in sorted(self.server.connections):
                 group.create_task(send(charger_id), name=f"local-list-{charger_id}")
         return answers
+
+
+def _optional_id(value: object) -> str | None:
+    """A vehicle or driver id from central's list: text of 1 to 64 characters, or None."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text) > 64:
+        raise Rejected(f"bad id {text[:20]!r}...")
+    return text
 
 
 def _list_version(given: object, now: datetime) -> int:

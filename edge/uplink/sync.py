@@ -295,14 +295,29 @@ class CentralSync:
                 self._commands.put_nowait(known)
 
     async def _command_worker(self) -> None:
+        """Commands in the order received; one that waits for a charger's session (a
+        remote start) runs beside the queue, so a reservation is not held up behind it."""
         running: set[str] = set()
-        while True:
-            command = await self._commands.get()
-            if command.id in running:
-                continue
-            running.add(command.id)
-            result = await self.runner.run(command)
-            self.metrics.commands.labels(command.type, result.status).inc()
+        beside: set[asyncio.Task[None]] = set()  # held here: the loop keeps weak references
+        try:
+            while True:
+                command = await self._commands.get()
+                if command.id in running:
+                    continue
+                running.add(command.id)
+                if self.runner.waits_long(command):
+                    task = asyncio.create_task(self._run(command), name=f"command-{command.id}")
+                    beside.add(task)
+                    task.add_done_callback(beside.discard)
+                else:
+                    await self._run(command)
+        finally:  # unfinished ones run again after a restart (they are still "received")
+            for task in beside:
+                task.cancel()
+
+    async def _run(self, command: StoredCommand) -> None:
+        result = await self.runner.run(command)
+        self.metrics.commands.labels(command.type, result.status).inc()
 
 
 class _CentralRefused(Exception):

@@ -32,18 +32,21 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "parking.reserved": {
         "slot_id": "A-1", "reservation_id": "r-1", "vehicle_id": "EV-1", "starts_at": AT,
         "ends_at": AT, "slot_type": "ev", "command_id": "c-1", "charger_status": "Accepted",
-        "vehicle_type": "van",
+        "vehicle_type": "van", "driver_id": "u-1", "id_tag": "ATOKEN",
     },
     "parking.released": {
         "reservation_id": "r-1", "slot_id": "A-1", "vehicle_id": "EV-1", "reason": "expired",
+        "driver_id": "u-1", "id_tag": None,
     },
     "parking.occupied": {
         "slot_id": "A-1", "slot_type": "ev", "visit_id": "v-1", "arrived_at": AT,
         "reservation_id": "r-1", "vehicle_id": "EV-1", "vehicle_type": "van",
+        "driver_id": "u-1", "id_tag": None,
     },
     "parking.vacated": {
         "slot_id": "A-1", "slot_type": "ev", "visit_id": "v-1", "arrived_at": AT,
         "departed_at": AT, "duration_s": 3600.0, "session_id": "s-1", "reservation_id": "r-1",
+        "vehicle_id": "EV-1", "driver_id": "u-1", "id_tag": None,
     },
     "parking.condition": {
         "slot_id": "A-1", "condition": "ev_slot_blocked", "active": True, "since": AT,
@@ -60,22 +63,24 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "connector_id": 1,
         "id_tag": "TAG-1", "id_tag_status": "Accepted", "transaction_id": 7,
         "meter_start_wh": 1000.0, "started_at": AT, "slot_id": "A-1", "vehicle_id": "EV-1",
-        "vehicle_type": "van",
+        "vehicle_type": "van", "driver_id": "u-1",
     },
     "charging.progress": {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "transaction_id": "tx-7",
         "energy_wh": 1234.5, "power_w": 7200.0, "soc": 55.0, "at": AT,
+        "vehicle_id": "EV-1", "driver_id": "u-1", "id_tag": "TAG-1",
     },
     "charging.completed": {
         "session_id": "s-1", "charger_id": "CP-1", "evse_id": 1, "id_tag": "",
         "transaction_id": 7, "energy_wh": 9000.0, "started_at": AT, "stopped_at": AT,
         "reason": "EVDisconnected", "inferred": True, "slot_id": "A-1", "vehicle_id": "EV-1",
         "idle_since": AT, "charging_ended_at": AT, "rate_id": "r-day",
-        "rate": {"id": "r-day", "price_per_kwh": 0.3},
+        "rate": {"id": "r-day", "price_per_kwh": 0.3}, "driver_id": "u-1",
     },
     "charging.failed": {
         "charger_id": "CP-1", "evse_id": 1, "id_tag": "TAG-1", "vehicle_id": "EV-1",
-        "reason": "Rejected", "command_id": "c-1",
+        "reason": "The charger refused to start charging.", "command_id": "c-1",
+        "code": "RemoteStartRejected", "session_id": None, "driver_id": "u-1",
     },
     "charger.status": {
         "charger_id": "CP-1", "evse_id": 1, "connector_id": 1, "status": "Faulted",
@@ -109,7 +114,8 @@ def test_every_type_round_trips_through_the_wire(event_type: str) -> None:
     received = EventBatch.model_validate_json(wire).events[0]
 
     assert received.type == event_type
-    assert received.dataschema == f"urn:evpark:event:{event_type}:1" == dataschema(event_type)
+    assert received.dataschema == f"urn:evpark:event:{event_type}:{model.VERSION}"
+    assert received.dataschema == dataschema(event_type)
     assert received.site_id == "site-1"
     assert received.sequence == 3
     parsed = parse_data(model, received)
@@ -119,8 +125,9 @@ def test_every_type_round_trips_through_the_wire(event_type: str) -> None:
 
 def test_times_are_utc_with_milliseconds_and_parse_back_from_any_offset() -> None:
     data = ParkingOccupied(
-        slot_id="A-1", arrived_at=datetime.fromisoformat("2026-12-02T15:18:52.123+01:00")
-    )
+        slot_id="A-1", arrived_at=datetime.fromisoformat("2026-12-02T15:18:52.123+01:00"),
+        vehicle_id=None, driver_id=None, id_tag=None,
+    )  # fmt: skip
     assert data_json(data)["arrived_at"] == "2026-12-02T14:18:52.123Z"
 
 
@@ -136,9 +143,16 @@ def test_a_newer_producers_extra_field_is_ignored_and_a_wrong_type_refused() -> 
         id="e-1", source="/sites/site-1", type="parking.occupied", time=AT, sequence=1,
         data={"slot_id": "A-1", "colour": "blue"},
     )  # fmt: skip
-    assert parse_data(ParkingOccupied, event) == ParkingOccupied(slot_id="A-1")
+    # a version-1 event (no dataschema): the subject it could not name is not known
+    assert parse_data(ParkingOccupied, event) == ParkingOccupied(
+        slot_id="A-1", vehicle_id=None, driver_id=None, id_tag=None
+    )
     with pytest.raises(WrongEventType):
         parse_data(ChargingCompleted, event)
+    # a version-2 event must name its subject, if only as unknown
+    current = event.model_copy(update={"dataschema": dataschema("parking.occupied")})
+    with pytest.raises(ValidationError):
+        parse_data(ParkingOccupied, current)
 
 
 def test_the_edge_outbox_writes_events_central_reads() -> None:
