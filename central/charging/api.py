@@ -3,11 +3,13 @@
 ``POST /charging/start`` and ``/stop`` become ``remote_start`` / ``remote_stop`` commands
 for the site (:mod:`central.charging.commands`); the answer is 202 with the command id and
 status ``pending``, or, when the site's ``command.result`` arrives within ``?wait=``
-seconds, the charger's answer (200). ``GET /charging/commands/{id}`` polls a command.
+seconds, the site's answer (200): for a start, ``accepted`` only once the session has
+begun (``result.session_id``), ``rejected`` or ``failed`` (with ``failure_code``) else. ``GET /charging/commands/{id}`` polls a command.
 Sessions come priced (:mod:`central.charging.sessions`); rates are cached and sent to the
 site (:mod:`central.charging.rates`); stations and id tags are read and written here
-through :mod:`central.charging.store`. Drivers see and act only for their own vehicles
-(:mod:`central.auth`). Errors become HTTP answers here only.
+through :mod:`central.charging.store`; id tags through :mod:`central.charging.id_tags`.
+Drivers see and act only for their own vehicles (:mod:`central.auth`). Errors become
+HTTP answers here only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from central.api_types import ChargerId, PathId, SiteId, VehicleId
 from central.auth import Principal, check_vehicle, forbidden, require
 from central.charging import store
 from central.charging.commands import Commands
+from central.charging.id_tags import IdTags, TagConflict
 from central.charging.rates import Rates
 from central.charging.schema import (
     CommandAnswer,
@@ -35,7 +38,6 @@ from central.charging.schema import (
     StopRequest,
     VehicleStatus,
     station_answer,
-    tag_answer,
 )
 from central.charging.sessions import Sessions
 from central.context import ServiceContext
@@ -49,7 +51,7 @@ TagPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
 
 
 def make_router(
-    ctx: ServiceContext, commands: Commands, sessions: Sessions, rates: Rates
+    ctx: ServiceContext, commands: Commands, sessions: Sessions, rates: Rates, id_tags: IdTags
 ) -> APIRouter:
     router = APIRouter(prefix="/charging", tags=["charging"])
     anyone = Depends(require("driver", "operator"))
@@ -82,10 +84,11 @@ def make_router(
         "/start",
         status_code=202,
         response_model=CommandAnswer,
-        summary="Start charging: a remote start for the site's charger",
+        summary="Start charging: a remote start for the site's charger, with a per-session "
+        "app token; accepted once the session has begun",
         responses={
-            200: {"model": CommandAnswer, "description": "the charger answered in time"},
-            403: {"description": "not the key's vehicle, or another vehicle's id tag"},
+            200: {"model": CommandAnswer, "description": "the site answered in time"},
+            403: {"description": "not the key's vehicle"},
             409: {"description": "charger offline or vehicle already charging"},
         },
     )
@@ -94,9 +97,7 @@ def make_router(
     ) -> JSONResponse:
         check_vehicle(principal, body.vehicle_id)
         try:
-            command_id = await commands.start_charging(body)
-        except PermissionError as err:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err
+            command_id = await commands.start_charging(body, principal)
         except ValueError as err:
             raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
         return command_response(await answer_for(command_id, wait))
@@ -243,42 +244,43 @@ def make_router(
     @router.put(
         "/id-tags/{id_tag}",
         response_model=IdTagAnswer,
-        summary="Register an id tag (an RFID card) to a vehicle (operators): sessions "
-        "started with it belong to that vehicle",
-        responses={409: {"description": "the tag is registered to another vehicle"}},
+        summary="Register an RFID card to a vehicle (operators: any, with its driver; a "
+        "driver: for its own vehicles, as itself); every site is sent it",
+        responses={
+            403: {"description": "not the key's vehicle, or another driver"},
+            409: {"description": "the tag is another vehicle's or driver's, or an app token"},
+        },
     )
-    async def put_tag(id_tag: TagPath, body: IdTagRequest, _p: Principal = operator) -> IdTagAnswer:
-        now = ctx.clock()
-        async with ctx.engine.begin() as conn:
-            row = await store.tag(conn, id_tag)
-            if row is not None and row.vehicle_id != body.vehicle_id:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT, f"id tag {id_tag} is registered to another vehicle"
-                )
-            if row is None:
-                await store.add_tag(conn, id_tag, body.vehicle_id, now)
-        log.info("charging.id_tag.registered", id_tag=id_tag, vehicle=body.vehicle_id)
-        return IdTagAnswer(
-            id_tag=id_tag, vehicle_id=body.vehicle_id, created_at=row.created_at if row else now
-        )
+    async def put_tag(
+        id_tag: TagPath, body: IdTagRequest, principal: Principal = anyone
+    ) -> IdTagAnswer:
+        try:
+            return await id_tags.register(principal, id_tag, body)
+        except TagConflict as err:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
 
     @router.delete(
         "/id-tags/{id_tag}",
         status_code=204,
-        summary="Unregister an id tag (operators)",
-        responses={404: {"description": "no such tag"}},
+        summary="Unregister an id tag (operators: any; a driver: its own vehicles' cards); "
+        "every site is told",
+        responses={
+            403: {"description": "not a card of the key's vehicles"},
+            404: {"description": "no such tag"},
+        },
     )
-    async def delete_tag(id_tag: TagPath, _p: Principal = operator) -> Response:
-        async with ctx.engine.begin() as conn:
-            removed = await store.remove_tag(conn, id_tag)
-        if not removed:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no id tag {id_tag}")
+    async def delete_tag(id_tag: TagPath, principal: Principal = anyone) -> Response:
+        try:
+            await id_tags.remove(principal, id_tag)
+        except KeyError as err:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
         return Response(status_code=204)
 
     @router.get(
         "/id-tags",
         response_model=Page[IdTagAnswer],
-        summary="Registered id tags (operators; a driver: those of its vehicle)",
+        summary="Registered id tags, cards and app tokens (operators: all; a driver: its "
+        "own vehicles')",
         responses={400: {"description": "invalid cursor"}},
     )
     async def list_tags(
@@ -287,12 +289,6 @@ def make_router(
         cursor: Cursor = None,
         principal: Principal = anyone,
     ) -> Page[IdTagAnswer]:
-        if principal.scope != "operator":
-            check_vehicle(principal, vehicle_id, "every vehicle's (give vehicle_id)")
-        start = parse_cursor("id-tags", cursor, (str,))
-        async with ctx.engine.connect() as conn:
-            rows = await store.tags(conn, vehicle_id, limit, start)
-        items = [tag_answer(r) for r in rows[:limit]]
-        return page_of(items, rows, limit, "id-tags", lambda r: (r.id_tag,))
+        return await id_tags.page(principal, vehicle_id, limit, cursor)
 
     return router

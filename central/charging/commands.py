@@ -6,6 +6,13 @@ site's edge (:mod:`central.site_commands`): a row in ``charging_commands`` (stat
 charger's answer comes back as a ``command.result`` or ``charging.failed`` event
 (:mod:`central.charging.events`), which updates the row and wakes whoever waits for it
 here (:meth:`Commands.wake`); a command nobody answers expires at ``expires_at``.
+
+A remote start carries a per-session app token (:mod:`central.charging.tokens`), stored
+with the command as the vehicle's and driver's id tag: the site accepts it for that
+vehicle until it expires, and the session it starts is that vehicle's. The site answers
+``accepted`` only once a session has begun with it (``result.session_id``); ``rejected``
+when the charger refuses, ``failed`` when no session begins in time or the token is
+refused, each also reported as ``charging.failed`` with the command's id and a code.
 """
 
 from __future__ import annotations
@@ -18,19 +25,16 @@ import structlog
 from central.auth import Principal, check_vehicle
 from central.charging import store
 from central.charging.schema import CommandAnswer, StartRequest, StopRequest, command_answer
+from central.charging.tokens import APP_TOKEN_TTL, new_app_token
 from central.context import ServiceContext
 from central.site_commands import new_command, send_command
+from common.timestamps import format_timestamp
 from contract.sync_api import CommandType
 
 log = structlog.get_logger("central.charging")
 
 # another replica may have handled the answer: while waiting, re-read this often
 REREAD_S: Final = 0.5
-
-
-def default_id_tag(vehicle_id: str) -> str:
-    """OCPP 1.6 id tags hold 20 characters."""
-    return vehicle_id[:20]
 
 
 class Commands:
@@ -60,12 +64,22 @@ class Commands:
         session_id: str | None = None,
         id_tag: str | None = None,
         evse_id: int | None = None,
+        ttl_s: float | None = None,
+        app_token: dict[str, Any] | None = None,
     ) -> str:
-        """Record and send a command for the site; its id."""
+        """Record and send a command for the site (valid ``ttl_s``, default the
+        settings'); its id. ``app_token``: the columns of the app token the command
+        carries, stored with it in one transaction."""
         command = new_command(
-            site_id, type_, payload, self._ctx.clock(), self._ctx.settings.command_ttl_s
+            site_id,
+            type_,
+            payload,
+            self._ctx.clock(),
+            self._ctx.settings.command_ttl_s if ttl_s is None else ttl_s,
         )
         async with self._ctx.engine.begin() as conn:
+            if app_token is not None and id_tag is not None:
+                await store.add_tag(conn, id_tag, **app_token)
             await store.insert_command(
                 conn,
                 command,
@@ -79,25 +93,28 @@ class Commands:
         log.info("charging.command.sent", site=site_id, command_id=command.id, type=type_)
         return command.id
 
-    async def start_charging(self, body: StartRequest) -> str:
-        """A remote start; :class:`PermissionError` for another vehicle's id tag,
+    async def start_charging(self, body: StartRequest, principal: Principal) -> str:
+        """A remote start with a new app token for the vehicle and its driver (the
+        caller; for an operator, the driver of the vehicle's card, if known);
         :class:`ValueError` for a charger offline or a vehicle already charging."""
-        id_tag = body.id_tag or default_id_tag(body.vehicle_id)
+        now = self._ctx.clock()
         async with self._ctx.engine.connect() as conn:
-            owner = await store.tag_owner(conn, id_tag)
-            if owner is not None and owner != body.vehicle_id:
-                # the remote start's tag names the session's vehicle: never another's tag
-                raise PermissionError(f"id tag {id_tag} belongs to another vehicle")
             station = await store.station(conn, body.site_id, body.charger_id)
             active = await store.active_session(conn, vehicle_id=body.vehicle_id)
+            driver_id = principal.user_id
+            if principal.scope == "operator":
+                driver_id = await store.vehicle_driver(conn, body.vehicle_id)
         if station is not None and station.online is False:
             raise ValueError(f"charger {body.charger_id} is offline")
         if active is not None:
             raise ValueError(f"vehicle {body.vehicle_id} is already charging (session {active.id})")
+        token, token_expires_at = new_app_token(), now + APP_TOKEN_TTL
         payload: dict[str, Any] = {
             "charger_id": body.charger_id,
-            "id_tag": id_tag,
+            "id_tag": token,
             "vehicle_id": body.vehicle_id,
+            "driver_id": driver_id,
+            "token_expires_at": format_timestamp(token_expires_at),
         }
         if body.evse_id is not None:
             payload["evse_id"] = body.evse_id
@@ -107,8 +124,17 @@ class Commands:
             payload,
             charger_id=body.charger_id,
             vehicle_id=body.vehicle_id,
-            id_tag=id_tag,
+            id_tag=token,
             evse_id=body.evse_id,
+            app_token={
+                "vehicle_id": body.vehicle_id,
+                "driver_id": driver_id,
+                "kind": "app",
+                "status": "Accepted",
+                "expires_at": token_expires_at,
+                "site_id": body.site_id,
+                "created_at": now,
+            },
         )
 
     async def stop_charging(self, body: StopRequest, principal: Principal) -> str:

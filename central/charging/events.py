@@ -13,20 +13,28 @@ Every handler is idempotent: it records the event id in ``charging_history`` fir
 (:func:`central.charging.store.claim`) and stops if it was there; progress updates only
 move forward in time.
 
-Whose a session is, is decided by its id tag only (:meth:`ChargingEvents._vehicle_for`):
-a tag an operator registered to a vehicle, or the tag of that vehicle's remote start on
-the same charger (and evse). A session started with any other tag (a stranger's RFID
-card) belongs to no vehicle: operators and the site see it, priced, in the site's and
-charger's listings, no driver does. Drivers see and act only for their own vehicles
-(:mod:`central.auth`).
+Whose a session is, is decided by its id tag only (:meth:`ChargingEvents._subject_for`):
+the vehicle and driver of a registered tag (an RFID card, or the app token of a remote
+start), else the vehicle of a remote start with that tag on the same charger (and evse).
+A session started with any other tag (a stranger's card) belongs to no vehicle: operators
+and the site see it, priced, in the site's and charger's listings, no driver does.
+Drivers see and act only for their own vehicles (:mod:`central.auth`).
+
+``charging.failed`` marks the command it names (its code and reason; a pending one
+failed) and the session it names (failed, unless it completed), and is kept in the
+history as the vehicle's last failure (``GET /charging/status/{vehicle_id}``).
+
+Every event first tells :meth:`central.charging.id_tags.IdTags.site_seen` that its site
+exists, so a new site gets the id tag list.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, TypedDict
 
 import structlog
 from pydantic import ValidationError
@@ -90,11 +98,43 @@ def _meter_problem(event: CloudEvent, session_id: str, reported: float) -> None:
     )
 
 
+class SubjectColumns(TypedDict):
+    vehicle_id: str | None
+    driver_id: str | None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose a session or failure is (None: not known)."""
+
+    vehicle_id: str | None = None
+    driver_id: str | None = None
+
+    def columns(self) -> SubjectColumns:
+        """The subject as the columns of a session or history row."""
+        return {"vehicle_id": self.vehicle_id, "driver_id": self.driver_id}
+
+
+def _valid_for(tag: Any, site_id: str, started_at: datetime) -> bool:
+    """A tag names a session started before it expired (give or take the clocks), and an
+    app token only one at its own site."""
+    if tag.site_id is not None and tag.site_id != site_id:
+        return False
+    return tag.expires_at is None or started_at <= shift(tag.expires_at, CLOCK_SKEW)
+
+
 class ChargingEvents:
-    def __init__(self, ctx: ServiceContext, answered: Callable[[str], None]) -> None:
-        """``answered(command_id)``: a command's row changed (its waiters read it)."""
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        answered: Callable[[str], None],
+        site_seen: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """``answered(command_id)``: a command's row changed (its waiters read it);
+        ``site_seen(site_id)``: an event of the site arrived."""
         self._ctx = ctx
         self._answered = answered
+        self._site_seen = site_seen
         self._clock_policy = ctx.settings.reported_times.policy()
         self._handlers: dict[str, EventHandler] = {
             ChargingStarted.TYPE: self._on_started,
@@ -107,9 +147,10 @@ class ChargingEvents:
 
     async def handle(self, event: CloudEvent) -> None:
         """The bus's entry: run the event type's handler; ignore the types not consumed."""
+        await self._site_seen(event.site_id)
         await dispatch(event, self._handlers, "charging")
 
-    async def _vehicle_for(
+    async def _subject_for(
         self,
         conn: AsyncConnection,
         site_id: str,
@@ -117,32 +158,41 @@ class ChargingEvents:
         evse_id: int | None,
         id_tag: str | None,
         started_at: datetime,
-    ) -> str | None:
-        """The vehicle a session belongs to, by its id tag only: the vehicle the tag is
-        registered to, else the vehicle of a remote start with that very tag on that
-        charger (and evse, when both name one) made before the session started and not
-        expired by then. Anything else (no tag, a stranger's card) is no vehicle's.
+    ) -> Subject:
+        """Whose a session is, by its id tag only: the vehicle and driver the tag is
+        registered to (a card, or a remote start's app token, each while valid: see
+        :func:`_valid_for`), else the vehicle of a
+        remote start with that very tag on that charger (and evse, when both name one)
+        made before the session started and not expired by then. Anything else (no
+        tag, a stranger's card) is no one's.
 
-        Only the event's own data and the commands central issued decide, so events that
-        arrive late (a site back from an outage) are attributed the same way."""
+        Only the event's own data and what central issued decide, so events that arrive
+        late (a site back from an outage) are attributed the same way."""
         if not id_tag:
-            return None
-        registered = await store.tag_owner(conn, id_tag)
+            return Subject()
+        registered = await store.tag(conn, id_tag)
         if registered is not None:
-            return registered
-        return await store.remote_start_vehicle(
+            if not _valid_for(registered, site_id, started_at):
+                return Subject()
+            return Subject(registered.vehicle_id, registered.driver_id)
+        vehicle = await store.remote_start_vehicle(
             conn, site_id, charger_id, evse_id, id_tag, started_at, CLOCK_SKEW
         )
+        return Subject(vehicle)
 
     async def _on_started(self, event: CloudEvent) -> None:
         data = parse_data(ChargingStarted, event)
         now = self._ctx.clock()
         async with self._ctx.engine.begin() as conn:
-            vehicle = await self._vehicle_for(
+            subject = await self._subject_for(
                 conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
             )
             if not await store.claim(
-                conn, event, "started", session_id=data.session_id, vehicle_id=vehicle
+                conn,
+                event,
+                "started",
+                session_id=data.session_id,
+                **subject.columns(),
             ):
                 return
             await store.add_session(
@@ -150,7 +200,7 @@ class ChargingEvents:
                 event.site_id,
                 data,
                 unless_known=True,
-                vehicle_id=vehicle,
+                **subject.columns(),
                 status="active",
                 energy_wh=0,
                 updated_at=now,
@@ -198,10 +248,10 @@ class ChargingEvents:
             if row is not None and row.site_id != event.site_id:
                 log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
                 return
-            vehicle = (
-                row.vehicle_id
+            subject = (
+                Subject(row.vehicle_id, row.driver_id)
                 if row is not None
-                else await self._vehicle_for(
+                else await self._subject_for(
                     conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
                 )
             )
@@ -232,7 +282,7 @@ class ChargingEvents:
                 event,
                 "completed",
                 session_id=data.session_id,
-                vehicle_id=vehicle,
+                **subject.columns(),
                 energy_wh=energy,
                 cost=None if cost is None else str(cost.total),
             ):
@@ -242,7 +292,7 @@ class ChargingEvents:
                 "stopped_at": data.stopped_at,
                 "energy_wh": energy or 0,
                 "reason": data.reason or None,
-                "vehicle_id": vehicle,
+                **subject.columns(),
                 "updated_at": now,
             }
             if row is None:
@@ -263,15 +313,86 @@ class ChargingEvents:
             command = None
             if data.command_id:
                 command = await store.command(conn, data.command_id, event.site_id)
-            vehicle = None if command is None else command.vehicle_id
-            if not await store.claim(conn, event, "failed", vehicle_id=vehicle):
+            session = None
+            if data.session_id:
+                session = await store.session(conn, data.session_id, event.site_id)
+            subject = await self._failure_subject(conn, event, data, command, session)
+            if not await store.claim(
+                conn,
+                event,
+                "failed",
+                session_id=data.session_id,
+                **subject.columns(),
+            ):
                 return
-            if data.command_id:
-                await store.fail_pending_command(
-                    conn, data.command_id, event.site_id, data.reason, now
+            if command is not None:
+                await store.record_failure(
+                    conn, command.id, event.site_id, data.code, data.reason, now
                 )
-        if data.command_id:
-            self._answered(data.command_id)
+            if data.session_id:
+                await self._fail_session(conn, event, data, session, subject, now)
+        log.info(
+            "charging.failed",
+            site=event.site_id,
+            code=data.code,
+            command_id=data.command_id,
+            session=data.session_id,
+        )
+        if command is not None:
+            self._answered(command.id)
+
+    async def _failure_subject(
+        self,
+        conn: AsyncConnection,
+        event: CloudEvent,
+        data: ChargingFailed,
+        command: Any,
+        session: Any,
+    ) -> Subject:
+        """Whose a failure is: the session's, else the remote start's (with the driver
+        of its app token), else its id tag's."""
+        if session is not None:
+            return Subject(session.vehicle_id, session.driver_id)
+        if command is not None:
+            token = None if command.id_tag is None else await store.tag(conn, command.id_tag)
+            return Subject(command.vehicle_id, None if token is None else token.driver_id)
+        return await self._subject_for(
+            conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, event.time
+        )
+
+    @staticmethod
+    async def _fail_session(
+        conn: AsyncConnection,
+        event: CloudEvent,
+        data: ChargingFailed,
+        session: Any,
+        subject: Subject,
+        now: datetime,
+    ) -> None:
+        """The session the failure ended is failed (one that completed stays so); one
+        central never heard of (a refused token: no ``charging.started``) is kept as
+        failed, with no energy, at the event's time."""
+        assert data.session_id is not None
+        values = {"status": "failed", "reason": data.code, "updated_at": now}
+        if session is None:
+            await store.insert_session(
+                conn,
+                unless_known=True,
+                id=data.session_id,
+                site_id=event.site_id,
+                charger_id=data.charger_id,
+                evse_id=data.evse_id,
+                id_tag=data.id_tag,
+                **subject.columns(),
+                started_at=event.time,
+                stopped_at=event.time,
+                energy_wh=0,
+                **values,
+            )
+        elif session.status == "active":
+            await store.update_session(
+                conn, data.session_id, stopped_at=max(event.time, session.started_at), **values
+            )
 
     async def _on_charger_status(self, event: CloudEvent) -> None:
         data = parse_data(ChargerStatus, event)

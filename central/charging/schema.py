@@ -15,13 +15,14 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from central.api_types import ChargerId, IdTag, SiteId, VehicleId
+from central.api_types import ID_PATTERN, ChargerId, IdTag, SiteId, VehicleId
 from central.pricing import Cost, Rate, TouWindow
 
 Money = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=12, decimal_places=6)]
 SessionId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+UserId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 
 
 class StartRequest(BaseModel):
@@ -29,7 +30,11 @@ class StartRequest(BaseModel):
     charger_id: ChargerId
     evse_id: int | None = Field(default=None, ge=1, le=64)
     vehicle_id: VehicleId
-    id_tag: IdTag | None = Field(default=None, description="default: derived from vehicle_id")
+    id_tag: IdTag | None = Field(
+        default=None,
+        deprecated=True,
+        description="ignored: central makes a per-session app token for every remote start",
+    )
 
 
 class StopRequest(BaseModel):
@@ -51,6 +56,10 @@ class CommandAnswer(BaseModel):
         description="false: the site is offline; a pending command waits for it until "
         "expires_at, then becomes expired",
     )
+    failure_code: str | None = Field(
+        default=None, description="why the charge failed (charging.failed code), if it did"
+    )
+    failure_reason: str | None = None
 
 
 # a session's central.pricing.Cost as the API shows it (a comment: a docstring would
@@ -71,6 +80,7 @@ class SessionAnswer(BaseModel):
     charger_id: str
     evse_id: int | None
     vehicle_id: str | None
+    driver_id: str | None
     status: str
     started_at: datetime
     stopped_at: datetime | None
@@ -80,21 +90,44 @@ class SessionAnswer(BaseModel):
     cost: CostAnswer | None
 
 
+# a site's charging.failed for the vehicle (a comment: a docstring would change the
+# OpenAPI schema)
+class FailureAnswer(BaseModel):
+    code: str
+    reason: str
+    at: datetime
+    charger_id: str | None
+    command_id: str | None
+    session_id: str | None
+
+
 class VehicleStatus(BaseModel):
     vehicle_id: str
     charging: bool
     session: SessionAnswer | None
     pending_commands: list[CommandAnswer]
+    last_failure: FailureAnswer | None = Field(
+        default=None, description="the latest charge of the vehicle that failed, and why"
+    )
 
 
 class IdTagAnswer(BaseModel):
     id_tag: str
     vehicle_id: str
+    driver_id: str | None
+    kind: Literal["rfid", "app"]
+    status: str
+    expires_at: datetime | None
     created_at: datetime
 
 
 class IdTagRequest(BaseModel):
     vehicle_id: VehicleId
+    driver_id: UserId | None = Field(
+        default=None, description="operators: the card's driver; a driver registers as itself"
+    )
+    status: Literal["Accepted", "Blocked"] = "Accepted"
+    expires_at: AwareDatetime | None = None
 
 
 class TouWindowModel(BaseModel):
@@ -203,6 +236,21 @@ def command_answer(row: Any, now: datetime) -> CommandAnswer:
         result=json.loads(row.result),
         created_at=row.created_at,
         expires_at=row.expires_at,
+        failure_code=row.failure_code,
+        failure_reason=row.failure_reason,
+    )
+
+
+def failure_answer(row: Any) -> FailureAnswer:
+    """A ``charging_history`` row of kind ``failed`` (its data as the site reported it)."""
+    data = json.loads(row.data)
+    return FailureAnswer(
+        code=str(data.get("code") or "Other"),
+        reason=str(data.get("reason") or ""),
+        at=row.at,
+        charger_id=data.get("charger_id"),
+        command_id=data.get("command_id"),
+        session_id=row.session_id,
     )
 
 
@@ -213,6 +261,7 @@ def session_answer(row: Any, cost: Cost | None) -> SessionAnswer:
         charger_id=row.charger_id,
         evse_id=row.evse_id,
         vehicle_id=row.vehicle_id,
+        driver_id=row.driver_id,
         status=row.status,
         started_at=row.started_at,
         stopped_at=row.stopped_at,
@@ -236,4 +285,12 @@ def station_answer(row: Any) -> StationAnswer:
 
 
 def tag_answer(row: Any) -> IdTagAnswer:
-    return IdTagAnswer(id_tag=row.id_tag, vehicle_id=row.vehicle_id, created_at=row.created_at)
+    return IdTagAnswer(
+        id_tag=row.id_tag,
+        vehicle_id=row.vehicle_id,
+        driver_id=row.driver_id,
+        kind=row.kind,
+        status=row.status,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )

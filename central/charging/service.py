@@ -1,5 +1,5 @@
 """The charging service: remote start and stop through the site, sessions with their
-energy and cost, rates, chargers' status, id tags.
+energy and cost, rates, chargers' status, the drivers' id tokens.
 
 This module composes the parts and owns their lifetime; each part is one concern:
 
@@ -10,6 +10,8 @@ This module composes the parts and owns their lifetime; each part is one concern
   and whose a session is;
 * :mod:`~central.charging.sessions`: sessions priced for the API;
 * :mod:`~central.charging.rates`: the sites' rates, cached and sent to the sites;
+* :mod:`~central.charging.id_tags`: the drivers' RFID cards, sent to every site
+  (:mod:`~central.charging.tokens`: the entries, and a remote start's app token);
 * :mod:`~central.charging.store`: SQL over its own tables (:mod:`~central.charging.tables`).
 
 Pricing is the engine analytics uses too, :mod:`central.pricing`.
@@ -24,6 +26,7 @@ from fastapi import APIRouter
 from central.charging.api import make_router
 from central.charging.commands import Commands
 from central.charging.events import DURABLE, TOPIC, ChargingEvents
+from central.charging.id_tags import IdTags
 from central.charging.rates import Rates
 from central.charging.sessions import Sessions
 from central.context import ServiceContext
@@ -37,10 +40,13 @@ class ChargingService:
         self.commands = Commands(ctx)
         self.sessions = Sessions(ctx)
         self.rates = Rates(ctx, self.commands)
-        self.events = ChargingEvents(ctx, answered=self.commands.wake)
+        self.id_tags = IdTags(ctx, self.commands)
+        self.events = ChargingEvents(
+            ctx, answered=self.commands.wake, site_seen=self.id_tags.site_seen
+        )
 
     def router(self) -> APIRouter:
-        return make_router(self._ctx, self.commands, self.sessions, self.rates)
+        return make_router(self._ctx, self.commands, self.sessions, self.rates, self.id_tags)
 
     async def start(self) -> None:
         await self._ctx.bus.subscribe(TOPIC, DURABLE, self.events.handle)

@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.charging import store
 from central.charging.rates import rate_for
-from central.charging.schema import SessionAnswer, VehicleStatus, command_answer, session_answer
+from central.charging.schema import (
+    SessionAnswer,
+    VehicleStatus,
+    command_answer,
+    failure_answer,
+    session_answer,
+)
 from central.context import ServiceContext
 from central.infra.paging import Page, page_of, parse_cursor
 from central.pricing import price_reported_session
@@ -43,17 +49,20 @@ class Sessions:
         return session_answer(row, cost)
 
     async def vehicle_status(self, vehicle_id: str) -> VehicleStatus:
-        """The vehicle's live session (energy and cost so far) and its pending commands."""
+        """The vehicle's live session (energy and cost so far), its pending commands and
+        the latest charge of it that failed."""
         now = self._ctx.clock()
         async with self._ctx.engine.connect() as conn:
             session = await store.active_session(conn, vehicle_id=vehicle_id)
             pending = await store.pending_commands(conn, vehicle_id, now)
             answer = None if session is None else await self._answer(conn, session)
+            failure = await store.last_failure(conn, vehicle_id)
         return VehicleStatus(
             vehicle_id=vehicle_id,
             charging=answer is not None,
             session=answer,
             pending_commands=[command_answer(r, now) for r in pending],
+            last_failure=None if failure is None else failure_answer(failure),
         )
 
     async def history(

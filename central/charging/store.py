@@ -9,6 +9,7 @@ from them (:mod:`central.charging.schema`).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,11 @@ from central.charging.tables import (
     charger_stations,
     charging_commands,
     charging_history,
+    charging_id_tag_changes,
     charging_id_tags,
     charging_rates,
     charging_sessions,
+    charging_sites,
 )
 from central.infra.db import insert_ignore
 from central.infra.paging import Key, after
@@ -50,6 +53,7 @@ async def claim(
     *,
     session_id: str | None = None,
     vehicle_id: str | None = None,
+    driver_id: str | None = None,
     energy_wh: int | None = None,
     cost: str | None = None,
 ) -> bool:
@@ -61,6 +65,7 @@ async def claim(
             site_id=event.site_id,
             session_id=session_id,
             vehicle_id=vehicle_id,
+            driver_id=driver_id,
             kind=kind,
             at=event.time,
             energy_wh=energy_wh,
@@ -120,15 +125,39 @@ async def pending_commands(conn: AsyncConnection, vehicle_id: str, now: datetime
     return list((await conn.execute(query)).all())
 
 
-async def fail_pending_command(
-    conn: AsyncConnection, command_id: str, site_id: str, detail: str, now: datetime
+async def record_failure(
+    conn: AsyncConnection,
+    command_id: str,
+    site_id: str,
+    code: str,
+    reason: str,
+    now: datetime,
 ) -> None:
+    """The site says the command's charge failed: its code and reason are kept, and a
+    command still pending is failed (a charger's own answer, already held, stays)."""
     c = charging_commands.c
     await conn.execute(
         update(charging_commands)
-        .where(c.id == command_id, c.site_id == site_id, c.status == "pending")
-        .values(status="failed", detail=detail[:256], updated_at=now)
+        .where(c.id == command_id, c.site_id == site_id)
+        .values(failure_code=code[:32], failure_reason=reason[:256], updated_at=now)
     )
+    await conn.execute(
+        update(charging_commands)
+        .where(c.id == command_id, c.site_id == site_id, c.status == "pending")
+        .values(status="failed", detail=reason[:256])
+    )
+
+
+async def last_failure(conn: AsyncConnection, vehicle_id: str) -> Any:
+    """The vehicle's latest ``charging.failed`` in the history, or None."""
+    h = charging_history.c
+    query = (
+        select(charging_history)
+        .where(h.vehicle_id == vehicle_id, h.kind == "failed")
+        .order_by(h.at.desc(), h.id.desc())
+        .limit(1)
+    )
+    return await _first(conn, query)
 
 
 async def set_command_result(
@@ -258,6 +287,11 @@ async def add_session(
         "started_at": data.started_at,
         **values,
     }
+    await insert_session(conn, unless_known=unless_known, **columns)
+
+
+async def insert_session(conn: AsyncConnection, *, unless_known: bool, **columns: Any) -> None:
+    """A session row of ``columns``; ``unless_known`` as :func:`add_session`'s."""
     if unless_known:
         insert = insert_ignore(conn.dialect.name, charging_sessions, ["id"])
     else:
@@ -349,15 +383,16 @@ async def tag(conn: AsyncConnection, id_tag: str) -> Any:
     return await _first(conn, select(charging_id_tags).where(charging_id_tags.c.id_tag == id_tag))
 
 
-async def tag_owner(conn: AsyncConnection, id_tag: str) -> str | None:
-    """The vehicle the tag is registered to."""
-    row = await tag(conn, id_tag)
-    return None if row is None else str(row.vehicle_id)
-
-
-async def add_tag(conn: AsyncConnection, id_tag: str, vehicle_id: str, now: datetime) -> None:
+async def add_tag(conn: AsyncConnection, id_tag: str, vehicle_id: str, **values: Any) -> None:
+    """A tag row; ``values`` for its other columns (created_at, driver_id, kind, ...)."""
     await conn.execute(
-        charging_id_tags.insert().values(id_tag=id_tag, vehicle_id=vehicle_id, created_at=now)
+        charging_id_tags.insert().values(id_tag=id_tag, vehicle_id=vehicle_id, **values)
+    )
+
+
+async def update_tag(conn: AsyncConnection, id_tag: str, **values: Any) -> None:
+    await conn.execute(
+        update(charging_id_tags).where(charging_id_tags.c.id_tag == id_tag).values(**values)
     )
 
 
@@ -369,12 +404,71 @@ async def remove_tag(conn: AsyncConnection, id_tag: str) -> bool:
 
 
 async def tags(
-    conn: AsyncConnection, vehicle_id: str | None, limit: int, start: Key | None
+    conn: AsyncConnection,
+    vehicles: Collection[str] | None,
+    limit: int,
+    start: Key | None,
+    kind: str | None = None,
 ) -> list[Any]:
+    """A page of tags by id (of those vehicles, when given)."""
     t = charging_id_tags.c
     query = select(charging_id_tags).order_by(t.id_tag)
-    if vehicle_id is not None:
-        query = query.where(t.vehicle_id == vehicle_id)
+    if vehicles is not None:
+        query = query.where(t.vehicle_id.in_(sorted(vehicles)))
+    if kind is not None:
+        query = query.where(t.kind == kind)
     if start is not None:
         query = query.where(t.id_tag > start[0])
     return await _page(conn, query, limit)
+
+
+async def site_tags(conn: AsyncConnection, site_id: str, now: datetime) -> list[Any]:
+    """What the site must accept: every RFID card (a blocked one as blocked) and the
+    site's app tokens not yet expired."""
+    t = charging_id_tags.c
+    query = (
+        select(charging_id_tags)
+        .where(
+            (t.kind == "rfid") | ((t.kind == "app") & (t.site_id == site_id) & (t.expires_at > now))
+        )
+        .order_by(t.id_tag)
+    )
+    return list((await conn.execute(query)).all())
+
+
+async def vehicle_driver(conn: AsyncConnection, vehicle_id: str) -> str | None:
+    """The driver of the vehicle's latest RFID card that names one."""
+    t = charging_id_tags.c
+    query = (
+        select(t.driver_id)
+        .where(t.vehicle_id == vehicle_id, t.kind == "rfid", t.driver_id.is_not(None))
+        .order_by(t.created_at.desc())
+        .limit(1)
+    )
+    driver = (await conn.execute(query)).scalar_one_or_none()
+    return None if driver is None else str(driver)
+
+
+async def record_tag_change(conn: AsyncConnection, id_tag: str, change: str, now: datetime) -> int:
+    """Log a change of the cards (``"*"``, ``"full"``: a full list sent); its id is the
+    version of the list that holds it."""
+    result = await conn.execute(
+        charging_id_tag_changes.insert().values(id_tag=id_tag, change=change, at=now)
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+async def add_site(conn: AsyncConnection, site_id: str, now: datetime) -> bool:
+    """Remember the site; False when it was known."""
+    result = await conn.execute(
+        insert_ignore(conn.dialect.name, charging_sites, ["site_id"]).values(
+            site_id=site_id, first_seen_at=now
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def known_sites(conn: AsyncConnection) -> list[str]:
+    query = select(charging_sites.c.site_id).order_by(charging_sites.c.site_id)
+    return [str(site) for site in (await conn.execute(query)).scalars()]

@@ -50,6 +50,7 @@ charging_sessions = Table(
     Column("charging_ended_at", UTCDateTime(), nullable=True),
     Column("reason", String(64), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("driver_id", String(64), nullable=True),
     Index("ix_charging_sessions_vehicle", "vehicle_id", "status"),
     Index("ix_charging_sessions_charger", "site_id", "charger_id", "status"),
     Index("ix_charging_sessions_site_started", "site_id", "started_at"),
@@ -68,6 +69,7 @@ charging_history = Table(
     Column("energy_wh", Integer, nullable=True),
     Column("cost", Text, nullable=True),
     Column("data", Text, nullable=False, server_default="{}"),
+    Column("driver_id", String(64), nullable=True),
     Index("ix_charging_history_vehicle", "vehicle_id", "at"),
 )
 
@@ -102,17 +104,48 @@ charging_commands = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # why the charge failed (a site's charging.failed naming the command): code and reason
+    Column("failure_code", String(32), nullable=True),
+    Column("failure_reason", String(256), nullable=True),
     Index("ix_charging_commands_vehicle", "vehicle_id", "status"),
     Index("ix_charging_commands_tag", "site_id", "charger_id", "id_tag"),
 )
 
-# id tags (RFID cards, app tokens) registered to a vehicle by an operator: a session
-# started with one of them belongs to that vehicle
+# id tokens a site accepts, each for one vehicle (and its driver, where known): RFID cards
+# registered by operators and drivers, and the per-session app tokens central makes for a
+# remote start (kind "app", valid until expires_at, for one site). A session started with
+# one of them belongs to that vehicle and driver.
 charging_id_tags = Table(
     "charging_id_tags",
     metadata,
     Column("id_tag", String(64), primary_key=True),
     Column("vehicle_id", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("driver_id", String(64), nullable=True),
+    Column("kind", String(8), nullable=False, server_default="rfid"),
+    Column("status", String(16), nullable=False, server_default="Accepted"),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("site_id", String(64), nullable=True),  # an app token's site
     Index("ix_charging_id_tags_vehicle", "vehicle_id"),
+    Index("ix_charging_id_tags_kind", "kind", "expires_at"),
+)
+
+# every change to the RFID cards, in order: its id is the version of the id tag list the
+# sites are sent (a version only grows)
+charging_id_tag_changes = Table(
+    "charging_id_tag_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id_tag", String(64), nullable=False),
+    Column("change", String(16), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+# the sites charging has seen an event from since it pushes id tags: each got the full
+# list once, then every change
+charging_sites = Table(
+    "charging_sites",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
 )

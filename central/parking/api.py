@@ -192,7 +192,7 @@ def make_router(ctx: ServiceContext, bookings: Bookings) -> APIRouter:
     async def reserve(body: ReserveRequest, principal: Principal = anyone) -> Reservation:
         check_vehicle(principal, body.vehicle_id)
         async with _answering():
-            booked = await bookings.reserve(body)
+            booked = await bookings.reserve(body, principal.user_id)
         site = await presence(ctx.cache, body.site_id)
         booked.site_online = site.online
         if not site.online:

@@ -45,9 +45,11 @@ class Bookings:
         for hours), and at least ``command_ttl_s``."""
         return max(float(self._ctx.settings.command_ttl_s), (ends_at - now).total_seconds())
 
-    async def reserve(self, body: ReserveRequest) -> Reservation:
-        """Book a slot; :class:`KeyError` for a site without slots, a
-        :class:`~central.parking.reservations.ReservationError` when the rules say no."""
+    async def reserve(self, body: ReserveRequest, driver_id: str | None = None) -> Reservation:
+        """Book a slot for ``driver_id`` (the caller; None for an operator); the site is
+        told the driver with the reservation. :class:`KeyError` for a site without
+        slots, a :class:`~central.parking.reservations.ReservationError` when the rules
+        say no."""
         now = self._ctx.clock()
         starts_at, ends_at = _window(body, now)
         rules.check_window(starts_at, ends_at, now, self._ctx.settings.max_reservation_hours)
@@ -66,6 +68,7 @@ class Bookings:
                 "reservation_id": reservation_id,
                 "slot_id": None,
                 "vehicle_id": body.vehicle_id,
+                "driver_id": driver_id,
                 # the tag an EV slot's charger is reserved for (OCPP 1.6 holds 20 characters)
                 "id_tag": body.vehicle_id[:20],
                 "starts_at": starts_at.isoformat(),

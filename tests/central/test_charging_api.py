@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from common.timestamps import format_timestamp
 from tests.central.conftest import Central, FakeClock, cloud_event
 
 RATES = {
@@ -60,8 +62,13 @@ async def make_site(central: Central, site_id: str = "south") -> Site:
     return Site(central, site_id, await central.auth("site", site_id))
 
 
-async def test_start_is_a_pending_command_until_the_site_answers(central: Central) -> None:
-    driver = await central.auth("driver", vehicles=("ev-1",))
+APP_TOKEN = re.compile(r"^A[A-Z2-7]{19}$")
+
+
+async def test_start_is_a_pending_command_until_the_site_answers(
+    central: Central, clock: FakeClock
+) -> None:
+    driver = await central.auth("driver", user="ann", vehicles=("ev-1",))
     site = await make_site(central)
     r = await central.client.post(
         "/charging/start",
@@ -75,17 +82,27 @@ async def test_start_is_a_pending_command_until_the_site_answers(central: Centra
     (command,) = await site.commands()
     assert command["id"] == started["command_id"]
     assert command["type"] == "remote_start"
-    assert command["payload"] == {"charger_id": "CP1", "id_tag": "ev-1", "vehicle_id": "ev-1"}
+    # a per-session app token for the vehicle and its driver, valid ten minutes
+    token = command["payload"]["id_tag"]
+    assert APP_TOKEN.match(token), token
+    assert command["payload"] == {
+        "charger_id": "CP1",
+        "id_tag": token,
+        "vehicle_id": "ev-1",
+        "driver_id": "ann",
+        "token_expires_at": format_timestamp(clock() + timedelta(minutes=10)),
+    }
     r = await central.client.post(f"/sync/v1/commands/{command['id']}/ack", headers=site.headers)
     assert r.status_code == 204
     assert await site.commands() == []  # acknowledged: not delivered again
 
-    await site.answer(command, "accepted", transaction_id=17)
+    # the site answers once the session has begun with the token
+    await site.answer(command, "accepted", session_id="s-17", transaction_id=17)
     await central.settle()
     r = await central.client.get(f"/charging/commands/{command['id']}", headers=driver)
     assert r.status_code == 200
     assert r.json()["status"] == "accepted"
-    assert r.json()["result"] == {"transaction_id": 17}
+    assert r.json()["result"] == {"session_id": "s-17", "transaction_id": 17}
 
 
 async def test_start_waits_for_the_chargers_answer(central: Central) -> None:
@@ -100,7 +117,7 @@ async def test_start_waits_for_the_chargers_answer(central: Central) -> None:
     r = await central.client.post(
         "/charging/start",
         params={"wait": 10},
-        json={"site_id": "south", "charger_id": "CP1", "vehicle_id": "ev-2", "id_tag": "TAG-2"},
+        json={"site_id": "south", "charger_id": "CP1", "vehicle_id": "ev-2"},
         headers=driver,
     )
     await edge_task
@@ -126,7 +143,7 @@ async def test_unanswered_commands_expire(central: Central, clock: FakeClock) ->
 
 async def test_session_energy_cost_history_and_stop(central: Central, clock: FakeClock) -> None:
     operator = await central.auth("operator")
-    driver = await central.auth("driver", vehicles=("ev-4",))
+    driver = await central.auth("driver", user="dee", vehicles=("ev-4",))
     site = await make_site(central)
     r = await central.client.put("/charging/rates/south", json=RATES, headers=operator)
     assert r.status_code == 200, r.text
@@ -142,7 +159,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
     commands = await site.commands()
     start_cmd = next(c for c in commands if c["type"] == "remote_start")
     assert any(c["type"] == "update_rates" for c in commands)
-    await site.answer(start_cmd, "accepted")
+    token = start_cmd["payload"]["id_tag"]
     t0 = clock()
     await site.send(
         "charging.started",
@@ -151,12 +168,13 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
             "charger_id": "CP1",
             "evse_id": 1,
             "connector_id": 1,
-            "id_tag": "ev-4",
+            "id_tag": token,
             "transaction_id": 5,
             "meter_start_wh": 1000,
             "started_at": t0.isoformat(),
         },
     )
+    await site.answer(start_cmd, "accepted", session_id="s-1")
     await site.send(
         "charging.progress",
         {
@@ -180,6 +198,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
     status = (await central.client.get("/charging/status/ev-4", headers=driver)).json()
     assert status["charging"] is True
     assert status["session"]["energy_wh"] == 10000
+    assert status["session"]["driver_id"] == "dee"
     assert Decimal(status["session"]["cost"]["idle"]) == Decimal("2.00")  # 30 min - 10 grace
 
     r = await central.client.post("/charging/stop", json={"vehicle_id": "ev-4"}, headers=driver)
@@ -194,7 +213,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
             "session_id": "s-1",
             "charger_id": "CP1",
             "evse_id": 1,
-            "id_tag": "ev-4",
+            "id_tag": token,
             "transaction_id": 5,
             "energy_wh": 10000,
             "started_at": t0.isoformat(),
@@ -206,7 +225,7 @@ async def test_session_energy_cost_history_and_stop(central: Central, clock: Fak
     await central.settle()
     history = (await central.client.get("/charging/history/ev-4", headers=driver)).json()
     (session,) = history["items"]
-    assert session["status"] == "completed"
+    assert (session["status"], session["driver_id"]) == ("completed", "dee")
     cost = {
         k: Decimal(v) for k, v in session["cost"].items() if k not in ("currency", "idle_minutes")
     }

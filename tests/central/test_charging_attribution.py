@@ -125,19 +125,28 @@ async def test_a_registered_tag_names_its_vehicle_and_no_one_else_may_use_it(
         "/charging/id-tags/CARD-B", json={"vehicle_id": "car-a"}, headers=operator
     )
     assert r.status_code == 409
+    # a driver registers cards for its own vehicles only, and never takes another's card
     assert (
         await central.client.put(
-            "/charging/id-tags/CARD-X", json={"vehicle_id": "car-a"}, headers=alice
+            "/charging/id-tags/CARD-X", json={"vehicle_id": "car-b"}, headers=alice
         )
     ).status_code == 403
-    # alice cannot remote-start with bob's card to have his sessions named hers
+    r = await central.client.put(
+        "/charging/id-tags/CARD-B", json={"vehicle_id": "car-a"}, headers=alice
+    )
+    assert r.status_code == 409
+    assert "another vehicle" in r.json()["detail"]
+    # alice cannot remote-start with bob's card to have his sessions named hers: the
+    # tag she names is not used, the start carries a token of its own
     r = await central.client.post(
         "/charging/start",
         json={"site_id": "south", "charger_id": "CP2", "vehicle_id": "car-a", "id_tag": "CARD-B"},
         headers=alice,
     )
-    assert r.status_code == 403
-    assert "another vehicle" in r.json()["detail"]
+    assert r.status_code == 202
+    await central.settle()
+    (start,) = [c for c in await site.commands() if c["id"] == r.json()["command_id"]]
+    assert start["payload"]["id_tag"] not in ("CARD-B", "car-a")
 
     at = clock()
     await site.send("charging.started", _started("card-1", "CP2", "CARD-B", at))
@@ -165,13 +174,14 @@ async def test_events_arriving_late_after_an_outage_are_attributed_the_same(
     command_id = r.json()["command_id"]
     await central.settle()
     (start,) = [c for c in await site.commands() if c["id"] == command_id]
+    token = start["payload"]["id_tag"]
     t0 = clock()
     # the uplink goes down; what happened at the site arrives two hours later in one
     # batch: a stranger's card first, alice's remote-started session, then the result
     clock.advance(timedelta(hours=2))
     happened = [
         ("charging.started", _started("rfid-9", "CP1", "STRANGER", t0 + timedelta(minutes=1), 2)),
-        ("charging.started", _started("remote-9", "CP1", "car-a", t0 + timedelta(minutes=2))),
+        ("charging.started", _started("remote-9", "CP1", token, t0 + timedelta(minutes=2))),
         (
             "command.result",
             {"command_id": command_id, "command_type": "remote_start", "status": "accepted"},
@@ -180,7 +190,7 @@ async def test_events_arriving_late_after_an_outage_are_attributed_the_same(
             "charging.completed",
             _completed("rfid-9", "CP1", "STRANGER", t0 + timedelta(minutes=1), 2),
         ),
-        ("charging.completed", _completed("remote-9", "CP1", "car-a", t0 + timedelta(minutes=2))),
+        ("charging.completed", _completed("remote-9", "CP1", token, t0 + timedelta(minutes=2))),
     ]
     batch = []
     for type_, data in happened:
@@ -195,13 +205,12 @@ async def test_events_arriving_late_after_an_outage_are_attributed_the_same(
         ("rfid-9", None),
         ("remote-9", "car-a"),
     }
-    assert start["payload"]["id_tag"] == "car-a"
 
     # a day later the same tag on that charger without a new remote start is no one's:
-    # the command had long expired
+    # the token and the command had long expired
     clock.advance(timedelta(days=1))
     later = clock()
-    await site.send("charging.started", _started("late-1", "CP1", "car-a", later))
+    await site.send("charging.started", _started("late-1", "CP1", token, later))
     await central.settle()
     (late,) = await _listed(central, operator, charger_id="CP1", status="active")
     assert (late["session_id"], late["vehicle_id"]) == ("late-1", None)
