@@ -281,3 +281,18 @@ async def test_bad_input_is_a_clear_4xx(central: Central) -> None:
     # a driver may not configure lots
     r = await central.client.put("/parking/lots/north", json=LOT, headers=driver)
     assert r.status_code == 403
+
+
+async def test_the_reserve_command_names_the_driver(central: Central) -> None:
+    await setup_lot(central)
+    ann = await central.auth("driver", user="ann", vehicles=("car-a",))
+    operator = await central.auth("operator")
+    site_key = await central.auth("site", "north")
+    mine = (await reserve(central, ann, vehicle_id="car-a", slot_type="ev")).json()
+    theirs = (await reserve(central, operator, vehicle_id="car-b", slot_type="standard")).json()
+    commands = (await central.client.get("/sync/v1/commands", headers=site_key)).json()
+    drivers = {
+        c["payload"]["reservation_id"]: c["payload"]["driver_id"] for c in commands["commands"]
+    }
+    # the caller's user; an operator booking for a vehicle is no driver
+    assert drivers == {mine["id"]: "ann", theirs["id"]: None}
