@@ -1,7 +1,7 @@
 """The demo's driver: set up as an operator and a driver app would, then visiting the site.
 
 Before the site runs, central is given what a real installation is given: the demo site's
-rates (``PUT /charging/rates/{site}``, so sessions are priced and revenue is booked), and
+lot (its slots, so they can be reserved), its rates (``PUT /charging/rates/{site}``, so sessions are priced and revenue is booked), and
 the demo driver's notification preferences with an email address (delivered to the demo's
 mail sink, :mod:`evpark.mail_sink`) and a registered card. Then the driver comes back now
 and then to its own bay (:data:`evpark.demo_site.DRIVER_SLOT`): it reserves the slot from
@@ -24,7 +24,7 @@ from typing import Any, Final
 import httpx
 import structlog
 
-from evpark.demo_site import DRIVER_CHARGER, DRIVER_SLOT, SITE_ID
+from evpark.demo_site import DRIVER_CHARGER, DRIVER_SLOT, SITE_ID, lot_config
 from sim.charger import SimCharger
 from sim.sensors import SensorField
 
@@ -78,6 +78,10 @@ async def set_up_site_and_driver(
     """Rates for the demo site; the demo driver's preferences and card. A step central
     refuses is shown and the demo goes on without it (the rest still runs)."""
     steps = (
+        (
+            "the demo site's lot",
+            _call(client, "PUT", f"/parking/lots/{SITE_ID}", keys.operator, lot_config()),
+        ),
         (
             "the demo site's rates",
             _call(client, "PUT", f"/charging/rates/{SITE_ID}", keys.operator, DEMO_RATES),

@@ -37,6 +37,36 @@ DRIVER_CHARGER: Final = "CP-3"
 
 
 @dataclass(frozen=True)
+class DemoSlot:
+    id: str
+    type: str
+    sensor: str
+    charger: str | None = None
+
+
+# the site's slots, as its site file and central's lot configuration both name them
+SLOTS: Final = (
+    DemoSlot("A1", "ev", "S-A1", "CP-1"),
+    DemoSlot("A2", "ev", "S-A2", "CP-2"),
+    DemoSlot(DRIVER_SLOT, "ev", DRIVER_SENSOR, DRIVER_CHARGER),
+    DemoSlot("B1", "standard", "S-B1"),
+    DemoSlot("B2", "standard", "S-B2"),
+    DemoSlot("B3", "accessible", "S-B3"),
+)
+
+
+def lot_config() -> dict[str, object]:
+    """The site's lot for central (``PUT /parking/lots/{site}``): what may be reserved."""
+    return {
+        "name": "evpark demo car park",
+        "slots": [
+            {"slot_id": slot.id, "slot_type": slot.type, "charger_id": slot.charger}
+            for slot in SLOTS
+        ],
+    }
+
+
+@dataclass(frozen=True)
 class DemoPorts:
     ocpp: int
     http: int
@@ -71,6 +101,11 @@ def site_config(ports: DemoPorts, data_dir: Path) -> str:
         for cid, version, password in NAMED_CHARGERS
     )
     tags = ", ".join(f'"{tag}"' for tag in ID_TAGS)
+    slots = "\n".join(
+        f'[[slots]]\nid = "{slot.id}"\ntype = "{slot.type}"\nsensor = "{slot.sensor}"\n'
+        + (f'charger = "{slot.charger}"\nevse = 1\n' if slot.charger else "")
+        for slot in SLOTS
+    )
     return f"""# written by `evpark demo`
 [site]
 id = "{SITE_ID}"
@@ -110,41 +145,7 @@ data_dir = "{data_dir.as_posix()}"
 id_tags = [{tags}]
 
 {chargers}
-[[slots]]
-id = "A1"
-type = "ev"
-sensor = "S-A1"
-charger = "CP-1"
-evse = 1
-
-[[slots]]
-id = "A2"
-type = "ev"
-sensor = "S-A2"
-charger = "CP-2"
-evse = 1
-
-[[slots]]
-id = "{DRIVER_SLOT}"
-type = "ev"
-sensor = "{DRIVER_SENSOR}"
-charger = "{DRIVER_CHARGER}"
-evse = 1
-label = "the demo driver's bay"
-
-[[slots]]
-id = "B1"
-sensor = "S-B1"
-
-[[slots]]
-id = "B2"
-sensor = "S-B2"
-
-[[slots]]
-id = "B3"
-type = "accessible"
-sensor = "S-B3"
-"""
+{slots}"""
 
 
 def demo_chargers(url: str, extra_per_version: int) -> list[SimChargerConfig]:
