@@ -16,7 +16,7 @@ from common.timestamps import format_timestamp
 from contract.events import ChargingStarted, Data, ParkingOccupied
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, SessionId
-from edge.core.model import Session, SessionStatus
+from edge.core.model import Session, SessionStatus, Subject
 from edge.core.paging import encode_cursor
 from edge.daemon import EdgeDaemon
 from edge.storage import site_sql as repo
@@ -29,6 +29,8 @@ from tests.ocpp_flows import flow_for
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 CHARGERS_CURSOR = encode_cursor("chargers", ("CP-1",))
+
+NOBODY = Subject().fields()  # the subject of events no driver is behind
 
 
 async def all_pages(api: httpx.AsyncClient, path: str, **params: Any) -> list[list[Any]]:
@@ -161,9 +163,9 @@ async def test_site_events_visits_and_slots_page(
         unit = Unit()
         for n in range(120):
             data: Data = (
-                ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0)
+                ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0, **NOBODY)
                 if n % 2
-                else ParkingOccupied(slot_id="P1", visit_id=f"V-{n}")
+                else ParkingOccupied(slot_id="P1", visit_id=f"V-{n}", **NOBODY)
             )
             repo.add_outbox_event(unit, data, f"X-{n}", T0 + timedelta(seconds=n))
         for n in range(7):
@@ -194,7 +196,7 @@ async def test_the_ui_history_pages_link_to_older_ones(edge: EdgeDaemon) -> None
     await add_sessions(edge, 60)
     unit = Unit()
     for n in range(30):
-        started = ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0)
+        started = ChargingStarted(session_id=f"S-{n}", charger_id="CP-1", started_at=T0, **NOBODY)
         repo.add_outbox_event(unit, started, f"X-{n}", T0)
     await edge.store.write(unit)
     await add_users(edge)
