@@ -338,6 +338,16 @@ async def test_a_drivers_journey_is_told_exactly_and_a_refused_card_only_fails(
             201,
         )
         assert reservation["slot_id"] == "A1"
+
+        async def confirmed() -> bool:
+            answer = await _ok(
+                await api.get(f"/parking/reservations/{reservation['id']}", headers=site.alice)
+            )
+            assert answer["status"] in ("booked", "confirmed"), answer
+            return answer["status"] == "confirmed"
+
+        # she arrives once the site holds the slot (its charger reserved for her)
+        await eventually(confirmed, "the site confirms Alice's reservation", WITHIN)
         await sensors.arrive("A1")
         await alice_cp.plug_in(1)
         started = await _command_outcome(
