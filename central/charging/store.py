@@ -134,8 +134,10 @@ async def record_failure(
     now: datetime,
 ) -> None:
     """The site says the command's charge failed: its code and reason are kept, and a
-    command still pending is failed (a charger's own answer, already held, stays)."""
+    command still pending is rejected (the charger refused it) or failed (a charger's
+    own answer, already held, stays)."""
     c = charging_commands.c
+    status = "rejected" if code == "RemoteStartRejected" else "failed"
     await conn.execute(
         update(charging_commands)
         .where(c.id == command_id, c.site_id == site_id)
@@ -144,7 +146,7 @@ async def record_failure(
     await conn.execute(
         update(charging_commands)
         .where(c.id == command_id, c.site_id == site_id, c.status == "pending")
-        .values(status="failed", detail=reason[:256])
+        .values(status=status, detail=reason[:256])
     )
 
 

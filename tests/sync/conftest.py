@@ -94,22 +94,30 @@ class CentralServer:
         self._server = self._task = None
 
     async def make_key(
-        self, scope: str, site: str | None = None, vehicles: tuple[str, ...] = ()
+        self,
+        scope: str,
+        site: str | None = None,
+        vehicles: tuple[str, ...] = (),
+        user: str = "driver",
     ) -> str:
-        """A driver key belongs to a user ("driver") and sees only ``vehicles``."""
-        user = "driver" if scope == "driver" else None
+        """A driver key belongs to a user (``user``) and sees only ``vehicles``."""
+        user_id = user if scope == "driver" else None
         engine = create_engine(self.settings.database_url_for("gateway"))
         try:
             return await KeyStore(engine, lambda: datetime.now(UTC)).create(
-                scope, site, user_id=user, vehicle_ids=vehicles
+                scope, site, user_id=user_id, vehicle_ids=vehicles
             )
         finally:
             await engine.dispose()
 
     async def auth(
-        self, scope: str, site: str | None = None, vehicles: tuple[str, ...] = ()
+        self,
+        scope: str,
+        site: str | None = None,
+        vehicles: tuple[str, ...] = (),
+        user: str = "driver",
     ) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.make_key(scope, site, vehicles)}"}
+        return {"Authorization": f"Bearer {await self.make_key(scope, site, vehicles, user)}"}
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=20)

@@ -36,6 +36,14 @@ async def post(
     return reply.status_code, reply.json()
 
 
+async def put(
+    central: CentralServer, path: str, headers: dict[str, str], **body: Any
+) -> tuple[int, dict[str, Any]]:
+    async with central.client() as client:
+        reply = await client.put(path, headers=headers, json=body)
+    return reply.status_code, reply.json()
+
+
 async def get(central: CentralServer, path: str, headers: dict[str, str], **kwargs: Any) -> Any:
     async with central.client() as client:
         reply = await client.get(path, headers=headers, **kwargs)
@@ -69,15 +77,16 @@ async def test_start_and_stop_charging_from_central(site: SiteRig) -> None:
     assert site.cp201 is not None
     driver = await central.auth("driver", vehicles=("EV-7",))
     await site.cp201.plug_in(1)
+    # accepted only once the session has begun with the start's app token
     code, body = await post(
         central,
         "/charging/start",
         driver,
-        params={"wait": 5},
-        json={"site_id": SITE, "charger_id": "CP-201", "vehicle_id": "EV-7", "id_tag": "TAG-OK"},
+        params={"wait": 20},
+        json={"site_id": SITE, "charger_id": "CP-201", "vehicle_id": "EV-7"},
     )
     assert (code, body["status"], body["site_online"]) == (200, "accepted", True), body
-    assert body["result"]["charger_status"] == "Accepted"
+    session_id = body["result"]["session_id"]
 
     async def charging() -> bool:
         status = await get(central, "/charging/status/EV-7", driver)
@@ -90,7 +99,11 @@ async def test_start_and_stop_charging_from_central(site: SiteRig) -> None:
     await eventually(charging, "central shows EV-7 charging on the simulated charger")
 
     status = await get(central, "/charging/status/EV-7", driver)
-    assert (status["session"]["charger_id"], status["session"]["site_id"]) == ("CP-201", SITE)
+    session = status["session"]
+    assert (session["session_id"], session["charger_id"], session["site_id"]) == (
+        session_id, "CP-201", SITE,
+    )  # fmt: skip
+    assert session["driver_id"] == "driver"
 
     code, body = await post(
         central, "/charging/stop", driver, params={"wait": 5}, json={"vehicle_id": "EV-7"}
@@ -116,7 +129,8 @@ async def test_reservations_are_confirmed_or_rejected_by_the_site(site: SiteRig)
     central = site.central
     assert site.cp16 is not None
     assert site.sensors is not None
-    driver = await central.auth("driver", vehicles=("EV-RES", "EV-OTHER", "CAR-9"))
+    driver = await central.auth("driver", vehicles=("EV-RES", "CAR-9"))
+    other = await central.auth("driver", vehicles=("EV-OTHER",), user="other-driver")
     code, booked = await post(
         central,
         "/parking/reserve",
@@ -137,15 +151,23 @@ async def test_reservations_are_confirmed_or_rejected_by_the_site(site: SiteRig)
         slot = (await api.get("/api/slots/E1")).json()
     assert slot["state"] == "reserved"
 
-    # the reserved charger refuses another driver's remote start: the charger's own answer
+    # the reserved charger refuses another driver's remote start: the charger's own
+    # answer, and the driver's status says why
     code, body = await post(
         central,
         "/charging/start",
-        driver,
+        other,
         params={"wait": 5},
-        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-OTHER", "id_tag": "TAG-2"},
+        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-OTHER"},
     )
     assert (code, body["status"]) == (200, "rejected"), body
+
+    async def told_why() -> bool:
+        status = await get(central, "/charging/status/EV-OTHER", other)
+        failure = status["last_failure"]
+        return failure is not None and failure["code"] == "RemoteStartRejected"
+
+    await eventually(told_why, "the driver's status shows the refused start")
 
     # a slot taken at the site: central books it for later, the site refuses it
     await site.sensors.arrive("S1")
@@ -245,7 +267,7 @@ async def test_site_down_central_answers_at_once_and_keeps_sites_apart(site: Sit
         "/charging/start",
         driver,
         params={"wait": 30},
-        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-9", "id_tag": "TAG-OK"},
+        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-9"},
     )
     assert (code, body["status"], body["site_online"]) == (202, "pending", False), body
     assert "offline" in body["detail"]
@@ -292,9 +314,40 @@ async def test_an_expired_command_is_answered_expired(site: SiteRig) -> None:
         "/charging/start",
         driver,
         params={"wait": 5},
-        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-X", "id_tag": "TAG-OK"},
+        json={"site_id": SITE, "charger_id": "CP-16", "vehicle_id": "EV-X"},
     )
     assert (code, body["status"]) == (200, "expired"), body
     assert "expired" in body["detail"]
     assert site.cp16 is not None
     assert not any(e.action == "RemoteStartTransaction" for e in site.cp16.received)
+
+
+async def test_a_drivers_card_reaches_the_site_and_names_its_sessions(site: SiteRig) -> None:
+    central = site.central
+    assert site.cp16 is not None
+    driver = await central.auth("driver", vehicles=("EV-CARD",), user="carla")
+
+    async def known() -> bool:
+        # the site's chargers have reported: charging knows the site
+        stations = await get(central, "/charging/stations", driver, params={"site_id": SITE})
+        return bool(stations["items"])
+
+    await eventually(known, "central's charging service knows the site")
+    code, tag = await put(central, "/charging/id-tags/CARLA-CARD", driver, vehicle_id="EV-CARD")
+    assert (code, tag["driver_id"]) == (200, "carla"), tag
+    local_list = await site.cp16.wait_for_command("SendLocalList")
+    assert {e["idTag"] for e in local_list.payload["localAuthorizationList"]} == {"CARLA-CARD"}
+
+    # at the charger the card is accepted, and its session is carla's
+    await site.cp16.plug_in(1)
+    assert await site.cp16.authorize("CARLA-CARD") == "Accepted"
+    await site.cp16.start(1, "CARLA-CARD")
+    await site.cp16.send_meter_values(1, n=2)
+    await site.cp16.stop(1, "Local")
+
+    async def in_history() -> bool:
+        history = await get(central, "/charging/history/EV-CARD", driver)
+        return [(s["status"], s["driver_id"]) for s in history["items"]] == [("completed", "carla")]
+
+    await eventually(in_history, "the card's session is in carla's history")
+    await assert_central_holds_the_outbox(site)
