@@ -116,6 +116,7 @@ class CloudCommandRunner:
             case "cancel_reservation":
                 return await self._cancel(payload, unit)
             case "remote_start":
+                await self._release_charger_hold(payload)
                 return await self.remote_start.run(command.id, payload, unit)
             case "remote_stop":
                 return await self._remote_stop(payload)
@@ -129,6 +130,29 @@ class CloudCommandRunner:
         raise Rejected(f"unknown command type {command.type!r}")
 
     # --- reservations --------------------------------------------------------------------
+
+    async def _release_charger_hold(self, payload: dict[str, Any]) -> None:
+        """A charger holding its connector for a reservation refuses a start with any other
+        tag, the app token included. When the remote start is for the reservation's own
+        vehicle or driver, the charger lets go of it first (the site keeps the slot)."""
+        assert self.slots.model is not None
+        charger_id = ChargerId(str(payload.get("charger_id") or ""))
+        wanted = {payload.get("vehicle_id"), payload.get("driver_id")} - {None, ""}
+        for reservation_id in self.slots.model.reservations_at(charger_id):
+            held = self.slots.reservation_subject(reservation_id)
+            if not wanted & {held.vehicle_id, held.driver_id}:
+                continue
+            with contextlib.suppress(ChargerOffline, CommandTimeout, CallFailed):
+                await send_command(
+                    self.server,
+                    charger_id,
+                    cmd.CancelReservation(ocpp_reservation_id(reservation_id)),
+                )
+            log.info(
+                "sync.reservation.released_for_start",
+                charger=charger_id,
+                reservation=reservation_id,
+            )
 
     def _pick_slot(self, payload: dict[str, Any], reservation_id: str) -> SlotId:
         assert self.slots.model is not None
@@ -202,7 +226,7 @@ class CloudCommandRunner:
             (v for v in self.slots.model.views() if v.reservation_id == reservation_id), None
         )
         if view is None:
-            raise Rejected(f"no reservation {reservation_id!r} on this site")
+            return self._release_used(reservation_id, unit)
         if view.charger_id is not None:
             # an offline charger's own reservation expires on its own
             with contextlib.suppress(ChargerOffline):
@@ -219,6 +243,23 @@ class CloudCommandRunner:
         )  # fmt: skip
         repo.add_outbox_event(unit, released, view.slot_id, self.clock())
         return "accepted", "", data_json(released)
+
+    def _release_used(
+        self, reservation_id: str, unit: Unit
+    ) -> tuple[CommandStatus, str, dict[str, Any]]:
+        """The driver ends a reservation while its vehicle is still in the slot: the visit
+        goes on, the reservation is over (and its driver told, as for a cancelled one)."""
+        assert self.slots.model is not None
+        slot_id = self.slots.model.slot_in_use_by(reservation_id)
+        if slot_id is None:
+            raise Rejected(f"no reservation {reservation_id!r} on this site")
+        subject = self.slots.reservation_subject(reservation_id)
+        released = ParkingReleased(
+            slot_id=slot_id, reservation_id=reservation_id, reason="released",
+            **subject.fields(),
+        )  # fmt: skip
+        repo.add_outbox_event(unit, released, slot_id, self.clock())
+        return "accepted", "the vehicle is still in the slot", data_json(released)
 
     # --- charging ------------------------------------------------------------------------
 

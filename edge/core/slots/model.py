@@ -231,6 +231,26 @@ class SlotModel:
     def view(self, slot_id: SlotId) -> SlotView:
         return slot_view(self.state, slot_id)
 
+    def slot_in_use_by(self, reservation_id: str) -> SlotId | None:
+        """The slot whose current visit came with ``reservation_id`` (the vehicle is there)."""
+        for slot_id, rec in self.state.slots.items():
+            if rec.visit is not None and rec.visit.reservation_id == reservation_id:
+                return slot_id
+        return None
+
+    def reservations_at(self, charger_id: ChargerId) -> list[ReservationId]:
+        """The reservations held at a charger's slots: waiting for their vehicle, or used by
+        the visit now in the slot (the charger may still hold its connector for them)."""
+        found: list[ReservationId] = []
+        for rec in self.state.slots.values():
+            if rec.spec.charger_id != charger_id:
+                continue
+            if rec.reservation is not None:
+                found.append(rec.reservation.reservation_id)
+            if rec.visit is not None and rec.visit.reservation_id is not None:
+                found.append(rec.visit.reservation_id)
+        return found
+
     def views(self) -> list[SlotView]:
         return slot_views(self.state)
 
