@@ -76,12 +76,17 @@ class Command(BaseModel):
     """A command from central to one site, delivered until acknowledged or expired.
 
     ``payload`` by type:
-    * reserve: {reservation_id, slot_id?, slot_type?, vehicle_id, id_tag?, starts_at, ends_at}
+    * reserve: {reservation_id, slot_id?, slot_type?, vehicle_id, driver_id?, id_tag?,
+      starts_at, ends_at}
     * cancel_reservation: {reservation_id}
-    * remote_start: {charger_id, evse_id?, id_tag, vehicle_id?}
+    * remote_start: {charger_id, evse_id?, id_tag, vehicle_id?, driver_id?, token_expires_at?}:
+      ``id_tag`` is a per-session app token the site accepts for that vehicle and driver
+      until ``token_expires_at`` (docs/drivers.md); the result is ``accepted`` only once a
+      session began with it (``result.session_id``)
     * remote_stop: {charger_id?, session_id?, transaction_id?, vehicle_id?}
     * update_rates: {rates: [...]} as central's ``GET /charging/rates`` items
-    * update_id_tags: {version, tags: [{id_tag, status, expires_at?}], full: bool}
+    * update_id_tags: {version, tags: [{id_tag, status, expires_at?, vehicle_id?, driver_id?}],
+      full: bool}: a list older than one the site applied is acknowledged and ignored
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -56,6 +56,7 @@ class Site:
         self.chargers: dict[ChargerId, Charger] = {}
         self.id_tags: dict[IdTag, repo.IdTagEntry] = {}
         self.rates: object = []  # as central last pushed them (meta ``central.rates``)
+        self.id_tags_version = 0  # the newest numbered id tag list from central applied
         self._observers: list[Observer] = []
         self.sessions = ChargingSessions(
             config, store, clock, authorize=self.authorize, id_tag_entry=self.id_tag_entry,
@@ -84,6 +85,7 @@ class Site:
         self.sessions.restore(snap.active_sessions, snap.last_numeric_transaction_id)
         self.id_tags = snap.id_tags
         self.rates = snap.rates
+        self.id_tags_version = snap.id_tags_version
         unit = Unit()
         for tag in self.config.authorization.id_tags:
             entry = self.id_tags.get(IdTag(tag))

@@ -30,6 +30,7 @@ from edge.core.model import (
 from edge.storage.sqlite import Unit
 
 RATES_KEY = "central.rates"  # meta: the rates of central's last ``update_rates``
+ID_TAGS_VERSION_KEY = "central.id_tags.version"  # meta: the newest id tag list applied
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -215,6 +216,7 @@ class Snapshot:
     id_tags: dict[IdTag, IdTagEntry] = field(default_factory=dict)
     last_numeric_transaction_id: int = 0
     rates: object = None  # the rates central last pushed (meta ``central.rates``), as sent
+    id_tags_version: int = 0  # the newest id tag list central sent that was applied
 
 
 def row_to_session(row: sqlite3.Row) -> Session:
@@ -312,6 +314,10 @@ def load_snapshot(conn: sqlite3.Connection) -> Snapshot:
     snap.last_numeric_transaction_id = int(found or 0)
     rates = conn.execute("SELECT value FROM meta WHERE key = ?", (RATES_KEY,)).fetchone()
     snap.rates = orjson.loads(rates[0]) if rates else []
+    version = conn.execute(
+        "SELECT value FROM meta WHERE key = ?", (ID_TAGS_VERSION_KEY,)
+    ).fetchone()
+    snap.id_tags_version = int(version[0]) if version and str(version[0]).isdigit() else 0
     return snap
 
 

@@ -304,8 +304,17 @@ class CloudCommandRunner:
                 _optional_id(item.get("vehicle_id")), _optional_id(item.get("driver_id")),
             )  # fmt: skip
         full = bool(payload.get("full"))
+        numbered = _central_version(payload.get("version"))
+        version = numbered or int(self.clock().timestamp())
+        if numbered is not None:
+            if numbered <= self.site.id_tags_version:
+                # two lists made at once may come in either order: an older one must not
+                # undo a newer one (a stale Accepted over a newer Blocked)
+                detail = f"list {numbered} is older than list {self.site.id_tags_version}"
+                return "accepted", detail, {"tags": 0, "version": numbered, "stale": True}
+            self.site.id_tags_version = numbered
+            set_meta(unit, repo.ID_TAGS_VERSION_KEY, str(numbered))
         count = self.site.update_id_tags(unit, entries, full)
-        version = _list_version(payload.get("version"), self.clock())
         local_list = cmd.SendLocalList(
             version,
             full,
@@ -353,10 +362,11 @@ def _optional_id(value: object) -> str | None:
     return text
 
 
-def _list_version(given: object, now: datetime) -> int:
-    """Central's list version when it gave a number; else one that only grows."""
+def _central_version(given: object) -> int | None:
+    """Central's list version, when it gave a positive number (else the site numbers the
+    list for its chargers by the clock, and does not judge its order)."""
     if isinstance(given, int) and not isinstance(given, bool) and given > 0:
         return given
     if isinstance(given, str) and given.isdigit() and int(given) > 0:
         return int(given)
-    return int(now.timestamp())
+    return None

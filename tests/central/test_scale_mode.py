@@ -151,6 +151,16 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
         )
         assert start.status_code == 202
 
+        # the charging process's remote start carries its app token: the session the site
+        # reports with it is car-1's
+        async def start_queued() -> bool:
+            r = await http.get("/sync/v1/commands", params={"wait": 5}, headers=site_a)
+            commands[:] = r.json()["commands"]
+            return any(c["type"] == "remote_start" for c in commands)
+
+        await eventually(start_queued, within=30)
+        app_token = next(c for c in commands if c["type"] == "remote_start")["payload"]["id_tag"]
+
         events = [
             (
                 "parking.reserved",
@@ -188,7 +198,7 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
                     "charger_id": "CP1",
                     "evse_id": 1,
                     "connector_id": 1,
-                    "id_tag": "car-1",
+                    "id_tag": app_token,
                     "transaction_id": 1,
                     "meter_start_wh": 0,
                     "started_at": now.isoformat(),
@@ -202,7 +212,7 @@ async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpR
                     "session_id": "sess-1",
                     "charger_id": "CP1",
                     "evse_id": 1,
-                    "id_tag": "car-1",
+                    "id_tag": app_token,
                     "transaction_id": 1,
                     "energy_wh": 12000,
                     "started_at": now.isoformat(),

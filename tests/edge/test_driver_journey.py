@@ -348,3 +348,20 @@ def test_only_a_remote_start_runs_beside_the_command_queue() -> None:
     assert CloudCommandRunner.waits_long(command("remote_start"))
     for other in ("reserve", "cancel_reservation", "remote_stop", "update_id_tags"):
         assert not CloudCommandRunner.waits_long(command(other))
+
+
+async def test_an_older_id_tag_list_never_undoes_a_newer_one(edge: EdgeDaemon) -> None:
+    """Two lists central made at once may arrive in either order."""
+
+    def listed(version: int, status: str) -> dict[str, Any]:
+        return {"version": version, "full": False,
+                "tags": [{"id_tag": "RFID-9", "status": status, "vehicle_id": "EV-9",
+                          "driver_id": "u-9"}]}  # fmt: skip
+
+    assert (await run_command(edge, "update_id_tags", listed(5, "Blocked"))).status == "accepted"
+    stale = await run_command(edge, "update_id_tags", listed(4, "Accepted"))
+    assert stale.status == "accepted"
+    assert stale.result["stale"] is True
+    assert edge.site.authorize("RFID-9").value == "Blocked"
+    assert (await run_command(edge, "update_id_tags", listed(6, "Accepted"))).status == "accepted"
+    assert edge.site.authorize("RFID-9").value == "Accepted"
