@@ -28,6 +28,7 @@ CENTRAL_SHARED = (
     "central.service",
     "central.settings",
     "central.pricing",
+    "central.published_rates",
     "central.sync.presence",  # the sites' presence, which sync publishes in the cache for all
     "common",
     "contract",

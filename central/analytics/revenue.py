@@ -14,8 +14,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from central import pricing
 from central.analytics import event_data
 from central.analytics.buckets import hour_floor
-from central.analytics.rates import BadRate, KnownRate, Rate, parse_rate, select_rate
+from central.analytics.rates import BadRate, KnownRate, parse_rate, select_rate
 from central.analytics.usage import session_energy
+from central.published_rates import PublishedRate
 from central.reported_times import DEFAULT_POLICY, ClockPolicy
 from contract.envelope import CloudEvent
 
@@ -52,7 +53,7 @@ def in_minor_units(cost: pricing.Cost, rate_id: str) -> SessionPrice:
 
 
 def price_session(
-    rate: Rate,
+    rate: PublishedRate,
     *,
     started_at: datetime,
     stopped_at: datetime,
@@ -90,7 +91,7 @@ class RevenueDelta:
         return self.energy_minor + self.time_minor + self.idle_minor + self.fee_minor
 
 
-def _inline_rate(event: CloudEvent) -> Rate | None:
+def _inline_rate(event: CloudEvent) -> PublishedRate | None:
     value = event_data.field(event, "rate")
     if value is None:
         return None

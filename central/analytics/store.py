@@ -17,7 +17,7 @@ from sqlalchemy import Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from central.analytics.rates import KnownRate, Rate
+from central.analytics.rates import KnownRate
 from central.analytics.revenue import RevenueDelta
 from central.analytics.tables import (
     event_logs,
@@ -29,6 +29,7 @@ from central.analytics.tables import (
     visits,
 )
 from central.analytics.usage import USAGE_FIELDS
+from central.published_rates import PublishedRate
 from contract.envelope import CloudEvent
 
 VEHICLE_TYPE_EVENTS = ("parking.reserved", "parking.occupied", "charging.started")
@@ -194,7 +195,12 @@ async def put_visit(
 
 
 async def add_rate(
-    conn: AsyncConnection, scope: str | None, rate: Rate, *, learnt_at: datetime, event_id: str
+    conn: AsyncConnection,
+    scope: str | None,
+    rate: PublishedRate,
+    *,
+    learnt_at: datetime,
+    event_id: str,
 ) -> None:
     """A rate learnt, for a site or for all (``scope`` None), kept as learnt."""
     await conn.execute(
@@ -212,7 +218,10 @@ async def known_rates(conn: AsyncConnection, site_id: str) -> list[KnownRate]:
     rows = await conn.execute(
         select(rates).where(rates.c.site_id.is_(None) | (rates.c.site_id == site_id))
     )
-    return [KnownRate(row.site_id, Rate.model_validate(row.rate), row.learnt_at) for row in rows]
+    return [
+        KnownRate(row.site_id, PublishedRate.model_validate(row.rate), row.learnt_at)
+        for row in rows
+    ]
 
 
 # -- queries -------------------------------------------------------------------------

@@ -11,66 +11,14 @@ has no cost here: its message says the cost is not known yet.
 
 from __future__ import annotations
 
-from datetime import datetime, time
-from decimal import Decimal
-from typing import Annotated
+from datetime import datetime
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from central import pricing
-from central.notification.model import ZoneName
+from central.published_rates import PublishedRate
 from central.reported_times import DEFAULT_POLICY, ClockPolicy, reported_amount
 from contract.events import ChargingCompleted
-
-Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=6)]
-_ENERGY = AliasChoices("energy_price_per_kwh", "energy_per_kwh", "price_per_kwh")
-_PARKING = AliasChoices("parking_price_per_hour", "time_per_hour", "price_per_hour")
-
-
-class _Window(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    start: time
-    end: time
-    energy_price_per_kwh: Money | None = Field(default=None, validation_alias=_ENERGY)
-    parking_price_per_hour: Money | None = Field(default=None, validation_alias=_PARKING)
-    days: frozenset[Annotated[int, Field(ge=0, le=6)]] = frozenset()
-
-
-class EventRate(BaseModel):
-    """A rate as a ``charging.completed`` event carries it (unknown fields ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    currency: str = Field(default="EUR", min_length=3, max_length=3)
-    energy_price_per_kwh: Money = Field(validation_alias=_ENERGY)
-    parking_price_per_hour: Money = Field(default=Decimal(0), validation_alias=_PARKING)
-    idle_fee_per_minute: Money = Decimal(0)
-    idle_grace_minutes: int = Field(default=0, ge=0)
-    idle_fee_cap: Money | None = None
-    session_fee: Money = Decimal(0)
-    timezone: ZoneName = "UTC"
-    tou_windows: tuple[_Window, ...] = Field(
-        default=(), validation_alias=AliasChoices("tou_windows", "windows", "tou")
-    )
-
-    def to_rate(self) -> pricing.Rate:
-        return pricing.Rate(
-            currency=self.currency,
-            energy_price_per_kwh=self.energy_price_per_kwh,
-            parking_price_per_hour=self.parking_price_per_hour,
-            idle_fee_per_minute=self.idle_fee_per_minute,
-            idle_grace_minutes=self.idle_grace_minutes,
-            timezone=self.timezone,
-            tou=tuple(
-                pricing.TouWindow(
-                    w.start, w.end, w.energy_price_per_kwh, w.days, w.parking_price_per_hour
-                )
-                for w in self.tou_windows
-            ),
-            session_fee=self.session_fee,
-            idle_fee_cap=self.idle_fee_cap,
-        )
 
 
 def event_rate(data: ChargingCompleted) -> pricing.Rate | None:
@@ -78,9 +26,11 @@ def event_rate(data: ChargingCompleted) -> pricing.Rate | None:
     if data.rate is None:
         return None
     try:
-        return EventRate.model_validate(data.rate).to_rate()
+        rate = PublishedRate.model_validate(data.rate)
     except ValidationError:
         return None
+    # a rate that names no energy price is no rate a driver was charged by
+    return rate.to_rate() if "energy_per_kwh" in rate.model_fields_set else None
 
 
 def session_cost(

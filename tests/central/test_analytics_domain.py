@@ -13,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from central.analytics.buckets import split_by_hour
-from central.analytics.rates import KnownRate, Rate, rates_in, select_rate
+from central.analytics.rates import KnownRate, rates_in, select_rate
 from central.analytics.reports import align, revenue_report, usage_report
 from central.analytics.revenue import UNPRICED, price_session, session_revenue
 from central.analytics.usage import merge, peak_hours, usage_deltas
+from central.published_rates import PublishedRate
 from contract.envelope import CloudEvent
 
 T0 = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # a Tuesday; Berlin is UTC+1
@@ -39,7 +40,7 @@ def iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-PEAK_RATE = Rate.model_validate(
+PEAK_RATE = PublishedRate.model_validate(
     {
         "rate_id": "peak",
         "currency": "EUR",
@@ -82,7 +83,7 @@ def test_price_session_across_a_peak_window_with_idle_fee_capped() -> None:
 
 
 def test_price_session_overnight_window_weekend_and_time_price() -> None:
-    night = Rate.model_validate(
+    night = PublishedRate.model_validate(
         {
             "energy_per_kwh": "0.40",
             "time_per_hour": "1.20",
@@ -116,9 +117,9 @@ def test_idle_within_grace_is_free_and_rates_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="before"):
         price_session(PEAK_RATE, started_at=T0, stopped_at=T0 - timedelta(1), energy_wh=1)
     with pytest.raises(ValueError, match="greater than or equal"):
-        Rate.model_validate({"energy_per_kwh": "-1"})
+        PublishedRate.model_validate({"energy_per_kwh": "-1"})
     with pytest.raises(ValueError, match="days"):
-        Rate.model_validate({"windows": [{"days": [7], "start": "01:00", "end": "02:00"}]})
+        PublishedRate.model_validate({"windows": [{"days": [7], "start": "01:00", "end": "02:00"}]})
 
 
 @given(
@@ -171,7 +172,7 @@ def test_the_charging_services_rate_shape_is_understood() -> None:
 
 def test_select_rate_prefers_named_then_site_then_latest_valid() -> None:
     def known(site: str | None, rate_id: str, since: str | None, learnt: int) -> KnownRate:
-        rate = Rate.model_validate({"rate_id": rate_id, "valid_from": since})
+        rate = PublishedRate.model_validate({"rate_id": rate_id, "valid_from": since})
         return KnownRate(site, rate, T0 + timedelta(minutes=learnt))
 
     rates = [

@@ -116,8 +116,8 @@ def test_durations_and_displayed_times_never_overflow() -> None:
         user_id="u1",
         timezone="Europe/Berlin",  # +1 h past 9999-12-31 23:59 would overflow
     )
-    assert context["stopped_at"] == "9999-12-31 23:59"
-    assert context["started_at"] == "0001-01-01 00:53"  # Berlin's local mean time then
+    assert context["stopped_at"] == "9999-12-31 23:59 UTC"  # no Berlin time then: said in UTC
+    assert context["started_at"] == "0001-01-01 00:53 LMT"  # Berlin's local mean time then
 
 
 # ---- through the real ingest ---------------------------------------------------------
