@@ -99,6 +99,7 @@ WORDS: Final[dict[str, Words]] = {
         released={
             "": "the reservation was released",
             "cancelled": "the reservation was cancelled",
+            "released": "you ended it",
             "expired": "the reservation expired unused",
             "rejected": "the site refused the reservation",
         },
@@ -124,6 +125,7 @@ WORDS: Final[dict[str, Words]] = {
         released={
             "": "die Reservierung wurde aufgehoben",
             "cancelled": "die Reservierung wurde storniert",
+            "released": "Sie haben sie beendet",
             "expired": "die Reservierung ist ungenutzt abgelaufen",
             "rejected": "der Standort hat die Reservierung abgelehnt",
         },
