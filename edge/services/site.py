@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -40,6 +40,8 @@ from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
 
+# an expired tag of central's still answers "Expired" this long, then is forgotten
+STALE_TAGS_KEPT = timedelta(days=1)
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 
@@ -280,8 +282,20 @@ class Site:
 
     async def grant_id_tag(self, id_tag: str, entry: repo.IdTagEntry) -> None:
         """One tag central granted outside its lists (a remote start's app token), stored
-        now: the charger may present it at once."""
+        now: the charger may present it at once. Tags of central's that expired a day ago
+        go at the same time, so one token per remote start does not pile up."""
         unit = Unit()
+        stale_before = self.clock() - STALE_TAGS_KEPT
+        stale = [
+            tag
+            for tag, known in self.id_tags.items()
+            if known.source == "central"
+            and known.expires_at is not None
+            and known.expires_at < stale_before
+        ]
+        for tag in stale:
+            del self.id_tags[tag]
+        repo.forget_id_tags(unit, stale)
         self.update_id_tags(unit, {IdTag(id_tag): entry}, full=False)
         await self.store.write(unit)
 

@@ -206,6 +206,11 @@ def save_id_tag(unit: Unit, id_tag: IdTag, entry: IdTagEntry) -> None:
     )
 
 
+def forget_id_tags(unit: Unit, id_tags: list[IdTag]) -> None:
+    for tag in id_tags:
+        unit.add("DELETE FROM id_tags WHERE id_tag = ?", (tag,))
+
+
 # --- loading -------------------------------------------------------------------------
 
 

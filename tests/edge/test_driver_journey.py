@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,8 +15,10 @@ import pytest
 from contract.events import ChargingCompleted, ChargingFailed, ChargingStarted
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, SlotId
+from edge.core.model import AuthorizationStatus
 from edge.core.slots.values import SlotState
 from edge.daemon import EdgeDaemon
+from edge.storage.site_sql import IdTagEntry
 from edge.storage.sync_sql import StoredCommand
 from edge.uplink.commands import CloudCommandRunner
 from ocpp_handlers.schemas import Version
@@ -365,3 +367,23 @@ async def test_an_older_id_tag_list_never_undoes_a_newer_one(edge: EdgeDaemon) -
     assert edge.site.authorize("RFID-9").value == "Blocked"
     assert (await run_command(edge, "update_id_tags", listed(6, "Accepted"))).status == "accepted"
     assert edge.site.authorize("RFID-9").value == "Accepted"
+
+
+async def test_app_tokens_long_expired_are_forgotten_when_a_new_one_comes(
+    edge: EdgeDaemon,
+) -> None:
+    """One token per remote start must not pile up in the site's list for ever."""
+    now = edge.site.clock()
+    old = IdTagEntry(AuthorizationStatus.ACCEPTED, now - timedelta(days=2), "central", "EV-1")
+    recent = IdTagEntry(AuthorizationStatus.ACCEPTED, now - timedelta(hours=1), "central", "EV-1")
+    await edge.site.grant_id_tag("A-OLD", old)
+    await edge.site.grant_id_tag("A-RECENT", recent)
+    await edge.site.grant_id_tag("A-NEW", IdTagEntry(AuthorizationStatus.ACCEPTED, None, "central"))
+
+    stored = await edge.store.read(
+        lambda c: {r[0] for r in c.execute("SELECT id_tag FROM id_tags")}
+    )
+    assert "A-OLD" not in stored
+    assert {"A-RECENT", "A-NEW"} <= stored
+    assert edge.site.authorize("A-RECENT").value == "Expired"  # still says why, for a day
+    assert edge.site.authorize("A-OLD").value == "Invalid"
