@@ -109,6 +109,11 @@ EV_ERROR_TRIGGERS: Final = frozenset({"EVCommunicationLost", "EVConnectTimeout"}
 
 
 async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
+    """A transaction's start, updates and end. A station that starts transactions at
+    plug-in (TxStartPoint ``EVConnected``) sends the token only in a later ``Updated``
+    (or the ``Ended``): the session is opened without one, central hears of it once the
+    token comes (see :mod:`edge.services.sessions`), and the token is judged before the
+    message's meter values so that a charge is never announced without its driver."""
     info = p["transactionInfo"]
     transaction_id: str = info["transactionId"]
     at = parse_time(p["timestamp"], "timestamp")
@@ -131,7 +136,12 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
             version=ctx.version.value,
             transaction_id=transaction_id,
             reservation_id=p.get("reservationId"),
+            announce=token is not None,
         )
+    late_token: Payload | None = None
+    if session is not None and token is not None and session.id_tag is None:
+        status = await site.token_arrived(session, token, at)
+        late_token = {"idTokenInfo": {"status": status.value}}
     if session is not None and event_type != "Ended" and values:
         await site.meter_values(charger, session.evse_id, values, transaction_id)
     trigger = p.get("triggerReason")
@@ -150,6 +160,8 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
             readings=values,
             evse_id=evse.get("id"),
         )
+    if late_token is not None:
+        return late_token
     return _id_token_info(ctx, token) if token else {}
 
 

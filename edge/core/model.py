@@ -137,6 +137,9 @@ class Session:
     # who charges: the vehicle and driver the id tag belonged to when the session began
     vehicle_id: str | None = None
     driver_id: str | None = None
+    # a 2.0.1 transaction started at plug-in without a token, not yet announced to central:
+    # it waits for its token (and so its driver), its first energy, or its end
+    awaiting_token: bool = False
     # when central was last told how the session is going (not stored: after a restart
     # the next meter value tells it again)
     progress_sent_at: datetime | None = None

@@ -83,7 +83,15 @@ class SitePort(Protocol):
         meter_start_wh: float | None = None,
         transaction_id: str | None = None,
         reservation_id: int | None = None,
+        announce: bool = True,
     ) -> tuple[Session, AuthorizationStatus]: ...
+
+    async def token_arrived(
+        self, session: Session, id_tag: str, at: datetime
+    ) -> AuthorizationStatus:
+        """The token of a session that began without one (2.0.1), judged like one at
+        the start; see :meth:`edge.services.sessions.ChargingSessions.token_arrived`."""
+        ...
 
     async def session_failed(self, session: Session, code: str, detail: str) -> None:
         """Central is told that ``session`` failed (``code`` of

@@ -7,6 +7,13 @@ not stored. Chargers repeat themselves and lose messages, so a start or a stop a
 recorded is answered with what was recorded, a stop for a transaction never seen is
 recorded anyway, and a session whose charger vanished is closed as inferred.
 
+A 2.0.1 station whose transaction starts at plug-in (TxStartPoint ``EVConnected``) names
+the token only later, in an ``Updated``. Such a session is recorded at once but announced
+to central (``charging.started``) only when it can say who charges: when its token comes
+and is accepted (:meth:`ChargingSessions.token_arrived`), or, for a session that never
+gets one (free vend), when energy first flows, a failure is reported, or it ends. A
+refused late token makes it a refused session like one refused at the start.
+
 The site service (:class:`edge.services.site.Site`) owns one and answers the OCPP
 handlers' session calls with it.
 """
@@ -23,7 +30,7 @@ from contract.events import ChargingCompleted, ChargingProgress, ChargingStarted
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, IdTag, SessionId, uuid7
 from edge.core.meter import MeterReading
-from edge.core.model import AuthorizationStatus, Charger, Session, SessionStatus
+from edge.core.model import AuthorizationStatus, Charger, Session, SessionStatus, Subject
 from edge.core.rates import RateInForce
 from edge.core.sessions import ActiveSessions
 from edge.services import failures
@@ -107,13 +114,16 @@ class ChargingSessions:
         meter_start_wh: float | None = None,
         transaction_id: str | None = None,
         reservation_id: int | None = None,
+        announce: bool = True,
     ) -> tuple[Session, AuthorizationStatus]:
         """Open a session; a replay of a start already recorded returns that session.
 
         1.6 chargers leave ``transaction_id`` None and get the next number from us; a
         2.0.1 charger names its own transaction. The session takes the vehicle and driver
         of its id tag. A refused tag's session is kept (the charger's later messages name
-        it) but central hears only ``charging.failed`` (``TokenRefused``) of it.
+        it) but central hears only ``charging.failed`` (``TokenRefused``) of it. A
+        session opened without a tag and ``announce`` False waits for its token before
+        central hears of it (see the module's docstring).
         """
         status = self._authorize(id_tag) if id_tag else AuthorizationStatus.ACCEPTED
         replay = await self._find_replayed_start(
@@ -148,27 +158,15 @@ class ChargingSessions:
             meter_last_wh=meter_start_wh,
             last_update=started_at,
             reservation_id=reservation_id,
+            awaiting_token=id_tag is None and not announce,
         )
-        entry = self._id_tag_entry(id_tag)
-        if entry is not None:
-            session.vehicle_id, session.driver_id = entry.vehicle_id, entry.driver_id
+        self._take_subject(session, id_tag)
         self.active.add(session)
-        repo.save_session(unit, session)
         if session.refused:
-            session.failures_reported.add("TokenRefused")
-            refused = failures.charging_failed(
-                charger_id, evse_id, "TokenRefused", session.subject,
-                detail=f"{status.value}", command_id=self.remote_starts.command_of(id_tag),
-            )  # fmt: skip
-            repo.add_outbox_event(unit, refused, session.id, started_at)
-        else:
-            started = ChargingStarted(
-                session_id=session.id, charger_id=charger_id, evse_id=evse_id,
-                connector_id=connector_id, transaction_id=transaction_id,
-                meter_start_wh=meter_start_wh, started_at=started_at,
-                id_tag_status=status.value, **session.subject.fields(),
-            )  # fmt: skip
-            repo.add_outbox_event(unit, started, session.id, started_at)
+            self._add_refusal(unit, session, started_at)
+        elif not session.awaiting_token:
+            self._add_started(unit, session)
+        repo.save_session(unit, session)
         await self.store.write(unit)
         self.remote_starts.began(session)
         log.info(
@@ -177,6 +175,85 @@ class ChargingSessions:
         )  # fmt: skip
         self._notify(SiteChange("session", charger_id, evse_id, session.id))
         return session, status
+
+    def _take_subject(self, session: Session, id_tag: str | None) -> None:
+        """``session`` charges for the vehicle and driver of ``id_tag``, if the site knows them."""
+        entry = self._id_tag_entry(id_tag)
+        if entry is not None:
+            session.vehicle_id, session.driver_id = entry.vehicle_id, entry.driver_id
+
+    def _add_refusal(
+        self, unit: Unit, session: Session, at: datetime, session_id: SessionId | None = None
+    ) -> None:
+        """Central hears of a refused token only as ``charging.failed`` (``TokenRefused``),
+        naming the remote start that sent the token, if one did, and ``session_id`` when
+        the session had begun before its token came."""
+        session.failures_reported.add("TokenRefused")
+        refused = failures.charging_failed(
+            session.charger_id, session.evse_id, "TokenRefused", session.subject,
+            detail=session.id_tag_status.value,
+            session_id=session_id,
+            command_id=self.remote_starts.command_of(session.id_tag),
+        )  # fmt: skip
+        repo.add_outbox_event(unit, refused, session.id, at)
+
+    def _add_started(self, unit: Unit, session: Session) -> None:
+        """``charging.started`` for ``session``, as of its start (also when announced late)."""
+        session.awaiting_token = False
+        started = ChargingStarted(
+            session_id=session.id, charger_id=session.charger_id, evse_id=session.evse_id,
+            connector_id=session.connector_id, transaction_id=session.transaction_id,
+            meter_start_wh=session.meter_start_wh, started_at=session.started_at,
+            id_tag_status=session.id_tag_status.value, **session.subject.fields(),
+        )  # fmt: skip
+        repo.add_outbox_event(unit, started, session.id, session.started_at)
+
+    def _announce_if_waiting(self, unit: Unit, session: Session) -> None:
+        """A session still waiting for its token is announced now, without a subject."""
+        if session.awaiting_token and not session.refused:
+            unit.durable = True
+            self._add_started(unit, session)
+            repo.save_session(unit, session)
+
+    async def token_arrived(
+        self, session: Session, id_tag: str, at: datetime
+    ) -> AuthorizationStatus:
+        """The token of a session that began without one (2.0.1, in an ``Updated`` or
+        ``Ended``), judged like one at the start.
+
+        Accepted: the session takes the tag and its vehicle and driver, is announced if
+        it was waiting, and a remote start waiting for the tag is satisfied by it.
+        Refused while waiting: central hears only ``charging.failed`` (``TokenRefused``)
+        of it. Refused once announced (its energy flowed already): the refusal is told,
+        and the session goes on as the free vend it was.
+        """
+        status = self._authorize(id_tag)
+        unit = Unit()
+        if status is AuthorizationStatus.ACCEPTED or session.awaiting_token:
+            session.id_tag, session.id_tag_status = IdTag(id_tag), status
+            self._take_subject(session, id_tag)
+        if session.refused:
+            self._add_refusal(unit, session, at, session.id)
+            session.awaiting_token = False
+        elif status is not AuthorizationStatus.ACCEPTED:
+            refused = failures.charging_failed(
+                session.charger_id, session.evse_id, "TokenRefused", Subject(id_tag=id_tag),
+                detail=status.value, session_id=session.id,
+                command_id=self.remote_starts.command_of(id_tag),
+            )  # fmt: skip
+            repo.add_outbox_event(unit, refused, session.id, at)
+        elif session.awaiting_token:
+            self._add_started(unit, session)
+        repo.save_session(unit, session)
+        await self.store.write(unit)
+        if session.id_tag == id_tag:
+            self.remote_starts.began(session)
+        log.info(
+            "ocpp.transaction.token", charger=session.charger_id, session=session.id,
+            transaction=session.transaction_id, id_tag_status=status.value,
+        )  # fmt: skip
+        self._notify(SiteChange("session", session.charger_id, session.evse_id, session.id))
+        return status
 
     async def _find_replayed_start(
         self,
@@ -243,7 +320,14 @@ class ChargingSessions:
             )
             if session is not None:
                 session.apply(reading)
-        if session is not None and not session.refused and self._progress_due(session):
+        if session is not None and session.awaiting_token and session.energy_wh > 0:
+            self._announce_if_waiting(unit, session)  # free vend: no token, but a charge
+        if (
+            session is not None
+            and not session.refused
+            and not session.awaiting_token
+            and self._progress_due(session)
+        ):
             self._add_progress(unit, session)
         stored = self.store.submit(unit) if unit.ops else None
         if session is not None:  # observers read the in-memory session, updated already
@@ -336,6 +420,7 @@ class ChargingSessions:
         session.stop_reason = reason
         session.stopped_at = at
         self.active.remove(session)
+        self._announce_if_waiting(unit, session)  # a session is never lost
         repo.save_session(unit, session)
         failure = failures.stop_failure(session, reason)
         failed = failures.session_failed(session, failure, reason) if failure else None
@@ -356,6 +441,7 @@ class ChargingSessions:
     def add_failure(self, unit: Unit, session: Session, code: str, detail: str) -> bool:
         """Tell central, in ``unit``, that ``session`` failed (a fault, an EV error) unless
         it was told already; True if it will be."""
+        self._announce_if_waiting(unit, session)
         failed = failures.session_failed(session, code, detail)
         if failed is not None:
             repo.add_outbox_event(unit, failed, session.id, self.clock())

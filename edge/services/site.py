@@ -335,11 +335,17 @@ class Site:
         meter_start_wh: float | None = None,
         transaction_id: str | None = None,
         reservation_id: int | None = None,
+        announce: bool = True,
     ) -> tuple[Session, AuthorizationStatus]:
         return await self.sessions.start_session(
             charger_id, evse_id, connector_id, id_tag, started_at, version,
-            meter_start_wh, transaction_id, reservation_id,
+            meter_start_wh, transaction_id, reservation_id, announce,
         )  # fmt: skip
+
+    async def token_arrived(
+        self, session: Session, id_tag: str, at: datetime
+    ) -> AuthorizationStatus:
+        return await self.sessions.token_arrived(session, id_tag, at)
 
     async def meter_values(
         self,

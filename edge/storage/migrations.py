@@ -213,4 +213,10 @@ ALTER TABLE reservations ADD COLUMN driver_id TEXT;
 ALTER TABLE reservations ADD COLUMN id_tag TEXT
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# A 2.0.1 transaction started at plug-in waits for its token before central hears of it;
+# a restart must not forget that it is still waiting.
+_V8: Final = """
+ALTER TABLE sessions ADD COLUMN awaiting_token INTEGER NOT NULL DEFAULT 0
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)

@@ -96,14 +96,15 @@ def save_evse(unit: Unit, charger_id: ChargerId, evse: Evse) -> None:
 _SESSION_COLUMNS = (
     "id, charger_id, evse_id, connector_id, transaction_id, id_tag, id_tag_status, version, "
     "started_at, stopped_at, meter_start_wh, meter_last_wh, meter_stop_wh, energy_wh, power_w, "
-    "soc, last_update, status, stop_reason, reservation_id, orphan, vehicle_id, driver_id"
+    "soc, last_update, status, stop_reason, reservation_id, orphan, vehicle_id, driver_id, "
+    "awaiting_token"
 )
 
 
 def save_session(unit: Unit, session: Session) -> None:
     unit.add(
         f"INSERT OR REPLACE INTO sessions ({_SESSION_COLUMNS}) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             session.id,
             session.charger_id,
@@ -128,6 +129,7 @@ def save_session(unit: Unit, session: Session) -> None:
             int(session.orphan),
             session.vehicle_id,
             session.driver_id,
+            int(session.awaiting_token),
         ),
     )
 
@@ -248,6 +250,7 @@ def row_to_session(row: sqlite3.Row) -> Session:
         orphan=bool(row["orphan"]),
         vehicle_id=row["vehicle_id"],
         driver_id=row["driver_id"],
+        awaiting_token=bool(row["awaiting_token"]),
     )
 
 
