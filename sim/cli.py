@@ -52,6 +52,13 @@ def chargers(
     connectors: Annotated[int, typer.Option(min=1, max=8, help="connectors per charger")] = 1,
     curve: Annotated[str, typer.Option(help="ac or dc charging curve")] = "ac",
     power: Annotated[float, typer.Option(min=1.0, help="maximum power in kW")] = 11.0,
+    tx_start_at_plug_in: Annotated[
+        bool,
+        typer.Option(
+            help="2.0.1: start transactions at plug-in, the token following in an Updated "
+            "(TxStartPoint EVConnected)"
+        ),
+    ] = False,
     log_format: Annotated[
         str, typer.Option(help="auto, console or json", envvar="EVPARK_LOG_FORMAT")
     ] = "auto",
@@ -87,6 +94,7 @@ def chargers(
         connectors=connectors,
         curve=curve,  # type: ignore[arg-type]
         max_power_w=power * 1000.0,
+        tx_start_at_plug_in=tx_start_at_plug_in,
     )
     configure_logging(log_format)
 

@@ -37,11 +37,12 @@ from sim.charger.model import (
     AuthLists,
     Clock,
     Connector,
-    ConnectorStatus,
     SimChargerConfig,
     StopReason,
     SystemClock,
     Transaction,
+    energy_flows,
+    open_to_a_start,
 )
 from sim.charger.offline_queue import OfflineQueue, QueuedMessage
 from sim.charger.protocol import ChargerProtocol
@@ -305,6 +306,8 @@ class SimCharger:
         )
         self.log.info("sim.charger.plugged_in", evse=evse, soc=connector.meter.soc)
         await self.publish_change(connector)
+        if self.protocol.settings.tx_starts_at_plug_in() and connector.can_start:
+            await self._begin(connector, None, None, "CablePluggedIn")
 
     async def unplug(self, evse: int = 1) -> None:
         """The vehicle leaves; a running session ends as `EVDisconnected`."""
@@ -343,7 +346,7 @@ class SimCharger:
                 connector.reservation is not None and connector.reservation.id_tag != id_tag
             )
             if (
-                connector.transaction is None
+                open_to_a_start(connector.transaction)
                 and connector.operative
                 and connector.fault is None
                 and not reserved_for_other
@@ -360,34 +363,41 @@ class SimCharger:
         remote_start_id: int | None = None,
         trigger: str = "Authorized",
     ) -> Transaction:
-        """Start a transaction (plugging in first if needed); when online, returns once
-        the central system answered the start message."""
+        """Start a transaction (plugging in first if needed), or give ``id_tag`` to one begun
+        at plug-in; when online, returns once the central system answered."""
         connector = self.connector(evse)
-        if connector.transaction is not None:
-            raise ChargerStateError(f"connector {evse} already has a transaction")
-        if not connector.operative or connector.fault is not None:
-            raise ChargerStateError(f"connector {evse} is {connector.status}")
+        if not open_to_a_start(connector.transaction) or not connector.can_start:
+            raise ChargerStateError(f"connector {evse} cannot start ({connector.status})")
         tag = id_tag or self.config.id_tags[0]
         if not connector.plugged:
             await self.plug_in(evse)
-        reservation_id = None
-        if connector.reservation is not None and connector.reservation.id_tag == tag:
-            reservation_id = connector.reservation.reservation_id
-            connector.reservation = None
-        now = self.clock.now()
-        tx = Transaction(
-            key=self.protocol.new_transaction_key(),
-            evse=evse,
-            id_tag=tag,
-            started_at=now,
-            meter_start_wh=connector.meter.register_wh,
-            remote_start_id=remote_start_id,
-            reservation_id=reservation_id,
-        )
-        connector.transaction, connector.finished = tx, False
+        tx = connector.transaction
+        if tx is None:
+            return await self._begin(connector, tag, remote_start_id, trigger)
+        tx.id_tag, tx.remote_start_id = tag, remote_start_id
+        connector.take_reservation(tx)
         connector.meter.power_w = connector.meter.offered_w()
+        self.log.info("sim.charger.tx_authorized", evse=evse, tx=tx.key, id_tag=tag)
+        now = self.clock.now()
+        await self.enqueue(self.protocol.authorized(tx, connector, trigger, now, not self.online))
+        await self.publish_change(connector)
+        return tx
+
+    async def _begin(
+        self, connector: Connector, tag: str | None, remote_start_id: int | None, trigger: str
+    ) -> Transaction:
+        """A new transaction on ``connector``; ``tag`` None: begun at plug-in."""
+        now = self.clock.now()
+        key = self.protocol.new_transaction_key()
+        tx = Transaction(
+            key, connector.evse, tag, now, connector.meter.register_wh, remote_start_id
+        )
+        connector.take_reservation(tx)
+        connector.transaction, connector.finished = tx, False
+        if energy_flows(tx, self.protocol.settings):
+            connector.meter.power_w = connector.meter.offered_w()
         tx.last_sample = connector.meter.sample()
-        self.log.info("sim.charger.tx_started", evse=evse, tx=tx.key, id_tag=tag)
+        self.log.info("sim.charger.tx_started", evse=connector.evse, tx=tx.key, id_tag=tag)
         await self.enqueue(self.protocol.started(tx, connector, trigger, now, not self.online))
         await self.publish_change(connector)
         return tx
@@ -400,6 +410,8 @@ class SimCharger:
             if tx is None:
                 raise ChargerStateError(f"connector {evse} has no transaction")
             seconds = self.protocol.settings.meter_interval() * self.config.speed
+            if not energy_flows(tx, self.protocol.settings):
+                seconds = 0.0
             sample = connector.meter.advance(seconds)
             tx.last_sample = sample
             now = self.clock.now()
@@ -473,9 +485,6 @@ class SimCharger:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(at_most):
                 await event.wait()
-
-    def status(self, evse: int) -> ConnectorStatus:
-        return self.connector(evse).status
 
 
 def _make_protocol(charger: SimCharger) -> ChargerProtocol:

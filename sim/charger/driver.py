@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sim.charger.model import Clock
+from sim.charger.model import Clock, open_to_a_start
 
 if TYPE_CHECKING:
     from sim.charger.core import SimCharger
@@ -41,7 +41,7 @@ async def drive_connector(charger: SimCharger, evse: int, clock: Clock) -> None:
                 await charger.plug_in(evse)
                 await clock.sleep(wall(rng.uniform(5.0, 30.0)))
                 status = await charger.authorize(tag)
-                if status == "Accepted" and connector.transaction is None:
+                if status == "Accepted" and open_to_a_start(connector.transaction):
                     await charger.start(evse, tag)
             elif tx is not None:
                 await _charge_until_departure(charger, evse, clock)

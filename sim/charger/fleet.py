@@ -37,6 +37,8 @@ class FleetOptions:
     curve: CurveKind = "ac"
     max_power_w: float = 11_000.0
     drive: bool = True
+    # 2.0.1 chargers start transactions at plug-in, the token following (EVConnected)
+    tx_start_at_plug_in: bool = False
 
 
 def fleet_configs(options: FleetOptions) -> list[SimChargerConfig]:
@@ -74,6 +76,7 @@ def fleet_configs(options: FleetOptions) -> list[SimChargerConfig]:
                 meter_interval=options.meter_interval,
                 speed=options.speed,
                 drive=options.drive,
+                tx_start_at_plug_in=options.tx_start_at_plug_in,
                 id_tags=options.id_tags,
                 seed=rng.randrange(2**32),
             )

@@ -106,6 +106,9 @@ class SimChargerConfig:
     auto_meter_values: bool = True
     # Run the random driver-session loop on every connector.
     drive: bool = False
+    # 2.0.1 TxStartPoint EVConnected: the transaction starts at plug-in without a token,
+    # which follows in an Updated on authorization or remote start (off: PowerPathClosed).
+    tx_start_at_plug_in: bool = False
     id_tags: tuple[str, ...] = DEFAULT_ID_TAGS
     seed: int | None = None
     vendor: str = "evpark"
@@ -178,7 +181,8 @@ class Transaction:
     # 2.0.1: the transactionId itself (a uuid the charger makes).
     key: str
     evse: int
-    id_tag: str
+    # None while a transaction begun at plug-in waits for its token
+    id_tag: str | None
     started_at: datetime
     meter_start_wh: float
     remote_start_id: int | None = None
@@ -193,6 +197,18 @@ class Transaction:
         seq = self.seq_no
         self.seq_no += 1
         return seq
+
+
+def open_to_a_start(tx: Transaction | None) -> bool:
+    """No transaction, or one begun at plug-in still waiting for its token: a start (a
+    card, a remote start) may take the connector."""
+    return tx is None or tx.id_tag is None
+
+
+def energy_flows(tx: Transaction, settings: ChargerSettings) -> bool:
+    """A transaction begun at plug-in charges once its token came, or at once on a
+    free-vend charger; any other from its start."""
+    return tx.id_tag is not None or settings.free_vend()
 
 
 @dataclass
@@ -226,6 +242,17 @@ class Connector:
         if self.reservation is not None:
             return ConnectorStatus.RESERVED
         return ConnectorStatus.AVAILABLE
+
+    @property
+    def can_start(self) -> bool:
+        return self.operative and self.fault is None
+
+    def take_reservation(self, tx: Transaction) -> None:
+        """A transaction for the tag the connector was reserved for uses the reservation."""
+        reservation = self.reservation
+        if reservation is not None and tx.id_tag is not None and reservation.id_tag == tx.id_tag:
+            tx.reservation_id = reservation.reservation_id
+            self.reservation = None
 
     def notify(self) -> None:
         """Wake whoever waits for a change on this connector."""
@@ -265,6 +292,15 @@ class ChargerSettings(Protocol):
     def offline_tx_for_unknown_id(self) -> bool: ...
 
     def stop_on_invalid_id(self) -> bool: ...
+
+    def tx_starts_at_plug_in(self) -> bool:
+        """A transaction begins when the cable is plugged in, before any token (2.0.1
+        TxStartPoint ``EVConnected``)."""
+        ...
+
+    def free_vend(self) -> bool:
+        """Energy flows without authorization (2.0.1 ``AuthCtrlr.Enabled`` false)."""
+        ...
 
     def tx_message_attempts(self) -> int: ...
 

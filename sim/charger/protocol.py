@@ -24,6 +24,7 @@ from sim.charger.model import (
     Reservation,
     StopReason,
     Transaction,
+    open_to_a_start,
 )
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.rpc import Rejected, Reply
@@ -71,6 +72,12 @@ class ChargerProtocol(Protocol):
     def started(
         self, tx: Transaction, connector: Connector, trigger: str, now: datetime, offline: bool
     ) -> list[QueuedMessage]: ...
+
+    def authorized(
+        self, tx: Transaction, connector: Connector, trigger: str, now: datetime, offline: bool
+    ) -> list[QueuedMessage]:
+        """The token of a transaction begun at plug-in, now that it came."""
+        ...
 
     def metered(
         self,
@@ -147,7 +154,7 @@ class ProtocolBase(ABC):
         connector = charger.connectors[evse]
         reservation = connector.reservation
         if (
-            connector.transaction is not None
+            not open_to_a_start(connector.transaction)
             or not connector.operative
             or connector.fault is not None
             or (reservation is not None and reservation.id_tag != id_tag)

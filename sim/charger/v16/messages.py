@@ -128,13 +128,18 @@ class Messages16(ProtocolBase):
     ) -> list[QueuedMessage]:
         payload: dict[str, Any] = {
             "connectorId": tx.evse,
-            "idTag": tx.id_tag[:20],
+            "idTag": (tx.id_tag or "")[:20],
             "meterStart": round(tx.meter_start_wh),
             "timestamp": format_timestamp(now),
         }
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
         return [QueuedMessage("StartTransaction", payload, tx.key, generated_offline=offline)]
+
+    def authorized(
+        self, tx: Transaction, connector: Connector, trigger: str, now: datetime, offline: bool
+    ) -> list[QueuedMessage]:
+        raise NotImplementedError("a 1.6 transaction starts with its idTag")
 
     def metered(
         self,
@@ -197,7 +202,7 @@ class Messages16(ProtocolBase):
             "sampledValue": sampled_values(sample, stop_measurands, "Transaction.End", 0.0),
         }
         payload: dict[str, Any] = {
-            "idTag": tx.id_tag[:20],
+            "idTag": (tx.id_tag or "")[:20],
             "meterStop": round(sample.energy_wh),
             "timestamp": format_timestamp(now),
             "transactionId": 0,  # rewritten at send time

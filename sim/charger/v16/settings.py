@@ -151,6 +151,12 @@ class Settings16:
     def stop_on_invalid_id(self) -> bool:
         return self.keys.get_bool("StopTransactionOnInvalidId")
 
+    def tx_starts_at_plug_in(self) -> bool:
+        return False  # a 1.6 transaction always starts with its idTag
+
+    def free_vend(self) -> bool:
+        return False
+
     def tx_message_attempts(self) -> int:
         return self.keys.get_int("TransactionMessageAttempts")
 

@@ -105,6 +105,8 @@ class Messages201(ProtocolBase):
             vendor=config.vendor,
             model=config.model,
         )
+        if config.tx_start_at_plug_in:
+            self.model.set_value("TxCtrlr", "TxStartPoint", "EVConnected")
         self.settings = Settings201(self.model)
         self._event_seq = itertools.count(0)
         self._event_ids = itertools.count(1)
@@ -209,18 +211,35 @@ class Messages201(ProtocolBase):
     def started(
         self, tx: Transaction, connector: Connector, trigger: str, now: datetime, offline: bool
     ) -> list[QueuedMessage]:
-        tx.charging_state = "Charging"
+        # begun at plug-in (no token), the EV only waits, unless the station is free vend
+        waiting = tx.id_tag is None and not self.settings.free_vend()
+        tx.charging_state = "EVConnected" if waiting else "Charging"
         begin = tx.last_sample or connector.meter.sample()
         begin_value = meter_value(
             now, begin, ("Energy.Active.Import.Register",), "Transaction.Begin", 0.0
         )
         payload = self._event("Started", tx, trigger, now, offline, begin_value)
-        payload["idToken"] = id_token(tx.id_tag)
-        if tx.remote_start_id is not None:
-            payload["transactionInfo"]["remoteStartId"] = tx.remote_start_id
+        self._add_token(payload, tx)
         if tx.reservation_id is not None:
             payload["reservationId"] = tx.reservation_id
         return [QueuedMessage("TransactionEvent", payload, tx.key, generated_offline=offline)]
+
+    def authorized(
+        self, tx: Transaction, connector: Connector, trigger: str, now: datetime, offline: bool
+    ) -> list[QueuedMessage]:
+        """TxStartPoint ``EVConnected``: the token comes in an ``Updated`` (triggerReason
+        ``Authorized``, or ``RemoteStart`` with its ``remoteStartId``), and charging begins."""
+        tx.charging_state = "Charging"
+        payload = self._event("Updated", tx, trigger, now, offline)
+        self._add_token(payload, tx)
+        return [QueuedMessage("TransactionEvent", payload, tx.key, generated_offline=offline)]
+
+    @staticmethod
+    def _add_token(payload: dict[str, Any], tx: Transaction) -> None:
+        if tx.id_tag is not None:
+            payload["idToken"] = id_token(tx.id_tag)
+        if tx.remote_start_id is not None:
+            payload["transactionInfo"]["remoteStartId"] = tx.remote_start_id
 
     def metered(
         self,
@@ -264,7 +283,7 @@ class Messages201(ProtocolBase):
         end_value = meter_value(now, sample, measurands, "Transaction.End", 0.0)
         payload = self._event("Ended", tx, trigger, now, offline, end_value)
         payload["transactionInfo"]["stoppedReason"] = stopped
-        if reason == "Local":
+        if reason == "Local" and tx.id_tag is not None:
             payload["idToken"] = id_token(tx.id_tag)
         return [QueuedMessage("TransactionEvent", payload, tx.key, generated_offline=offline)]
 
@@ -273,7 +292,9 @@ class Messages201(ProtocolBase):
 
     def delivered(self, message: QueuedMessage, response: dict[str, Any]) -> None:
         info = response.get("idTokenInfo")
-        if message.payload["eventType"] != "Started" or info is None:
+        # the token's answer: in the Started, or in the Updated of a transaction begun at
+        # plug-in
+        if message.payload["eventType"] == "Ended" or info is None:
             return
         status = info["status"]
         self.charger.auth.cache[message.payload["idToken"]["idToken"]] = status

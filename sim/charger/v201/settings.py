@@ -265,6 +265,12 @@ class Settings201:
     def stop_on_invalid_id(self) -> bool:
         return self._bool("TxCtrlr", "StopTxOnInvalidId")
 
+    def tx_starts_at_plug_in(self) -> bool:
+        return self.model.get("TxCtrlr", "TxStartPoint") == "EVConnected"
+
+    def free_vend(self) -> bool:
+        return not self._bool("AuthCtrlr", "Enabled")
+
     def tx_message_attempts(self) -> int:
         return max(1, int(self.model.get("OCPPCommCtrlr", "MessageAttempts")))
 
