@@ -349,6 +349,15 @@ async def test_a_drivers_journey_is_told_exactly_and_a_refused_card_only_fails(
         # she arrives once the site holds the slot (its charger reserved for her)
         await eventually(confirmed, "the site confirms Alice's reservation", WITHIN)
         await sensors.arrive("A1")
+
+        async def in_use() -> bool:
+            answer = await _ok(
+                await api.get(f"/parking/reservations/{reservation['id']}", headers=site.alice)
+            )
+            return answer["status"] == "active"
+
+        # central hears of her arrival: her reservation is in use
+        await eventually(in_use, "central sees Alice's reservation in use", WITHIN)
         await alice_cp.plug_in(1)
         started = await _command_outcome(
             api,
