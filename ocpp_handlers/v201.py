@@ -105,7 +105,10 @@ async def authorize(ctx: HandlerContext, p: Payload) -> Payload:
 
 # TransactionEvent triggerReason values that are the EV side failing during a session
 # (charging.failed ``EVError``); a fault's stoppedReason is judged by the site.
+# EVCommunicationLost is how a station reports the cable pulled out, too: it is an error
+# only while the transaction goes on (an Updated); on an Ended it is the normal end.
 EV_ERROR_TRIGGERS: Final = frozenset({"EVCommunicationLost", "EVConnectTimeout"})
+EV_ERROR_ONLY_MIDWAY: Final = frozenset({"EVCommunicationLost"})
 
 
 async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
@@ -145,7 +148,10 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     if session is not None and event_type != "Ended" and values:
         await site.meter_values(charger, session.evse_id, values, transaction_id)
     trigger = p.get("triggerReason")
-    if session is not None and trigger in EV_ERROR_TRIGGERS:
+    ev_error = trigger in EV_ERROR_TRIGGERS and not (
+        event_type == "Ended" and trigger in EV_ERROR_ONLY_MIDWAY
+    )
+    if session is not None and ev_error:
         await site.session_failed(session, "EVError", trigger)
     state = info.get("chargingState")
     if session is not None and state in CHARGING_STATE:

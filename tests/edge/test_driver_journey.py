@@ -387,3 +387,22 @@ async def test_app_tokens_long_expired_are_forgotten_when_a_new_one_comes(
     assert {"A-RECENT", "A-NEW"} <= stored
     assert edge.site.authorize("A-RECENT").value == "Expired"  # still says why, for a day
     assert edge.site.authorize("A-OLD").value == "Invalid"
+
+
+async def test_a_car_unplugged_after_charging_is_a_completed_session_not_a_failure(
+    edge: EdgeDaemon, version: Version
+) -> None:
+    """A 2.0.1 station reports a pulled cable with triggerReason EVCommunicationLost: at
+    the end of a charge that is the normal end, not an EV error."""
+    async with charger(edge, "CP-DONE", version) as cp:
+        await online(cp)
+        await cp.start(1, "TAG-OK")
+        await cp.send_meter_values(1, n=2)
+        await cp.unplug(1)
+        await cp.flush()
+
+    async def completed() -> list[Any]:
+        return await events_of(edge, "charging.completed")
+
+    await eventually(completed, "charging.completed")
+    assert await events_of(edge, "charging.failed") == []
