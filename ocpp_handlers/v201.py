@@ -147,7 +147,7 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
         late_token = {"idTokenInfo": {"status": status.value}}
     if session is not None and event_type != "Ended" and values:
         await site.meter_values(charger, session.evse_id, values, transaction_id)
-    trigger = p.get("triggerReason")
+    trigger: str = p["triggerReason"]  # required by the schema
     ev_error = trigger in EV_ERROR_TRIGGERS and not (
         event_type == "Ended" and trigger in EV_ERROR_ONLY_MIDWAY
     )
