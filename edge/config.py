@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,9 +77,15 @@ class OcppSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=9000, ge=0, le=65535)
     auto_register: bool = False
+    # Chargers connect to <path_prefix>/<charge point id>; "" lets them use /<id>. Plain
+    # segments only, so the prefix reads the same percent-encoded or not.
+    path_prefix: str = Field(default="/ocpp", pattern=r"^(/[A-Za-z0-9._~-]+)*/?$")
+    # The version of a charger that offers no subprotocol in its handshake (refused if unset).
+    default_version: Literal["1.6", "2.0.1"] | None = None
     heartbeat_interval: int = Field(default=300, ge=10, le=86400, description="seconds")
     # Liveness: websocket pings; a charger that does not answer within ping_timeout is gone.
-    ping_interval: float = Field(default=60.0, gt=0)
+    # 0: no pings (for chargers that mishandle them).
+    ping_interval: float = Field(default=60.0, ge=0)
     ping_timeout: float | None = Field(default=None, gt=0)
     call_timeout: float = Field(default=30.0, gt=0, description="wait for a charger's answer")
     # A session whose charger vanished is closed as inferred-stopped after this long.
@@ -92,6 +105,11 @@ class OcppSection(_Section):
     duplicate_probe_timeout: float = Field(default=5.0, gt=0, description="seconds")
     # how soon `evpark chargers approve/remove` reach the running daemon
     registry_refresh: float = Field(default=2.0, gt=0, description="seconds")
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _without_trailing_slash(cls, prefix: str) -> str:
+        return prefix.rstrip("/")  # "/ocpp/" is "/ocpp", "/" is ""
 
     @model_validator(mode="after")
     def _liveness_outlasts_heartbeat(self) -> OcppSection:

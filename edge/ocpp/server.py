@@ -1,15 +1,19 @@
-"""The OCPP websocket endpoint: ``ws(s)://<edge>:<port>/ocpp/<charge_point_id>``.
+"""The OCPP websocket endpoint: ``ws(s)://<edge>:<port><prefix>/<charge_point_id>``.
 
-Both versions share the port; the websocket subprotocol (``ocpp2.0.1`` or ``ocpp1.6``)
-picks the handler module. Everything about who may connect is decided before the
-upgrade, cheapest first: a lockout after repeated failures (429, see
-:mod:`edge.ocpp.throttle`), the path and the charge point id (:mod:`edge.core.ids`),
-whether the id may connect at all (:mod:`edge.ocpp.admission`), HTTP Basic credentials
-(security profiles 1 and 2) and, with client certificates (profile 3), that the
-certificate names the charger. Then a second connection with the id of a connected
-charger is handled by ``ocpp.replace_connection``: ``newest`` replaces the old one,
-``oldest`` keeps it and probes it (a ping with a short deadline; the newcomer gets 409
-and is let in on a later try if the old one turned out dead), ``reject`` answers 409.
+The prefix is ``ocpp.path_prefix``: ``/ocpp`` unless configured (``""`` for chargers
+that only take ``ws://host:port/`` and append their id); the id is the one path segment
+after it. Both versions share the port; the websocket subprotocol (``ocpp2.0.1`` or
+``ocpp1.6``) picks the handler module, or ``ocpp.default_version`` for a charger that
+offers none (it is then upgraded without a subprotocol header, as such chargers
+expect). Everything about who may connect is decided before the upgrade, cheapest
+first: a lockout after repeated failures (429, see :mod:`edge.ocpp.throttle`), the path
+and the charge point id (:mod:`edge.core.ids`), whether the id may connect at all
+(:mod:`edge.ocpp.admission`), HTTP Basic credentials (security profiles 1 and 2) and,
+with client certificates (profile 3), that the certificate names the charger. Then a
+second connection with the id of a connected charger is handled by
+``ocpp.replace_connection``: ``newest`` replaces the old one, ``oldest`` keeps it and
+probes it (a ping with a short deadline; the newcomer gets 409 and is let in on a later
+try if the old one turned out dead), ``reject`` answers 409.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ from ocpp_handlers.base import Handler, HandlerContext
 from ocpp_handlers.schemas import SUBPROTOCOLS, Version
 
 log = structlog.get_logger(__name__)
-PATH: Final = re.compile(r"/ocpp/(?P<id>[^/?#]+)/?")
 HANDLERS: Final[Mapping[Version, Mapping[str, Handler]]] = {
     Version.V16: v16.HANDLERS,
     Version.V201: v201.HANDLERS,
@@ -61,12 +64,19 @@ class BadRequest(ValueError):
     """An upgrade request that is malformed (answered 400)."""
 
 
-def charger_id_of(path: str) -> ChargerId | None:
-    """The charge point id of an OCPP path; None if the path is not one.
+def ocpp_path(prefix: str) -> re.Pattern[str]:
+    """The OCPP paths under ``prefix`` (``ocpp.path_prefix``, no trailing slash): the
+    prefix, then the charge point id as one segment, then at most a slash."""
+    return re.compile(re.escape(prefix) + r"/(?P<id>[^/?#]+)/?")
+
+
+def charger_id_of(path: str, pattern: re.Pattern[str]) -> ChargerId | None:
+    """The charge point id of an OCPP path (``pattern`` from :func:`ocpp_path`); None if
+    the path is not one.
 
     :class:`~edge.core.ids.InvalidChargerId` if the id breaks the identity rules.
     """
-    match = PATH.fullmatch(path.split("?", 1)[0])
+    match = pattern.fullmatch(path.split("?", 1)[0])
     if match is None:
         return None
     try:  # strict: bytes that are not UTF-8 are refused, not replaced
@@ -145,6 +155,13 @@ class OcppServer:
         # when the ping sent to a charger's connection for a duplicate ("oldest") is due
         self._probes: dict[ChargerId, float] = {}
         self._removed: set[str] = set()  # removed from the database, not yet forgotten
+        self._path = ocpp_path(config.ocpp.path_prefix)
+        # what a charger that offers no subprotocol speaks (None: it is refused)
+        self._default_version = (
+            None
+            if config.ocpp.default_version is None
+            else Version(f"ocpp{config.ocpp.default_version}")
+        )
         self._server: LeanServer | None = None
         self.ready = asyncio.Event()
         self.log = log.bind(site=config.site.id)
@@ -166,13 +183,14 @@ class OcppServer:
                 subprotocols=[Subprotocol(v.value) for v in SUBPROTOCOLS],
                 select_subprotocol=self._select_subprotocol,
                 process_request=self._authorize,
-                ping_interval=ocpp.ping_interval,
+                ping_interval=ocpp.ping_interval or None,  # 0: no pings
                 ping_timeout=ocpp.ping_timeout,
                 max_size=256 * 1024,
                 ssl=server_tls(self.config),
                 open_timeout=ocpp.handshake_timeout,
                 max_connections=ocpp.max_connections,
                 on_refused=self.metrics.connections_refused.inc,
+                accept_without_subprotocol=self._default_version is not None,
             ) as server,
             asyncio.TaskGroup() as tasks,
         ):
@@ -182,7 +200,10 @@ class OcppServer:
                 "ocpp.listening",
                 host=ocpp.host,
                 port=self.port,
+                path=f"{ocpp.path_prefix}/<charge point id>",
                 tls=ocpp.tls is not None,
+                ping_interval=ocpp.ping_interval or None,
+                default_version=ocpp.default_version,
                 replace_connection=self.config.replace_connection,
             )
             self.ready.set()
@@ -201,13 +222,15 @@ class OcppServer:
     def _authorize(self, connection: LeanConnection, request: Request) -> Response | None:
         address = address_key(_peer(connection))
         try:
-            charger_id = charger_id_of(request.path)
+            charger_id = charger_id_of(request.path, self._path)
         except InvalidChargerId as err:
             return self._failed(connection, address, None, "bad_id", HTTPStatus.BAD_REQUEST,
                                 f"{err}\n", path=request.path[:100])  # fmt: skip
         if charger_id is None:
+            expected = f"{self.config.ocpp.path_prefix}/<charge point id>"
             return self._failed(connection, address, None, "bad_path", HTTPStatus.NOT_FOUND,
-                                "use /ocpp/<charge point id>\n", path=request.path[:100])  # fmt: skip
+                                f"use {expected}\n", path=request.path[:100],
+                                expected=expected)  # fmt: skip
         key = charger_key(charger_id)
         lockout = self.throttle.locked(address, key)
         if lockout is not None:  # refused before anything costly
@@ -217,14 +240,9 @@ class OcppServer:
             response = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failures\n")
             response.headers["Retry-After"] = lockout.retry_after_header
             return response
-        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
-        if not {p.strip() for p in offered.split(",")} & {v.value for v in SUBPROTOCOLS}:
-            self.log.warning(
-                "ocpp.connect.no_subprotocol", charger=charger_id, offered=offered[:80]
-            )
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp2.0.1 or ocpp1.6\n"
-            )
+        refusal = self._subprotocol_refusal(connection, request, charger_id)
+        if refusal is not None:
+            return refusal
         try:
             creds = basic_credentials(request.headers)
         except BadRequest as err:
@@ -252,6 +270,22 @@ class OcppServer:
                                 charger=verdict.id)  # fmt: skip
         self.throttle.succeeded(address, key)
         return self._duplicate(connection, verdict.id, address)
+
+    def _subprotocol_refusal(
+        self, connection: LeanConnection, request: Request, charger_id: ChargerId
+    ) -> Response | None:
+        """400 unless the charger offers a version we speak, or offers none and
+        ``ocpp.default_version`` says what it speaks."""
+        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
+        names = {p.strip() for p in offered.split(",")} - {""}
+        if names & {v.value for v in SUBPROTOCOLS}:
+            return None
+        if not names and self._default_version is not None:
+            return None
+        self.log.warning("ocpp.connect.no_subprotocol", charger=charger_id, offered=offered[:80])
+        return connection.respond(
+            HTTPStatus.BAD_REQUEST, "offer subprotocol ocpp2.0.1 or ocpp1.6\n"
+        )
 
     def _failed(
         self,
@@ -349,14 +383,14 @@ class OcppServer:
     async def _handle(self, ws: LeanConnection) -> None:
         assert ws.request is not None
         try:
-            path_id = charger_id_of(ws.request.path)
+            path_id = charger_id_of(ws.request.path, self._path)
         except InvalidChargerId:  # checked before the upgrade
             path_id = None
-        if path_id is None or ws.subprotocol is None:  # checked before the upgrade
+        version = self._default_version if ws.subprotocol is None else Version(ws.subprotocol)
+        if path_id is None or version is None:  # checked before the upgrade
             await ws.close(1002, "no OCPP subprotocol")
             return
         charger_id = self._canonical(path_id)
-        version = Version(ws.subprotocol)
         previous = self.connections.get(charger_id)
         if previous is not None and self.config.replace_connection != "newest":
             # two upgrades for one id at once: the first one in stays
@@ -373,7 +407,10 @@ class OcppServer:
             self.log.info("ocpp.connection.replaced", charger=charger_id)
             await previous.close(CLOSE_REPLACED, "replaced by a new connection")
         self.metrics.connected.labels(version.value).inc()
-        connection.log.info("ocpp.connected", remote=str(ws.remote_address))
+        # subprotocol None: the charger offered none and speaks ocpp.default_version
+        connection.log.info(
+            "ocpp.connected", remote=str(ws.remote_address), subprotocol=ws.subprotocol
+        )
         try:
             await self.site.connected(charger_id, version.value)
             await connection.serve()

@@ -15,7 +15,10 @@ Limits against what is not a charger: at most ``max_connections`` connections at
 (counting those still in their handshake; one more is answered 503 and closed at once),
 ``open_timeout`` for the whole handshake (TLS included), text frames only (a binary
 frame closes the connection with 1003, as OCPP-J uses text), and a subprotocol offered
-that the server does not speak exactly gets 400 before the upgrade.
+that the server does not speak exactly gets 400 before the upgrade. A handshake that
+offers no subprotocol at all gets 400 too, unless ``accept_without_subprotocol`` (some
+chargers offer none): it is then upgraded without one, and the handler decides what it
+speaks. ``ping_interval=None`` sends no pings.
 
 The connection object offers what the OCPP server uses of websockets' own
 (``request``, ``subprotocol``, ``remote_address``, ``close``, ``close_code``,
@@ -94,6 +97,8 @@ class LeanConnection:
 
     def _select_subprotocol(self, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         chosen = self.server.select_subprotocol(self, offered)
+        if chosen is None and not offered and self.server.accept_without_subprotocol:
+            return None
         if chosen is None and self.server.subprotocols:
             # websockets would upgrade without one; refuse before the upgrade instead (400)
             log.warning(
@@ -350,11 +355,13 @@ class LeanServer:
         close_timeout: float = 5.0,
         max_connections: int | None = None,
         on_refused: Callable[[], None] | None = None,
+        accept_without_subprotocol: bool = False,
     ) -> None:
         self.handler = handler
         self.host, self.port = host, port
         self.subprotocols = list(subprotocols)
         self.select_subprotocol = select_subprotocol
+        self.accept_without_subprotocol = accept_without_subprotocol
         self.process_request = process_request
         self.ping_interval, self.ping_timeout = ping_interval, ping_timeout
         self.max_size = max_size
