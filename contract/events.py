@@ -264,6 +264,46 @@ class ChargerStatus(EventData):
     online: bool
 
 
+# --- charger reports: what a charger says of itself, in its own words ----------------------
+# (OCPP's words are kept as sent: a consumer that knows the version reads them; the edge
+# does not translate them into a vocabulary of its own.)
+
+Word = Annotated[str, Field(max_length=64)]  # an OCPP status or type word, as sent
+
+
+class ChargerSecurityEvent(EventData):
+    """A charger's security event (OCPP 1.6 Security Whitepaper / 2.0.1
+    SecurityEventNotification): ``event_type`` as the charger names it (e.g.
+    ``TamperDetectionActivated``), at the charger's own time."""
+
+    TYPE: ClassVar[str] = "charger.security_event"
+    charger_id: Id
+    event_type: Word
+    occurred_at: Time
+    tech_info: Annotated[str, Field(max_length=255)] | None = None
+
+
+class ChargerFirmwareStatus(EventData):
+    """A firmware update's progress as the charger reports it (``Downloading``,
+    ``Installed``, ``InstallationFailed``...); ``request_id`` names the update where the
+    charger gives one (1.6 signed updates and 2.0.1)."""
+
+    TYPE: ClassVar[str] = "charger.firmware_status"
+    charger_id: Id
+    status: Word
+    request_id: int | None = None
+
+
+class ChargerLogStatus(EventData):
+    """A diagnostics or log upload's progress as the charger reports it (1.6
+    DiagnosticsStatusNotification and LogStatusNotification, 2.0.1 LogStatusNotification)."""
+
+    TYPE: ClassVar[str] = "charger.log_status"
+    charger_id: Id
+    status: Word
+    request_id: int | None = None
+
+
 class CommandResultData(CommandResult):
     """``command.result``: what the site did with one of central's commands."""
 
@@ -289,6 +329,9 @@ DATA_MODELS: Final[dict[str, type[Data]]] = {
         ChargingFailed,
         ChargingRatesUpdated,
         ChargerStatus,
+        ChargerSecurityEvent,
+        ChargerFirmwareStatus,
+        ChargerLogStatus,
         CommandResultData,
     )
 }
@@ -306,6 +349,9 @@ EventType = Literal[
     "charging.failed",
     "charging.rates_updated",
     "charger.status",
+    "charger.security_event",
+    "charger.firmware_status",
+    "charger.log_status",
     "command.result",
 ]
 

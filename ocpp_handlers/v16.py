@@ -7,6 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
+from ocpp_handlers import reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -155,21 +156,6 @@ def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
     return Answer({}, stored)
 
 
-async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
-    return {"status": "UnknownVendorId"}
-
-
-async def diagnostics_status(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.site.record_event(ctx.charger_id, "diagnostics_status", p)
-    return {}
-
-
-async def firmware_status(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.site.record_event(ctx.charger_id, "firmware_status", p)
-    return {}
-
-
 HANDLERS: Final[dict[str, Handler]] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -178,9 +164,14 @@ HANDLERS: Final[dict[str, Handler]] = {
     "StartTransaction": start_transaction,
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
-    "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": diagnostics_status,
-    "FirmwareStatusNotification": firmware_status,
+    "DataTransfer": reports.data_transfer,
+    "DiagnosticsStatusNotification": reports.diagnostics_status,
+    "FirmwareStatusNotification": reports.firmware_status,
+    # the Security Whitepaper (edition 3) messages a charger sends
+    "SecurityEventNotification": reports.security_event,
+    "SignedFirmwareStatusNotification": reports.firmware_status,
+    "LogStatusNotification": reports.log_status,
+    "SignCertificate": reports.sign_certificate,
 }
 
 

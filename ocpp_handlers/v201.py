@@ -7,6 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
+from ocpp_handlers import reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -176,19 +177,6 @@ def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
     return Answer({}, stored)
 
 
-def _recorder(kind: str) -> Handler:
-    async def record(ctx: HandlerContext, p: Payload) -> Payload:
-        await ctx.site.record_event(ctx.charger_id, kind, p)
-        return {}
-
-    return record
-
-
-async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
-    await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
-    return {"status": "UnknownVendorId"}
-
-
 HANDLERS: Final[dict[str, Handler]] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -196,12 +184,31 @@ HANDLERS: Final[dict[str, Handler]] = {
     "Authorize": authorize,
     "TransactionEvent": transaction_event,
     "MeterValues": meter_values,
-    "NotifyReport": _recorder("notify_report"),
-    "NotifyEvent": _recorder("notify_event"),
-    "SecurityEventNotification": _recorder("security_event"),
-    "FirmwareStatusNotification": _recorder("firmware_status"),
-    "LogStatusNotification": _recorder("log_status"),
-    "DataTransfer": data_transfer,
+    "DataTransfer": reports.data_transfer,
+    "SecurityEventNotification": reports.security_event,
+    "FirmwareStatusNotification": reports.firmware_status,
+    "LogStatusNotification": reports.log_status,
+    "SignCertificate": reports.sign_certificate,
+    # no ISO 15118 certificates yet: a valid refusal, the EV charges without Plug & Charge
+    "Get15118EVCertificate": reports.recorder(
+        "ev_certificate", {"status": "Failed", "exiResponse": ""}
+    ),
+    "GetCertificateStatus": reports.recorder("certificate_status", {"status": "Failed"}),
+    # reports and notices: kept for the technician
+    "NotifyReport": reports.recorder("notify_report"),
+    "NotifyEvent": reports.recorder("notify_event"),
+    "NotifyMonitoringReport": reports.recorder("notify_monitoring_report"),
+    "NotifyCustomerInformation": reports.recorder("notify_customer_information"),
+    "NotifyDisplayMessages": reports.recorder("notify_display_messages"),
+    "ReportChargingProfiles": reports.recorder("report_charging_profiles"),
+    "ReservationStatusUpdate": reports.recorder("reservation_status"),
+    "PublishFirmwareStatusNotification": reports.recorder("publish_firmware_status"),
+    # limits and needs: kept; the site plans no ISO 15118 schedule (Rejected: "service
+    # not available"), and an EV's own schedule is taken note of
+    "NotifyChargingLimit": reports.recorder("charging_limit"),
+    "ClearedChargingLimit": reports.recorder("charging_limit_cleared"),
+    "NotifyEVChargingNeeds": reports.recorder("ev_charging_needs", {"status": "Rejected"}),
+    "NotifyEVChargingSchedule": reports.recorder("ev_charging_schedule", {"status": "Accepted"}),
 }
 
 

@@ -58,9 +58,35 @@ class SitePort(Protocol):
         self, charger_id: ChargerId, evse_id: int, status: ConnectorStatus
     ) -> None: ...
 
-    async def record_event(
-        self, charger_id: ChargerId, kind: str, data: dict[str, Any]
+    async def record_event(self, charger_id: ChargerId, kind: str, data: dict[str, Any]) -> None:
+        """A message kept for the technician (the charger's events), as it came."""
+        ...
+
+    # The reports central hears of too: each is kept like record_event (``data``, the
+    # message as it came) and sent upstream in the charger's own words.
+    async def security_event(
+        self,
+        charger_id: ChargerId,
+        event_type: str,
+        at: datetime,
+        tech_info: str | None,
+        data: dict[str, Any],
     ) -> None: ...
+
+    async def firmware_status(
+        self, charger_id: ChargerId, status: str, request_id: int | None, data: dict[str, Any]
+    ) -> None: ...
+
+    async def log_status(
+        self,
+        charger_id: ChargerId,
+        status: str,
+        request_id: int | None,
+        data: dict[str, Any],
+        kind: str = "log_status",
+    ) -> None:
+        """A log upload's status; ``kind`` ``diagnostics_status`` for 1.6 diagnostics."""
+        ...
 
     def authorize(self, id_tag: str) -> AuthorizationStatus: ...
 

@@ -19,7 +19,12 @@ from typing import Any
 
 import structlog
 
-from contract.events import ChargerStatus
+from contract.events import (
+    ChargerFirmwareStatus,
+    ChargerLogStatus,
+    ChargerSecurityEvent,
+    ChargerStatus,
+)
 from edge.config import SiteConfig
 from edge.core.ids import ChargerId, IdTag
 from edge.core.meter import MeterReading
@@ -240,8 +245,51 @@ class Site:
 
     async def record_event(self, charger_id: ChargerId, kind: str, data: dict[str, Any]) -> None:
         """Messages kept for the technician: firmware, diagnostics, logs, security, reports."""
+        await self._charger_report(charger_id, kind, data, None)
+
+    async def security_event(
+        self,
+        charger_id: ChargerId,
+        event_type: str,
+        at: datetime,
+        tech_info: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        event = ChargerSecurityEvent(
+            charger_id=charger_id, event_type=event_type, occurred_at=at, tech_info=tech_info
+        )
+        await self._charger_report(charger_id, "security_event", data, event)
+
+    async def firmware_status(
+        self, charger_id: ChargerId, status: str, request_id: int | None, data: dict[str, Any]
+    ) -> None:
+        event = ChargerFirmwareStatus(charger_id=charger_id, status=status, request_id=request_id)
+        await self._charger_report(charger_id, "firmware_status", data, event)
+
+    async def log_status(
+        self,
+        charger_id: ChargerId,
+        status: str,
+        request_id: int | None,
+        data: dict[str, Any],
+        kind: str = "log_status",
+    ) -> None:
+        event = ChargerLogStatus(charger_id=charger_id, status=status, request_id=request_id)
+        await self._charger_report(charger_id, kind, data, event)
+
+    async def _charger_report(
+        self,
+        charger_id: ChargerId,
+        kind: str,
+        data: dict[str, Any],
+        upstream: ChargerSecurityEvent | ChargerFirmwareStatus | ChargerLogStatus | None,
+    ) -> None:
+        """One charger event, and its event for central if it has one, as one unit."""
+        now = self.clock()
         unit = Unit()
-        repo.add_charger_event(unit, charger_id, self.clock(), kind, data)
+        repo.add_charger_event(unit, charger_id, now, kind, data)
+        if upstream is not None:
+            repo.add_outbox_event(unit, upstream, charger_id, now)
         await self.store.write(unit)
 
     # --- authorization -----------------------------------------------------------------

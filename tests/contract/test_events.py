@@ -86,6 +86,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "charger_id": "CP-1", "evse_id": 1, "connector_id": 1, "status": "Faulted",
         "error_code": "GroundFailure", "online": True,
     },
+    "charger.security_event": {
+        "charger_id": "CP-1", "event_type": "TamperDetectionActivated", "occurred_at": AT,
+        "tech_info": "enclosure opened",
+    },
+    "charger.firmware_status": {"charger_id": "CP-1", "status": "Downloading", "request_id": 7},
+    "charger.log_status": {"charger_id": "CP-1", "status": "Uploaded", "request_id": 8},
     "charging.rates_updated": {
         "rates": [{"id": "r-day", "price_per_kwh": 0.3}], "all_sites": True,
     },

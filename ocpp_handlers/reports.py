@@ -1,0 +1,62 @@
+"""What a charger tells of itself beyond charging, in either version: security events,
+firmware and log status, certificates, reports and notices.
+
+Every message a charger may send is answered as its response schema requires (never
+NotSupported: chargers retry, or abort a firmware update, on that) and kept as a charger
+event for the technician; the ones central cares about (security events, firmware and
+log/diagnostics status) go upstream too (see :class:`edge.core.site_port.SitePort`). The
+payloads these read have the same shape in 1.6 (Security Whitepaper) and 2.0.1.
+"""
+
+from __future__ import annotations
+
+from ocpp_handlers.base import Handler, HandlerContext, Payload, parse_time
+
+
+def recorder(kind: str, answer: Payload | None = None) -> Handler:
+    """A handler that keeps the message as a charger event of ``kind`` and answers
+    ``answer`` (``{}`` unless the response schema asks for more)."""
+    reply: Payload = answer or {}
+
+    async def record(ctx: HandlerContext, p: Payload) -> Payload:
+        await ctx.site.record_event(ctx.charger_id, kind, p)
+        return dict(reply)  # a copy: the answer is the connection's to send
+
+    return record
+
+
+async def security_event(ctx: HandlerContext, p: Payload) -> Payload:
+    at = parse_time(p["timestamp"], "timestamp")
+    await ctx.site.security_event(ctx.charger_id, p["type"], at, p.get("techInfo"), p)
+    return {}
+
+
+async def firmware_status(ctx: HandlerContext, p: Payload) -> Payload:
+    """1.6 FirmwareStatusNotification and SignedFirmwareStatusNotification, 2.0.1
+    FirmwareStatusNotification (only the signed one and 2.0.1 name the request)."""
+    await ctx.site.firmware_status(ctx.charger_id, p["status"], p.get("requestId"), p)
+    return {}
+
+
+async def log_status(ctx: HandlerContext, p: Payload) -> Payload:
+    """1.6 LogStatusNotification (security), 2.0.1 LogStatusNotification."""
+    await ctx.site.log_status(ctx.charger_id, p["status"], p.get("requestId"), p)
+    return {}
+
+
+async def diagnostics_status(ctx: HandlerContext, p: Payload) -> Payload:
+    """1.6 DiagnosticsStatusNotification: a log status that names no request."""
+    await ctx.site.log_status(ctx.charger_id, p["status"], None, p, kind="diagnostics_status")
+    return {}
+
+
+# The site has no certificate authority yet: a certificate signing request is refused
+# (the charger keeps its certificate and asks again later), and nothing is known of a
+# certificate's status or of an ISO 15118 contract certificate.
+sign_certificate = recorder("sign_certificate", {"status": "Rejected"})
+
+
+async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
+    """No vendor extension is known to the site: kept, and answered so."""
+    await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
+    return {"status": "UnknownVendorId"}
