@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ocpp_handlers.quirks import COUNTS as METER_QUIRKS
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -56,6 +58,16 @@ class _MessageCollector(Collector):
                 buckets.append((_bucket_label(bound), cumulative))
             latency.add_metric([action], buckets, histogram.total)
         yield latency
+        quirks = CounterMetricFamily(
+            "evpark_ocpp_meter_quirks",
+            "Sampled values with a word outside their field's enum, tolerated (reading "
+            "repaired or the sample dropped; ocpp_handlers.quirks), by field. Counted per "
+            "process",
+            labels=["field"],
+        )
+        for field, count in sorted(METER_QUIRKS.items()):
+            quirks.add_metric([field], count)
+        yield quirks
 
 
 def _bucket_label(bound: float) -> str:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from common.timestamps import InvalidTimestamp, parse_timestamp
 from edge.core.ids import ChargerId
 from edge.core.site_port import SitePort
+from ocpp_handlers import quirks
 from ocpp_handlers.schemas import Version
 
 Payload = dict[str, Any]
@@ -60,3 +61,10 @@ def parse_time(value: str, field: str) -> datetime:
 
 def now_iso(site: SitePort) -> str:
     return site.clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def note_quirks(ctx: HandlerContext, action: str, p: Payload) -> None:
+    """Report what :func:`ocpp_handlers.quirks.tolerate` changed in a meter message, if
+    anything (a dict lookup for every other message)."""
+    if quirks.QUIRKS_KEY in p:
+        quirks.report(ctx.site.site_id, ctx.charger_id, action, p.pop(quirks.QUIRKS_KEY))

@@ -17,6 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
+from ocpp_handlers import quirks
 from ocpp_handlers.schema_compiler import compile_schema
 
 Validator = Callable[[Any], Any]
@@ -64,13 +65,21 @@ def known_actions(version: Version) -> frozenset[str]:
 @cache
 def validator(version: Version, action: str, response: bool) -> Validator:
     """The compiled validator of one message; KeyError if the action does not exist."""
+    return _compile(version, _load(version, action, response))
+
+
+def _load(version: Version, action: str, response: bool) -> dict[str, Any]:
     if action not in known_actions(version):
         raise KeyError(action)
     path = resources.files("ocpp").joinpath(
         _schema_dir(version), "schemas", _schema_file(version, action, response)
     )
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     schema.pop("$id", None)
+    return schema
+
+
+def _compile(version: Version, schema: dict[str, Any]) -> Validator:
     # A strict "date-time" check would refuse RFC 3339 as some chargers write it (odd
     # fractions of a second); timestamps are parsed in the handlers, which answer a bad
     # one with a clear error.
@@ -84,6 +93,56 @@ def validator(version: Version, action: str, response: bool) -> Validator:
         return SchemaViolation(codes[kind], description[:255])
 
     return compile_schema(schema, fail, formats)
+
+
+def _sampled_value_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``properties`` of every sampled value schema in ``schema`` (as it is, not a copy)."""
+    definitions = schema.get("definitions", {})
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            sampled = node.get("properties", {}).get("sampledValue")
+            if isinstance(sampled, dict):
+                items = sampled["items"]
+                if "$ref" in items:
+                    items = definitions[items["$ref"].removeprefix("#/definitions/")]
+                found.append(items["properties"])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(schema)
+    return found
+
+
+@cache
+def sampled_value_enums(version: Version, action: str) -> dict[str, frozenset[str]]:
+    """The words each tolerated field of a sampled value may take, by the schema."""
+    schema = _load(version, action, response=False)
+    definitions = schema.get("definitions", {})
+    enums: dict[str, frozenset[str]] = {}
+    for properties in _sampled_value_fields(schema):
+        for field in quirks.FIELDS:
+            node = properties.get(field)
+            if node is not None and "$ref" in node:
+                node = definitions[node["$ref"].removeprefix("#/definitions/")]
+            if node is not None and "enum" in node:
+                enums[field] = frozenset(node["enum"])
+    return enums
+
+
+@cache
+def lenient_validator(version: Version, action: str) -> Validator:
+    """A meter message's validator that takes any string in the tolerated fields."""
+    schema = _load(version, action, response=False)
+    for properties in _sampled_value_fields(schema):
+        for field in quirks.FIELDS:
+            if field in properties:
+                properties[field] = {"type": "string"}
+    return _compile(version, schema)
 
 
 def _looks_like_datetime(value: str) -> bool:
@@ -114,5 +173,25 @@ def formation_error(version: Version) -> str:
 
 
 def validate(version: Version, action: str, payload: Any, *, response: bool = False) -> None:
-    """Raise :class:`SchemaViolation` with the spec's error code if ``payload`` is invalid."""
-    validator(version, action, response)(payload)
+    """Raise :class:`SchemaViolation` with the spec's error code if ``payload`` is invalid.
+
+    A charger's meter message that fails only on the words of its sampled values is
+    made valid instead, keeping its sound readings (:mod:`ocpp_handlers.quirks`); that
+    is tried only once the strict check failed, so valid messages pay nothing for it.
+    """
+    try:
+        validator(version, action, response)(payload)
+    except SchemaViolation:
+        if response or action not in quirks.METER_LISTS:
+            raise
+        if not _valid_but_for_words(version, action, payload):
+            raise  # a structural error: refused as it is
+        quirks.tolerate(action, payload, sampled_value_enums(version, action))
+
+
+def _valid_but_for_words(version: Version, action: str, payload: Any) -> bool:
+    try:
+        lenient_validator(version, action)(payload)
+    except SchemaViolation:
+        return False
+    return True

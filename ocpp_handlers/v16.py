@@ -7,13 +7,14 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import reports
+from ocpp_handlers import quirks, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
     HandlerContext,
     OcppError,
     Payload,
+    note_quirks,
     now_iso,
     parse_time,
 )
@@ -32,29 +33,9 @@ STATUS: Final = {
 
 
 def fix_quirks(action: str, payload: Payload) -> bool:
-    """Repair what real chargers get wrong; True if anything was changed.
-
-    Some firmware sends sampled values as JSON numbers where 1.6 wants strings; the
-    value is clear, so it is taken as the string it should have been.
-    """
-    if action == "MeterValues":
-        meter_values = payload.get("meterValue")
-    elif action == "StopTransaction":
-        meter_values = payload.get("transactionData")
-    else:
-        return False
-    if not isinstance(meter_values, list):
-        return False
-    changed = False
-    for entry in meter_values:
-        samples = entry.get("sampledValue") if isinstance(entry, dict) else None
-        for sample in samples if isinstance(samples, list) else ():
-            if isinstance(sample, dict):
-                value = sample.get("value")
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    sample["value"] = repr(value)
-                    changed = True
-    return changed
+    """Repair 1.6 values sent as numbers (:mod:`ocpp_handlers.quirks.numeric_value`);
+    True if anything was changed. Called only when the message fails as sent."""
+    return quirks.repair_numbers(action, payload)
 
 
 def readings(meter_values: list[dict[str, Any]]) -> list[MeterReading]:
@@ -131,6 +112,7 @@ async def start_transaction(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 async def stop_transaction(ctx: HandlerContext, p: Payload) -> Payload:
+    note_quirks(ctx, "StopTransaction", p)
     await ctx.site.stop_session(
         ctx.charger_id,
         transaction_id=str(p["transactionId"]),
@@ -146,6 +128,7 @@ async def stop_transaction(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
+    note_quirks(ctx, "MeterValues", p)
     transaction = p.get("transactionId")
     _, stored = ctx.site.record_meter_values(
         ctx.charger_id,

@@ -14,6 +14,7 @@ from ocpp_handlers.base import (
     HandlerContext,
     OcppError,
     Payload,
+    note_quirks,
     now_iso,
     parse_time,
 )
@@ -118,6 +119,7 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
     (or the ``Ended``): the session is opened without one, central hears of it once the
     token comes (see :mod:`edge.services.sessions`), and the token is judged before the
     message's meter values so that a charge is never announced without its driver."""
+    note_quirks(ctx, "TransactionEvent", p)
     info = p["transactionInfo"]
     transaction_id: str = info["transactionId"]
     at = parse_time(p["timestamp"], "timestamp")
@@ -173,6 +175,7 @@ async def transaction_event(ctx: HandlerContext, p: Payload) -> Payload:
 
 
 def meter_values(ctx: HandlerContext, p: Payload) -> Answer:
+    note_quirks(ctx, "MeterValues", p)
     _, stored = ctx.site.record_meter_values(ctx.charger_id, p["evseId"], readings(p["meterValue"]))
     return Answer({}, stored)
 
