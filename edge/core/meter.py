@@ -3,7 +3,9 @@
 Energy in Wh, power in W, current in A, voltage in V, state of charge in percent.
 Chargers send registers in Wh or kWh (1.6 ``unit``; 2.0.1 ``unitOfMeasure`` with a
 power-of-ten ``multiplier``), values as strings or, against the 1.6 schema, as numbers,
-and now and then an empty string: those are skipped, not read as zero.
+and now and then an empty string: those are skipped, not read as zero. A value whose unit
+is not its measurand's (a current in A where the measurand, left out, means the energy
+register) is skipped too: read as the other quantity, it would corrupt the session.
 """
 
 from __future__ import annotations
@@ -77,8 +79,12 @@ def normalise(measurand: str, raw: object, unit: str | None, multiplier: int = 0
     number = to_number(raw)
     if number is None:
         return None
-    unit_key = (unit or _DEFAULT_UNIT.get(measurand, "")).lower()
-    _, factor = _UNITS.get(unit_key, ("", 1.0))
+    expected = _DEFAULT_UNIT.get(measurand)
+    unit_key = (unit or expected or "").lower()
+    canonical, factor = _UNITS.get(unit_key, ("", 1.0))
+    if expected is not None and canonical != expected:
+        # a current in A under no measurand is no energy register (it defaults to one)
+        return None
     if multiplier:
         try:
             factor *= 10.0**multiplier

@@ -59,7 +59,9 @@ def test_to_number_reads_what_can_be_read(raw: object, expected: float | None) -
         (VOLTAGE, "230", "V", 0, 230.0),
         (SOC, "80", "Percent", 0, 80.0),
         (ENERGY, "", "Wh", 0, None),
-        (ENERGY, "5", "furlongs", 0, 5.0),  # an unknown unit is taken as it stands
+        (ENERGY, "5", "furlongs", 0, None),  # an unknown unit: not this quantity, skipped
+        (ENERGY, "15.63", "A", 0, None),  # a current with its measurand left out (Alfen)
+        (CURRENT, "16", None, 0, 16.0),
     ],
 )
 def test_normalise_gives_the_canonical_unit(

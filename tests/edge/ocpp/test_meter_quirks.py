@@ -75,12 +75,19 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("broken", sorted(BROKEN))
+STRUCTURAL: list[tuple[Version, str]] = [
+    (version, broken)
+    for version in Version
+    for broken in sorted(BROKEN)
+    # a 1.6 value is a string: an unreadable one is skipped (edge.core.meter), not an error
+    if not (broken == "not-a-number" and version is Version.V16)
+]
+
+
+@pytest.mark.parametrize(("version", "broken"), STRUCTURAL)
 async def test_a_structural_error_is_still_a_callerror(
     edge: EdgeDaemon, version: Version, broken: str
 ) -> None:
-    if broken == "not-a-number" and version is Version.V16:
-        pytest.skip("a 1.6 value is a string: an unreadable one is skipped (edge.core.meter)")
     payload = meter_values(version, "1", 1000, {})
     payload["meterValue"][0]["sampledValue"][1] = BROKEN[broken]
     async with RawCharger(ocpp_url(edge), "CP-BROKEN", version) as charger:
