@@ -160,8 +160,13 @@ HANDLERS: Final[dict[str, Handler]] = {
 
 # --- commands ------------------------------------------------------------------------
 
+# what only the Security Whitepaper's ExtendedTriggerMessage can ask a 1.6 charger for
+EXTENDED_ONLY_TRIGGERS: Final = frozenset({"LogStatusNotification", "SignChargePointCertificate"})
+
 
 def to_call(command: cmd.Command) -> tuple[str, Payload]:
+    if (same := cmd.call_of_both_versions(command)) is not None:
+        return same
     match command:
         case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id):
             payload: Payload = {"idTag": id_tag}
@@ -179,11 +184,15 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
         case cmd.ChangeAvailability(operative=operative, evse_id=evse_id):
             kind = "Operative" if operative else "Inoperative"
             return "ChangeAvailability", {"connectorId": evse_id, "type": kind}
-        case cmd.TriggerMessage(message=message, evse_id=evse_id):
+        case cmd.TriggerMessage(message=message, evse_id=evse_id, extended=extended):
             payload = {"requestedMessage": message}
             if evse_id is not None:
                 payload["connectorId"] = evse_id
+            if extended or message in EXTENDED_ONLY_TRIGGERS:
+                return "ExtendedTriggerMessage", payload
             return "TriggerMessage", payload
+        case cmd.GetTransactionStatus():
+            raise cmd.UnsupportedCommand("GetTransactionStatus is OCPP 2.0.1")
         case cmd.GetConfiguration(keys=keys):
             return "GetConfiguration", {"key": list(keys)} if keys else {}
         case cmd.ChangeConfiguration(key=key, value=value):
@@ -228,4 +237,6 @@ def _local_entry(entry: cmd.LocalListEntry) -> Payload:
 def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
     if action == "GetConfiguration":
         return cmd.CommandOutcome("Accepted", response)
+    if action == "GetLocalListVersion":
+        return cmd.CommandOutcome("Accepted", {**response, "list_version": response["listVersion"]})
     return cmd.CommandOutcome(str(response.get("status", "Accepted")), response)

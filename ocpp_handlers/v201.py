@@ -240,6 +240,8 @@ def _local_entry(entry: cmd.LocalListEntry) -> Payload:
 
 
 def to_call(command: cmd.Command) -> tuple[str, Payload]:
+    if (same := cmd.call_of_both_versions(command)) is not None:
+        return same
     match command:
         case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id, remote_start_id=remote_id):
             payload: Payload = {
@@ -285,6 +287,10 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
                 "updateType": "Full" if full else "Differential",
                 "localAuthorizationList": [_local_entry(e) for e in entries],
             }
+        case cmd.GetTransactionStatus(transaction_id=transaction_id):
+            return "GetTransactionStatus", (
+                {} if transaction_id is None else {"transactionId": transaction_id}
+            )
         case cmd.GetConfiguration() | cmd.ChangeConfiguration():
             raise cmd.UnsupportedCommand(
                 "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"
@@ -302,4 +308,7 @@ def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
         statuses = {r.get("attributeStatus") for r in results}
         status = "Accepted" if statuses <= {"Accepted"} else "/".join(sorted(map(str, statuses)))
         return cmd.CommandOutcome(status, response)
+    if action == "GetLocalListVersion":
+        version = response["versionNumber"]
+        return cmd.CommandOutcome("Accepted", {**response, "list_version": version})
     return cmd.CommandOutcome(str(response.get("status", "Accepted")), response)

@@ -67,6 +67,7 @@ class AvailabilityBody(BaseModel):
 class TriggerBody(BaseModel):
     message: str = Field(min_length=1, max_length=64)
     evse_id: int | None = Field(default=None, ge=0)
+    extended: bool = False  # 1.6: ExtendedTriggerMessage (Security Whitepaper)
 
 
 class GetConfigurationBody(BaseModel):
@@ -88,6 +89,16 @@ class VariableBody(BaseModel):
 
 class VariablesBody(BaseModel):
     variables: list[VariableBody] = Field(min_length=1, max_length=50)
+
+
+class DataTransferBody(BaseModel):
+    vendor_id: str = Field(min_length=1, max_length=255)
+    message_id: str | None = Field(default=None, min_length=1, max_length=50)
+    data: str | None = Field(default=None, max_length=10_000)
+
+
+class TransactionStatusBody(BaseModel):
+    transaction_id: str | None = Field(default=None, min_length=1, max_length=36)
 
 
 def _session_key(session: Session) -> Key:
@@ -295,7 +306,23 @@ def create_app(
 
     @app.post("/api/chargers/{charger_id}/trigger")
     async def trigger(charger_id: str, body: TriggerBody) -> dict[str, Any]:
-        return await run(charger_id, cmd.TriggerMessage(body.message, body.evse_id))
+        return await run(charger_id, cmd.TriggerMessage(body.message, body.evse_id, body.extended))
+
+    @app.post("/api/chargers/{charger_id}/local-list-version")
+    async def local_list_version(charger_id: str) -> dict[str, Any]:
+        return await run(charger_id, cmd.GetLocalListVersion())
+
+    @app.post("/api/chargers/{charger_id}/clear-cache")
+    async def clear_cache(charger_id: str) -> dict[str, Any]:
+        return await run(charger_id, cmd.ClearCache())
+
+    @app.post("/api/chargers/{charger_id}/data-transfer")
+    async def data_transfer(charger_id: str, body: DataTransferBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.DataTransfer(body.vendor_id, body.message_id, body.data))
+
+    @app.post("/api/chargers/{charger_id}/transaction-status")
+    async def transaction_status(charger_id: str, body: TransactionStatusBody) -> dict[str, Any]:
+        return await run(charger_id, cmd.GetTransactionStatus(body.transaction_id))
 
     @app.post("/api/chargers/{charger_id}/get-configuration")
     async def get_configuration(charger_id: str, body: GetConfigurationBody) -> dict[str, Any]:

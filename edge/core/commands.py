@@ -43,8 +43,12 @@ class ChangeAvailability:
 
 @dataclass(frozen=True, slots=True)
 class TriggerMessage:
+    """``extended``: 1.6 sends the Security Whitepaper's ExtendedTriggerMessage (chosen
+    anyway for the messages only it can trigger); 2.0.1 has one TriggerMessage for all."""
+
     message: str
     evse_id: int | None = None
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,33 @@ class SendLocalList:
     entries: tuple[LocalListEntry, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class GetLocalListVersion:
+    """Ask a charger which local authorization list version it holds (0: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearCache:
+    """Empty a charger's authorization cache (not its local list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataTransfer:
+    """A vendor-specific message; the charger answers a status and, maybe, data."""
+
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetTransactionStatus:
+    """2.0.1: is a transaction still going on, and are its messages still queued?
+    Without an id: are any transaction messages queued at all."""
+
+    transaction_id: str | None = None
+
+
 Command = (
     RemoteStart
     | RemoteStop
@@ -123,7 +154,28 @@ Command = (
     | ReserveNow
     | CancelReservation
     | SendLocalList
+    | GetLocalListVersion
+    | ClearCache
+    | DataTransfer
+    | GetTransactionStatus
 )
+
+
+def call_of_both_versions(command: Command) -> tuple[str, dict[str, Any]] | None:
+    """The CALL of a command that 1.6 and 2.0.1 spell alike; None for any other."""
+    match command:
+        case GetLocalListVersion():
+            return "GetLocalListVersion", {}
+        case ClearCache():
+            return "ClearCache", {}
+        case DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data):
+            payload: dict[str, Any] = {"vendorId": vendor_id}
+            if message_id is not None:
+                payload["messageId"] = message_id
+            if data is not None:
+                payload["data"] = data
+            return "DataTransfer", payload
+    return None
 
 
 class UnsupportedCommand(Exception):

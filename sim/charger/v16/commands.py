@@ -91,6 +91,24 @@ class Charger16(Messages16):
 
         return Reply({"status": "Accepted"}, then=send)
 
+    async def on_ExtendedTriggerMessage(self, payload: dict[str, Any]) -> Reply:
+        """The Security Whitepaper's trigger: what TriggerMessage can ask for, plus a
+        log status and a certificate signing request."""
+        what = payload["requestedMessage"]
+        link = self.charger.link
+        if what == "LogStatusNotification":
+            return Reply(
+                {"status": "Accepted"},
+                then=lambda: link.send_or_log("LogStatusNotification", {"status": "Idle"}),
+            )
+        if what == "SignChargePointCertificate":
+            csr = f"-----BEGIN CERTIFICATE REQUEST-----\n{self.charger.id}\n"
+            return Reply(
+                {"status": "Accepted"},
+                then=lambda: link.send_or_log("SignCertificate", {"csr": csr}),
+            )
+        return await self.on_TriggerMessage(payload)
+
     def _trigger_meter(self, evse: int, now: datetime) -> dict[str, Any]:
         connector = self.charger.connectors[evse]
         payload: dict[str, Any] = {
