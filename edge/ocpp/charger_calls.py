@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from edge.core.commands import Command, CommandOutcome, UnsupportedCommand
 from edge.core.ids import ChargerId
 from edge.ocpp.connection import CallFailed
-from edge.ocpp.server import OcppServer
 from ocpp_handlers import v16, v201
 from ocpp_handlers.schemas import SchemaViolation, Version
+
+if TYPE_CHECKING:  # the server imports the local list check, which sends through here
+    from edge.ocpp.server import OcppServer
 
 log = structlog.get_logger(__name__)
 _MODULES: Final = {Version.V16: v16, Version.V201: v201}

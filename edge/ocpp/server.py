@@ -39,11 +39,11 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from edge.config import SiteConfig
-from edge.core import commands as cmd
 from edge.core.ids import ChargerId, InvalidChargerId, charger_key, parse_charger_id
 from edge.metrics import OcppMetrics
 from edge.ocpp.admission import Admitted, Refusal, Registered, admit, load_registry
-from edge.ocpp.connection import CallFailed, ChargerConnection
+from edge.ocpp.connection import ChargerConnection
+from edge.ocpp.local_list import resend_if_older
 from edge.ocpp.throttle import LockoutPolicy, UpgradeThrottle, address_key
 from edge.ocpp.websocket import LeanConnection, LeanServer
 from edge.services.site import Site
@@ -164,7 +164,7 @@ class OcppServer:
             else Version(f"ocpp{config.ocpp.default_version}")
         )
         self._server: LeanServer | None = None
-        self._list_checks: set[asyncio.Task[None]] = set()  # local list re-sends under way
+        self._tasks: asyncio.TaskGroup | None = None  # the server's background work
         self.ready = asyncio.Event()
         self.log = log.bind(site=config.site.id)
 
@@ -197,6 +197,7 @@ class OcppServer:
             asyncio.TaskGroup() as tasks,
         ):
             self._server = server
+            self._tasks = tasks
             tasks.create_task(self._refresh_registry())
             self.log.info(
                 "ocpp.listening",
@@ -212,8 +213,7 @@ class OcppServer:
             try:
                 await server.serve_forever()
             finally:
-                for check in self._list_checks:
-                    check.cancel()
+                self._tasks = None
 
     @staticmethod
     def _select_subprotocol(
@@ -443,43 +443,14 @@ class OcppServer:
             assert not isinstance(answer, Answer), "a boot is answered once it is stored"
             result = await answer
             if result.get("status") == "Accepted" and self.site.id_tags_version > 0:
-                # a task: it starts after the boot's answer has gone out, as it must
-                check = asyncio.create_task(
-                    self._resend_local_list(charger_id), name=f"local-list-check-{charger_id}"
+                # a task of the server's: it starts after the boot's answer has gone out
+                assert self._tasks is not None
+                self._tasks.create_task(
+                    resend_if_older(self, charger_id), name=f"local-list-check-{charger_id}"
                 )
-                self._list_checks.add(check)
-                check.add_done_callback(self._list_checks.discard)
             return result
 
         return {**handlers, "BootNotification": boot_then_check_list}
-
-    async def _resend_local_list(self, charger_id: ChargerId) -> None:
-        """A charger back with an older local list than the site's (it was offline when
-        central sent a newer one, or it was reset) gets the whole current list."""
-        # charger_calls imports this module for OcppServer
-        from edge.ocpp.charger_calls import (
-            ChargerOffline,
-            CommandTimeout,
-            InvalidCommand,
-            send_command,
-        )
-
-        current = self.site.id_tags_version
-        try:
-            held = await send_command(self, charger_id, cmd.GetLocalListVersion())
-            charger_version = int(held.detail["list_version"])
-            if charger_version < 0 or charger_version >= current:
-                return  # -1: a 1.6 charger with its local list disabled
-            entries = tuple(
-                cmd.LocalListEntry(tag, entry.status.value, entry.expires_at)
-                for tag, entry in self.site.id_tags.items()
-            )
-            sent = await send_command(self, charger_id, cmd.SendLocalList(current, True, entries))
-        except (ChargerOffline, CommandTimeout, InvalidCommand, CallFailed) as err:
-            self.log.info("ocpp.local_list.check_failed", charger=charger_id, error=str(err))
-            return
-        self.log.info("ocpp.local_list.resent", charger=charger_id, held=charger_version,
-                      version=current, tags=len(entries), status=sent.status)  # fmt: skip
 
 
 def _password_matches(creds: tuple[str, str] | None, admitted: Admitted) -> bool:

@@ -13,7 +13,7 @@ the handlers, the API and the UI keep one object to ask.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from contract.events import (
     ChargerStatus,
 )
 from edge.config import SiteConfig
+from edge.core import commands as cmd
 from edge.core.ids import ChargerId, IdTag
 from edge.core.meter import MeterReading
 from edge.core.model import (
@@ -449,3 +450,13 @@ class Site:
     def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None:
         charger = self.chargers.get(charger_id)
         return charger.evses.get(evse_id) if charger else None
+
+
+def local_list(
+    version: int, full: bool, tags: Mapping[IdTag, repo.IdTagEntry]
+) -> cmd.SendLocalList:
+    """``tags`` as an OCPP local list: what a charger may accept while the site is away."""
+    entries = tuple(
+        cmd.LocalListEntry(tag, entry.status.value, entry.expires_at) for tag, entry in tags.items()
+    )
+    return cmd.SendLocalList(version, full, entries)

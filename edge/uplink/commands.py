@@ -26,7 +26,7 @@ from edge.core.slots.values import SlotState
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
-from edge.services.site import Site
+from edge.services.site import Site, local_list
 from edge.services.slots import SlotService
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import Unit
@@ -315,15 +315,8 @@ class CloudCommandRunner:
             self.site.id_tags_version = numbered
             set_meta(unit, repo.ID_TAGS_VERSION_KEY, str(numbered))
         count = self.site.update_id_tags(unit, entries, full)
-        local_list = cmd.SendLocalList(
-            version,
-            full,
-            tuple(
-                cmd.LocalListEntry(tag, entry.status.value, entry.expires_at)
-                for tag, entry in entries.items()
-            ),
-        )
-        chargers = await self._send_local_lists(local_list)
+        sent_list = local_list(version, full, entries)
+        chargers = await self._send_local_lists(sent_list)
         return "accepted", "", {"tags": count, "version": version, "chargers": chargers}
 
     async def _send_local_lists(self, local_list: cmd.SendLocalList) -> dict[str, str]:
