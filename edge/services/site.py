@@ -28,7 +28,6 @@ from contract.events import (
 from edge.config import SiteConfig
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId, IdTag
-from edge.core.meter import MeterReading
 from edge.core.model import (
     AuthorizationStatus,
     BootStatus,
@@ -36,7 +35,6 @@ from edge.core.model import (
     ChargerInfo,
     ConnectorStatus,
     Evse,
-    Session,
 )
 from edge.core.rates import RateInForce, rate_in_force
 from edge.core.sessions import ActiveSessions
@@ -70,6 +68,19 @@ class Site:
             config, store, clock, authorize=self.authorize, id_tag_entry=self.id_tag_entry,
             rate=self.rate_in_force, charger=self._charger, notify=self._notify,
         )  # fmt: skip
+        # The port's session calls are ChargingSessions' own methods, not copies of their
+        # signatures (and no extra call on the meter-value path).
+        sessions = self.sessions
+        self.session_failed = sessions.session_failed
+        self.active_sessions = sessions.active_sessions
+        self.active_session_on = sessions.active_session_on
+        self.active_session = sessions.active_session
+        self.resolve_transaction = sessions.resolve_transaction
+        self.start_session = sessions.start_session
+        self.token_arrived = sessions.token_arrived
+        self.meter_values = sessions.meter_values
+        self.record_meter_values = sessions.record_meter_values
+        self.stop_session = sessions.stop_session
 
     @property
     def site_id(self) -> str:
@@ -353,82 +364,6 @@ class Site:
     def rate_in_force(self) -> RateInForce:
         """This site's rate among those central pushed, and its id (None, None: no rate)."""
         return rate_in_force(self.rates, self.site_id)
-
-    # --- sessions: the port's calls, answered by ChargingSessions -----------------------
-
-    async def session_failed(self, session: Session, code: str, detail: str) -> None:
-        await self.sessions.session_failed(session, code, detail)
-
-    def active_sessions(self) -> list[Session]:
-        return self.sessions.active_sessions()
-
-    def active_session_on(self, charger_id: ChargerId, evse_id: int) -> Session | None:
-        return self.sessions.active_session_on(charger_id, evse_id)
-
-    def active_session(self, session_id: str) -> Session | None:
-        return self.sessions.active_session(session_id)
-
-    def resolve_transaction(
-        self, charger_id: ChargerId, transaction_id: str | None
-    ) -> Session | None:
-        return self.sessions.resolve_transaction(charger_id, transaction_id)
-
-    async def start_session(
-        self,
-        charger_id: ChargerId,
-        evse_id: int,
-        connector_id: int,
-        id_tag: str | None,
-        started_at: datetime,
-        version: str,
-        meter_start_wh: float | None = None,
-        transaction_id: str | None = None,
-        reservation_id: int | None = None,
-        announce: bool = True,
-    ) -> tuple[Session, AuthorizationStatus]:
-        return await self.sessions.start_session(
-            charger_id, evse_id, connector_id, id_tag, started_at, version,
-            meter_start_wh, transaction_id, reservation_id, announce,
-        )  # fmt: skip
-
-    async def token_arrived(
-        self, session: Session, id_tag: str, at: datetime
-    ) -> AuthorizationStatus:
-        return await self.sessions.token_arrived(session, id_tag, at)
-
-    async def meter_values(
-        self,
-        charger_id: ChargerId,
-        evse_id: int,
-        readings: list[MeterReading],
-        transaction_id: str | None = None,
-    ) -> Session | None:
-        return await self.sessions.meter_values(charger_id, evse_id, readings, transaction_id)
-
-    def record_meter_values(
-        self,
-        charger_id: ChargerId,
-        evse_id: int,
-        readings: list[MeterReading],
-        transaction_id: str | None = None,
-    ) -> tuple[Session | None, asyncio.Future[None] | None]:
-        return self.sessions.record_meter_values(charger_id, evse_id, readings, transaction_id)
-
-    async def stop_session(
-        self,
-        charger_id: ChargerId,
-        transaction_id: str,
-        stopped_at: datetime,
-        reason: str | None,
-        meter_stop_wh: float | None = None,
-        id_tag: str | None = None,
-        readings: list[MeterReading] | None = None,
-        evse_id: int | None = None,
-    ) -> Session:
-        return await self.sessions.stop_session(
-            charger_id, transaction_id, stopped_at, reason, meter_stop_wh, id_tag, readings,
-            evse_id,
-        )  # fmt: skip
 
     async def infer_stops(self) -> int:
         """Close the sessions of chargers gone longer than ``ocpp.inferred_stop_after``."""
