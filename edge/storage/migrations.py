@@ -219,4 +219,16 @@ _V8: Final = """
 ALTER TABLE sessions ADD COLUMN awaiting_token INTEGER NOT NULL DEFAULT 0
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Issue 13: a charger's firmware updates (their state, driven by its status notifications).
+_V9: Final = ""
+
+# Issue 13: diagnostics and log requests, and the files chargers upload for them.
+_V10: Final = ""
+
+# Issue 13: the last known configuration of every charger (keys or variables) and its
+# provisioning state.
+_V11: Final = ""
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11
+)  # fmt: skip
