@@ -7,7 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import quirks, reports
+from ocpp_handlers import profiles, quirks, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -167,6 +167,8 @@ EXTENDED_ONLY_TRIGGERS: Final = frozenset({"LogStatusNotification", "SignChargeP
 def to_call(command: cmd.Command) -> tuple[str, Payload]:
     if (same := cmd.call_of_both_versions(command)) is not None:
         return same
+    if (profile_call := profiles.to_call_v16(command)) is not None:
+        return profile_call
     match command:
         case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id):
             payload: Payload = {"idTag": id_tag}

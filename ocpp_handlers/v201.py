@@ -7,7 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import reports
+from ocpp_handlers import profiles, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -242,6 +242,8 @@ def _local_entry(entry: cmd.LocalListEntry) -> Payload:
 def to_call(command: cmd.Command) -> tuple[str, Payload]:
     if (same := cmd.call_of_both_versions(command)) is not None:
         return same
+    if (profile_call := profiles.to_call_v201(command)) is not None:
+        return profile_call
     match command:
         case cmd.RemoteStart(id_tag=id_tag, evse_id=evse_id, remote_start_id=remote_id):
             payload: Payload = {

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edge.core.profiles import ProfileCommand
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteStart:
@@ -158,6 +160,7 @@ Command = (
     | ClearCache
     | DataTransfer
     | GetTransactionStatus
+    | ProfileCommand
 )
 
 

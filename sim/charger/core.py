@@ -45,6 +45,7 @@ from sim.charger.model import (
     open_to_a_start,
 )
 from sim.charger.offline_queue import OfflineQueue, QueuedMessage
+from sim.charger.profiles import ProfileStore, Running
 from sim.charger.protocol import ChargerProtocol
 from sim.charger.rpc import (
     CallTimeout,
@@ -82,6 +83,7 @@ class SimCharger:
             )
             for evse in range(1, config.connectors + 1)
         }
+        self.profiles = ProfileStore(phases=curve.phases, voltage=curve.voltage_v)
         self.auth = AuthLists()
         self.queue = OfflineQueue(config.offline_queue_size)
         self.link = CentralSystemLink(self)
@@ -394,6 +396,7 @@ class SimCharger:
         )
         connector.take_reservation(tx)
         connector.transaction, connector.finished = tx, False
+        self.apply_limits()
         if energy_flows(tx, self.protocol.settings):
             connector.meter.power_w = connector.meter.offered_w()
         tx.last_sample = connector.meter.sample()
@@ -401,6 +404,17 @@ class SimCharger:
         await self.enqueue(self.protocol.started(tx, connector, trigger, now, not self.online))
         await self.publish_change(connector)
         return tx
+
+    def apply_limits(self) -> None:
+        """Every connector draws at most what its charging profiles allow now."""
+        now = self.clock.now()
+        for evse, connector in self.connectors.items():
+            tx = connector.transaction
+            running = None
+            if tx is not None:
+                profile_tx = self.protocol.profile_transaction_id(tx)
+                running = Running(profile_tx or "", tx.started_at)
+            connector.meter.limit_w = self.profiles.limit_w(evse, now, running)
 
     async def send_meter_values(self, evse: int = 1, n: int = 1) -> None:
         """Charge for ``n`` meter intervals (times ``speed``) and send a sample after each."""
@@ -412,6 +426,7 @@ class SimCharger:
             seconds = self.protocol.settings.meter_interval() * self.config.speed
             if not energy_flows(tx, self.protocol.settings):
                 seconds = 0.0
+            self.apply_limits()
             sample = connector.meter.advance(seconds)
             tx.last_sample = sample
             now = self.clock.now()
@@ -427,6 +442,9 @@ class SimCharger:
         sample = connector.meter.sample()
         tx.stop_reason = reason
         connector.transaction = None
+        if (profile_tx := self.protocol.profile_transaction_id(tx)) is not None:
+            self.profiles.transaction_ended(profile_tx)
+        self.apply_limits()
         connector.finished = connector.plugged
         connector.meter.idle()
         if connector.pending_operative is not None:

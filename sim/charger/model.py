@@ -109,6 +109,9 @@ class SimChargerConfig:
     # 2.0.1 TxStartPoint EVConnected: the transaction starts at plug-in without a token,
     # which follows in an Updated on authorization or remote start (off: PowerPathClosed).
     tx_start_at_plug_in: bool = False
+    # How it treats charging profiles: "obey" them, "reject" them (answer Rejected), or
+    # "ignore" them (answer Accepted and draw what the car wants), to test load management.
+    profiles: Literal["obey", "reject", "ignore"] = "obey"
     id_tags: tuple[str, ...] = DEFAULT_ID_TAGS
     seed: int | None = None
     vendor: str = "evpark"

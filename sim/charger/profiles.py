@@ -12,7 +12,7 @@ the charger's phases).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -52,6 +52,7 @@ class Profile:
     duration_s: int | None = None
     transaction_id: str | None = None
     purpose_name: str = ""  # as the central system named it
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # as it came
 
 
 def _time(value: object) -> datetime | None:
@@ -79,6 +80,7 @@ def _profile(evse: int, p: dict[str, Any], schedule: dict[str, Any], tx_key: str
         duration_s=schedule.get("duration"),
         transaction_id=None if tx is None else str(tx),
         purpose_name=str(p["chargingProfilePurpose"]),
+        raw=p,
     )
 
 

@@ -27,6 +27,7 @@ from sim.charger.model import (
     open_to_a_start,
 )
 from sim.charger.offline_queue import QueuedMessage
+from sim.charger.profiles import Profile, Running
 from sim.charger.rpc import Rejected, Reply
 
 if TYPE_CHECKING:
@@ -104,6 +105,10 @@ class ChargerProtocol(Protocol):
 
     def delivered(self, message: QueuedMessage, response: dict[str, Any]) -> None: ...
 
+    def profile_transaction_id(self, tx: Transaction) -> str | None:
+        """The transaction's id as the central system names it in a TxProfile."""
+        ...
+
     async def handle(self, action: str, payload: dict[str, Any]) -> Reply: ...
 
 
@@ -119,8 +124,15 @@ class ProtocolBase(ABC):
     def boot_request(self, reason: str) -> dict[str, Any]: ...
 
     @abstractmethod
-    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
-        """The first period's limit of a charging profile and its unit (A or W)."""
+    def read_profile(self, evse: int, profile: dict[str, Any]) -> Profile:
+        """A charging profile in the version's words, for the charger's store."""
+
+    @abstractmethod
+    def profile_transaction_id(self, tx: Transaction) -> str | None: ...
+
+    @abstractmethod
+    def composite_reply(self, evse: int, start: datetime, schedule: dict[str, Any]) -> Reply:
+        """GetCompositeSchedule's answer around ``schedule`` (duration, unit, periods)."""
 
     async def handle(self, action: str, payload: dict[str, Any]) -> Reply:
         handler = getattr(self, f"on_{action}", None)
@@ -161,7 +173,7 @@ class ProtocolBase(ABC):
         ):
             return Reply({"status": "Rejected"})
         if profile is not None:
-            self.apply_profile(evse, profile)
+            self.set_profile(evse, profile)
         return Reply(
             {"status": "Accepted"}, then=lambda: charger.remote_start(evse, id_tag, remote_start_id)
         )
@@ -244,19 +256,52 @@ class ProtocolBase(ABC):
             return "UnknownMessageId"
         return None
 
-    def apply_profile(self, evse: int, profile: dict[str, Any]) -> None:
-        """Honour a charging profile's first limit on ``evse`` (0: all): enough for load
-        balancing to show in the meter values."""
-        limit = self.profile_limit(profile)
-        if limit is None:
-            return
-        watts_or_amps, unit = limit
-        for n, connector in self.charger.connectors.items():
-            if evse in (0, n):
-                meter = connector.meter
-                meter.limit_w = (
-                    meter.watts_for_amps(watts_or_amps) if unit == "A" else watts_or_amps
-                )
+    def set_profile(self, evse: int, profile: dict[str, Any]) -> Reply:
+        """SetChargingProfile of either version: kept and obeyed at once, or, as the
+        charger is configured (``profiles``), rejected or accepted and ignored."""
+        behaviour = self.charger.config.profiles
+        if (evse != 0 and not self.known(evse)) or behaviour == "reject":
+            return Reply({"status": "Rejected"})
+        if behaviour == "obey":
+            self.charger.profiles.install(self.read_profile(evse, profile))
+            self.charger.apply_limits()
+        return Reply({"status": "Accepted"})
+
+    async def on_ClearChargingProfile(self, payload: dict[str, Any]) -> Reply:
+        criteria = payload.get("chargingProfileCriteria", payload)  # 2.0.1 nests them
+        removed = self.charger.profiles.clear(
+            payload.get("id", payload.get("chargingProfileId")),
+            criteria.get("connectorId", criteria.get("evseId")),
+            criteria.get("chargingProfilePurpose"),
+            criteria.get("stackLevel"),
+        )
+        self.charger.apply_limits()
+        return Reply({"status": "Accepted" if removed else "Unknown"})
+
+    async def on_GetCompositeSchedule(self, payload: dict[str, Any]) -> Reply:
+        charger = self.charger
+        evse = int(payload.get("connectorId", payload.get("evseId", 0)))
+        if evse != 0 and not self.known(evse):
+            return Reply({"status": "Rejected"})
+        duration = int(payload["duration"])
+        unit = payload.get("chargingRateUnit", "W")
+        start = charger.clock.now()
+        tx = charger.connectors[evse].transaction if evse else None
+        running = None
+        if tx is not None:
+            running = Running(self.profile_transaction_id(tx) or "", tx.started_at)
+        store = charger.profiles
+        periods = []
+        for offset, limit_w in store.composite(evse, start, duration, running):
+            watts = charger.config.max_power_w if limit_w is None else limit_w
+            limit = watts if unit == "W" else watts / (store.voltage * store.phases)
+            periods.append({"startPeriod": offset, "limit": round(limit, 1)})
+        schedule = {
+            "duration": duration,
+            "chargingRateUnit": unit,
+            "chargingSchedulePeriod": periods,
+        }
+        return self.composite_reply(evse, start, schedule)
 
     async def on_CancelReservation(self, payload: dict[str, Any]) -> Reply:
         charger = self.charger
@@ -271,9 +316,4 @@ class ProtocolBase(ABC):
 
     async def on_ClearCache(self, payload: dict[str, Any]) -> Reply:
         self.charger.auth.cache.clear()
-        return Reply({"status": "Accepted"})
-
-    async def on_ClearChargingProfile(self, payload: dict[str, Any]) -> Reply:
-        for connector in self.charger.connectors.values():
-            connector.meter.limit_w = None
         return Reply({"status": "Accepted"})

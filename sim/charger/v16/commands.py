@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
-from sim.charger.model import StopReason
+from sim.charger.model import StopReason, Transaction
+from sim.charger.profiles import Profile, profile_v16
 from sim.charger.rpc import Reply
 from sim.charger.v16.messages import Messages16, sampled_values
 
@@ -191,15 +192,21 @@ class Charger16(Messages16):
         return Reply({}, then=update)
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
-        evse = int(payload["connectorId"])
-        if evse != 0 and not self.known(evse):
-            return Reply({"status": "Rejected"})
-        self.apply_profile(evse, payload["csChargingProfiles"])
-        return Reply({"status": "Accepted"})
+        return self.set_profile(int(payload["connectorId"]), payload["csChargingProfiles"])
 
-    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
-        schedule = profile["chargingSchedule"]
-        periods = schedule.get("chargingSchedulePeriod") or []
-        if not periods:
-            return None
-        return float(periods[0]["limit"]), schedule["chargingRateUnit"]
+    def read_profile(self, evse: int, profile: dict[str, Any]) -> Profile:
+        return profile_v16(evse, profile)
+
+    def profile_transaction_id(self, tx: Transaction) -> str | None:
+        return None if tx.remote_id is None else str(tx.remote_id)
+
+    def composite_reply(self, evse: int, start: datetime, schedule: dict[str, Any]) -> Reply:
+        at = format_timestamp(start)
+        return Reply(
+            {
+                "status": "Accepted",
+                "connectorId": evse,
+                "scheduleStart": at,
+                "chargingSchedule": {**schedule, "startSchedule": at},
+            }
+        )

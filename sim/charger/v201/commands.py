@@ -11,7 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger.model import Transaction
 from sim.charger.offline_queue import QueuedMessage
+from sim.charger.profiles import Profile, profile_v201
 from sim.charger.rpc import Reply
 from sim.charger.v201.messages import Messages201, meter_value
 
@@ -220,15 +222,54 @@ class Charger201(Messages201):
         return Reply({"status": "Accepted"})
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
-        evse = int(payload["evseId"])
-        if evse != 0 and not self.known(evse):
-            return Reply({"status": "Rejected"})
-        self.apply_profile(evse, payload["chargingProfile"])
-        return Reply({"status": "Accepted"})
+        return self.set_profile(int(payload["evseId"]), payload["chargingProfile"])
 
-    def profile_limit(self, profile: dict[str, Any]) -> tuple[float, str] | None:
-        schedules = profile.get("chargingSchedule") or []
-        if not schedules or not schedules[0].get("chargingSchedulePeriod"):
-            return None
-        schedule = schedules[0]
-        return float(schedule["chargingSchedulePeriod"][0]["limit"]), schedule["chargingRateUnit"]
+    def read_profile(self, evse: int, profile: dict[str, Any]) -> Profile:
+        return profile_v201(evse, profile)
+
+    def profile_transaction_id(self, tx: Transaction) -> str | None:
+        return tx.key
+
+    def composite_reply(self, evse: int, start: datetime, schedule: dict[str, Any]) -> Reply:
+        return Reply(
+            {
+                "status": "Accepted",
+                "schedule": {
+                    "evseId": evse,
+                    "scheduleStart": format_timestamp(start),
+                    **schedule,
+                },
+            }
+        )
+
+    async def on_GetChargingProfiles(self, payload: dict[str, Any]) -> Reply:
+        """The profiles matching the criteria, one ReportChargingProfiles per EVSE."""
+        wanted = payload.get("chargingProfile", {})
+        ids = wanted.get("chargingProfileId")
+        found = [
+            p
+            for p in self.charger.profiles.profiles
+            if payload.get("evseId") in (None, p.evse)
+            and wanted.get("chargingProfilePurpose") in (None, p.purpose_name)
+            and wanted.get("stackLevel") in (None, p.stack_level)
+            and (not ids or p.id in ids)
+        ]
+        if not found:
+            return Reply({"status": "NoProfiles"})
+        evses = sorted({p.evse for p in found})
+        link = self.charger.link
+
+        async def report() -> None:
+            for n, evse in enumerate(evses):
+                await link.send_or_log(
+                    "ReportChargingProfiles",
+                    {
+                        "requestId": payload["requestId"],
+                        "chargingLimitSource": "CSO",
+                        "evseId": evse,
+                        "chargingProfile": [p.raw for p in found if p.evse == evse],
+                        "tbc": n < len(evses) - 1,
+                    },
+                )
+
+        return Reply({"status": "Accepted"}, then=report)
