@@ -12,6 +12,9 @@ The cycle:
 2. A charger that rejects limits, or draws more than offered once it had ``react_s`` to
    follow, is *uncontrolled* for the rest of its sessions: counted at its measured draw
    or its maximum, whichever is higher, and the others share what is left.
+   A charger that is not connected keeps its last limit (or falls to the failsafe), and
+   every idle EVSE keeps the failsafe free: a car plugged in draws it before the
+   manager hears of it.
 3. Sessions are admitted one by one at the minimum (``min_session_w``), in the strategy's
    order, while every limit holds; the others wait their turn (round robin: a queued car
    takes the place of one that has charged for ``rotate_s``).
@@ -72,8 +75,9 @@ def decide(state: PowerState, now: datetime) -> Decision:
         if turn.over_since is not None or s.charger_id not in specs:
             uncontrolled.add(s.charger_id)
 
-    fixed = _fixed_loads(state, specs, believed, uncontrolled)
-    managed = [s for s in state.sessions if s.charger_id not in uncontrolled]
+    offline = {c.id for c in state.chargers if not c.connected} - uncontrolled
+    fixed = _fixed_loads(state, specs, believed, uncontrolled, offline)
+    managed = [s for s in state.sessions if s.charger_id not in uncontrolled | offline]
     limit_list = _limits(state, specs, managed, fixed)
 
     floors = {s.session_id: _floor(specs[s.charger_id], limits) for s in managed}
@@ -100,7 +104,9 @@ def decide(state: PowerState, now: datetime) -> Decision:
         full |= fill(x, [s.session_id for s in tier], caps, weights, limit_list)
 
     offers = [
-        _uncontrolled_offer(s, specs, fixed) for s in state.sessions if s.charger_id in uncontrolled
+        _fixed_offer(s, specs, fixed, s.charger_id in offline)
+        for s in state.sessions
+        if s.charger_id in uncontrolled | offline
     ]
     admitted_ids = {s.session_id for s in admitted}
     for s in managed:
@@ -249,16 +255,27 @@ def _fixed_loads(
     specs: dict[str, ChargerSpec],
     believed: dict[str, float],
     uncontrolled: set[str],
+    offline: set[str],
 ) -> dict[str, float]:
-    """What each uncontrolled charger is counted at: its measured draw or its maximum."""
+    """What the limits count for what the manager cannot steer, by charger: an
+    uncontrolled charger at its measured draw or its maximum, an offline one at its last
+    limit or the failsafe, and the failsafe for every idle EVSE."""
+    failsafe = state.limits.failsafe_w
     drawn: dict[str, float] = {}
     for s in state.sessions:
-        if s.charger_id in uncontrolled:
+        if s.charger_id in uncontrolled or s.charger_id in offline:
             drawn[s.charger_id] = drawn.get(s.charger_id, 0.0) + believed[s.session_id]
-    return {
-        charger_id: max(draw, specs[charger_id].max_w if charger_id in specs else 0.0)
-        for charger_id, draw in drawn.items()
-    }
+    fixed: dict[str, float] = {}
+    for charger_id, draw in drawn.items():
+        spec = specs.get(charger_id)
+        worst = spec.max_w if spec is not None and charger_id in uncontrolled else failsafe
+        fixed[charger_id] = max(draw, worst)
+    for charger_id, count in state.idle_evses.items():
+        spec = specs.get(charger_id)
+        if charger_id in uncontrolled or spec is None or count <= 0:
+            continue  # an uncontrolled charger is counted at its maximum already
+        fixed[charger_id] = fixed.get(charger_id, 0.0) + count * min(failsafe, spec.max_w)
+    return fixed
 
 
 def site_limit_w(state: PowerState) -> float:
@@ -341,15 +358,21 @@ def _why_charging(
     return f"a share of the {shared[0]} limit" if shared else "its share"
 
 
-def _uncontrolled_offer(
-    s: SessionLoad, specs: dict[str, ChargerSpec], fixed: dict[str, float]
+def _fixed_offer(
+    s: SessionLoad, specs: dict[str, ChargerSpec], fixed: dict[str, float], offline: bool
 ) -> Offer:
     counted = fixed.get(s.charger_id, 0.0)
+    spec = specs.get(s.charger_id)
+    if offline:
+        reason = f"the charger is not connected: counted at {counted / 1000:.1f} kW"
+        held = s.offered_w if s.offered_w is not None else counted
+        return Offer(
+            s.session_id, s.charger_id, s.evse_id, held, OfferState.OFFLINE, reason, counted
+        )
     reason = (
         "the charger rejects or ignores limits: counted at "
         f"{counted / 1000:.1f} kW (its measured draw or its maximum)"
     )
-    spec = specs.get(s.charger_id)
     offered = spec.max_w if spec is not None else counted
     return Offer(
         s.session_id, s.charger_id, s.evse_id, offered, OfferState.UNCONTROLLED, reason, counted

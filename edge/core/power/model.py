@@ -29,6 +29,7 @@ class OfferState(StrEnum):
     CHARGING = "charging"  # offered at least the minimum
     QUEUED = "queued"  # offered nothing: waits its turn
     UNCONTROLLED = "uncontrolled"  # rejects or ignores limits: counted at its worst
+    OFFLINE = "offline"  # its charger is not connected: it keeps its last limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class ChargerSpec:
     priority: int = 0
     unit: Unit = "A"  # what its charging profiles are written in
     controllable: bool = True  # False once it rejected a profile or ignored one
+    connected: bool = True
 
     def current_a(self, power_w: float) -> float:
         """The current per phase it draws at ``power_w``."""
@@ -112,6 +114,9 @@ class PowerState:
     sessions: tuple[SessionLoad, ...]
     turns: dict[str, Turn] = field(default_factory=dict)  # by session id
     other_load_w: float = 0.0  # the building's own load behind the same connection
+    # EVSEs without a session, by charger: a car plugged in there draws the failsafe limit
+    # (the chargers' default profile) before the manager hears of it, so that is kept free.
+    idle_evses: dict[str, int] = field(default_factory=dict)
     site_limit_override_w: float | None = None  # a technician's temporary limit
 
 

@@ -202,12 +202,27 @@ def test_the_buildings_own_load_is_taken_off_the_site_limit() -> None:
     assert offered(decision)["s-A-1"] <= 7_000
 
 
+def test_an_offline_charger_keeps_its_last_limit_and_idle_evses_keep_the_failsafe_free() -> None:
+    chargers = (charger("GONE", connected=False), charger("A"), charger("IDLE"))
+    gone = car("GONE", offered_w=10_000, offered_at=NOW - timedelta(minutes=1))
+    limits = SiteLimits(site_w=30_000, min_session_w=4_200, failsafe_w=3_700)
+    state = PowerState(limits, chargers, (gone, car("A")), idle_evses={"IDLE": 2})
+    decision = decide(state, NOW)
+    offline = decision.offer("s-GONE-1")
+    assert offline is not None
+    assert offline.state is OfferState.OFFLINE
+    assert offline.counted_w == 10_000
+    # 30 kW less 10 kW held by the offline charger and 2 x 3.7 kW kept for idle EVSEs
+    assert offered(decision)["s-A-1"] <= 30_000 - 10_000 - 2 * 3_700
+    assert offered(decision)["s-A-1"] >= 30_000 - 10_000 - 2 * 3_700 - ROUNDING_W
+
+
 # --- the safety property, for any site --------------------------------------------------
 
 chargers_st = st.lists(
     st.builds(
-        lambda i, max_kw, phases, phase, prio, unit, ctl: ChargerSpec(
-            f"CP-{i}", max_kw * 1000, phases, phase if phases == 1 else None, prio, unit, ctl
+        lambda i, max_kw, phases, phase, prio, unit, ctl, on: ChargerSpec(
+            f"CP-{i}", max_kw * 1000, phases, phase if phases == 1 else None, prio, unit, ctl, on
         ),
         st.integers(0, 10**6),
         st.floats(1.4, 50),
@@ -215,6 +230,7 @@ chargers_st = st.lists(
         st.sampled_from([None, "L1", "L2", "L3"]),
         st.integers(0, 3),
         st.sampled_from(["A", "W"]),
+        st.booleans(),
         st.booleans(),
     ),
     min_size=1,
@@ -256,7 +272,7 @@ def power_states(draw: st.DrawFn) -> PowerState:
     limits = SiteLimits(
         site_w=draw(st.floats(0, 200_000)),
         min_session_w=draw(st.floats(1_000, 11_000)),
-        failsafe_w=0,
+        failsafe_w=draw(st.floats(0, 7_400)),
         strategy=draw(st.sampled_from(list(Strategy))),
         phase_a=draw(st.none() | st.floats(0, 250)),
         circuits=circuits,
@@ -266,6 +282,7 @@ def power_states(draw: st.DrawFn) -> PowerState:
         tuple(chargers),
         tuple(sessions),
         other_load_w=draw(st.floats(0, 20_000)),
+        idle_evses={c.id: draw(st.integers(0, 2)) for c in chargers},
         site_limit_override_w=draw(st.none() | st.floats(0, 200_000)),
     )
 
@@ -275,10 +292,22 @@ def power_states(draw: st.DrawFn) -> PowerState:
 def test_no_limit_is_ever_exceeded_by_the_offers_it_controls(state: PowerState) -> None:
     decision = decide(state, NOW)
     specs = {c.id: c for c in state.chargers}
-    managed = [o for o in decision.offers if o.state is not OfferState.UNCONTROLLED]
-    fixed = {
-        o.charger_id: o.counted_w for o in decision.offers if o.state is OfferState.UNCONTROLLED
-    }
+    steered = (OfferState.CHARGING, OfferState.QUEUED)
+    managed = [o for o in decision.offers if o.state in steered]
+    # what the manager cannot steer: a charger that ignores limits or is offline as the
+    # decision counts it (checked here to be its worst), and the failsafe a car plugged
+    # in at any other idle EVSE draws at once
+    fixed = {o.charger_id: o.counted_w for o in decision.offers if o.state not in steered}
+    for o in decision.offers:
+        spec = specs[o.charger_id]
+        if o.state is OfferState.UNCONTROLLED:
+            assert o.counted_w >= spec.max_w
+        if o.state is OfferState.OFFLINE:
+            assert o.counted_w >= min(state.limits.failsafe_w, spec.max_w)
+    for spec in state.chargers:
+        if spec.id not in fixed:
+            idle = state.idle_evses.get(spec.id, 0)
+            fixed[spec.id] = idle * min(state.limits.failsafe_w, spec.max_w)
 
     def room(bound: float, charger_ids: set[str] | None) -> float:
         taken = sum(w for c, w in fixed.items() if charger_ids is None or c in charger_ids)
