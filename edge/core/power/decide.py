@@ -272,9 +272,12 @@ def _fixed_loads(
         fixed[charger_id] = max(draw, worst)
     for charger_id, count in state.idle_evses.items():
         spec = specs.get(charger_id)
-        if charger_id in uncontrolled or spec is None or count <= 0:
-            continue  # an uncontrolled charger is counted at its maximum already
-        fixed[charger_id] = fixed.get(charger_id, 0.0) + count * min(failsafe, spec.max_w)
+        if spec is None or count <= 0:
+            continue
+        if charger_id in uncontrolled:  # it ignores its default profile too
+            fixed[charger_id] = max(fixed.get(charger_id, 0.0), spec.max_w)
+        else:
+            fixed[charger_id] = fixed.get(charger_id, 0.0) + count * min(failsafe, spec.max_w)
     return fixed
 
 

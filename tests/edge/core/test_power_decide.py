@@ -305,9 +305,11 @@ def test_no_limit_is_ever_exceeded_by_the_offers_it_controls(state: PowerState) 
         if o.state is OfferState.OFFLINE:
             assert o.counted_w >= min(state.limits.failsafe_w, spec.max_w)
     for spec in state.chargers:
-        if spec.id not in fixed:
-            idle = state.idle_evses.get(spec.id, 0)
-            fixed[spec.id] = idle * min(state.limits.failsafe_w, spec.max_w)
+        idle = state.idle_evses.get(spec.id, 0)
+        if spec.id not in fixed and idle:
+            ignores_profiles = not spec.controllable
+            each = spec.max_w if ignores_profiles else min(state.limits.failsafe_w, spec.max_w)
+            fixed[spec.id] = spec.max_w if ignores_profiles else idle * each
 
     def room(bound: float, charger_ids: set[str] | None) -> float:
         taken = sum(w for c, w in fixed.items() if charger_ids is None or c in charger_ids)
