@@ -166,6 +166,13 @@ class ChargerConfig(_Section):
     # HTTP Basic password (security profile 1); none means the charger may connect without.
     password: str | None = Field(default=None, min_length=8, max_length=40)
     description: str = ""
+    # Load management (docs/power.md): what the charger can deliver and how it is wired.
+    max_kw: float = Field(default=22.0, gt=0, le=1000)
+    phases: Literal[1, 3] = 3
+    phase: Literal["L1", "L2", "L3"] | None = None  # a 1-phase charger's phase, if known
+    priority: int = Field(default=0, ge=0, le=100)
+    # the unit of its charging profiles; unset: as it says at boot, else A
+    profile_unit: Literal["A", "W"] | None = None
 
 
 class AuthorizationSection(_Section):
@@ -240,6 +247,33 @@ class CentralSection(_Section):
         return self
 
 
+class CircuitConfig(_Section):
+    id: str = Field(min_length=1, max_length=64)
+    limit_kw: float = Field(gt=0, le=100_000)
+    chargers: list[str] = Field(min_length=1)
+
+
+class PowerSection(_Section):
+    """Load management (docs/power.md): the site's chargers share its grid connection."""
+
+    # the connection's limit; unset: no load management, no charging profile is sent
+    site_limit_kw: float | None = Field(default=None, gt=0, le=100_000)
+    phase_limit_a: float | None = Field(default=None, gt=0, le=100_000)
+    min_session_kw: float = Field(default=4.2, gt=0, le=1000)
+    # what each EVSE gives when its charger loses the edge (and a car before the manager acts)
+    failsafe_kw: float = Field(default=3.7, ge=0, le=1000)
+    strategy: Literal["fair", "priority", "departure"] = "fair"
+    circuits: list[CircuitConfig] = Field(default_factory=list)
+    # a grid meter on MQTT (evpark/<site>/grid/power, W): "total" measures the whole
+    # connection, chargers included; "building" the rest of the building only
+    grid_meter: Literal["none", "total", "building"] = "none"
+    cycle_seconds: float = Field(default=10.0, ge=1, le=3600)
+    react_seconds: float = Field(default=30.0, gt=0, le=3600)
+    rotate_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    # a limit sent holds this long unless renewed, then the charger falls to the failsafe
+    lease_seconds: int = Field(default=300, ge=60, le=86_400)
+
+
 class RuntimeSection(_Section):
     # "auto": uvloop when installed (it is a dependency on Linux and macOS), else asyncio
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
@@ -260,6 +294,7 @@ class SiteConfig(BaseSettings):
     slot_timing: SlotTimingSection = Field(default_factory=SlotTimingSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     central: CentralSection = Field(default_factory=CentralSection)
+    power: PowerSection = Field(default_factory=PowerSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
 
     @classmethod
@@ -291,11 +326,45 @@ class SiteConfig(BaseSettings):
         for slot in self.slots:
             if slot.charger is not None and slot.charger not in charger_ids:
                 problems.append(f"slot {slot.id!r} names unknown charger {slot.charger!r}")
+        problems += self._power_problems()
         if self.site.environment == "production":
             problems += self._production_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _power_problems(self) -> list[str]:
+        """A site limit the failsafe could break when every charger loses the edge at
+        once, or circuits that name no configured charger."""
+        power = self.power
+        problems = _duplicates("power.circuits", [c.id for c in power.circuits])
+        known = {charger_key(c.id) for c in self.chargers}
+        for circuit in power.circuits:
+            unknown = [c for c in circuit.chargers if charger_key(c) not in known]
+            if unknown:
+                problems.append(f"circuit {circuit.id!r} names unknown chargers: {unknown}")
+        if power.site_limit_kw is None:
+            return problems
+        groups = [("power.site_limit_kw", power.site_limit_kw, self.chargers)]
+        for circuit in power.circuits:
+            members = {charger_key(c) for c in circuit.chargers}
+            inside = [c for c in self.chargers if charger_key(c.id) in members]
+            groups.append((f"circuit {circuit.id!r}", circuit.limit_kw, inside))
+        for name, limit_kw, chargers in groups:
+            failsafe = sum(min(power.failsafe_kw * self._evses(c.id), c.max_kw) for c in chargers)
+            if failsafe > limit_kw:
+                problems.append(
+                    f"{name} is {limit_kw:g} kW but its {len(chargers)} chargers at "
+                    f"power.failsafe_kw ({power.failsafe_kw:g} kW) draw {failsafe:g} kW when "
+                    "they lose the edge: lower failsafe_kw"
+                )
+        if power.min_session_kw > power.site_limit_kw:
+            problems.append("power.min_session_kw is more than power.site_limit_kw")
+        return problems
+
+    def _evses(self, charger_id: str) -> int:
+        """EVSEs of a charger as the slots name them (at least one)."""
+        return max(1, len({s.evse for s in self.slots if s.charger == charger_id}))
 
     def _production_problems(self) -> list[str]:
         problems: list[str] = []

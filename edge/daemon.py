@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.api.power import power_router
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
@@ -31,6 +32,7 @@ from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
 from edge.metrics import OcppMetrics
 from edge.ocpp.server import OcppServer
+from edge.power.manager import LoadManager
 from edge.sensors.broker import EmbeddedBroker, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
@@ -98,6 +100,7 @@ class EdgeDaemon:
         self.slots = SlotService(self.config, self.site, self.store, self.clock)
         await self.slots.load()
         self.ocpp = OcppServer(self.config, self.site, self.metrics)
+        self.power = LoadManager(self.config, self.site, self.ocpp, self.clock)
         # --- technician web UI: pages, logins, live updates (edge.ui) ---
         self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock)
         self.site.observe(self.ui.hub.on_site_change)
@@ -110,7 +113,7 @@ class EdgeDaemon:
             self.site,
             self.ocpp,
             self.registry,
-            extra=[slots_router(self.slots), self.ui.router],
+            extra=[slots_router(self.slots), power_router(self.power), self.ui.router],
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
@@ -135,6 +138,7 @@ class EdgeDaemon:
             group.create_task(self.http.run(), name="http"),
             group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
             group.create_task(self.slots.run(), name="slots"),
+            group.create_task(self.power.run(), name="power"),
         ]
         if self.sync is not None:
             self._tasks.append(group.create_task(self.sync.run(), name="sync"))

@@ -46,11 +46,14 @@ RULES: dict[str, tuple[str, ...]] = {
     "edge.sensors": (*EDGE_BASE, "edge.metrics"),
     "edge.ocpp": (*EDGE_BASE, "edge.services", "edge.storage", "edge.metrics", "ocpp_handlers"),
     "edge.api": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.charger_calls",
-                 "edge.ocpp.server", "edge.ocpp.connection"),
+                 "edge.ocpp.server", "edge.ocpp.connection", "edge.power"),
     "edge.ui": (*EDGE_BASE, "edge.services", "edge.storage", "edge.api.limits", "edge.ocpp.connection",
-                "edge.api.json_io", "edge.ocpp.charger_calls", "edge.ocpp.server"),
+                "edge.api.json_io", "edge.ocpp.charger_calls", "edge.ocpp.server", "edge.power"),
     "edge.uplink": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.charger_calls",
-                    "edge.ocpp.server", "edge.ocpp.connection", "contract"),
+                    "edge.ocpp.server", "edge.ocpp.connection", "contract", "edge.power"),
+    # load management: the site's sessions in, charging profiles out
+    "edge.power": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.charger_calls",
+                   "edge.ocpp.server", "edge.ocpp.connection", "edge.metrics"),
     "edge.admin": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.admission"),
     "edge": ("edge", "ocpp_handlers", "common", "contract"),  # daemon, cli, config, logs
     # central: infrastructure below the services; a service never imports another

@@ -67,14 +67,18 @@ def decide(state: PowerState, now: datetime) -> Decision:
 
     turns: dict[str, Turn] = {}
     uncontrolled: set[str] = {c.id for c in state.chargers if not c.controllable}
+    ignoring: set[str] = set()  # controllable, but drawing more than offered
     for s in state.sessions:
         turn = state.turns.get(s.session_id, Turn())
         if _overshoots(s, believed[s.session_id], limits, now):
             turn = Turn(turn.charging_since, turn.queued_since, turn.over_since or now)
         turns[s.session_id] = turn
-        if turn.over_since is not None or s.charger_id not in specs:
+        if turn.over_since is not None:
+            ignoring.add(s.charger_id)
+        if s.charger_id not in specs:
             uncontrolled.add(s.charger_id)
 
+    uncontrolled |= ignoring
     offline = {c.id for c in state.chargers if not c.connected} - uncontrolled
     fixed = _fixed_loads(state, specs, believed, uncontrolled, offline)
     managed = [s for s in state.sessions if s.charger_id not in uncontrolled | offline]
@@ -128,7 +132,7 @@ def decide(state: PowerState, now: datetime) -> Decision:
 
     counted = {o.session_id: o.counted_w for o in offers}
     usage = _usage(state, specs, limit_list, counted, fixed)
-    alerts = tuple(sorted(c for c in uncontrolled if c in {s.charger_id for s in state.sessions}))
+    alerts = tuple(sorted(c for c in ignoring if specs[c].controllable))
     return Decision(tuple(offers), turns, usage, alerts)
 
 

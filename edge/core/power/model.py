@@ -146,7 +146,8 @@ class Decision:
     offers: tuple[Offer, ...]
     turns: dict[str, Turn]
     usage: tuple[Usage, ...]
-    alerts: tuple[str, ...] = ()  # charger ids that ignore their limits
+    # chargers found drawing more than offered, that were not known to (controllable ones)
+    alerts: tuple[str, ...] = ()
 
     def offer(self, session_id: str) -> Offer | None:
         return next((o for o in self.offers if o.session_id == session_id), None)

@@ -1,0 +1,149 @@
+"""Load management against the running daemon and simulated chargers of both versions:
+the limits the chargers obey never add up to more than the site's, a technician's
+temporary limit lowers them (and queues a car that no longer fits), and a charger that
+rejects profiles is counted at its maximum while the others share the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+
+from edge.config import SiteConfig
+from edge.daemon import EdgeDaemon
+from sim.charger import SimCharger
+from tests.edge.conftest import sim_charger_config
+from tests.polling import eventually
+
+CHARGERS = {"CP-A": "1.6", "CP-B": "2.0.1", "CP-C": "1.6"}
+
+
+def site(config_factory: Callable[..., SiteConfig], **power: Any) -> SiteConfig:
+    return config_factory(
+        chargers=[{"id": cid, "max_kw": 22} for cid in CHARGERS],
+        power={"site_limit_kw": 22, "failsafe_kw": 1.0, "cycle_seconds": 1, **power},
+    )
+
+
+@pytest.fixture
+async def charging(
+    config_factory: Callable[..., SiteConfig],
+) -> AsyncIterator[tuple[EdgeDaemon, dict[str, SimCharger], httpx.AsyncClient]]:
+    async with AsyncExitStack() as stack:
+        edge = await stack.enter_async_context(EdgeDaemon(site(config_factory)))
+        chargers = {}
+        for cid, version in CHARGERS.items():
+            config = sim_charger_config(edge, cid, version, max_power_w=22_000.0)  # type: ignore[arg-type]
+            chargers[cid] = await stack.enter_async_context(SimCharger(config))
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10)
+        )
+        async with asyncio.timeout(10):
+            for cp in chargers.values():
+                await cp.wait_online()
+        for cp in chargers.values():
+            await cp.plug_in(1)
+            await cp.start(1, "TAG-OK")
+        yield edge, chargers, api
+
+
+def limits(chargers: dict[str, SimCharger]) -> dict[str, float | None]:
+    return {cid: cp.connectors[1].meter.limit_w for cid, cp in chargers.items()}
+
+
+async def test_the_chargers_share_the_site_limit_and_obey_it(
+    charging: tuple[EdgeDaemon, dict[str, SimCharger], httpx.AsyncClient],
+) -> None:
+    _, chargers, api = charging
+
+    async def shared() -> bool:
+        now = limits(chargers)
+        return all(v is not None and 6_000 < v < 7_400 for v in now.values())
+
+    await eventually(shared, "every charger obeys a third of 22 kW", within=15)
+    assert sum(v or 0 for v in limits(chargers).values()) <= 22_000
+    for cp in chargers.values():
+        await cp.send_meter_values(1)
+    assert sum(cp.connectors[1].meter.power_w for cp in chargers.values()) <= 22_000
+    document = (await api.get("/api/power")).json()
+    assert document["enabled"] is True
+    assert document["site_limit_kw"] == 22
+    site_usage = next(u for u in document["limits"] if u["name"] == "site")
+    assert site_usage["used"] <= 22
+    states = [s["state"] for c in document["chargers"] for s in c["sessions"]]
+    assert states == ["charging"] * 3
+
+
+async def test_a_temporary_limit_lowers_every_charger_and_queues_who_no_longer_fits(
+    charging: tuple[EdgeDaemon, dict[str, SimCharger], httpx.AsyncClient],
+) -> None:
+    _, chargers, api = charging
+
+    async def limited() -> bool:
+        return all(v is not None for v in limits(chargers).values())
+
+    await eventually(limited, "every charger has a limit", within=15)
+    lowered = await api.put("/api/power/limit", json={"site_limit_kw": 11})
+    assert lowered.status_code == 200, lowered.text
+    assert lowered.json()["override"]["limit_kw"] == 11
+
+    async def within() -> bool:
+        now = [v or 0 for v in limits(chargers).values()]
+        return sum(now) <= 11_000 and sorted(v == 0 for v in now) == [False, False, True]
+
+    # 3 x 4.2 kW do not fit in 11 kW: one car waits
+    await eventually(within, "two chargers share 11 kW, one waits", within=15)
+    document = (await api.get("/api/power")).json()
+    states = sorted(s["state"] for c in document["chargers"] for s in c["sessions"])
+    assert states == ["charging", "charging", "queued"]
+    higher = await api.put("/api/power/limit", json={"site_limit_kw": 50})
+    assert higher.json()["site_limit_kw"] == 22  # never above the configured fuse
+    assert (await api.delete("/api/power/limit")).json()["override"] is None
+    bad = await api.put("/api/power/limit", json={"site_limit_kw": -1})
+    assert bad.status_code == 422
+
+
+async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        chargers=[{"id": "CP-OK", "max_kw": 22}, {"id": "CP-NO", "max_kw": 11}],
+        power={"site_limit_kw": 22, "failsafe_kw": 1.0, "cycle_seconds": 1},
+    )
+    async with AsyncExitStack() as stack:
+        edge = await stack.enter_async_context(EdgeDaemon(config))
+        ok = await stack.enter_async_context(
+            SimCharger(sim_charger_config(edge, "CP-OK", "2.0.1", max_power_w=22_000.0))
+        )
+        refusing = await stack.enter_async_context(
+            SimCharger(sim_charger_config(edge, "CP-NO", "1.6", profiles="reject"))
+        )
+        async with asyncio.timeout(10):
+            await ok.wait_online()
+            await refusing.wait_online()
+        for cp in (ok, refusing):
+            await cp.plug_in(1)
+            await cp.start(1, "TAG-OK")
+
+        async def limited() -> bool:
+            return ok.connectors[1].meter.limit_w is not None
+
+        await eventually(limited, "the obeying charger has a limit", within=15)
+        assert (ok.connectors[1].meter.limit_w or 0) <= 22_000 - 11_000
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}") as api:
+            document = (await api.get("/api/power")).json()
+        by_id = {c["id"]: c for c in document["chargers"]}
+        assert "Rejected" in by_id["CP-NO"]["alert"]
+        assert by_id["CP-NO"]["sessions"][0]["state"] == "uncontrolled"
+        events = [e["kind"] for e in (await edge_events(edge, "CP-NO"))]
+        assert "power_alert" in events
+
+
+async def edge_events(edge: EdgeDaemon, charger_id: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}") as api:
+        events: list[dict[str, Any]] = (await api.get(f"/api/chargers/{charger_id}/events")).json()
+    return events
