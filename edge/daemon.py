@@ -23,9 +23,11 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.api.logs import logs_router, public_base
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
+from edge.api.uploads import uploads_router
 from edge.config import SiteConfig
 from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
@@ -103,6 +105,7 @@ class EdgeDaemon:
         self.site.observe(self.ui.hub.on_site_change)
         self.slots.publishers.append(self.ui.hub)
         self.sync: CentralSync | None = None
+        http = self.config.http
         if self.config.central.url:
             runner = CloudCommandRunner(self.site, self.slots, self.ocpp, self.clock)
             self.sync = CentralSync(self.config, self.store, runner, self.registry, self.clock)
@@ -110,11 +113,17 @@ class EdgeDaemon:
             self.site,
             self.ocpp,
             self.registry,
-            extra=[slots_router(self.slots), self.ui.router],
+            extra=[
+                slots_router(self.slots),
+                self.ui.router,
+                logs_router(self.site, self.ocpp, lambda: public_base(http, self.http_port)),
+                uploads_router(self.site.logs, self.registry),
+            ],
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
-        self.http = HttpServer(app, self.config.http, self.registry)
+        max_upload = self.config.diagnostics.max_upload_mb * 2**20
+        self.http = HttpServer(app, http, self.registry, max_upload)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
         self.mqtt = await self._stack.enter_async_context(

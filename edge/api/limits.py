@@ -31,6 +31,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = structlog.get_logger(__name__)
 
 LOGIN_PATHS: Final = frozenset({"/login", "/logout"})
+# chargers' log uploads (edge.api.uploads): a limit of their own, and while one streams in
+# the request deadline restarts with every chunk (a large file on a slow link)
+UPLOAD_PREFIX: Final = "/ocpp-uploads/"
 
 
 class BodyTooLarge(HTTPException):
@@ -42,10 +45,15 @@ class BodyTooLarge(HTTPException):
         )
 
 
-def route_limits(max_body: int, max_login_body: int) -> Callable[[str], int]:
-    """The body limit of a path: the login form is tiny, everything else small."""
+def route_limits(
+    max_body: int, max_login_body: int, max_upload: int | None = None
+) -> Callable[[str], int]:
+    """The body limit of a path: the login form is tiny, everything else small but the
+    chargers' uploads (``max_upload``, when the daemon serves them)."""
 
     def limit(path: str) -> int:
+        if max_upload is not None and path.startswith(UPLOAD_PREFIX):
+            return max_upload
         return max_login_body if path in LOGIN_PATHS else max_body
 
     return limit
@@ -190,6 +198,9 @@ def limited_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             if self._client_key is None:
                 return  # refused: whatever it sends is not read
             super().data_received(data)
+            cycle = self.cycle
+            if cycle is not None and str(cycle.scope["path"]).startswith(UPLOAD_PREFIX):
+                self._disarm()  # an upload has request_timeout per chunk, not in all
             self._update_deadline()
 
         def on_response_complete(self) -> None:

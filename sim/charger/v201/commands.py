@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger.log_upload import LogUploading
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.rpc import Reply
 from sim.charger.v201.messages import Messages201, meter_value
@@ -30,7 +31,7 @@ TRIGGERED_MESSAGES = frozenset(
 )
 
 
-class Charger201(Messages201):
+class Charger201(Messages201, LogUploading):
     """A 2.0.1 station: its messages, and its answers to the CSMS."""
 
     async def on_RequestStartTransaction(self, payload: dict[str, Any]) -> Reply:
