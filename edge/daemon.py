@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from edge.api.logs import logs_router, public_base
+from edge.api.logs import logs_router
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
@@ -36,6 +36,7 @@ from edge.ocpp.server import OcppServer
 from edge.sensors.broker import EmbeddedBroker, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
+from edge.services.logs import public_base
 from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
 from edge.storage.sqlite import SqliteStore
@@ -116,12 +117,13 @@ class EdgeDaemon:
             extra=[
                 slots_router(self.slots),
                 self.ui.router,
-                logs_router(self.site, self.ocpp, lambda: public_base(http, self.http_port)),
+                logs_router(self.site, self.ocpp),
                 uploads_router(self.site.logs, self.registry),
             ],
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
+        self.site.logs.base = lambda: public_base(http, self.http_port)
         max_upload = self.config.diagnostics.max_upload_mb * 2**20
         self.http = HttpServer(app, http, self.registry, max_upload)
         mqtt = self.config.mqtt

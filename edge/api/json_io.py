@@ -22,7 +22,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.api.limits import UPLOAD_PREFIX, send_json_error
+from edge.api.limits import send_json_error
+from edge.core.logs import UPLOAD_PREFIX
 
 log = structlog.get_logger(__name__)
 

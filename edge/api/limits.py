@@ -28,12 +28,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from edge.core.logs import UPLOAD_PREFIX
+
 log = structlog.get_logger(__name__)
 
 LOGIN_PATHS: Final = frozenset({"/login", "/logout"})
-# chargers' log uploads (edge.api.uploads): a limit of their own, and while one streams in
-# the request deadline restarts with every chunk (a large file on a slow link)
-UPLOAD_PREFIX: Final = "/ocpp-uploads/"
+# Chargers' log uploads (UPLOAD_PREFIX, edge.api.uploads) have a body limit of their own,
+# and while one streams in the request deadline restarts with every chunk (a large file on
+# a slow link).
 
 
 class BodyTooLarge(HTTPException):

@@ -3,7 +3,6 @@ requests with their status and files, download a file (docs/diagnostics.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,17 +12,14 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from edge.api.commands import answer_of
-from edge.api.limits import UPLOAD_PREFIX
 from edge.api.paging import Cursor, Limit, page_of, serve_page
-from edge.config import HttpSection
-from edge.core import commands as cmd
 from edge.core import logs
 from edge.core.ids import ChargerId
 from edge.ocpp.server import OcppServer
+from edge.services.logs import NoPublicUrl
 from edge.services.site import Site
 
 log = structlog.get_logger(__name__)
-WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 class GetDiagnosticsBody(BaseModel):
@@ -34,18 +30,7 @@ class GetDiagnosticsBody(BaseModel):
     retry_interval: int | None = Field(default=None, ge=0, le=3600)
 
 
-def public_base(http: HttpSection, port: int) -> str | None:
-    """The edge's address as chargers reach it: ``[http] public_url``, else the HTTP
-    server's own address unless that is a wildcard (which address would it be?)."""
-    if http.public_url:
-        return http.public_url.rstrip("/")
-    if http.host in WILDCARDS:
-        return None
-    host = f"[{http.host}]" if ":" in http.host else http.host
-    return f"http://{host}:{port}"
-
-
-def logs_router(site: Site, server: OcppServer, base: Callable[[], str | None]) -> APIRouter:
+def logs_router(site: Site, server: OcppServer) -> APIRouter:
     router = APIRouter(prefix="/api/chargers/{charger_id}", tags=["logs"])
     requests = site.logs
 
@@ -57,21 +42,19 @@ def logs_router(site: Site, server: OcppServer, base: Callable[[], str | None]) 
     @router.post("/get-diagnostics")
     async def get_diagnostics(charger_id: str, body: GetDiagnosticsBody) -> dict[str, Any]:
         charger = known(charger_id)
-        root = base()
-        if root is None:
-            raise HTTPException(
-                422, "set [http] public_url: the address chargers reach this edge at"
-            )
         if body.since and body.until and body.since > body.until:
             raise HTTPException(422, "since is after until")
-        request, token = await requests.create(charger, body.log_type)
-        command = cmd.GetLog(body.log_type, request.id, f"{root}{UPLOAD_PREFIX}{token}",
-                             body.since, body.until, body.retries, body.retry_interval)  # fmt: skip
+        try:
+            request, command = await requests.start(
+                charger, body.log_type, body.since, body.until, body.retries, body.retry_interval
+            )
+        except NoPublicUrl as err:
+            raise HTTPException(422, str(err)) from err
         try:
             outcome = await answer_of(server, charger_id, command)
         except HTTPException as err:
             if err.status_code != 504:  # not sent, or refused: no upload will come
-                await requests.answered(request, "NotSent", None)
+                await requests.answered(request, logs.NOT_SENT, None)
             raise
         file_name = outcome.detail.get("file_name")
         await requests.answered(request, outcome.status, file_name)

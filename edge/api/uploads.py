@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import ClientDisconnect
 
-from edge.api.limits import UPLOAD_PREFIX, BodyTooLarge
+from edge.api.limits import BodyTooLarge
 from edge.api.multipart import MultipartError, MultipartFile, boundary_of
 from edge.core import logs
 from edge.services.logs import LogRequests
@@ -91,11 +91,11 @@ def uploads_router(requests: LogRequests, registry: CollectorRegistry) -> APIRou
              "sha256": stored.sha256}, 201,
         )  # fmt: skip
 
-    @router.api_route(UPLOAD_PREFIX + "{token}", methods=["PUT", "POST"])
+    @router.api_route(logs.UPLOAD_PREFIX + "{token}", methods=["PUT", "POST"])
     async def upload_to(token: str, request: Request) -> Response:
         return await upload(request, token, None)
 
-    @router.api_route(UPLOAD_PREFIX + "{token}/{filename}", methods=["PUT", "POST"])
+    @router.api_route(logs.UPLOAD_PREFIX + "{token}/{filename}", methods=["PUT", "POST"])
     async def upload_named(token: str, filename: str, request: Request) -> Response:
         return await upload(request, token, filename)
 

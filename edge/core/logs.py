@@ -17,6 +17,9 @@ from typing import Final, Literal
 from common.timestamps import format_timestamp
 from edge.core.ids import ChargerId
 
+# where chargers upload (edge.api.uploads): ``<public url>/ocpp-uploads/<token>``
+UPLOAD_PREFIX: Final = "/ocpp-uploads/"
+
 LogType = Literal["DiagnosticsLog", "SecurityLog"]
 LOG_TYPES: Final[tuple[LogType, ...]] = ("DiagnosticsLog", "SecurityLog")
 
@@ -27,7 +30,8 @@ FINAL_STATUSES: Final = frozenset(
 )  # fmt: skip
 # Answers to the command that mean no upload will come ("NotSent": the charger was offline
 # or could not be asked).
-REFUSED_ANSWERS: Final = frozenset({"Rejected", "NotSent"})
+NOT_SENT: Final = "NotSent"
+REFUSED_ANSWERS: Final = frozenset({"Rejected", NOT_SENT})
 
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME: Final = 100

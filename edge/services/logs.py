@@ -11,7 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from edge.config import SiteConfig
+from edge.config import HttpSection, SiteConfig
+from edge.core import commands as cmd
 from edge.core import logs
 from edge.core.ids import ChargerId
 from edge.core.paging import Key
@@ -19,6 +20,22 @@ from edge.storage import logs_sql as sql
 from edge.storage.sqlite import SqliteStore, Unit
 
 log = structlog.get_logger(__name__)
+WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]"})
+
+
+class NoPublicUrl(Exception):
+    """The edge does not know the address chargers reach it at."""
+
+
+def public_base(http: HttpSection, port: int) -> str | None:
+    """The edge's address as chargers reach it: ``[http] public_url``, else the HTTP
+    server's own address unless that is a wildcard (which address would it be?)."""
+    if http.public_url:
+        return http.public_url.rstrip("/")
+    if http.host in WILDCARDS:
+        return None
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    return f"http://{host}:{port}"
 
 
 class LogRequests:
@@ -30,6 +47,8 @@ class LogRequests:
         self.clock = clock
         self._last_id: int | None = None
         self._ids = asyncio.Lock()
+        # the edge's address for chargers: set by the daemon once its HTTP port is known
+        self.base: Callable[[], str | None] = lambda: None
 
     @property
     def data_dir(self) -> Path:
@@ -63,6 +82,25 @@ class LogRequests:
         log.info("logs.request.created", charger=charger_id, request=request.id, log_type=log_type)
         return request, token
 
+    async def start(
+        self,
+        charger_id: ChargerId,
+        log_type: logs.LogType,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> tuple[logs.LogRequest, cmd.GetLog]:
+        """A new request and the command that asks the charger for it; the caller sends
+        it and records the answer (:meth:`answered`, or ``NOT_SENT``)."""
+        root = self.base()
+        if root is None:
+            raise NoPublicUrl("set [http] public_url: the address chargers reach this edge at")
+        request, token = await self.create(charger_id, log_type)
+        location = f"{root}{logs.UPLOAD_PREFIX}{token}"
+        command = cmd.GetLog(log_type, request.id, location, since, until, retries, retry_interval)
+        return request, command
+
     async def answered(self, request: logs.LogRequest, answer: str, file_name: str | None) -> None:
         unit = Unit()
         sql.set_answer(unit, logs.answered(request, answer, file_name))
@@ -92,7 +130,7 @@ class LogRequests:
         return await self.store.read(lambda c: sql.by_id(c, charger_id, request_id))
 
     async def of_charger(
-        self, charger_id: str, limit: int, after: Key | None
+        self, charger_id: str, limit: int, after: Key | None = None
     ) -> list[logs.LogRequest]:
         return await self.store.read(lambda c: sql.of_charger(c, charger_id, limit, after))
 
