@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import structlog
 from fastapi import APIRouter, Request
@@ -124,20 +124,18 @@ async def _receive(
     parser = MultipartFile(boundary) if boundary is not None else None
     partial = folder / f".{found.id}-{os.urandom(4).hex()}.part"
     digest, size = hashlib.sha256(), 0
-    fd = await asyncio.to_thread(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
-        try:
+        fd = await asyncio.to_thread(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with os.fdopen(fd, "wb") as out:
             async for chunk in request.stream():
                 data = parser.feed(chunk) if parser is not None else chunk
                 if data:
                     digest.update(data)
                     size += len(data)
-                    await asyncio.to_thread(os.write, fd, data)
+                    await asyncio.to_thread(out.write, data)
             if parser is not None:
                 parser.finish()
-            await asyncio.to_thread(os.fsync, fd)
-        finally:
-            os.close(fd)
+            await asyncio.to_thread(_sync, out)
         name = logs.safe_file_name(
             filename or (parser.filename if parser else None) or found.file_name, found.id
         )
@@ -146,6 +144,9 @@ async def _receive(
         raise UploadRefused(400, "bad_body", str(err)) from err
     except ClientDisconnect as err:
         raise UploadRefused(400, "cut_off", "the upload was cut off") from err
+    except OSError as err:  # the disk filled up or failed: the charger may try again later
+        log.error("logs.upload.write_failed", request=found.id, error=str(err))
+        raise UploadRefused(507, "write_failed", "the file could not be stored") from err
     finally:
         await asyncio.to_thread(_remove, partial)
     return logs.ReceivedFile(
@@ -172,6 +173,11 @@ def _place(partial: Path, folder: Path, name: str) -> Path:
     finally:
         os.close(dir_fd)
     return folder / candidate
+
+
+def _sync(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
 
 
 def _remove(path: Path) -> None:

@@ -5,6 +5,7 @@ the charger's own."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,3 +161,46 @@ async def test_a_broken_multipart_body_is_a_400_and_leaves_no_file(
     )
     assert answer.status_code == 400
     assert stored_files(edge) == []
+
+
+async def test_a_slow_upload_has_the_request_timeout_per_chunk_not_in_all(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        http={"request_timeout": 1.0}, diagnostics={"min_free_mb": 0}, chargers=[{"id": "CP-A"}]
+    )
+    async with (
+        EdgeDaemon(config) as edge,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10) as api,
+    ):
+        _, steady_token = await token_of(edge)
+
+        async def steady() -> AsyncIterator[bytes]:  # longer in all than request_timeout
+            for _ in range(8):
+                await asyncio.sleep(0.2)
+                yield b"z" * 1000
+
+        slow = await api.put(f"/ocpp-uploads/{steady_token}/slow.log", content=steady())
+        assert slow.status_code == 201, slow.text
+        assert slow.json()["size"] == 8000
+
+        _, stalled_token = await token_of(edge)
+
+        async def stalled() -> AsyncIterator[bytes]:
+            yield b"z" * 1000
+            await asyncio.sleep(2.5)
+            yield b"z"
+
+        with pytest.raises(httpx.HTTPError):
+            await api.put(f"/ocpp-uploads/{stalled_token}/stalled.log", content=stalled())
+        assert [p.name for p in stored_files(edge)] == ["1-slow.log"]
+
+
+async def test_a_status_naming_another_chargers_request_changes_nothing(
+    edge: EdgeDaemon, api: httpx.AsyncClient
+) -> None:
+    request_id, _ = await token_of(edge, "CP-A")
+    await edge.site.log_status(ChargerId("CP-B"), "Uploaded", request_id, {"status": "Uploaded"})
+    await edge.site.log_status(ChargerId("CP-A"), "Uploading", request_id, {"status": "Uploading"})
+    [shown] = (await api.get("/api/chargers/CP-A/logs")).json()
+    assert [s["status"] for s in shown["statuses"]] == ["Uploading"]
