@@ -10,6 +10,8 @@
   server needs), and a request deadline: a request's headers and body must arrive within
   ``request_timeout`` of the connection opening or the previous answer (slowloris).
   uvicorn itself only closes connections idle after an answer (``timeout_keep_alive``).
+  A charger's log upload (``/ocpp-uploads/``) has the deadline per chunk instead: a
+  large file on a slow link keeps going while it moves, a stalled one is still cut off.
 """
 
 from __future__ import annotations
@@ -33,9 +35,6 @@ from edge.core.logs import UPLOAD_PREFIX
 log = structlog.get_logger(__name__)
 
 LOGIN_PATHS: Final = frozenset({"/login", "/logout"})
-# Chargers' log uploads (UPLOAD_PREFIX, edge.api.uploads) have a body limit of their own,
-# and while one streams in the request deadline restarts with every chunk (a large file on
-# a slow link).
 
 
 class BodyTooLarge(HTTPException):
@@ -51,7 +50,8 @@ def route_limits(
     max_body: int, max_login_body: int, max_upload: int | None = None
 ) -> Callable[[str], int]:
     """The body limit of a path: the login form is tiny, everything else small but the
-    chargers' uploads (``max_upload``, when the daemon serves them)."""
+    chargers' log uploads (:mod:`edge.api.uploads`: ``max_upload``, when the daemon
+    serves them)."""
 
     def limit(path: str) -> int:
         if max_upload is not None and path.startswith(UPLOAD_PREFIX):
