@@ -204,3 +204,16 @@ async def test_a_status_naming_another_chargers_request_changes_nothing(
     await edge.site.log_status(ChargerId("CP-A"), "Uploading", request_id, {"status": "Uploading"})
     [shown] = (await api.get("/api/chargers/CP-A/logs")).json()
     assert [s["status"] for s in shown["statuses"]] == ["Uploading"]
+
+
+async def test_the_logs_list_pages_newest_first(edge: EdgeDaemon, api: httpx.AsyncClient) -> None:
+    made = [(await token_of(edge))[0] for _ in range(3)]
+    first = await api.get("/api/chargers/CP-A/logs", params={"limit": 2})
+    assert [r["id"] for r in first.json()] == made[:0:-1]
+    assert all("token" not in key for r in first.json() for key in r)
+    following = first.headers["link"].split(";")[0].strip("<>")
+    rest = await api.get(following)
+    assert [r["id"] for r in rest.json()] == made[:1]
+    assert "link" not in rest.headers
+    unknown = await api.get("/api/chargers/NOPE/logs")
+    assert unknown.status_code == 404
