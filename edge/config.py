@@ -145,6 +145,19 @@ class HttpSection(_Section):
     login_window: float = Field(default=300.0, gt=0, description="seconds")
     login_concurrency: int = Field(default=2, ge=1, le=64)
     login_queue: int = Field(default=8, ge=0, le=1000)
+    # The edge's address as chargers reach it (upload locations); empty: derived from
+    # host and port unless host is a wildcard address (docs/diagnostics.md).
+    public_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+/?)?$")
+
+
+class DiagnosticsSection(_Section):
+    """Log and diagnostics uploads from chargers (docs/diagnostics.md)."""
+
+    max_upload_mb: int = Field(default=50, ge=1, le=10_000)
+    # how long a request's upload token is valid: a charger may retry the upload until then
+    token_ttl: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600, description="seconds")
+    # uploads are refused while the data directory's disk has less free space than this
+    min_free_mb: int = Field(default=200, ge=0)
 
 
 class StorageSection(_Section):
@@ -296,6 +309,7 @@ class SiteConfig(BaseSettings):
     central: CentralSection = Field(default_factory=CentralSection)
     power: PowerSection = Field(default_factory=PowerSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
 
     @classmethod
     def settings_customise_sources(

@@ -23,10 +23,12 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.api.logs import logs_router
 from edge.api.power import power_router
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
+from edge.api.uploads import uploads_router
 from edge.config import SiteConfig
 from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
@@ -36,6 +38,7 @@ from edge.power.manager import LoadManager
 from edge.sensors.broker import EmbeddedBroker, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
+from edge.services.logs import public_base
 from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
 from edge.storage.sqlite import SqliteStore
@@ -106,6 +109,7 @@ class EdgeDaemon:
         self.site.observe(self.ui.hub.on_site_change)
         self.slots.publishers.append(self.ui.hub)
         self.sync: CentralSync | None = None
+        http = self.config.http
         if self.config.central.url:
             runner = CloudCommandRunner(self.site, self.slots, self.ocpp, self.clock)
             self.sync = CentralSync(self.config, self.store, runner, self.registry, self.clock)
@@ -113,11 +117,19 @@ class EdgeDaemon:
             self.site,
             self.ocpp,
             self.registry,
-            extra=[slots_router(self.slots), power_router(self.power), self.ui.router],
+            extra=[
+                slots_router(self.slots),
+                power_router(self.power),
+                self.ui.router,
+                logs_router(self.site, self.ocpp),
+                uploads_router(self.site.logs, self.registry),
+            ],
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)
-        self.http = HttpServer(app, self.config.http, self.registry)
+        self.site.logs.base = lambda: public_base(http, self.http_port)
+        max_upload = self.config.diagnostics.max_upload_mb * 2**20
+        self.http = HttpServer(app, http, self.registry, max_upload)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
         self.mqtt = await self._stack.enter_async_context(
@@ -138,8 +150,9 @@ class EdgeDaemon:
             group.create_task(self.http.run(), name="http"),
             group.create_task(self.site.run_inferred_stops(), name="inferred-stops"),
             group.create_task(self.slots.run(), name="slots"),
-            group.create_task(self.power.run(), name="power"),
         ]
+        if self.power.enabled:  # without a site limit there is nothing to manage
+            self._tasks.append(group.create_task(self.power.run(), name="power"))
         if self.sync is not None:
             self._tasks.append(group.create_task(self.sync.run(), name="sync"))
         await _until_ready(

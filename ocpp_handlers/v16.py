@@ -193,6 +193,19 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             if extended or message in EXTENDED_ONLY_TRIGGERS:
                 return "ExtendedTriggerMessage", payload
             return "TriggerMessage", payload
+        case cmd.GetLog(log_type="DiagnosticsLog") as get:
+            payload = {"location": get.location}
+            if get.oldest is not None:
+                payload["startTime"] = get.oldest.isoformat()
+            if get.latest is not None:
+                payload["stopTime"] = get.latest.isoformat()
+            if get.retries is not None:
+                payload["retries"] = get.retries
+            if get.retry_interval is not None:
+                payload["retryInterval"] = get.retry_interval
+            return "GetDiagnostics", payload
+        case cmd.GetLog() as get:  # a SecurityLog: only the Security Whitepaper's GetLog
+            return cmd.log_call(get)
         case cmd.GetTransactionStatus():
             raise cmd.UnsupportedCommand("GetTransactionStatus is OCPP 2.0.1")
         case cmd.GetConfiguration(keys=keys):
@@ -241,4 +254,10 @@ def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
         return cmd.CommandOutcome("Accepted", response)
     if action == "GetLocalListVersion":
         return cmd.CommandOutcome("Accepted", {**response, "list_version": response["listVersion"]})
+    if action == "GetDiagnostics":
+        # no fileName: the charger has no diagnostics to send, so no upload will come
+        name = response.get("fileName")
+        return cmd.CommandOutcome("Accepted" if name else "Rejected", {"file_name": name})
+    if action == "GetLog":
+        return cmd.log_outcome(response)
     return cmd.CommandOutcome(str(response.get("status", "Accepted")), response)

@@ -293,6 +293,8 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             return "GetTransactionStatus", (
                 {} if transaction_id is None else {"transactionId": transaction_id}
             )
+        case cmd.GetLog() as get:
+            return cmd.log_call(get)
         case cmd.GetConfiguration() | cmd.ChangeConfiguration():
             raise cmd.UnsupportedCommand(
                 "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"
@@ -310,6 +312,8 @@ def outcome(action: str, response: Payload) -> cmd.CommandOutcome:
         statuses = {r.get("attributeStatus") for r in results}
         status = "Accepted" if statuses <= {"Accepted"} else "/".join(sorted(map(str, statuses)))
         return cmd.CommandOutcome(status, response)
+    if action == "GetLog":
+        return cmd.log_outcome(response)
     if action == "GetLocalListVersion":
         version = response["versionNumber"]
         return cmd.CommandOutcome("Accepted", {**response, "list_version": version})

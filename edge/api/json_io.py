@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.api.limits import send_json_error
+from edge.core.logs import UPLOAD_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +45,12 @@ class StrictJsonBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(scope):
+        # an upload is a file, whatever type a charger says it is: never parsed or held
+        if (
+            scope["type"] != "http"
+            or not _is_json(scope)
+            or scope["path"].startswith(UPLOAD_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -10,6 +10,8 @@
   server needs), and a request deadline: a request's headers and body must arrive within
   ``request_timeout`` of the connection opening or the previous answer (slowloris).
   uvicorn itself only closes connections idle after an answer (``timeout_keep_alive``).
+  A charger's log upload (``/ocpp-uploads/``) has the deadline per chunk instead: a
+  large file on a slow link keeps going while it moves, a stalled one is still cut off.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from edge.core.logs import UPLOAD_PREFIX
+
 log = structlog.get_logger(__name__)
 
 LOGIN_PATHS: Final = frozenset({"/login", "/logout"})
@@ -42,10 +46,16 @@ class BodyTooLarge(HTTPException):
         )
 
 
-def route_limits(max_body: int, max_login_body: int) -> Callable[[str], int]:
-    """The body limit of a path: the login form is tiny, everything else small."""
+def route_limits(
+    max_body: int, max_login_body: int, max_upload: int | None = None
+) -> Callable[[str], int]:
+    """The body limit of a path: the login form is tiny, everything else small but the
+    chargers' log uploads (:mod:`edge.api.uploads`: ``max_upload``, when the daemon
+    serves them)."""
 
     def limit(path: str) -> int:
+        if max_upload is not None and path.startswith(UPLOAD_PREFIX):
+            return max_upload
         return max_login_body if path in LOGIN_PATHS else max_body
 
     return limit
@@ -190,6 +200,9 @@ def limited_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             if self._client_key is None:
                 return  # refused: whatever it sends is not read
             super().data_received(data)
+            cycle = self.cycle
+            if cycle is not None and str(cycle.scope["path"]).startswith(UPLOAD_PREFIX):
+                self._disarm()  # an upload has request_timeout per chunk, not in all
             self._update_deadline()
 
         def on_response_complete(self) -> None:

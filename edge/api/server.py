@@ -31,14 +31,18 @@ class _Server(uvicorn.Server):
 
 class HttpServer:
     def __init__(
-        self, app: FastAPI, http: HttpSection, registry: CollectorRegistry | None = None
+        self,
+        app: FastAPI,
+        http: HttpSection,
+        registry: CollectorRegistry | None = None,
+        max_upload: int | None = None,
     ) -> None:
         self.limits = ConnectionLimits(
             max_connections=http.max_connections,
             max_per_client=http.max_connections_per_client,
             request_timeout=http.request_timeout,
         )
-        self.bodies = BodyLimit(app, route_limits(http.max_body, http.max_login_body))
+        self.bodies = BodyLimit(app, route_limits(http.max_body, http.max_login_body, max_upload))
         if registry is not None:
             registry.register(HttpLimitsCollector(self.limits, self.bodies))
         config = uvicorn.Config(

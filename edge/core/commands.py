@@ -142,6 +142,21 @@ class GetTransactionStatus:
     transaction_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GetLog:
+    """Upload a log of ``log_type`` (DiagnosticsLog or SecurityLog) to ``location``.
+    1.6 asks a DiagnosticsLog with GetDiagnostics (what every 1.6 charger knows) and a
+    SecurityLog with the Security Whitepaper's GetLog; 2.0.1 has GetLog for both."""
+
+    log_type: str
+    request_id: int
+    location: str
+    oldest: datetime | None = None
+    latest: datetime | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+
+
 Command = (
     RemoteStart
     | RemoteStop
@@ -160,6 +175,7 @@ Command = (
     | ClearCache
     | DataTransfer
     | GetTransactionStatus
+    | GetLog
     | ProfileCommand
 )
 
@@ -179,6 +195,28 @@ def call_of_both_versions(command: Command) -> tuple[str, dict[str, Any]] | None
                 payload["data"] = data
             return "DataTransfer", payload
     return None
+
+
+def log_call(command: GetLog) -> tuple[str, dict[str, Any]]:
+    """The GetLog CALL, spelt alike by 2.0.1 and the 1.6 Security Whitepaper."""
+    log: dict[str, Any] = {"remoteLocation": command.location}
+    if command.oldest is not None:
+        log["oldestTimestamp"] = command.oldest.isoformat()
+    if command.latest is not None:
+        log["latestTimestamp"] = command.latest.isoformat()
+    payload: dict[str, Any] = {"logType": command.log_type, "requestId": command.request_id}
+    payload["log"] = log
+    if command.retries is not None:
+        payload["retries"] = command.retries
+    if command.retry_interval is not None:
+        payload["retryInterval"] = command.retry_interval
+    return "GetLog", payload
+
+
+def log_outcome(response: dict[str, Any]) -> CommandOutcome:
+    """A GetLog answer: its status, and ``file_name`` the file it will upload."""
+    detail = {**response, "file_name": response.get("filename")}
+    return CommandOutcome(str(response.get("status", "Rejected")), detail)
 
 
 class UnsupportedCommand(Exception):

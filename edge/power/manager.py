@@ -107,9 +107,8 @@ class LoadManager:
     # --- lifetime ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Decide every ``cycle_seconds``, and at once when a car or charger comes or goes."""
-        if not self.enabled:
-            return
+        """Decide every ``cycle_seconds``, and at once when a car or charger comes or goes;
+        only run when :attr:`enabled`."""
         self.override = await self.site.store.read(_read_override)
         log.info("power.started", site_limit_kw=self.power.site_limit_kw,
                  strategy=self.power.strategy, override=self.override)  # fmt: skip

@@ -40,6 +40,7 @@ from edge.core.rates import RateInForce, rate_in_force
 from edge.core.sessions import ActiveSessions
 from edge.services import failures
 from edge.services.changes import Observer, SiteChange
+from edge.services.logs import LogRequests
 from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
@@ -64,6 +65,7 @@ class Site:
         self.rates: object = []  # as central last pushed them (meta ``central.rates``)
         self.id_tags_version = 0  # the newest numbered id tag list from central applied
         self._observers: list[Observer] = []
+        self.logs = LogRequests(config, store, clock)
         self.sessions = ChargingSessions(
             config, store, clock, authorize=self.authorize, id_tag_entry=self.id_tag_entry,
             rate=self.rate_in_force, charger=self._charger, notify=self._notify,
@@ -288,6 +290,7 @@ class Site:
     ) -> None:
         event = ChargerLogStatus(charger_id=charger_id, status=status, request_id=request_id)
         await self._charger_report(charger_id, kind, data, event)
+        await self.logs.status(charger_id, status, request_id)
 
     async def _charger_report(
         self,

@@ -223,7 +223,34 @@ ALTER TABLE sessions ADD COLUMN awaiting_token INTEGER NOT NULL DEFAULT 0
 _V9: Final = ""
 
 # Issue 13: diagnostics and log requests, and the files chargers upload for them.
-_V10: Final = ""
+_V10: Final = """
+CREATE TABLE log_requests (
+    id INTEGER PRIMARY KEY,
+    charger_id TEXT NOT NULL,
+    log_type TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    answer TEXT,
+    file_name TEXT
+);
+CREATE INDEX log_requests_by_charger ON log_requests(charger_id, id);
+CREATE TABLE log_statuses (
+    request_id INTEGER NOT NULL REFERENCES log_requests(id),
+    at TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX log_statuses_by_request ON log_statuses(request_id);
+CREATE TABLE log_files (
+    request_id INTEGER NOT NULL REFERENCES log_requests(id),
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    received_at TEXT NOT NULL
+);
+CREATE INDEX log_files_by_request ON log_files(request_id);
+"""
 
 # Issue 13: the last known configuration of every charger (keys or variables) and its
 # provisioning state.

@@ -15,9 +15,11 @@ import structlog
 
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId, SlotId, uuid7
+from edge.core.logs import LOG_TYPES, NOT_SENT, LogType
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.services import users as u
+from edge.services.logs import NoPublicUrl
 from edge.storage.sqlite import StoreError, Unit
 from edge.ui.views import TRIGGER_MESSAGES, SiteViews
 
@@ -82,12 +84,32 @@ class Actions:
     async def charger(self, user: u.User, charger_id: str, name: str, form: Form) -> ActionResult:
         if ChargerId(charger_id) not in self.site.chargers:
             return ActionResult(False, 404, f"no charger {charger_id!r}")
+        if name == "get-diagnostics":
+            log_type = form.get("log_type", "DiagnosticsLog")
+            if log_type not in LOG_TYPES:
+                return ActionResult(False, 422, f"a log is one of {', '.join(LOG_TYPES)}")
+            result = await self._get_diagnostics(charger_id, log_type)
+            return await self._audit(user, name, charger_id, result, form)
         try:
             command = self._command(charger_id, name, form)
         except BadInput as err:
             return ActionResult(False, 422, str(err))
         result = await self._send(charger_id, name, command)
         return await self._audit(user, name, charger_id, result, form)
+
+    async def _get_diagnostics(self, charger_id: str, log_type: LogType) -> ActionResult:
+        """A log request (docs/diagnostics.md): made, sent, and the answer recorded."""
+        requests = self.site.logs
+        try:
+            request, command = await requests.start(ChargerId(charger_id), log_type)
+        except NoPublicUrl as err:
+            return ActionResult(False, 422, str(err))
+        result = await self._send(charger_id, "get-diagnostics", command)
+        if result.status_code == 200:
+            await requests.answered(request, result.answer or "", result.detail.get("file_name"))
+        elif result.status_code != 504:  # not sent: no upload will come
+            await requests.answered(request, NOT_SENT, None)
+        return result
 
     def _command(self, charger_id: str, name: str, form: Form) -> cmd.Command:
         match name:

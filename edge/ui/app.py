@@ -47,6 +47,7 @@ from edge.ui.auth import (
 )
 from edge.ui.inputs import UiDenied, older_page, page_after, read_form, safe_next, wants_json
 from edge.ui.live import LiveHub, sse_frame
+from edge.ui.logs import log_requests
 from edge.ui.pages import Pages
 from edge.ui.static import static_files, static_response
 from edge.ui.views import EVENT_TYPES, TRIGGER_MESSAGES, SiteViews
@@ -231,7 +232,8 @@ class WebUi:
             detail = await views.charger_detail(charger_id)
             if detail is None:
                 raise UiDenied(404, f"no charger {charger_id!r}")
-            context = {"charger": detail, "trigger_messages": TRIGGER_MESSAGES}
+            context: dict[str, Any] = {"charger": detail, "trigger_messages": TRIGGER_MESSAGES}
+            context["log_requests"] = await log_requests(views.site, charger_id)
             return render(request, "charger.html", session, context)
 
         @router.get("/sessions")

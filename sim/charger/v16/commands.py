@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger.log_upload import LogUploading
 from sim.charger.model import StopReason, Transaction
 from sim.charger.profiles import Profile, profile_v16
 from sim.charger.rpc import Reply
 from sim.charger.v16.messages import Messages16, sampled_values
 
 
-class Charger16(Messages16):
+class Charger16(Messages16, LogUploading):
     """A 1.6 charge point: its messages, and its answers to the central system."""
 
     async def on_RemoteStartTransaction(self, payload: dict[str, Any]) -> Reply:
@@ -173,12 +174,17 @@ class Charger16(Messages16):
         return Reply({"status": "Accepted", "data": str(payload.get("data", ""))})
 
     async def on_GetDiagnostics(self, payload: dict[str, Any]) -> Reply:
-        file_name = f"diagnostics-{self.charger.id}.log"[:255]
+        file_name, content = self.log_file("DiagnosticsLog")
         link = self.charger.link
 
         async def upload() -> None:
-            for status in ("Uploading", "Uploaded"):
-                await link.send_or_log("DiagnosticsStatusNotification", {"status": status})
+            await link.send_or_log("DiagnosticsStatusNotification", {"status": "Uploading"})
+            ok = await self.upload_log(
+                payload["location"], file_name, content,
+                min(payload.get("retries", 0), 5), payload.get("retryInterval", 1),
+            )  # fmt: skip
+            status = "Uploaded" if ok else "UploadFailed"
+            await link.send_or_log("DiagnosticsStatusNotification", {"status": status})
 
         return Reply({"fileName": file_name}, then=upload)
 

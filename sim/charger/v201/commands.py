@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger.log_upload import LogUploading
 from sim.charger.model import Transaction
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.profiles import Profile, profile_v201
@@ -32,7 +33,7 @@ TRIGGERED_MESSAGES = frozenset(
 )
 
 
-class Charger201(Messages201):
+class Charger201(Messages201, LogUploading):
     """A 2.0.1 station: its messages, and its answers to the CSMS."""
 
     async def on_RequestStartTransaction(self, payload: dict[str, Any]) -> Reply:

@@ -1,0 +1,30 @@
+"""A charger command from the local API: sent, and its failures as HTTP answers."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+
+from edge.core import commands as cmd
+from edge.core.ids import ChargerId
+from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
+from edge.ocpp.connection import CallFailed
+from edge.ocpp.server import OcppServer
+
+
+async def answer_of(
+    server: OcppServer, charger_id: str, command: cmd.Command
+) -> cmd.CommandOutcome:
+    """The charger's answer; 409 offline, 504 no answer in time, 422 not for this
+    charger, 502 a CALLERROR."""
+    try:
+        return await send_command(server, ChargerId(charger_id), command)
+    except ChargerOffline as err:
+        raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
+    except CommandTimeout as err:
+        raise HTTPException(504, f"charger {charger_id!r} did not answer in time") from err
+    except InvalidCommand as err:
+        raise HTTPException(422, str(err)) from err
+    except CallFailed as err:
+        raise HTTPException(
+            502, f"charger answered with CALLERROR {err.code}: {err.description}"
+        ) from err
