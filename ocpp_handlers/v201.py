@@ -7,7 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import reports
+from ocpp_handlers import firmware, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -291,6 +291,9 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             return "GetTransactionStatus", (
                 {} if transaction_id is None else {"transactionId": transaction_id}
             )
+        case cmd.UpdateFirmware():
+            payload = firmware.with_request_id(command, signature_required=False)
+            return "UpdateFirmware", payload
         case cmd.GetConfiguration() | cmd.ChangeConfiguration():
             raise cmd.UnsupportedCommand(
                 "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"
