@@ -15,6 +15,7 @@ firmware version while installing has installed it (:func:`booted`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -189,4 +190,40 @@ def order(
         _bounded("retry_interval", retry_interval, MAX_RETRY_INTERVAL),
         _text("signature", signature, MAX_SIGNATURE),
         _text("signing_certificate", signing_certificate, MAX_CERTIFICATE),
+    )
+
+
+def _optional_text(data: Mapping[str, object], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadOrder(f"{name}: text")
+    return value
+
+
+def _optional_int(data: Mapping[str, object], name: str) -> int | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadOrder(f"{name}: a whole number")
+    return value
+
+
+def order_from(data: Mapping[str, object]) -> FirmwareOrder:
+    """An order from central's command payload or a UI form (numbers may come as text;
+    empty fields are absent)."""
+    location = _optional_text(data, "location")
+    if location is None:
+        raise BadOrder("location: required")
+    return order(
+        location.strip(),
+        _optional_text(data, "retrieve_at"),
+        _optional_int(data, "retries"),
+        _optional_int(data, "retry_interval"),
+        _optional_text(data, "signature"),
+        _optional_text(data, "signing_certificate"),
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger import firmware
 from sim.charger.model import StopReason
 from sim.charger.rpc import Reply
 from sim.charger.v16.messages import Messages16, sampled_values
@@ -182,13 +183,26 @@ class Charger16(Messages16):
         return Reply({"fileName": file_name}, then=upload)
 
     async def on_UpdateFirmware(self, payload: dict[str, Any]) -> Reply:
-        link = self.charger.link
+        """1.6 core: statuses without a request id (sim.charger.firmware)."""
+        charger, link = self.charger, self.charger.link
+        job = firmware.FirmwareJob.of(payload, payload, rich=False)
 
-        async def update() -> None:
-            for status in ("Downloading", "Downloaded", "Installing", "Installed"):
-                await link.send_or_log("FirmwareStatusNotification", {"status": status})
+        async def notify(status: str) -> None:
+            await link.send_or_log("FirmwareStatusNotification", {"status": status})
 
-        return Reply({}, then=update)
+        return Reply({}, then=lambda: firmware.run(charger, job, notify))
+
+    async def on_SignedUpdateFirmware(self, payload: dict[str, Any]) -> Reply:
+        """Security Whitepaper: statuses name the request."""
+        charger, link = self.charger, self.charger.link
+        job = firmware.FirmwareJob.of(payload, payload["firmware"], rich=True)
+        request_id = int(payload["requestId"])
+
+        async def notify(status: str) -> None:
+            message = {"status": status, "requestId": request_id}
+            await link.send_or_log("SignedFirmwareStatusNotification", message)
+
+        return Reply({"status": "Accepted"}, then=lambda: firmware.run(charger, job, notify))
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         evse = int(payload["connectorId"])

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger import firmware
 from sim.charger.offline_queue import QueuedMessage
 from sim.charger.rpc import Reply
 from sim.charger.v201.messages import Messages201, meter_value
@@ -218,6 +219,18 @@ class Charger201(Messages201):
         if "data" in payload:
             return Reply({"status": "Accepted", "data": payload["data"]})
         return Reply({"status": "Accepted"})
+
+    async def on_UpdateFirmware(self, payload: dict[str, Any]) -> Reply:
+        """Statuses name the request (sim.charger.firmware)."""
+        charger, link = self.charger, self.charger.link
+        job = firmware.FirmwareJob.of(payload, payload["firmware"], rich=True)
+        request_id = int(payload["requestId"])
+
+        async def notify(status: str) -> None:
+            message = {"status": status, "requestId": request_id}
+            await link.send_or_log("FirmwareStatusNotification", message)
+
+        return Reply({"status": "Accepted"}, then=lambda: firmware.run(charger, job, notify))
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         evse = int(payload["evseId"])
