@@ -7,11 +7,7 @@ a restart, and bodies refused."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,52 +19,18 @@ from edge.daemon import EdgeDaemon
 from ocpp_handlers.schemas import Version
 from sim.charger import SimCharger
 from tests.edge.conftest import sim_charger_config
+from tests.edge.firmware_server import IMAGE, VERSION, FirmwareServer, serving
 from tests.edge.site_commands import outbox, run_command, wire
 from tests.polling import eventually
 
-IMAGE = b"\x7fELF evpark firmware 2.1\n" * 64
-VERSION = f"evpark-2.1-{hashlib.sha256(IMAGE).hexdigest()[:8]}"  # what the sim boots with
 SIGNATURE = "c2lnbmF0dXJl"
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
 
 
-@dataclass
-class FirmwareServer:
-    """A real HTTP server serving ``evpark-2.1.bin``; every GET path it was asked for."""
-
-    base: str
-    asked: list[str] = field(default_factory=list)
-
-    def url(self, name: str = "evpark-2.1.bin") -> str:
-        return f"{self.base}/{name}"
-
-
 @pytest.fixture
 def firmware_server(tmp_path: Path) -> Iterator[FirmwareServer]:
-    root = tmp_path / "www"
-    root.mkdir()
-    (root / "evpark-2.1.bin").write_bytes(IMAGE)
-    served = FirmwareServer("")
-
-    class Handler(SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def do_GET(self) -> None:
-            served.asked.append(self.path)
-            super().do_GET()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    served.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving({"evpark-2.1.bin": IMAGE}, tmp_path / "www") as server:
+        yield server
 
 
 def charger(edge: EdgeDaemon, charger_id: str, version: Version) -> SimCharger:
