@@ -13,10 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from edge.api.command_errors import command_errors
 from edge.core import firmware as fw
 from edge.core.ids import ChargerId
-from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand
-from edge.ocpp.connection import CallFailed
 from edge.ocpp.firmware import campaign, update_firmware
 from edge.ocpp.server import OcppServer
 from edge.services.site import Site
@@ -60,18 +59,8 @@ def firmware_router(site: Site, server: OcppServer) -> APIRouter:
         """409 offline, 504 no answer in time, 422 a bad body or one the charger's
         version cannot carry; else the charger's answer (Accepted, Rejected, ...)."""
         found, order = known(charger_id), body.order()
-        try:
+        with command_errors(charger_id):
             return await update_firmware(server, site, found, order)
-        except ChargerOffline as err:
-            raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
-        except CommandTimeout as err:
-            raise HTTPException(504, f"charger {charger_id!r} did not answer in time") from err
-        except InvalidCommand as err:
-            raise HTTPException(422, str(err)) from err
-        except CallFailed as err:
-            raise HTTPException(
-                502, f"charger answered with CALLERROR {err.code}: {err.description}"
-            ) from err
 
     @router.post("/api/firmware/campaign")
     async def update_many(body: CampaignBody) -> dict[str, Any]:

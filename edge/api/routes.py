@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field
 
 from common.timestamps import format_timestamp
+from edge.api.command_errors import command_errors
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core import commands as cmd
@@ -27,8 +28,7 @@ from edge.core.documents import charger_document, session_document
 from edge.core.ids import ChargerId
 from edge.core.model import Charger, Session
 from edge.core.paging import MAX_LIMIT, Key
-from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
-from edge.ocpp.connection import CallFailed
+from edge.ocpp.charger_calls import send_command
 from edge.ocpp.server import OcppServer
 from edge.services.site import Site
 from edge.storage import paged_reads
@@ -260,18 +260,8 @@ def create_app(
 
     async def run(charger_id: str, command: cmd.Command) -> dict[str, Any]:
         known(charger_id)
-        try:
+        with command_errors(charger_id):
             outcome = await send_command(server, ChargerId(charger_id), command)
-        except ChargerOffline as err:
-            raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
-        except CommandTimeout as err:
-            raise HTTPException(504, f"charger {charger_id!r} did not answer in time") from err
-        except InvalidCommand as err:
-            raise HTTPException(422, str(err)) from err
-        except CallFailed as err:
-            raise HTTPException(
-                502, f"charger answered with CALLERROR {err.code}: {err.description}"
-            ) from err
         return {"charger_id": charger_id, "status": outcome.status, "response": outcome.detail}
 
     @app.post("/api/chargers/{charger_id}/remote-start")

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from common.timestamps import parse_timestamp
+from sim.charger.rpc import Reply
 
 if TYPE_CHECKING:
     from sim.charger.core import SimCharger
@@ -90,6 +91,18 @@ def new_version(location: str, image: bytes) -> str:
     """The firmware version the image installs: its file name and a digest prefix."""
     name = PurePosixPath(urlsplit(location).path).stem or "firmware"
     return f"{name[:36]}-{hashlib.sha256(image).hexdigest()[:8]}"
+
+
+def accept_with_request_id(charger: SimCharger, payload: dict[str, Any], message: str) -> Reply:
+    """Accept a 1.6 SignedUpdateFirmware or a 2.0.1 UpdateFirmware; its statuses go out as
+    ``message`` naming the request."""
+    job = FirmwareJob.of(payload, payload["firmware"], rich=True)
+    request_id = int(payload["requestId"])
+
+    async def notify(status: str) -> None:
+        await charger.link.send_or_log(message, {"status": status, "requestId": request_id})
+
+    return Reply({"status": "Accepted"}, then=lambda: run(charger, job, notify))
 
 
 async def run(charger: SimCharger, job: FirmwareJob, notify: Notify) -> None:

@@ -194,15 +194,8 @@ class Charger16(Messages16):
 
     async def on_SignedUpdateFirmware(self, payload: dict[str, Any]) -> Reply:
         """Security Whitepaper: statuses name the request."""
-        charger, link = self.charger, self.charger.link
-        job = firmware.FirmwareJob.of(payload, payload["firmware"], rich=True)
-        request_id = int(payload["requestId"])
-
-        async def notify(status: str) -> None:
-            message = {"status": status, "requestId": request_id}
-            await link.send_or_log("SignedFirmwareStatusNotification", message)
-
-        return Reply({"status": "Accepted"}, then=lambda: firmware.run(charger, job, notify))
+        message = "SignedFirmwareStatusNotification"
+        return firmware.accept_with_request_id(self.charger, payload, message)
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         evse = int(payload["connectorId"])

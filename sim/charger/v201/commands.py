@@ -222,15 +222,7 @@ class Charger201(Messages201):
 
     async def on_UpdateFirmware(self, payload: dict[str, Any]) -> Reply:
         """Statuses name the request (sim.charger.firmware)."""
-        charger, link = self.charger, self.charger.link
-        job = firmware.FirmwareJob.of(payload, payload["firmware"], rich=True)
-        request_id = int(payload["requestId"])
-
-        async def notify(status: str) -> None:
-            message = {"status": status, "requestId": request_id}
-            await link.send_or_log("FirmwareStatusNotification", message)
-
-        return Reply({"status": "Accepted"}, then=lambda: firmware.run(charger, job, notify))
+        return firmware.accept_with_request_id(self.charger, payload, "FirmwareStatusNotification")
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         evse = int(payload["evseId"])

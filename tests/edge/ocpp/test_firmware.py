@@ -6,7 +6,6 @@ a restart, and bodies refused."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from ocpp_handlers.schemas import Version
 from sim.charger import SimCharger
-from tests.edge.conftest import sim_charger_config
 from tests.edge.firmware_server import IMAGE, VERSION, FirmwareServer, serving
-from tests.edge.site_commands import outbox, run_command, wire
+from tests.edge.ocpp.test_more_commands import charger, online
+from tests.edge.site_commands import outbox, run_command
 from tests.polling import eventually
 
 SIGNATURE = "c2lnbmF0dXJl"
@@ -33,14 +32,9 @@ def firmware_server(tmp_path: Path) -> Iterator[FirmwareServer]:
         yield server
 
 
-def charger(edge: EdgeDaemon, charger_id: str, version: Version) -> SimCharger:
-    return SimCharger(sim_charger_config(edge, charger_id, wire(version)))
-
-
-async def online(cp: SimCharger) -> SimCharger:
-    async with asyncio.timeout(10):
-        await cp.wait_online()
-    return cp
+async def post_update(api: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """``body`` to the charger CP-FW's update-firmware."""
+    return await api.post("/api/chargers/CP-FW/update-firmware", json=body)
 
 
 def statuses(cp: SimCharger) -> list[str]:
@@ -70,9 +64,9 @@ async def test_update_downloads_installs_and_reboots_into_the_new_firmware(
         before = await firmware_of(api, "CP-FW")
         assert before["firmware"] == "sim-1.0"
         assert before["firmware_update"] is None
-        sent = await api.post(
-            "/api/chargers/CP-FW/update-firmware",
-            json={"location": firmware_server.url(), "retries": 2, "retry_interval": 1},
+        sent = await post_update(
+            api,
+            {"location": firmware_server.url(), "retries": 2, "retry_interval": 1},
         )
         assert sent.status_code == 200, sent.text
         answer = sent.json()
@@ -107,9 +101,9 @@ async def test_a_missing_file_fails_after_the_retries(
 ) -> None:
     async with charger(edge, "CP-FW", version) as cp:
         await online(cp)
-        sent = await api.post(
-            "/api/chargers/CP-FW/update-firmware",
-            json={"location": firmware_server.url("nope.bin"), "retries": 1, "retry_interval": 0},
+        sent = await post_update(
+            api,
+            {"location": firmware_server.url("nope.bin"), "retries": 1, "retry_interval": 0},
         )
         assert sent.json()["status"] == "Accepted", sent.text
         update = await until_state(api, "CP-FW", "failed")
@@ -125,17 +119,17 @@ async def test_signed_updates_verify_or_refuse_the_signature(
     async with charger(edge, "CP-FW", version) as cp:
         await online(cp)
         if version is Version.V16:  # the Security Whitepaper wants both
-            half = await api.post(
-                "/api/chargers/CP-FW/update-firmware",
-                json={"location": firmware_server.url(), "signature": SIGNATURE},
+            half = await post_update(
+                api,
+                {"location": firmware_server.url(), "signature": SIGNATURE},
             )
             assert half.status_code == 422, half.text
             assert "signing certificate" in half.json()["detail"]
             assert not any("Firmware" in e.action for e in cp.received)
         signed = {"signature": SIGNATURE, "signing_certificate": CERTIFICATE}
-        sent = await api.post(
-            "/api/chargers/CP-FW/update-firmware",
-            json={"location": firmware_server.url(), **signed},
+        sent = await post_update(
+            api,
+            {"location": firmware_server.url(), **signed},
         )
         assert sent.json()["status"] == "Accepted", sent.text
         first = sent.json()["request_id"]
@@ -154,9 +148,9 @@ async def test_signed_updates_verify_or_refuse_the_signature(
             if version is Version.V16
             else "FirmwareStatusNotification"
         }
-        refused = await api.post(
-            "/api/chargers/CP-FW/update-firmware",
-            json={"location": firmware_server.url(), **signed, "signature": "invalid"},
+        refused = await post_update(
+            api,
+            {"location": firmware_server.url(), **signed, "signature": "invalid"},
         )
         assert refused.json()["request_id"] == first + 1  # a new request id per update
         update = await until_state(api, "CP-FW", "failed")
@@ -236,9 +230,9 @@ async def test_the_state_survives_a_restart(
             charger(edge, "CP-FW", Version.V201) as cp,
         ):
             await online(cp)
-            sent = await api.post(
-                "/api/chargers/CP-FW/update-firmware",
-                json={"location": firmware_server.url("missing.bin")},
+            sent = await post_update(
+                api,
+                {"location": firmware_server.url("missing.bin")},
             )
             assert sent.json()["status"] == "Accepted"
             before = await until_state(api, "CP-FW", "failed")
@@ -248,9 +242,7 @@ async def test_the_state_survives_a_restart(
             assert (await firmware_of(api, "CP-FW"))["firmware_update"] == before
             async with charger(edge, "CP-FW", Version.V201) as cp:
                 await online(cp)
-                again = await api.post(
-                    "/api/chargers/CP-FW/update-firmware", json={"location": firmware_server.url()}
-                )
+                again = await post_update(api, {"location": firmware_server.url()})
                 assert again.json()["request_id"] == before["request_id"] + 1
 
 
@@ -275,7 +267,7 @@ async def test_bad_bodies_are_refused(
 ) -> None:
     async with charger(edge, "CP-FW", Version.V201) as cp:
         await online(cp)
-        refused = await api.post("/api/chargers/CP-FW/update-firmware", json=body)
+        refused = await post_update(api, body)
         assert refused.status_code == 422, refused.text
         assert not any("Firmware" in e.action for e in cp.received)
 
@@ -286,7 +278,7 @@ async def test_unknown_and_offline_chargers(edge: EdgeDaemon, api: httpx.AsyncCl
     assert unknown.status_code == 404
     async with charger(edge, "CP-FW", Version.V16) as cp:
         await online(cp)
-    offline = await api.post("/api/chargers/CP-FW/update-firmware", json=body)
+    offline = await post_update(api, body)
     assert offline.status_code == 409, offline.text
 
 
@@ -295,9 +287,9 @@ async def test_timed_retrieve_is_sent_as_asked(
 ) -> None:
     async with charger(edge, "CP-FW", version) as cp:
         await online(cp)
-        sent = await api.post(
-            "/api/chargers/CP-FW/update-firmware",
-            json={"location": firmware_server.url(), "retrieve_at": "2020-05-01T12:00:00+02:00"},
+        sent = await post_update(
+            api,
+            {"location": firmware_server.url(), "retrieve_at": "2020-05-01T12:00:00+02:00"},
         )
         assert sent.json()["firmware_update"]["retrieve_at"] == "2020-05-01T10:00:00.000Z"
         call = next(e for e in cp.received if "UpdateFirmware" in e.action)
