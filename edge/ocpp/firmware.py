@@ -45,13 +45,16 @@ async def campaign(
     server: OcppServer, site: Site, charger_ids: Iterable[ChargerId], order: FirmwareOrder
 ) -> dict[str, dict[str, Any]]:
     """``order`` to every charger at once; each one's answer by charger id: its own status
-    word, or ``unknown``, ``offline``, ``timeout``, ``invalid`` or ``error`` (with a
+    word, or ``unknown``, ``offline`` (also: configured, never connected), ``timeout``, ``invalid`` or ``error`` (with a
     ``detail``). A charger that cannot take it never holds up the others."""
     answers: dict[str, dict[str, Any]] = {}
 
     async def one(charger_id: ChargerId) -> None:
         if charger_id not in site.chargers:
-            answers[charger_id] = {"status": "unknown", "detail": "no such charger"}
+            if site.config.charger(charger_id) is not None:  # configured, never connected
+                answers[charger_id] = {"status": "offline", "detail": "never connected"}
+            else:
+                answers[charger_id] = {"status": "unknown", "detail": "no such charger"}
             return
         try:
             answers[charger_id] = await update_firmware(server, site, charger_id, order)

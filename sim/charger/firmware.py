@@ -5,7 +5,8 @@ retrieve time (at most :data:`MAX_WAIT` seconds: a simulator should not sleep fo
 downloads the file with an HTTP GET (http and https; any other scheme fails, as FTP has no
 client here), retrying as asked, then checks the signature of a signed update, installs,
 reboots into the new firmware (version: the file's name and the start of its SHA-256) and
-says Installed. Test hook: a signature that is the literal ``invalid`` fails the check.
+says Installed. Test hooks: a signature that is the literal ``invalid`` fails the check;
+a signing certificate that is the literal ``invalid`` is refused (``InvalidCertificate``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ MAX_RETRY_WAIT: Final = 5.0  # seconds between download attempts, at most
 MAX_SIZE: Final = 64 * 2**20  # a firmware image larger than this fails to download
 DOWNLOAD_TIMEOUT: Final = 30.0
 REBOOT_TIMEOUT: Final = 30.0  # to be back online after installing, before saying Installed
-INVALID_SIGNATURE: Final = "invalid"  # the test hook: this signature never verifies
+INVALID: Final = "invalid"  # test hooks: this signature never verifies; this certificate
+# is refused with the request (InvalidCertificate)
 
 Notify = Callable[[str], Awaitable[None]]
 
@@ -96,6 +98,8 @@ def new_version(location: str, image: bytes) -> str:
 def accept_with_request_id(charger: SimCharger, payload: dict[str, Any], message: str) -> Reply:
     """Accept a 1.6 SignedUpdateFirmware or a 2.0.1 UpdateFirmware; its statuses go out as
     ``message`` naming the request."""
+    if payload["firmware"].get("signingCertificate") == INVALID:
+        return Reply({"status": "InvalidCertificate"})
     job = FirmwareJob.of(payload, payload["firmware"], rich=True)
     request_id = int(payload["requestId"])
 
@@ -128,7 +132,7 @@ async def run(charger: SimCharger, job: FirmwareJob, notify: Notify) -> None:
         return
     await notify("Downloaded")
     if job.signature is not None:
-        if job.signature == INVALID_SIGNATURE:
+        if job.signature == INVALID:
             await notify("InvalidSignature")
             return
         await notify("SignatureVerified")

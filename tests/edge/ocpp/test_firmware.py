@@ -156,6 +156,13 @@ async def test_signed_updates_verify_or_refuse_the_signature(
         update = await until_state(api, "CP-FW", "failed")
         assert update["status"] == "InvalidSignature"
         assert update["request_id"] == first + 1
+        bad_certificate = {**signed, "signing_certificate": "invalid"}
+        refused = await post_update(api, {"location": firmware_server.url(), **bad_certificate})
+        assert refused.status_code == 200, refused.text
+        assert refused.json()["status"] == "InvalidCertificate"
+        assert refused.json()["firmware_update"] is None
+        current = (await firmware_of(api, "CP-FW"))["firmware_update"]
+        assert (current["request_id"], current["state"]) == (first + 1, "failed")
         history = await api.get("/api/chargers/CP-FW/firmware-updates")
         assert [(u["request_id"], u["state"]) for u in history.json()] == [
             (first + 1, "failed"),
@@ -177,7 +184,7 @@ async def test_a_campaign_over_both_versions_reports_the_offline_charger(
         sent = await api.post(
             "/api/firmware/campaign",
             json={
-                "chargers": ["CP-16", "CP-201", "CP-GONE", "CP-NONE"],
+                "chargers": ["CP-16", "CP-201", "CP-GONE", "CP-NONE", "CP-LOCKED"],
                 "location": firmware_server.url(),
             },
         )
@@ -188,6 +195,7 @@ async def test_a_campaign_over_both_versions_reports_the_offline_charger(
             "CP-201": "Accepted",
             "CP-GONE": "offline",
             "CP-NONE": "unknown",
+            "CP-LOCKED": "offline",
         }
         for charger_id in ("CP-16", "CP-201"):
             assert (await until_state(api, charger_id, "installed"))["to_version"] == VERSION
