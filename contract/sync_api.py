@@ -69,6 +69,7 @@ CommandType = Literal[
     "remote_stop",
     "update_rates",
     "update_id_tags",
+    "update_firmware",
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import profiles, quirks, reports
+from ocpp_handlers import firmware, profiles, quirks, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -231,6 +231,11 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             raise cmd.UnsupportedCommand(
                 "variables are OCPP 2.0.1; use configuration keys with an OCPP 1.6 charger"
             )
+        case cmd.UpdateFirmware() if command.signed:
+            payload = firmware.with_request_id(command, signature_required=True)
+            return "SignedUpdateFirmware", payload
+        case cmd.UpdateFirmware():
+            return "UpdateFirmware", firmware.plain_16(command)
     raise cmd.UnsupportedCommand(type(command).__name__)
 
 

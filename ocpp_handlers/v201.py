@@ -7,7 +7,7 @@ from typing import Any, Final
 from edge.core import commands as cmd
 from edge.core.meter import ENERGY, MeterReading, SampledValue, normalise, reading
 from edge.core.model import ChargerInfo, ConnectorStatus
-from ocpp_handlers import profiles, reports
+from ocpp_handlers import firmware, profiles, reports
 from ocpp_handlers.base import (
     Answer,
     Handler,
@@ -295,6 +295,9 @@ def to_call(command: cmd.Command) -> tuple[str, Payload]:
             )
         case cmd.GetLog() as get:
             return cmd.log_call(get)
+        case cmd.UpdateFirmware():
+            payload = firmware.with_request_id(command, signature_required=False)
+            return "UpdateFirmware", payload
         case cmd.GetConfiguration() | cmd.ChangeConfiguration():
             raise cmd.UnsupportedCommand(
                 "configuration keys are OCPP 1.6; use variables with an OCPP 2.0.1 station"

@@ -28,6 +28,7 @@ from central.charging.id_tags import IdTags, TagConflict
 from central.charging.rates import Rates
 from central.charging.schema import (
     CommandAnswer,
+    FirmwareRequest,
     IdTagAnswer,
     IdTagRequest,
     RateModel,
@@ -126,6 +127,19 @@ def make_router(
         except KeyError as err:
             raise HTTPException(status.HTTP_404_NOT_FOUND, err.args[0]) from err
         return command_response(await answer_for(command_id, wait))
+
+    @router.post(
+        "/firmware",
+        status_code=202,
+        response_model=CommandAnswer,
+        summary="A firmware campaign on a site's chargers: the site's update_firmware "
+        "command; its result names each charger's answer",
+        responses={200: {"model": CommandAnswer, "description": "the site answered in time"}},
+    )
+    async def firmware(
+        body: FirmwareRequest, wait: Wait = 0.0, principal: Principal = operator
+    ) -> JSONResponse:
+        return command_response(await answer_for(await commands.update_firmware(body), wait))
 
     @router.get(
         "/commands/{command_id}",

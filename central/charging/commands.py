@@ -24,7 +24,13 @@ import structlog
 
 from central.auth import Principal, check_vehicle
 from central.charging import store
-from central.charging.schema import CommandAnswer, StartRequest, StopRequest, command_answer
+from central.charging.schema import (
+    CommandAnswer,
+    FirmwareRequest,
+    StartRequest,
+    StopRequest,
+    command_answer,
+)
 from central.charging.tokens import APP_TOKEN_TTL, new_app_token
 from central.context import ServiceContext
 from central.site_commands import new_command, send_command
@@ -163,6 +169,13 @@ class Commands:
             charger_id=session.charger_id,
             vehicle_id=session.vehicle_id,
             session_id=session.id,
+        )
+
+    async def update_firmware(self, body: FirmwareRequest) -> str:
+        """A firmware campaign on the site's chargers (all of them without ``chargers``)."""
+        payload = body.model_dump(mode="json", exclude_none=True, exclude={"site_id"})
+        return await self.issue(
+            body.site_id, "update_firmware", payload, charger_id=None, vehicle_id=None
         )
 
     async def answer(self, command_id: str, wait: float = 0.0) -> CommandAnswer | None:

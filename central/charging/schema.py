@@ -42,6 +42,26 @@ class StopRequest(BaseModel):
     session_id: SessionId | None = None
 
 
+class FirmwareRequest(BaseModel):
+    """A firmware campaign on one site: the site's ``update_firmware`` command
+    (docs/firmware.md). The site answers with each charger's own answer."""
+
+    site_id: SiteId
+    chargers: list[ChargerId] | None = Field(
+        default=None, min_length=1, max_length=1000, description="absent: every charger"
+    )
+    location: str = Field(
+        max_length=512,
+        pattern=r"^(?i:https?|ftps?)://[^\s/:@]+[^\s]*$",
+        description="where the chargers download the firmware: an http(s) or ftp(s) URL",
+    )
+    retrieve_at: AwareDatetime | None = Field(default=None, description="absent: now")
+    retries: int | None = Field(default=None, ge=0, le=10)
+    retry_interval: int | None = Field(default=None, ge=0, le=86_400, description="seconds")
+    signature: str | None = Field(default=None, min_length=1, max_length=800)
+    signing_certificate: str | None = Field(default=None, min_length=1, max_length=5500)
+
+
 class CommandAnswer(BaseModel):
     command_id: str
     type: str

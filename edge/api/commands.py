@@ -1,6 +1,10 @@
-"""A charger command from the local API: sent, and its failures as HTTP answers."""
+"""A charger command from the local API: sent, and its failures as HTTP answers
+(docs/local-api.md)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 from fastapi import HTTPException
 
@@ -11,13 +15,12 @@ from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
 
 
-async def answer_of(
-    server: OcppServer, charger_id: str, command: cmd.Command
-) -> cmd.CommandOutcome:
-    """The charger's answer; 409 offline, 504 no answer in time, 422 not for this
-    charger, 502 a CALLERROR."""
+@contextlib.contextmanager
+def command_errors(charger_id: str) -> Iterator[None]:
+    """409 not connected, 504 no answer in time, 422 not expressible for the charger's
+    version, 502 a CALLERROR."""
     try:
-        return await send_command(server, ChargerId(charger_id), command)
+        yield
     except ChargerOffline as err:
         raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
     except CommandTimeout as err:
@@ -28,3 +31,11 @@ async def answer_of(
         raise HTTPException(
             502, f"charger answered with CALLERROR {err.code}: {err.description}"
         ) from err
+
+
+async def answer_of(
+    server: OcppServer, charger_id: str, command: cmd.Command
+) -> cmd.CommandOutcome:
+    """The charger's answer, its failures as :func:`command_errors` says."""
+    with command_errors(charger_id):
+        return await send_command(server, ChargerId(charger_id), command)

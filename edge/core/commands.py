@@ -157,6 +157,29 @@ class GetLog:
     retry_interval: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateFirmware:
+    """Download the firmware at ``location`` from ``retrieve_at`` on and install it.
+
+    With ``signature`` and ``signing_certificate`` (both or neither) 1.6 sends the Security
+    Whitepaper's SignedUpdateFirmware; 2.0.1 has one UpdateFirmware for both. ``request_id``
+    names the update in the charger's status notifications (unsigned 1.6 sends none).
+    """
+
+    location: str
+    retrieve_at: datetime
+    request_id: int
+    retries: int | None = None
+    retry_interval: int | None = None  # seconds
+    install_at: datetime | None = None
+    signature: str | None = None
+    signing_certificate: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None or self.signing_certificate is not None
+
+
 Command = (
     RemoteStart
     | RemoteStop
@@ -177,6 +200,7 @@ Command = (
     | GetTransactionStatus
     | GetLog
     | ProfileCommand
+    | UpdateFirmware
 )
 
 

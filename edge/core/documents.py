@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from edge.core.firmware import FirmwareUpdate
 from edge.core.model import Charger, Session
 
 
@@ -41,6 +42,25 @@ def session_document(session: Session) -> dict[str, Any]:
     }
 
 
+def firmware_document(update: FirmwareUpdate | None) -> dict[str, Any] | None:
+    """A charger's current firmware update (None: the site never asked it for one)."""
+    if update is None:
+        return None
+    return {
+        "request_id": update.request_id,
+        "state": update.state.value,
+        "status": update.status,
+        "location": update.location,
+        "signed": update.signed,
+        "answer": update.answer,
+        "from_version": update.from_version,
+        "to_version": update.to_version,
+        "retrieve_at": _iso(update.retrieve_at),
+        "requested_at": _iso(update.requested_at),
+        "updated_at": _iso(update.updated_at),
+    }
+
+
 def charger_document(charger: Charger, active: list[Session]) -> dict[str, Any]:
     return {
         "id": charger.id,
@@ -66,4 +86,5 @@ def charger_document(charger: Charger, active: list[Session]) -> dict[str, Any]:
             for e in sorted(charger.evses.values(), key=lambda e: e.evse_id)
         ],
         "active_sessions": [session_document(s) for s in active],
+        "firmware_update": firmware_document(charger.firmware_update),
     }

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypedDict
 
+from edge.core.firmware import FirmwareUpdate
 from edge.core.ids import ChargerId, IdTag, SessionId
 from edge.core.meter import MeterReading
 
@@ -84,6 +85,7 @@ class Charger:
     boot_status: BootStatus | None = None
     auto_registered: bool = False
     evses: dict[int, Evse] = field(default_factory=dict)
+    firmware_update: FirmwareUpdate | None = None  # the latest accepted (edge.core.firmware)
 
     def evse(self, evse_id: int, connector_id: int = 1) -> Evse:
         found = self.evses.get(evse_id)

@@ -40,6 +40,7 @@ from edge.core.rates import RateInForce, rate_in_force
 from edge.core.sessions import ActiveSessions
 from edge.services import failures
 from edge.services.changes import Observer, SiteChange
+from edge.services.firmware import FirmwareUpdates
 from edge.services.logs import LogRequests
 from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
@@ -83,6 +84,7 @@ class Site:
         self.meter_values = sessions.meter_values
         self.record_meter_values = sessions.record_meter_values
         self.stop_session = sessions.stop_session
+        self.firmware = FirmwareUpdates(store, clock, self._charger, self._notify)
 
     @property
     def site_id(self) -> str:
@@ -107,6 +109,7 @@ class Site:
         self.id_tags = snap.id_tags
         self.rates = snap.rates
         self.id_tags_version = snap.id_tags_version
+        await self.firmware.load(self.chargers)
         unit = Unit()
         for tag in self.config.authorization.id_tags:
             entry = self.id_tags.get(IdTag(tag))
@@ -198,6 +201,7 @@ class Site:
             {"vendor": info.vendor, "model": info.model, "serial": info.serial,
              "firmware": info.firmware, "reason": reason},
         )  # fmt: skip
+        self.firmware.booted(unit, charger, now)
         await self.store.write(unit)
         self._notify(SiteChange("charger", charger_id))
         log.info("ocpp.boot.accepted", charger=charger_id, vendor=info.vendor, model=info.model)
@@ -278,7 +282,10 @@ class Site:
         self, charger_id: ChargerId, status: str, request_id: int | None, data: dict[str, Any]
     ) -> None:
         event = ChargerFirmwareStatus(charger_id=charger_id, status=status, request_id=request_id)
-        await self._charger_report(charger_id, "firmware_status", data, event)
+        unit = Unit()
+        self.firmware.status(unit, self._charger(charger_id), status, request_id, self.clock())
+        await self._charger_report(charger_id, "firmware_status", data, event, unit)
+        self._notify(SiteChange("charger", charger_id))
 
     async def log_status(
         self,
@@ -298,10 +305,12 @@ class Site:
         kind: str,
         data: dict[str, Any],
         upstream: ChargerSecurityEvent | ChargerFirmwareStatus | ChargerLogStatus | None,
+        unit: Unit | None = None,
     ) -> None:
-        """One charger event, and its event for central if it has one, as one unit."""
+        """One charger event, and its event for central if it has one, as one unit
+        (``unit``: with what the caller wrote into it)."""
         now = self.clock()
-        unit = Unit()
+        unit = unit if unit is not None else Unit()
         repo.add_charger_event(unit, charger_id, now, kind, data)
         if upstream is not None:
             repo.add_outbox_event(unit, upstream, charger_id, now)

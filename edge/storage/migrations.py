@@ -220,7 +220,24 @@ ALTER TABLE sessions ADD COLUMN awaiting_token INTEGER NOT NULL DEFAULT 0
 """
 
 # Issue 13: a charger's firmware updates (their state, driven by its status notifications).
-_V9: Final = ""
+# Every accepted request is kept; a charger's current update is its latest.
+_V9: Final = """
+CREATE TABLE firmware_updates (
+    charger_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    location TEXT NOT NULL,
+    signed INTEGER NOT NULL DEFAULT 0,
+    answer TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    from_version TEXT NOT NULL DEFAULT '',
+    retrieve_at TEXT,
+    state TEXT NOT NULL,
+    status TEXT,
+    to_version TEXT,
+    PRIMARY KEY (charger_id, request_id)
+)
+"""
 
 # Issue 13: diagnostics and log requests, and the files chargers upload for them.
 _V10: Final = """

@@ -45,6 +45,7 @@ from edge.ui.auth import (
     is_loopback,
     same_token,
 )
+from edge.ui.firmware import firmware_routes
 from edge.ui.inputs import UiDenied, older_page, page_after, read_form, safe_next, wants_json
 from edge.ui.live import LiveHub, sse_frame
 from edge.ui.logs import log_requests
@@ -339,6 +340,7 @@ class WebUi:
             result = await self.actions.user(session.user, action, form)
             return self.pages.answer(request, result)
 
+        router.include_router(firmware_routes(self))
         return router
 
     async def _login_page(

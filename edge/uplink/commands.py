@@ -1,5 +1,6 @@
 """Carrying out central's commands on the site: reservations, remote start
-(:mod:`edge.uplink.remote_start`) and stop, rates, id tag lists. Each ends in a
+(:mod:`edge.uplink.remote_start`) and stop, rates, id tag lists, firmware updates
+(:mod:`edge.uplink.firmware`). Each ends in a
 ``command.result`` event for central, written in the same transaction as the command's
 final status, so a command is answered exactly once.
 """
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from contract.events import CommandResultData, ParkingReleased, ParkingReserved, data_json
 from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
+from edge.core.firmware import BadOrder
 from edge.core.ids import ChargerId, IdTag, SlotId
 from edge.core.model import AuthorizationStatus, Subject
 from edge.core.slots.values import SlotState
@@ -31,6 +33,7 @@ from edge.services.slots import SlotService
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import Unit
 from edge.storage.sync_sql import StoredCommand, save_finished, set_meta
+from edge.uplink.firmware import update_firmware
 from edge.uplink.remote_start import BadRemoteStart, RemoteStart
 
 log = structlog.get_logger(__name__)
@@ -127,6 +130,11 @@ class CloudCommandRunner:
                 return "accepted", "", {"rates": rates}
             case "update_id_tags":
                 return await self._id_tags(payload, unit)
+            case "update_firmware":
+                try:
+                    return await update_firmware(self.site, self.server, payload)
+                except BadOrder as err:
+                    raise Rejected(f"update_firmware: {err}") from err
         raise Rejected(f"unknown command type {command.type!r}")
 
     # --- reservations --------------------------------------------------------------------

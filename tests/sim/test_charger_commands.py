@@ -86,11 +86,16 @@ async def test_16_commands(csms: MiniCsms) -> None:
         trigger = {"requestedMessage": "DiagnosticsStatusNotification"}
         assert await csms.result(cp, "TriggerMessage", trigger) == {"status": "Accepted"}
         await csms.wait_for(cp, "DiagnosticsStatusNotification")
+        # no FTP client in the simulator: the download fails at once (the real download,
+        # install and reboot are in tests/edge/ocpp/test_firmware.py)
         await csms.result(
-            cp, "UpdateFirmware", {"location": "http://fw.example/1.bin", "retrieveDate": now()}
+            cp, "UpdateFirmware", {"location": "ftp://fw.example/1.bin", "retrieveDate": now()}
         )
-        firmware = await csms.wait_for(cp, "FirmwareStatusNotification", 4)
-        assert firmware[-1].payload == {"status": "Installed"}
+        firmware = await csms.wait_for(cp, "FirmwareStatusNotification", 2)
+        assert [f.payload for f in firmware] == [
+            {"status": "Downloading"},
+            {"status": "DownloadFailed"},
+        ]
         # Protocol errors: an unknown action, a malformed payload.
         assert (await csms.call(cp, "Teleport", {}))[2] == "NotImplemented"
         assert (await csms.call(cp, "Reset", {"type": "Sideways"}))[2] == "FormationViolation"

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger import firmware
 from sim.charger.log_upload import LogUploading
 from sim.charger.model import StopReason, Transaction
 from sim.charger.profiles import Profile, profile_v16
@@ -189,13 +190,19 @@ class Charger16(Messages16, LogUploading):
         return Reply({"fileName": file_name}, then=upload)
 
     async def on_UpdateFirmware(self, payload: dict[str, Any]) -> Reply:
-        link = self.charger.link
+        """1.6 core: statuses without a request id (sim.charger.firmware)."""
+        charger, link = self.charger, self.charger.link
+        job = firmware.FirmwareJob.of(payload, payload, rich=False)
 
-        async def update() -> None:
-            for status in ("Downloading", "Downloaded", "Installing", "Installed"):
-                await link.send_or_log("FirmwareStatusNotification", {"status": status})
+        async def notify(status: str) -> None:
+            await link.send_or_log("FirmwareStatusNotification", {"status": status})
 
-        return Reply({}, then=update)
+        return Reply({}, then=lambda: firmware.run(charger, job, notify))
+
+    async def on_SignedUpdateFirmware(self, payload: dict[str, Any]) -> Reply:
+        """Security Whitepaper: statuses name the request."""
+        message = "SignedFirmwareStatusNotification"
+        return firmware.accept_with_request_id(self.charger, payload, message)
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         return self.set_profile(int(payload["connectorId"]), payload["csChargingProfiles"])

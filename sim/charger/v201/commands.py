@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
+from sim.charger import firmware
 from sim.charger.log_upload import LogUploading
 from sim.charger.model import Transaction
 from sim.charger.offline_queue import QueuedMessage
@@ -221,6 +222,10 @@ class Charger201(Messages201, LogUploading):
         if "data" in payload:
             return Reply({"status": "Accepted", "data": payload["data"]})
         return Reply({"status": "Accepted"})
+
+    async def on_UpdateFirmware(self, payload: dict[str, Any]) -> Reply:
+        """Statuses name the request (sim.charger.firmware)."""
+        return firmware.accept_with_request_id(self.charger, payload, "FirmwareStatusNotification")
 
     async def on_SetChargingProfile(self, payload: dict[str, Any]) -> Reply:
         return self.set_profile(int(payload["evseId"]), payload["chargingProfile"])
