@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.api.configuration import configuration_router
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
@@ -110,7 +111,11 @@ class EdgeDaemon:
             self.site,
             self.ocpp,
             self.registry,
-            extra=[slots_router(self.slots), self.ui.router],
+            extra=[
+                slots_router(self.slots),
+                configuration_router(self.site, self.ocpp),
+                self.ui.router,
+            ],
             health={"sync": self.sync.health} if self.sync else None,
         )
         self.ui.install(app)

@@ -40,6 +40,7 @@ from edge.core.rates import RateInForce, rate_in_force
 from edge.core.sessions import ActiveSessions
 from edge.services import failures
 from edge.services.changes import Observer, SiteChange
+from edge.services.provisioning import Provisioning
 from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
@@ -81,6 +82,9 @@ class Site:
         self.meter_values = sessions.meter_values
         self.record_meter_values = sessions.record_meter_values
         self.stop_session = sessions.stop_session
+        # what a charger holds and how applying the site's keys went (docs/provisioning.md)
+        self.provisioning = Provisioning(config, store, clock)
+        self.notify_report = self.provisioning.notify_report
 
     @property
     def site_id(self) -> str:
@@ -89,6 +93,10 @@ class Site:
     @property
     def heartbeat_interval(self) -> int:
         return self.config.ocpp.heartbeat_interval
+
+    @property
+    def pending_interval(self) -> int:
+        return self.config.ocpp.pending_interval
 
     @property
     def active(self) -> ActiveSessions:
@@ -188,7 +196,8 @@ class Site:
         charger.info = info
         charger.last_boot = now
         charger.last_seen = now
-        charger.boot_status = BootStatus.ACCEPTED
+        status = await self.provisioning.boot_status(charger_id, charger.version or "")
+        charger.boot_status = status
         unit = Unit()
         repo.save_charger(unit, charger)
         repo.add_charger_event(
@@ -198,8 +207,9 @@ class Site:
         )  # fmt: skip
         await self.store.write(unit)
         self._notify(SiteChange("charger", charger_id))
-        log.info("ocpp.boot.accepted", charger=charger_id, vendor=info.vendor, model=info.model)
-        return BootStatus.ACCEPTED
+        log.info("ocpp.boot." + status.value.lower(), charger=charger_id, vendor=info.vendor,
+                 model=info.model)  # fmt: skip
+        return status
 
     async def heartbeat(self, charger_id: ChargerId) -> datetime:
         charger = self._charger(charger_id)
