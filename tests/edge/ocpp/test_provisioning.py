@@ -82,8 +82,11 @@ async def test_pending_boot_reads_applies_and_accepts(
     async with running(config, version) as (edge, cp):
         async with asyncio.timeout(10):  # well before the 60 s Pending interval
             await cp.wait_online()
-        boots = [e for e in cp.sent if e.action == "BootNotification"]
-        assert len(boots) == 2  # Pending, then the one TriggerMessage asked for
+        sent = [e.action for e in cp.sent]
+        assert sent.count("BootNotification") == 2  # Pending, then the triggered one
+        # while Pending the charger sent nothing but its boot and the report asked for
+        second = sent.index("BootNotification", 1)
+        assert set(sent[:second]) <= {"BootNotification", "NotifyReport"}
         assert held(cp, version, TAKEN[version]) == "45"
         assert held(cp, version, REFUSED[version]) != REFUSED_VALUE[version]
         assert "TriggerMessage" in received(cp)
@@ -219,3 +222,21 @@ async def test_strict_validation_refuses_a_vendor_quirk(
             with pytest.raises(CallErrorReceived) as refused:
                 await cp.call("MeterValues", frame)
             assert refused.value.code == "PropertyConstraintViolation"
+
+
+async def test_the_simulator_reports_its_start_up_as_a_security_event(
+    edge: EdgeDaemon, api: httpx.AsyncClient, version: Version
+) -> None:
+    settings = sim_charger_config(edge, "CP-SEC", wire(version), security_event_at_boot=True)
+    async with SimCharger(settings) as cp:
+        async with asyncio.timeout(10):
+            await cp.wait_online()
+        await cp.reboot("HardReset", "RemoteReset")
+
+        async def two_events() -> bool:
+            events = (await api.get("/api/chargers/CP-SEC/events")).json()
+            return [e["data"]["type"] for e in events if e["kind"] == "security_event"] == [
+                "ResetOrReboot", "StartupOfTheDevice",
+            ]  # fmt: skip
+
+        await eventually(two_events, "a security event at each boot")
