@@ -25,9 +25,10 @@ from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
 
 log = structlog.get_logger(__name__)
-# A charger's report of more parts than this is cut off (a faulty or hostile one must
-# not fill the edge's memory).
+# A report is kept up to so many parts and variables; what comes beyond is dropped, and
+# the read fails at its timeout (a faulty or hostile station must not fill the memory).
 MAX_REPORT_PARTS: Final = 1000
+MAX_REPORT_ENTRIES: Final = 20_000
 
 
 class ReportParts:
@@ -36,12 +37,18 @@ class ReportParts:
     def __init__(self) -> None:
         self.parts: dict[int, list[dict[str, Any]]] = {}
         self.last: int | None = None
+        self.entries = 0
         self.complete: asyncio.Future[list[dict[str, Any]]] = (
             asyncio.get_running_loop().create_future()
         )
 
     def add(self, seq_no: int, tbc: bool, data: list[dict[str, Any]]) -> None:
-        if self.complete.done() or len(self.parts) >= MAX_REPORT_PARTS:
+        self.entries += len(data)
+        if (
+            self.complete.done()
+            or len(self.parts) >= MAX_REPORT_PARTS
+            or self.entries > MAX_REPORT_ENTRIES
+        ):
             return
         self.parts[seq_no] = data
         if not tbc:
