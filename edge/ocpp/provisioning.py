@@ -154,13 +154,23 @@ async def provision(server: OcppServer, charger_id: ChargerId, *, pending: bool)
         log.info("ocpp.provisioning.offline", charger=charger_id)
         return
     except CALL_FAILURES as err:
-        await service.finish(charger_id, core.failure(fingerprint, str(err) or type(err).__name__),
-                             {})  # fmt: skip
+        await service.finish(charger_id, core.failure(fingerprint, _reason(err)), {})
     except Exception:  # it runs in the server's TaskGroup: one odd charger must not stop it
         log.exception("ocpp.provisioning.crashed", charger=charger_id)
         return
     if pending:
         await _trigger_boot(server, charger_id)
+
+
+def _reason(err: Exception) -> str:
+    """What went wrong, for the technician (the API's ``provisioning.reason``)."""
+    if isinstance(err, CommandTimeout):
+        return "the charger did not answer in time"
+    if isinstance(err, TimeoutError):
+        return "the charger's report did not come in time"
+    if isinstance(err, CallFailed):
+        return f"{err.code}: {err.description}"
+    return str(err)
 
 
 async def _trigger_boot(server: OcppServer, charger_id: ChargerId) -> None:

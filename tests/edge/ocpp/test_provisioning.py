@@ -202,7 +202,7 @@ async def test_a_pending_station_may_send_only_its_boot(
         assert "currentTime" in await charger.call("Heartbeat", {})
         shown = (await configuration(edge, "CP-PROV")).json()
         assert shown["provisioning"]["state"] == "failed"
-        assert "Rejected" in shown["provisioning"]["reason"]
+        assert shown["provisioning"]["reason"] == "Rejected: GetBaseReport was not accepted"
 
 
 @pytest.mark.parametrize("validation", ["tolerant", "strict"])
@@ -240,3 +240,79 @@ async def test_the_simulator_reports_its_start_up_as_a_security_event(
             ]  # fmt: skip
 
         await eventually(two_events, "a security event at each boot")
+
+
+def _station(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A 2.0.1 station that takes every variable set (reports are the test's to send)."""
+    if action == "SetVariables":
+        return {"setVariableResult": [
+            {"attributeStatus": "Accepted", "component": d["component"], "variable": d["variable"]}
+            for d in payload["setVariableData"]
+        ]}  # fmt: skip
+    return {"status": "Accepted"}
+
+
+def _report(request_id: int, seq_no: int, tbc: bool, component: str, name: str, value: str,
+            mutability: str = "ReadWrite") -> dict[str, Any]:  # fmt: skip
+    return {"requestId": request_id, "generatedAt": "2026-12-02T08:00:00Z", "seqNo": seq_no,
+            "tbc": tbc, "reportData": [{
+                "component": {"name": component}, "variable": {"name": name},
+                "variableAttribute": [{"type": "Actual", "value": value,
+                                       "mutability": mutability}],
+            }]}  # fmt: skip
+
+
+async def test_report_parts_are_joined_by_seq_no_and_a_silent_station_times_out(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        ocpp={"boot": "pending", "provisioning_timeout": 0.5,
+              "variables": {"TxCtrlr.EVConnectionTimeOut": "45", "AuthCtrlr.Enabled": "false"}},
+    )  # fmt: skip
+    async with EdgeDaemon(config) as edge:
+        async with RawCharger(
+            ocpp_url(edge), "CP-PARTS", Version.V201, responder=_station
+        ) as station:
+            assert (await flow_for(station).boot())["status"] == "Pending"
+
+            def calls(action: str) -> list[dict[str, Any]]:
+                return [p for a, p in station.received_calls if a == action]
+
+            async def asked() -> bool:
+                return bool(calls("GetBaseReport"))
+
+            await eventually(asked, "GetBaseReport")
+            request_id = calls("GetBaseReport")[0]["requestId"]
+            # the last part first: the read waits for every seqNo up to it
+            last = _report(request_id, 1, False, "AuthCtrlr", "Enabled", "true")
+            first = _report(request_id, 0, True, "TxCtrlr", "EVConnectionTimeOut", "45")
+            assert await station.call("NotifyReport", last) == {}
+            assert await station.call("NotifyReport", first) == {}
+
+            async def triggered() -> bool:
+                return bool(calls("TriggerMessage"))
+
+            await eventually(triggered, "the boot triggered")
+            # only what the station did not hold already was set
+            (sent,) = calls("SetVariables")
+            assert [(d["component"]["name"], d["attributeValue"])
+                    for d in sent["setVariableData"]] == [("AuthCtrlr", "false")]  # fmt: skip
+            shown = (await configuration(edge, "CP-PARTS")).json()
+            assert {v["key"]: v["value"] for v in shown["variables"]} == {
+                "AuthCtrlr.Enabled": "false", "TxCtrlr.EVConnectionTimeOut": "45",
+            }  # fmt: skip
+            assert shown["provisioning"]["state"] == "done"
+        # a station that never sends its report: failed at the timeout, and accepted
+        async with RawCharger(
+            ocpp_url(edge), "CP-SILENT", Version.V201, responder=_station
+        ) as station:
+            assert (await flow_for(station).boot())["status"] == "Pending"
+
+            async def failed() -> bool:
+                state = (await configuration(edge, "CP-SILENT")).json()["provisioning"]
+                return bool(state["state"] == "failed")
+
+            await eventually(failed, "the read timed out")
+            shown = (await configuration(edge, "CP-SILENT")).json()["provisioning"]
+            assert shown["reason"] == "the charger's report did not come in time"
+            assert (await flow_for(station).boot())["status"] == "Accepted"
