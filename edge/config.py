@@ -28,6 +28,13 @@ from pydantic_settings import (
 )
 
 from edge.core.ids import CHARGER_ID_PATTERN, charger_key
+from edge.core.provisioning import (
+    BootMode,
+    ChargerSetup,
+    ValidationMode,
+    check_config_key,
+    parse_variable_key,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$"
 _PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IGNORECASE)
@@ -35,6 +42,32 @@ _PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IG
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Provisioning(_Section):
+    """What the site's defaults ([ocpp]) and each charger ([[chargers]]) may say of
+    provisioning (docs/provisioning.md): the keys to apply, and how to boot and validate."""
+
+    # 1.6 configuration keys -> values ([ocpp.config], [chargers.config])
+    config: dict[str, str] = Field(default_factory=dict)
+    # 2.0.1 "Component[evse].Variable[instance]" -> values ([ocpp.variables], ...)
+    variables: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _config_keys(cls, config: dict[str, str]) -> dict[str, str]:
+        for key, value in config.items():
+            check_config_key(key, value)
+        return config
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_keys(cls, variables: dict[str, str]) -> dict[str, str]:
+        for key, value in variables.items():
+            parse_variable_key(key)
+            if len(value) > 1000:
+                raise ValueError(f"variable {key!r}: its value is over 1000 characters")
+        return variables
 
 
 class SiteSection(_Section):
@@ -73,7 +106,7 @@ class LockoutSection(_Section):
 ReplaceConnection = Literal["newest", "oldest", "reject"]
 
 
-class OcppSection(_Section):
+class OcppSection(_Provisioning):
     host: str = "127.0.0.1"
     port: int = Field(default=9000, ge=0, le=65535)
     auto_register: bool = False
@@ -105,6 +138,15 @@ class OcppSection(_Section):
     duplicate_probe_timeout: float = Field(default=5.0, gt=0, description="seconds")
     # how soon `evpark chargers approve/remove` reach the running daemon
     registry_refresh: float = Field(default=2.0, gt=0, description="seconds")
+    # provisioning (docs/provisioning.md): "pending" holds a charger's boot Pending until
+    # the site's keys are applied; each charger may say otherwise
+    boot: BootMode = "accept"
+    # "strict": a message that breaks its schema is refused, vendor quirks included
+    validation: ValidationMode = "tolerant"
+    # the interval a Pending boot answer gives: when the charger boots again on its own
+    pending_interval: int = Field(default=30, ge=1, le=3600, description="seconds")
+    # reading a charger's whole configuration (2.0.1: every NotifyReport part) may take this
+    provisioning_timeout: float = Field(default=60.0, gt=0, description="seconds")
 
     @field_validator("path_prefix")
     @classmethod
@@ -173,7 +215,7 @@ class StorageSection(_Section):
         return self.data_dir / "edge.sqlite3"
 
 
-class ChargerConfig(_Section):
+class ChargerConfig(_Provisioning):
     # the OCPP identity rules (edge.core.ids): 1-48 of A-Z a-z 0-9 * - _ = + | @ .
     id: str = Field(pattern=CHARGER_ID_PATTERN)
     # HTTP Basic password (security profile 1); none means the charger may connect without.
@@ -186,6 +228,9 @@ class ChargerConfig(_Section):
     priority: int = Field(default=0, ge=0, le=100)
     # the unit of its charging profiles; unset: as it says at boot, else A
     profile_unit: Literal["A", "W"] | None = None
+    # None: the site's ([ocpp] boot, validation); config and variables add to the site's
+    boot: BootMode | None = None
+    validation: ValidationMode | None = None
 
 
 class AuthorizationSection(_Section):
@@ -409,6 +454,19 @@ class SiteConfig(BaseSettings):
         if self.ocpp.replace_connection is not None:
             return self.ocpp.replace_connection
         return "oldest" if self.site.environment == "production" else "newest"
+
+    def charger_setup(self, charger_id: str) -> ChargerSetup:
+        """A charger's provisioning settings: its own, key by key over the site's (a
+        charger not in the file, auto-registered or approved, gets the site's)."""
+        site, own = self.ocpp, self.charger(charger_id)
+        if own is None:
+            return ChargerSetup(site.boot, site.validation, site.config, site.variables)
+        return ChargerSetup(
+            own.boot or site.boot,
+            own.validation or site.validation,
+            {**site.config, **own.config},
+            {**site.variables, **own.variables},
+        )
 
     def charger(self, charger_id: str) -> ChargerConfig | None:
         """The configured charger with this id, whatever the case of its letters."""

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from edge.api.configuration import configuration_router
 from edge.api.firmware import firmware_router
 from edge.api.logs import logs_router
 from edge.api.power import power_router
@@ -122,6 +123,7 @@ class EdgeDaemon:
                 slots_router(self.slots),
                 power_router(self.power),
                 firmware_router(self.site, self.ocpp),
+                configuration_router(self.site, self.ocpp),
                 self.ui.router,
                 logs_router(self.site, self.ocpp),
                 uploads_router(self.site.logs, self.registry),

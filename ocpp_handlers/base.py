@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from common.timestamps import InvalidTimestamp, parse_timestamp
 from edge.core.ids import ChargerId
+from edge.core.model import BootStatus
 from edge.core.site_port import SitePort
 from ocpp_handlers import quirks
 from ocpp_handlers.schemas import Version
@@ -57,6 +58,12 @@ def parse_time(value: str, field: str) -> datetime:
         return parse_timestamp(value, naive_is_utc=True)
     except InvalidTimestamp as err:
         raise OcppError("PropertyConstraintViolation", f"{field}: {err.reason}") from err
+
+
+def boot_interval(ctx: HandlerContext, status: BootStatus) -> int:
+    """A boot answer's interval: the heartbeat's once accepted, else when to boot again."""
+    site = ctx.site
+    return site.heartbeat_interval if status is BootStatus.ACCEPTED else site.pending_interval
 
 
 def now_iso(site: SitePort) -> str:

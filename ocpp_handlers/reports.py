@@ -31,6 +31,13 @@ async def security_event(ctx: HandlerContext, p: Payload) -> Payload:
     return {}
 
 
+async def notify_report(ctx: HandlerContext, p: Payload) -> Payload:
+    """2.0.1 NotifyReport: a part of a report the site asked for (GetBaseReport), taken
+    by the configuration read that waits for it; kept as a charger event otherwise."""
+    await ctx.site.notify_report(ctx.charger_id, p)
+    return {}
+
+
 async def firmware_status(ctx: HandlerContext, p: Payload) -> Payload:
     """1.6 FirmwareStatusNotification and SignedFirmwareStatusNotification, 2.0.1
     FirmwareStatusNotification (only the signed one and 2.0.1 name the request)."""

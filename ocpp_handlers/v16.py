@@ -14,6 +14,7 @@ from ocpp_handlers.base import (
     HandlerContext,
     OcppError,
     Payload,
+    boot_interval,
     note_quirks,
     now_iso,
     parse_time,
@@ -66,7 +67,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     return {
         "status": status.value,
         "currentTime": now_iso(ctx.site),
-        "interval": ctx.site.heartbeat_interval,
+        "interval": boot_interval(ctx, status),
     }
 
 

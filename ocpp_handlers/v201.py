@@ -14,6 +14,7 @@ from ocpp_handlers.base import (
     HandlerContext,
     OcppError,
     Payload,
+    boot_interval,
     note_quirks,
     now_iso,
     parse_time,
@@ -72,7 +73,7 @@ async def boot_notification(ctx: HandlerContext, p: Payload) -> Payload:
     return {
         "status": status.value,
         "currentTime": now_iso(ctx.site),
-        "interval": ctx.site.heartbeat_interval,
+        "interval": boot_interval(ctx, status),
     }
 
 
@@ -198,7 +199,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     ),
     "GetCertificateStatus": reports.recorder("certificate_status", {"status": "Failed"}),
     # reports and notices: kept for the technician
-    "NotifyReport": reports.recorder("notify_report"),
+    "NotifyReport": reports.notify_report,
     "NotifyEvent": reports.recorder("notify_event"),
     "NotifyMonitoringReport": reports.recorder("notify_monitoring_report"),
     "NotifyCustomerInformation": reports.recorder("notify_customer_information"),

@@ -38,9 +38,12 @@ from ocpp_handlers.framing import (
     encode_result,
     parse,
 )
-from ocpp_handlers.schemas import SchemaViolation, Version, known_actions, validate
+from ocpp_handlers.schemas import SchemaViolation, Version, known_actions, validate, validator
 
 TAIL_LENGTH: Final = 200
+# What a 2.0.1 station may send while its boot is Pending (B02.FR.09): its boot, and the
+# reports the site asks for then.
+PENDING_ALLOWED: Final = frozenset({"BootNotification", "NotifyReport", "NotifyMonitoringReport"})
 _ids = itertools.count(1)
 _ID_PREFIX: Final = os.urandom(3).hex()
 
@@ -68,8 +71,14 @@ class ChargerConnection:
         ctx: HandlerContext,
         handlers: Mapping[str, Handler],
         metrics: OcppMetrics,
+        *,
+        strict: bool = False,
     ) -> None:
         self.ws = ws
+        # validation "strict": a message that breaks its schema is refused as it is
+        self.strict = strict
+        # the charger's last boot was answered Pending (2.0.1 refuses most of what it sends)
+        self.pending = False
         self.ctx = ctx
         self.version = ctx.version
         self.handlers = handlers
@@ -143,6 +152,9 @@ class ChargerConnection:
             self.log.warning("ocpp.call.unhandled", action=action[:64], code=code)
             self._send(encode_error(call.unique_id, code, f"{action[:64]} is not handled"))
             return
+        if self.pending and action not in PENDING_ALLOWED and self.version is Version.V201:
+            self._refuse_while_pending(call)
+            return
         try:
             self._validate_call(action, call.payload)
             outcome = handler(self.ctx, call.payload)
@@ -214,7 +226,17 @@ class ChargerConnection:
         self.metrics.message(action, code)
         self._send(encode_error(call.unique_id, code, description))
 
+    def _refuse_while_pending(self, call: Call) -> None:
+        """2.0.1 B02.FR.09: a station whose boot is Pending sends only BootNotification
+        and what the site asked for (a report); anything else is a SecurityError."""
+        self.metrics.message(call.action, "SecurityError")
+        self.log.warning("ocpp.call.while_pending", action=call.action)
+        self._send(encode_error(call.unique_id, "SecurityError", "boot is Pending"))
+
     def _validate_call(self, action: str, payload: Payload) -> None:
+        if self.strict:  # no quirk repaired, no odd word tolerated
+            validator(self.version, action, False)(payload)
+            return
         try:
             validate(self.version, action, payload)
         except SchemaViolation:

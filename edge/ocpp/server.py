@@ -44,6 +44,7 @@ from edge.metrics import OcppMetrics
 from edge.ocpp.admission import Admitted, Refusal, Registered, admit, load_registry
 from edge.ocpp.connection import ChargerConnection
 from edge.ocpp.local_list import resend_if_older
+from edge.ocpp.provisioning import provision, read_configuration
 from edge.ocpp.throttle import LockoutPolicy, UpgradeThrottle, address_key
 from edge.ocpp.websocket import LeanConnection, LeanServer
 from edge.services.site import Site
@@ -165,6 +166,7 @@ class OcppServer:
         )
         self._server: LeanServer | None = None
         self._tasks: asyncio.TaskGroup | None = None  # the server's background work
+        self._provisioning: set[ChargerId] = set()  # chargers being provisioned now
         self.ready = asyncio.Event()
         self.log = log.bind(site=config.site.id)
 
@@ -410,6 +412,7 @@ class OcppServer:
             HandlerContext(self.site, charger_id, version),
             self._handlers(charger_id, version),
             self.metrics,
+            strict=self.config.charger_setup(charger_id).validation == "strict",
         )
         self.connections[charger_id] = connection
         if previous is not None:
@@ -442,15 +445,44 @@ class OcppServer:
             answer = boot(ctx, payload)
             assert not isinstance(answer, Answer), "a boot is answered once it is stored"
             result = await answer
-            if result.get("status") == "Accepted" and self.site.id_tags_version > 0:
+            accepted = result.get("status") == "Accepted"
+            connection = self.connections.get(charger_id)
+            if connection is not None:  # 2.0.1 B02.FR.09: a Pending station sends little
+                connection.pending = not accepted
+            assert self._tasks is not None
+            if accepted and self.site.id_tags_version > 0:
                 # a task of the server's: it starts after the boot's answer has gone out
-                assert self._tasks is not None
                 self._tasks.create_task(
                     resend_if_older(self, charger_id), name=f"local-list-check-{charger_id}"
                 )
+            await self._provision_if_needed(charger_id, version, pending=not accepted)
             return result
 
         return {**handlers, "BootNotification": boot_then_check_list}
+
+    async def _provision_if_needed(
+        self, charger_id: ChargerId, version: Version, *, pending: bool
+    ) -> None:
+        """Provision after this boot's answer if it calls for it, once at a time."""
+        if charger_id in self._provisioning:
+            return  # a Pending charger booting again while it is being provisioned
+        if not await self.site.provisioning.needs_run(charger_id, version.value):
+            return
+        self._provisioning.add(charger_id)
+
+        async def run() -> None:
+            try:
+                await provision(self, charger_id, pending=pending)
+            finally:
+                self._provisioning.discard(charger_id)
+
+        assert self._tasks is not None
+        self._tasks.create_task(run(), name=f"provisioning-{charger_id}")
+
+    async def read_configuration(self, charger_id: ChargerId) -> dict[str, str | None]:
+        """Read a connected charger's whole configuration and store it (the API's
+        re-read); raises what :func:`edge.ocpp.provisioning.read_configuration` raises."""
+        return await read_configuration(self, charger_id)
 
 
 def _password_matches(creds: tuple[str, str] | None, admitted: Admitted) -> bool:

@@ -25,7 +25,7 @@ import structlog
 from common.timestamps import format_timestamp, timestamp_or_none
 from edge.config import ChargerConfig, SiteConfig
 from edge.core.ids import ChargerId
-from edge.core.model import Charger, Session
+from edge.core.model import BootStatus, Charger, Session
 from edge.core.power.changes import changes
 from edge.core.power.decide import decide
 from edge.core.power.model import (
@@ -279,7 +279,11 @@ class LoadManager:
         """After a boot: the maximum and default profiles, and the session limits again
         (a reboot forgets them)."""
         for charger in list(self.site.chargers.values()):
-            if not charger.connected or self._set_up.get(charger.id, False) == charger.last_boot:
+            if (
+                not charger.connected
+                or charger.boot_status is BootStatus.PENDING  # provisioning comes first
+                or self._set_up.get(charger.id, False) == charger.last_boot
+            ):
                 continue
             self._set_up[charger.id] = charger.last_boot
             self.uncontrolled.pop(charger.id, None)  # a new boot, a new chance

@@ -42,6 +42,7 @@ from edge.services import failures
 from edge.services.changes import Observer, SiteChange
 from edge.services.firmware import FirmwareUpdates
 from edge.services.logs import LogRequests
+from edge.services.provisioning import Provisioning
 from edge.services.sessions import ChargingSessions
 from edge.storage import site_sql as repo
 from edge.storage.sqlite import SqliteStore, Unit
@@ -85,6 +86,9 @@ class Site:
         self.record_meter_values = sessions.record_meter_values
         self.stop_session = sessions.stop_session
         self.firmware = FirmwareUpdates(store, clock, self._charger, self._notify)
+        # what a charger holds and how applying the site's keys went (docs/provisioning.md)
+        self.provisioning = Provisioning(config, store, clock)
+        self.notify_report = self.provisioning.notify_report
 
     @property
     def site_id(self) -> str:
@@ -93,6 +97,10 @@ class Site:
     @property
     def heartbeat_interval(self) -> int:
         return self.config.ocpp.heartbeat_interval
+
+    @property
+    def pending_interval(self) -> int:
+        return self.config.ocpp.pending_interval
 
     @property
     def active(self) -> ActiveSessions:
@@ -193,7 +201,8 @@ class Site:
         charger.info = info
         charger.last_boot = now
         charger.last_seen = now
-        charger.boot_status = BootStatus.ACCEPTED
+        status = await self.provisioning.boot_status(charger_id, charger.version or "")
+        charger.boot_status = status
         unit = Unit()
         repo.save_charger(unit, charger)
         repo.add_charger_event(
@@ -204,8 +213,9 @@ class Site:
         self.firmware.booted(unit, charger, now)
         await self.store.write(unit)
         self._notify(SiteChange("charger", charger_id))
-        log.info("ocpp.boot.accepted", charger=charger_id, vendor=info.vendor, model=info.model)
-        return BootStatus.ACCEPTED
+        log.info("ocpp.boot." + status.value.lower(), charger=charger_id, vendor=info.vendor,
+                 model=info.model)  # fmt: skip
+        return status
 
     async def heartbeat(self, charger_id: ChargerId) -> datetime:
         charger = self._charger(charger_id)

@@ -271,7 +271,28 @@ CREATE INDEX log_files_by_request ON log_files(request_id);
 
 # Issue 13: the last known configuration of every charger (keys or variables) and its
 # provisioning state.
-_V11: Final = ""
+_V11: Final = """
+CREATE TABLE charger_configuration (
+    charger_id TEXT NOT NULL,
+    key TEXT NOT NULL,  -- a 1.6 key, or a 2.0.1 variable as Component[evse].Variable[instance]
+    value TEXT,  -- NULL: the charger did not tell it (2.0.1 WriteOnly)
+    readonly INTEGER NOT NULL DEFAULT 0,
+    mutability TEXT,  -- 2.0.1 ReadOnly | WriteOnly | ReadWrite
+    PRIMARY KEY (charger_id, key)
+);
+CREATE TABLE charger_provisioning (
+    charger_id TEXT PRIMARY KEY,
+    read_at TEXT,
+    source TEXT,  -- GetConfiguration | NotifyReport
+    state TEXT NOT NULL DEFAULT 'none',
+    fingerprint TEXT NOT NULL DEFAULT '',
+    applied TEXT NOT NULL DEFAULT '[]',
+    failed TEXT NOT NULL DEFAULT '[]',
+    pending_reboot TEXT NOT NULL DEFAULT '[]',
+    reason TEXT,
+    updated_at TEXT
+);
+"""
 
 MIGRATIONS: Final[tuple[str, ...]] = (
     _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11

@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from common.backoff import Backoff
+from common.timestamps import format_timestamp
 from sim.charger.rpc import (
     CallError,
     CallTimeout,
@@ -95,6 +96,14 @@ class CentralSystemLink:
         """Send one call on the booted connection; :class:`NotConnected` when offline."""
         conn = self._conn
         if conn is None or not self.online:
+            raise NotConnected(f"{self.charger.id} is offline")
+        return await self._call_on(conn, action, payload)
+
+    async def call_asked(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send what the central system asked for (a report), booted or still Pending:
+        the one kind of call a Pending charger may make besides its boot."""
+        conn = self._conn
+        if conn is None:
             raise NotConnected(f"{self.charger.id} is offline")
         return await self._call_on(conn, action, payload)
 
@@ -198,7 +207,13 @@ class CentralSystemLink:
             or self.boot_count == 0
             or self.boot_reason != "Unknown"
         ):
+            reason = self.boot_reason
             await self._boot(conn)
+            if charger.config.security_event_at_boot:
+                await self._call_on(conn, "SecurityEventNotification", {
+                    "type": "StartupOfTheDevice" if reason == "PowerUp" else "ResetOrReboot",
+                    "timestamp": format_timestamp(charger.clock.now()),
+                })  # fmt: skip
         self._booted = True
         self._offline.clear()
         self.backoff.reset()

@@ -126,6 +126,9 @@ class SimChargerConfig:
     backoff_max: float = 60.0
     offline_queue_size: int = 1000
     boot_on_reconnect: bool = True
+    # A SecurityEventNotification after each accepted boot: StartupOfTheDevice after a
+    # power-up, ResetOrReboot after a reset (1.6 Security Whitepaper and 2.0.1).
+    security_event_at_boot: bool = False
     # Driver behaviour, in simulated seconds.
     idle_seconds: tuple[float, float] = (300.0, 1800.0)
     session_seconds: tuple[float, float] = (1800.0, 3 * 3600.0)

@@ -183,7 +183,8 @@ class Charger201(Messages201, LogUploading):
                     "tbc": seq_no < len(chunks) - 1,
                     "reportData": [variable.report() for variable in chunk],
                 }
-                await charger.link.call("NotifyReport", request)
+                # sent while Pending too: a CSMS reads a station's configuration then
+                await charger.link.call_asked("NotifyReport", request)
 
         return Reply({"status": "Accepted"}, then=report)
 
