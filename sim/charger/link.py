@@ -122,6 +122,17 @@ class CentralSystemLink:
         self.responses[action] = response
         return response
 
+    async def _security_event(self, conn: OcppConnection, boot_reason: str) -> None:
+        """The boot's security event; a central system without the security extension
+        may refuse it, which costs the charger nothing but a log line."""
+        charger = self.charger
+        event = "StartupOfTheDevice" if boot_reason == "PowerUp" else "ResetOrReboot"
+        payload = {"type": event, "timestamp": format_timestamp(charger.clock.now())}
+        try:
+            await self._call_on(conn, "SecurityEventNotification", payload)
+        except CallError as err:
+            charger.log.info("sim.charger.security_event_refused", error=str(err))
+
     async def _dispatch(self, action: str, payload: dict[str, Any]) -> Reply:
         self.received.append(Exchange("received", action, payload))
         self._received_changed.set()
@@ -210,10 +221,7 @@ class CentralSystemLink:
             reason = self.boot_reason
             await self._boot(conn)
             if charger.config.security_event_at_boot:
-                await self._call_on(conn, "SecurityEventNotification", {
-                    "type": "StartupOfTheDevice" if reason == "PowerUp" else "ResetOrReboot",
-                    "timestamp": format_timestamp(charger.clock.now()),
-                })  # fmt: skip
+                await self._security_event(conn, reason)
         self._booted = True
         self._offline.clear()
         self.backoff.reset()

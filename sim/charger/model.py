@@ -128,7 +128,7 @@ class SimChargerConfig:
     boot_on_reconnect: bool = True
     # A SecurityEventNotification after each accepted boot: StartupOfTheDevice after a
     # power-up, ResetOrReboot after a reset (1.6 Security Whitepaper and 2.0.1).
-    security_event_at_boot: bool = False
+    security_event_at_boot: bool = True
     # Driver behaviour, in simulated seconds.
     idle_seconds: tuple[float, float] = (300.0, 1800.0)
     session_seconds: tuple[float, float] = (1800.0, 3 * 3600.0)

@@ -58,6 +58,7 @@ async def test_whole_session_step_by_step(csms: MiniCsms, version: str) -> None:
         assert tx.remote_id == 100
         assert actions == [
             "BootNotification",
+            "SecurityEventNotification",  # StartupOfTheDevice (Security Whitepaper)
             "StatusNotification",
             "StatusNotification",
             "StatusNotification",  # Preparing
@@ -173,7 +174,8 @@ async def test_offline_queue_replays_16_with_transaction_id_remapping(csms: Mini
     replayed = [
         c
         for c in csms.of(cp)[seen_before:]
-        if c.action not in ("Heartbeat", "StatusNotification", "BootNotification")
+        if c.action
+        not in ("Heartbeat", "StatusNotification", "BootNotification", "SecurityEventNotification")
     ]
     assert [(c.action, c.payload.get("transactionId")) for c in replayed] == [
         ("MeterValues", 100),
