@@ -7,11 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from edge.api.commands import command_errors
 from edge.core.ids import ChargerId
-from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand
-from edge.ocpp.connection import CallFailed
+from edge.ocpp.charger_calls import CommandTimeout
 from edge.ocpp.server import OcppServer
-from edge.services.provisioning import outcome_document
 from edge.services.site import Site
 
 
@@ -25,15 +24,7 @@ def configuration_router(site: Site, server: OcppServer) -> APIRouter:
         return charger.id
 
     async def document(charger_id: ChargerId) -> dict[str, Any]:
-        stored = await site.provisioning.stored(charger_id)
-        listed = "keys" if site.chargers[charger_id].version == "ocpp1.6" else "variables"
-        return {
-            "charger_id": charger_id,
-            "read_at": stored.read_at,
-            "source": stored.source,
-            "provisioning": outcome_document(stored.outcome),
-            listed: [entry.document() for entry in stored.entries],
-        }
+        return await site.provisioning.document(charger_id, site.chargers[charger_id].version)
 
     @router.get("/{charger_id}/configuration")
     async def configuration(charger_id: str) -> dict[str, Any]:
@@ -44,16 +35,11 @@ def configuration_router(site: Site, server: OcppServer) -> APIRouter:
     async def read_configuration(charger_id: str) -> dict[str, Any]:
         """Read the connected charger's whole configuration again, store and show it."""
         found = known(charger_id)
-        try:
-            await server.read_configuration(found)
-        except ChargerOffline as err:
-            raise HTTPException(409, f"charger {charger_id!r} is not connected") from err
-        except (CommandTimeout, TimeoutError) as err:
-            raise HTTPException(504, f"charger {charger_id!r} did not answer in time") from err
-        except InvalidCommand as err:
-            raise HTTPException(422, str(err)) from err
-        except CallFailed as err:  # a CALLERROR, or a report refused (its status)
-            raise HTTPException(502, f"charger refused: {err.code}: {err.description}") from err
+        with command_errors(charger_id):
+            try:
+                await server.read_configuration(found)
+            except TimeoutError as err:  # the report's parts did not all come in time
+                raise CommandTimeout(found) from err
         return await document(found)
 
     return router

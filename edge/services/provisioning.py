@@ -134,6 +134,19 @@ class Provisioning:
     async def stored(self, charger_id: ChargerId) -> sql.StoredConfiguration:
         return await self.store.read(lambda c: sql.load_configuration(c, charger_id))
 
+    async def document(self, charger_id: ChargerId, version: str | None) -> dict[str, Any]:
+        """The configuration last read from the charger and how applying the site's keys
+        went, as the API and the UI show it (``read_at`` None: never read)."""
+        stored = await self.stored(charger_id)
+        listed = "keys" if version == "ocpp1.6" else "variables"
+        return {
+            "charger_id": charger_id,
+            "read_at": stored.read_at,
+            "source": stored.source,
+            "provisioning": outcome_document(stored.outcome),
+            listed: [entry.document() for entry in stored.entries],
+        }
+
 
 def outcome_document(outcome: core.Outcome | None) -> dict[str, Any]:
     if outcome is None:

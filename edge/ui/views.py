@@ -170,6 +170,7 @@ class SiteViews:
         )
         view["recent_sessions"] = [session_document(s) for s in recent]
         view["slots"] = [v.slot_id for v in self.slot_views() if v.charger_id == charger.id]
+        view["configuration"] = await self.site.provisioning.document(charger.id, charger.version)
         return view
 
     async def session_history(

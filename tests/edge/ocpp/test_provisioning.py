@@ -21,6 +21,7 @@ from sim.charger import SimCharger
 from tests.edge.conftest import PASSWORD, ocpp_url, sim_charger_config
 from tests.edge.ocpp.test_meter_quirks import T0, meter_values
 from tests.edge.site_commands import wire
+from tests.edge.ui.conftest import add_users, logged_in
 from tests.ocpp_client import CallErrorReceived, RawCharger
 from tests.ocpp_flows import flow_for
 from tests.polling import eventually
@@ -101,6 +102,13 @@ async def test_pending_boot_reads_applies_and_accepts(
         assert values[TAKEN[version]] == "45"
         # the whole configuration: 2.0.1 in several NotifyReport parts (20 a part)
         assert len(values) > 20
+        # and the charger page shows it to the technician
+        await add_users(edge)
+        async with logged_in(edge, "vic") as viewer:
+            page = (await viewer.http.get("/chargers/CP-PROV")).text
+        assert 'id="charger-configuration"' in page
+        assert f"<code>{REFUSED[version]}</code> (Rejected)" in page
+        assert f"<td><code>{TAKEN[version]}</code></td><td>45</td>" in page
         # a reconnect is accepted at once: nothing is read or applied again
         await cp.link.disconnect()
         cp.link.reconnect()
