@@ -1,5 +1,5 @@
-"""A charger command from the local API: sent, and its failures as HTTP answers
-(docs/local-api.md)."""
+"""A charger command from the local API: the charger it names, the command sent, and its
+failures as HTTP answers (docs/local-api.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from fastapi import HTTPException
 
 from edge.core import commands as cmd
 from edge.core.ids import ChargerId
+from edge.core.model import Charger
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
+from edge.services.site import Site
+
+
+def known_charger(site: Site, charger_id: str) -> Charger:
+    """The site's charger of that id; 404 if there is none."""
+    charger = site.chargers.get(ChargerId(charger_id))
+    if charger is None:
+        raise HTTPException(404, f"no charger {charger_id!r}")
+    return charger
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from edge.api.commands import command_errors
+from edge.api.commands import command_errors, known_charger
 from edge.core import firmware as fw
 from edge.core.ids import ChargerId
 from edge.ocpp.firmware import campaign, update_firmware
@@ -49,16 +49,11 @@ class CampaignBody(FirmwareBody):
 def firmware_router(site: Site, server: OcppServer) -> APIRouter:
     router = APIRouter()
 
-    def known(charger_id: str) -> ChargerId:
-        if ChargerId(charger_id) not in site.chargers:
-            raise HTTPException(404, f"no charger {charger_id!r}")
-        return ChargerId(charger_id)
-
     @router.post("/api/chargers/{charger_id}/update-firmware")
     async def update(charger_id: str, body: FirmwareBody) -> dict[str, Any]:
         """409 offline, 504 no answer in time, 422 a bad body or one the charger's
         version cannot carry; else the charger's answer (Accepted, Rejected, ...)."""
-        found, order = known(charger_id), body.order()
+        found, order = known_charger(site, charger_id).id, body.order()
         with command_errors(charger_id):
             return await update_firmware(server, site, found, order)
 
@@ -73,7 +68,7 @@ def firmware_router(site: Site, server: OcppServer) -> APIRouter:
     async def history(
         charger_id: str, limit: Annotated[int, Query(ge=1, le=500)] = 50
     ) -> list[dict[str, Any]]:
-        found = known(charger_id)
+        found = known_charger(site, charger_id).id
         return await site.store.read(lambda c: firmware_sql.updates_of(c, found, limit))
 
     return router

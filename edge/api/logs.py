@@ -11,10 +11,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from edge.api.commands import answer_of
+from edge.api.commands import answer_of, known_charger
 from edge.api.paging import Cursor, Limit, page_of, serve_page
 from edge.core import logs
-from edge.core.ids import ChargerId
 from edge.ocpp.server import OcppServer
 from edge.services.logs import NoPublicUrl
 from edge.services.site import Site
@@ -34,14 +33,9 @@ def logs_router(site: Site, server: OcppServer) -> APIRouter:
     router = APIRouter(prefix="/api/chargers/{charger_id}", tags=["logs"])
     requests = site.logs
 
-    def known(charger_id: str) -> ChargerId:
-        if ChargerId(charger_id) not in site.chargers:
-            raise HTTPException(404, f"no charger {charger_id!r}")
-        return ChargerId(charger_id)
-
     @router.post("/get-diagnostics")
     async def get_diagnostics(charger_id: str, body: GetDiagnosticsBody) -> dict[str, Any]:
-        charger = known(charger_id)
+        charger = known_charger(site, charger_id).id
         if body.since and body.until and body.since > body.until:
             raise HTTPException(422, "since is after until")
         try:
@@ -71,7 +65,7 @@ def logs_router(site: Site, server: OcppServer) -> APIRouter:
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> list[dict[str, object]]:
-        known(charger_id)
+        known_charger(site, charger_id)
         page = page_of("logs", limit, cursor, default=50, types=(int,))
         found = await requests.of_charger(charger_id, page.limit, page.after)
         shown = serve_page(request, response, "logs", page, found, lambda r: (r.id,))
@@ -80,7 +74,7 @@ def logs_router(site: Site, server: OcppServer) -> APIRouter:
 
     @router.get("/logs/{request_id}/file")
     async def log_file(charger_id: str, request_id: int) -> FileResponse:
-        known(charger_id)
+        known_charger(site, charger_id)
         found = await requests.get(charger_id, request_id)  # another charger's: not found
         if found is None or not found.files:
             raise HTTPException(404, f"no file for request {request_id} of {charger_id!r}")

@@ -20,13 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field
 
 from common.timestamps import format_timestamp
-from edge.api.commands import answer_of
+from edge.api.commands import answer_of, known_charger
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core import commands as cmd
 from edge.core.documents import charger_document, session_document
-from edge.core.ids import ChargerId
-from edge.core.model import Charger, Session
+from edge.core.model import Session
 from edge.core.paging import MAX_LIMIT, Key
 from edge.ocpp.server import OcppServer
 from edge.services.site import Site
@@ -130,12 +129,6 @@ def create_app(
     app.add_middleware(StrictJsonBodies)
     app.add_exception_handler(RequestValidationError, validation_error)
 
-    def known(charger_id: str) -> Charger:
-        charger = site.chargers.get(ChargerId(charger_id))
-        if charger is None:
-            raise HTTPException(404, f"no charger {charger_id!r}")
-        return charger
-
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 while the site can store what chargers send; 503 (for systemd, a load
@@ -175,7 +168,7 @@ def create_app(
     async def charger(
         charger_id: str, events: Annotated[int, Query(ge=0, le=500)] = 50
     ) -> dict[str, Any]:
-        found = known(charger_id)
+        found = known_charger(site, charger_id)
         view = charger_document(found, site.active.of_charger(found.id))
         view["events"] = await site.store.read(lambda c: repo.charger_events(c, charger_id, events))
         connection = server.connections.get(found.id)
@@ -190,7 +183,7 @@ def create_app(
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> list[dict[str, Any]]:
-        known(charger_id)
+        known_charger(site, charger_id)
         page = page_of("charger-events", limit, cursor, default=50, types=(int,))
         rows = await site.store.read(
             lambda c: paged_reads.charger_events(c, charger_id, page.limit, page.after)
@@ -258,7 +251,7 @@ def create_app(
         return view
 
     async def run(charger_id: str, command: cmd.Command) -> dict[str, Any]:
-        known(charger_id)
+        known_charger(site, charger_id)
         outcome = await answer_of(server, charger_id, command)
         return {"charger_id": charger_id, "status": outcome.status, "response": outcome.detail}
 
