@@ -304,6 +304,28 @@ class ChargerLogStatus(EventData):
     request_id: int | None = None
 
 
+class PowerLimitChanged(EventData):
+    """The site limit in force changed: a technician's or central's temporary limit set,
+    removed or expired (load management, docs/power.md)."""
+
+    TYPE: ClassVar[str] = "power.limit_changed"
+    limit_kw: Annotated[float, Field(ge=0, le=100_000)]
+    configured_kw: Annotated[float, Field(ge=0, le=100_000)]
+    until: Time | None = None
+    set_by: Annotated[str, Field(max_length=64)]
+
+
+class PowerOvershoot(EventData):
+    """A charger refused or ignored the limit the load manager sent it: from now on it is
+    counted at its worst and the others are lowered (docs/power.md)."""
+
+    TYPE: ClassVar[str] = "power.overshoot"
+    charger_id: Id
+    reason: Annotated[str, Field(max_length=255)]
+    measured_kw: Annotated[float, Field(ge=0, le=100_000)] | None = None
+    offered_kw: Annotated[float, Field(ge=0, le=100_000)] | None = None
+
+
 class CommandResultData(CommandResult):
     """``command.result``: what the site did with one of central's commands."""
 
@@ -332,6 +354,8 @@ DATA_MODELS: Final[dict[str, type[Data]]] = {
         ChargerSecurityEvent,
         ChargerFirmwareStatus,
         ChargerLogStatus,
+        PowerLimitChanged,
+        PowerOvershoot,
         CommandResultData,
     )
 }
@@ -352,6 +376,8 @@ EventType = Literal[
     "charger.security_event",
     "charger.firmware_status",
     "charger.log_status",
+    "power.limit_changed",
+    "power.overshoot",
     "command.result",
 ]
 

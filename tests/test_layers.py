@@ -54,7 +54,7 @@ RULES: dict[str, tuple[str, ...]] = {
                     "edge.ocpp.server", "edge.ocpp.connection", "contract", "edge.power"),
     # load management: the site's sessions in, charging profiles out
     "edge.power": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.charger_calls",
-                   "edge.ocpp.server", "edge.ocpp.connection", "edge.metrics"),
+                   "edge.ocpp.server", "edge.ocpp.connection", "edge.metrics", "contract"),
     "edge.admin": (*EDGE_BASE, "edge.services", "edge.storage", "edge.ocpp.admission"),
     "edge": ("edge", "ocpp_handlers", "common", "contract"),  # daemon, cli, config, logs
     # central: infrastructure below the services; a service never imports another

@@ -23,6 +23,7 @@ from typing import Any, Final
 import structlog
 
 from common.timestamps import format_timestamp, timestamp_or_none
+from contract.events import PowerLimitChanged, PowerOvershoot
 from edge.config import ChargerConfig, SiteConfig
 from edge.core.ids import ChargerId
 from edge.core.model import BootStatus, Charger, Session
@@ -46,6 +47,8 @@ from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
 from edge.services.changes import SiteChange
 from edge.services.site import Site
+from edge.storage import site_sql as repo
+from edge.storage.site_sql import add_outbox_event
 from edge.storage.sqlite import Unit
 from edge.storage.sync_sql import set_meta
 
@@ -94,6 +97,8 @@ class LoadManager:
         self._turns: dict[str, Turn] = {}
         self._set_up: dict[ChargerId, datetime | None] = {}  # the boot each was set up after
         self._wake = asyncio.Event()
+        # called after every decision and limit change (metrics, live views); never block
+        self.observers: list[Callable[[LoadManager], None]] = []
         site.observe(self._on_change)
 
     @property
@@ -123,7 +128,8 @@ class LoadManager:
             self._wake.clear()
 
     async def set_override(self, limit_kw: float | None, until: datetime | None, by: str) -> None:
-        """A temporary site limit (None: back to the configured one), kept over restarts."""
+        """A temporary site limit (None: back to the configured one), kept over restarts
+        and told to central."""
         self.override = None if limit_kw is None else SiteLimitOverride(limit_kw * 1000, until, by)
         unit = Unit()
         set_meta(
@@ -131,9 +137,19 @@ class LoadManager:
             OVERRIDE_KEY,
             json.dumps(None if self.override is None else self.override.document()),
         )
+        assert self.power.site_limit_kw is not None
+        changed = PowerLimitChanged(
+            limit_kw=self.site_limit_w() / 1000,
+            configured_kw=self.power.site_limit_kw,
+            until=None if self.override is None else self.override.until,
+            set_by=by,
+        )
+        add_outbox_event(unit, changed, None, self.clock())
         await self.site.store.write(unit)
         log.info("power.site_limit_set", limit_kw=limit_kw, until=until, by=by)
         self._wake.set()
+        for observer in self.observers:
+            observer(self)
 
     # --- one cycle -----------------------------------------------------------------------
 
@@ -166,6 +182,8 @@ class LoadManager:
         else:
             self._wake.set()  # decide again, with what refused, before raising anything
         self.decision, self.decided_at = decision, now
+        for observer in self.observers:
+            observer(self)
         return decision
 
     def state(self, now: datetime) -> PowerState:
@@ -295,11 +313,25 @@ class LoadManager:
                     break
 
     async def _mark_uncontrolled(self, charger_id: ChargerId, why: str) -> None:
+        """From now on counted at its worst: a charger event, and central is told."""
         if self.uncontrolled.get(charger_id) == why:
             return
         self.uncontrolled[charger_id] = why
         log.warning("power.charger_uncontrolled", charger=charger_id, reason=why)
-        await self.site.record_event(charger_id, "power_alert", {"reason": why})
+        measured = [s.power_w for s in self.site.active.of_charger(charger_id) if s.power_w]
+        offered = [self._held[s.id].limit_w for s in self.site.active.of_charger(charger_id)
+                   if s.id in self._held]  # fmt: skip
+        event = PowerOvershoot(
+            charger_id=charger_id,
+            reason=why[:255],
+            measured_kw=round(sum(measured) / 1000, 3) if measured else None,
+            offered_kw=round(sum(offered) / 1000, 3) if offered else None,
+        )
+        now = self.clock()
+        unit = Unit()
+        repo.add_charger_event(unit, charger_id, now, "power_alert", {"reason": why})
+        add_outbox_event(unit, event, charger_id, now)
+        await self.site.store.write(unit)
 
 
 def _evse_count(charger: Charger) -> int:

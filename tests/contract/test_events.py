@@ -92,6 +92,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "charger.firmware_status": {"charger_id": "CP-1", "status": "Downloading", "request_id": 7},
     "charger.log_status": {"charger_id": "CP-1", "status": "Uploaded", "request_id": 8},
+    "power.limit_changed": {
+        "limit_kw": 22.0, "configured_kw": 44.0, "until": AT, "set_by": "local-api",
+    },
+    "power.overshoot": {
+        "charger_id": "CP-1", "reason": "draws more than its limit", "measured_kw": 16.2,
+        "offered_kw": 7.4,
+    },
     "charging.rates_updated": {
         "rates": [{"id": "r-day", "price_per_kwh": 0.3}], "all_sites": True,
     },

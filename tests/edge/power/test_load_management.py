@@ -6,6 +6,7 @@ rejects profiles is counted at its maximum while the others share the rest."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -81,7 +82,7 @@ async def test_the_chargers_share_the_site_limit_and_obey_it(
 async def test_a_temporary_limit_lowers_every_charger_and_queues_who_no_longer_fits(
     charging: tuple[EdgeDaemon, dict[str, SimCharger], httpx.AsyncClient],
 ) -> None:
-    _, chargers, api = charging
+    edge, chargers, api = charging
 
     async def limited() -> bool:
         return all(v is not None for v in limits(chargers).values())
@@ -100,6 +101,10 @@ async def test_a_temporary_limit_lowers_every_charger_and_queues_who_no_longer_f
     document = (await api.get("/api/power")).json()
     states = sorted(s["state"] for c in document["chargers"] for s in c["sessions"])
     assert states == ["charging", "charging", "queued"]
+    told = await edge.store.read(
+        lambda c: c.execute("SELECT data FROM outbox WHERE type = 'power.limit_changed'").fetchall()
+    )
+    assert [json.loads(row[0])["limit_kw"] for row in told] == [11]
     higher = await api.put("/api/power/limit", json={"site_limit_kw": 50})
     assert higher.json()["site_limit_kw"] == 22  # never above the configured fuse
     assert (await api.delete("/api/power/limit")).json()["override"] is None
@@ -141,6 +146,12 @@ async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum(
         assert by_id["CP-NO"]["sessions"][0]["state"] == "uncontrolled"
         events = [e["kind"] for e in (await edge_events(edge, "CP-NO"))]
         assert "power_alert" in events
+        told = await edge.store.read(
+            lambda c: c.execute(
+                "SELECT subject FROM outbox WHERE type = 'power.overshoot'"
+            ).fetchall()
+        )
+        assert [row[0] for row in told] == ["CP-NO"]  # central hears of it once
 
 
 async def edge_events(edge: EdgeDaemon, charger_id: str) -> list[dict[str, Any]]:
