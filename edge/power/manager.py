@@ -25,6 +25,7 @@ import structlog
 from common.timestamps import format_timestamp, timestamp_or_none
 from contract.events import PowerLimitChanged, PowerOvershoot
 from edge.config import ChargerConfig, SiteConfig
+from edge.core import commands as cmd
 from edge.core.ids import ChargerId
 from edge.core.model import BootStatus, Charger, Session
 from edge.core.power.changes import changes
@@ -41,7 +42,7 @@ from edge.core.power.model import (
     Turn,
 )
 from edge.core.power.profiles import charger_profiles, session_profile
-from edge.core.profiles import SetChargingProfile
+from edge.core.profiles import RateUnit, SetChargingProfile
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
@@ -96,6 +97,7 @@ class LoadManager:
         self._held: dict[str, Held] = {}
         self._turns: dict[str, Turn] = {}
         self._set_up: dict[ChargerId, datetime | None] = {}  # the boot each was set up after
+        self._units: dict[ChargerId, RateUnit] = {}  # the rate unit each charger said it takes
         self._wake = asyncio.Event()
         # called after every decision and limit change (metrics, live views); never block
         self.observers: list[Callable[[LoadManager], None]] = []
@@ -226,7 +228,7 @@ class LoadManager:
             configured.phases,
             configured.phase,
             configured.priority,
-            configured.profile_unit or "A",
+            configured.profile_unit or self._units.get(charger.id, "A"),
             controllable=charger.id not in self.uncontrolled,
             connected=charger.connected,
         )
@@ -307,10 +309,40 @@ class LoadManager:
             self.uncontrolled.pop(charger.id, None)  # a new boot, a new chance
             for s in self.site.active.of_charger(charger.id):
                 self._held.pop(s.id, None)
+            await self._learn_rate_unit(charger)
             spec = self.spec(charger)
             for command in charger_profiles(spec, self.power.failsafe_kw * 1000, now):
                 if not await self._profile(charger.id, command):
                     break
+
+    async def _learn_rate_unit(self, charger: Charger) -> None:
+        """The unit its profiles are written in, as the charger says it takes them (1.6
+        ChargingScheduleAllowedChargingRateUnit, 2.0.1 SmartChargingCtrlr.RateUnit); amps
+        when it takes both or says nothing, since every AC charger knows them."""
+        configured = self.config.charger(charger.id)
+        if configured is not None and configured.profile_unit is not None:
+            return
+        v16 = charger.version == "ocpp1.6"
+        ask: cmd.Command = (
+            cmd.GetConfiguration(("ChargingScheduleAllowedChargingRateUnit",))
+            if v16
+            else cmd.GetVariables((cmd.VariableRef("SmartChargingCtrlr", "RateUnit"),))
+        )
+        try:
+            answer = await send_command(self.server, charger.id, ask)
+        except (ChargerOffline, CommandTimeout, InvalidCommand, CallFailed) as err:
+            log.info("power.rate_unit_unknown", charger=charger.id, error=str(err))
+            return
+        if v16:
+            found = answer.detail.get("configurationKey") or [{}]
+            value = str(found[0].get("value") or "")
+        else:
+            found = answer.detail.get("getVariableResult") or [{}]
+            value = str(found[0].get("attributeValue") or "")
+        units = {u.strip() for u in value.split(",")}
+        self._units[charger.id] = (
+            "W" if units & {"W", "Power"} and not units & {"A", "Current"} else "A"
+        )
 
     async def _mark_uncontrolled(self, charger_id: ChargerId, why: str) -> None:
         """From now on counted at its worst: a charger event, and central is told."""

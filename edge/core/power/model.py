@@ -12,11 +12,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final, Literal
 
+from edge.core.profiles import RateUnit
+
 PHASE_VOLTAGE: Final = 230.0  # volts, nominal, line to neutral
 MIN_CURRENT_A: Final = 6.0  # IEC 61851-1: below this a car may not charge at all
 Phase = Literal["L1", "L2", "L3"]
 PHASES: Final[tuple[Phase, ...]] = ("L1", "L2", "L3")
-Unit = Literal["A", "W"]
 
 
 class Strategy(StrEnum):
@@ -61,7 +62,7 @@ class ChargerSpec:
     phases: Literal[1, 3] = 3
     phase: Phase | None = None  # the phase of a 1-phase charger, if known
     priority: int = 0
-    unit: Unit = "A"  # what its charging profiles are written in
+    unit: RateUnit = "A"  # what its charging profiles are written in
     controllable: bool = True  # False once it rejected a profile or ignored one
     connected: bool = True
 
@@ -138,7 +139,7 @@ class Usage:
     name: str
     limit: float
     used: float
-    unit: Unit
+    unit: RateUnit
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,3 +158,87 @@ async def edge_events(edge: EdgeDaemon, charger_id: str) -> list[dict[str, Any]]
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}") as api:
         events: list[dict[str, Any]] = (await api.get(f"/api/chargers/{charger_id}/events")).json()
     return events
+
+
+async def test_a_charger_that_ignores_its_limit_is_found_out_and_the_others_lowered(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        chargers=[{"id": "CP-OK", "max_kw": 22}, {"id": "CP-IGN", "max_kw": 22}],
+        power={"site_limit_kw": 22, "failsafe_kw": 1.0, "cycle_seconds": 1, "react_seconds": 1},
+    )
+    async with AsyncExitStack() as stack:
+        edge = await stack.enter_async_context(EdgeDaemon(config))
+        ok = await stack.enter_async_context(
+            SimCharger(sim_charger_config(edge, "CP-OK", "1.6", max_power_w=22_000.0))
+        )
+        ignoring = await stack.enter_async_context(
+            SimCharger(
+                sim_charger_config(edge, "CP-IGN", "2.0.1", max_power_w=22_000.0, profiles="ignore")
+            )
+        )
+        async with asyncio.timeout(10):
+            await ok.wait_online()
+            await ignoring.wait_online()
+        for cp in (ok, ignoring):
+            await cp.plug_in(1)
+            await cp.start(1, "TAG-OK")
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10)
+        )
+
+        async def found_out() -> bool:
+            # it draws its 22 kW whatever it was offered, and says so in its meter values
+            await ignoring.send_meter_values(1)
+            await ok.send_meter_values(1)
+            chargers = {c["id"]: c for c in (await api.get("/api/power")).json()["chargers"]}
+            return chargers["CP-IGN"]["alert"] == "draws more than its limit"
+
+        await eventually(found_out, "the ignoring charger found out", within=20)
+
+        async def lowered() -> bool:
+            return ok.connectors[1].meter.limit_w == 0  # 22 kW taken: the other car waits
+
+        await eventually(lowered, "the obeying charger lowered to nothing", within=10)
+        document = (await api.get("/api/power")).json()
+        by_id = {c["id"]: c for c in document["chargers"]}
+        assert by_id["CP-IGN"]["sessions"][0]["state"] == "uncontrolled"
+        assert by_id["CP-OK"]["sessions"][0]["state"] == "queued"
+
+
+async def test_limits_are_sent_again_after_a_reboot_in_the_unit_the_charger_takes(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        chargers=[{"id": "CP-A", "max_kw": 11}],
+        power={"site_limit_kw": 22, "failsafe_kw": 1.0, "cycle_seconds": 1},
+    )
+    async with (
+        EdgeDaemon(config) as edge,
+        SimCharger(sim_charger_config(edge, "CP-A", "2.0.1", max_power_w=11_000.0)) as cp,
+    ):
+        async with asyncio.timeout(10):
+            await cp.wait_online()
+
+        def profiles_sent() -> list[dict[str, Any]]:
+            return [e.payload for e in cp.received if e.action == "SetChargingProfile"]
+
+        async def set_up() -> bool:
+            return len(profiles_sent()) >= 2  # its maximum and the failsafe default
+
+        await eventually(set_up, "the charger's profiles after its boot", within=10)
+        asked = [e.action for e in cp.received]
+        assert "GetVariables" in asked  # SmartChargingCtrlr.RateUnit: "A,W" -> amps
+        purposes = {p["chargingProfile"]["chargingProfilePurpose"] for p in profiles_sent()}
+        assert purposes == {"ChargingStationMaxProfile", "TxDefaultProfile"}
+        units = {
+            p["chargingProfile"]["chargingSchedule"][0]["chargingRateUnit"] for p in profiles_sent()
+        }
+        assert units == {"A"}
+        before = len(profiles_sent())
+        await cp.reboot("Reboot", "RemoteReset")
+
+        async def again() -> bool:
+            return len(profiles_sent()) >= before + 2
+
+        await eventually(again, "the profiles sent again after the reboot", within=10)
