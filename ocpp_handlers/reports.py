@@ -67,3 +67,20 @@ async def data_transfer(ctx: HandlerContext, p: Payload) -> Payload:
     """No vendor extension is known to the site: kept, and answered so."""
     await ctx.site.record_event(ctx.charger_id, "data_transfer", p)
     return {"status": "UnknownVendorId"}
+
+
+async def ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
+    """2.0.1 NotifyEVChargingNeeds: the car's departure and energy; Accepted when the
+    site's load manager will send it a schedule, Rejected (no such service) otherwise."""
+    needs = p["chargingNeeds"]
+    departure = needs.get("departureTime")
+    parameters = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
+    energy = parameters.get("energyAmount")
+    planned = await ctx.site.ev_charging_needs(
+        ctx.charger_id,
+        int(p["evseId"]),
+        None if departure is None else parse_time(departure, "departureTime"),
+        None if energy is None else float(energy),
+        p,
+    )
+    return {"status": "Accepted" if planned else "Rejected"}

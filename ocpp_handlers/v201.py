@@ -211,7 +211,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     # not available"), and an EV's own schedule is taken note of
     "NotifyChargingLimit": reports.recorder("charging_limit"),
     "ClearedChargingLimit": reports.recorder("charging_limit_cleared"),
-    "NotifyEVChargingNeeds": reports.recorder("ev_charging_needs", {"status": "Rejected"}),
+    "NotifyEVChargingNeeds": reports.ev_charging_needs,
     "NotifyEVChargingSchedule": reports.recorder("ev_charging_schedule", {"status": "Accepted"}),
 }
 

@@ -6,6 +6,7 @@ import os
 import re
 import time
 import uuid
+import zlib
 from typing import NewType
 
 ChargerId = NewType("ChargerId", str)
@@ -63,3 +64,8 @@ def parse_charger_id(text: str) -> ChargerId:
 def charger_key(charger_id: str) -> str:
     """What two ids that name the same charger have in common (case is not significant)."""
     return charger_id.lower()
+
+
+def ocpp_reservation_id(reservation_id: str) -> int:
+    """OCPP wants an integer reservation id; central's is a string. Stable mapping."""
+    return zlib.crc32(reservation_id.encode()) & 0x7FFFFFFF

@@ -145,6 +145,10 @@ class Session:
     # when central was last told how the session is going (not stored: after a restart
     # the next meter value tells it again)
     progress_sent_at: datetime | None = None
+    # what the car said it needs (2.0.1 NotifyEVChargingNeeds), for load management; not
+    # stored: the car tells it again at its next plug-in
+    departure: datetime | None = None
+    energy_target_wh: float | None = None  # the session's energy once the car has enough
     # the charging.failed codes central was told of for this session (not stored: one
     # fault reported again after a restart is better than one never reported)
     failures_reported: set[str] = field(default_factory=set)

@@ -97,6 +97,18 @@ class SitePort(Protocol):
         """A log upload's status; ``kind`` ``diagnostics_status`` for 1.6 diagnostics."""
         ...
 
+    async def ev_charging_needs(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        departure: datetime | None,
+        energy_wh: float | None,
+        data: dict[str, Any],
+    ) -> bool:
+        """What the car on ``evse_id`` needs (kept as a charger event and for load
+        management); True if the site will send it a charging schedule."""
+        ...
+
     def authorize(self, id_tag: str) -> AuthorizationStatus: ...
 
     def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None: ...

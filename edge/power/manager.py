@@ -50,6 +50,7 @@ from edge.services.changes import SiteChange
 from edge.services.site import Site
 from edge.storage import site_sql as repo
 from edge.storage.site_sql import add_outbox_event
+from edge.storage.slots_sql import reservation_ends
 from edge.storage.sqlite import Unit
 from edge.storage.sync_sql import set_meta
 
@@ -98,6 +99,7 @@ class LoadManager:
         self._turns: dict[str, Turn] = {}
         self._set_up: dict[ChargerId, datetime | None] = {}  # the boot each was set up after
         self._units: dict[ChargerId, RateUnit] = {}  # the rate unit each charger said it takes
+        self._departures: dict[int, datetime | None] = {}  # by OCPP reservation id
         self._wake = asyncio.Event()
         # called after every decision and limit change (metrics, live views); never block
         self.observers: list[Callable[[LoadManager], None]] = []
@@ -164,6 +166,7 @@ class LoadManager:
         ):
             await self.set_override(None, None, "expiry")
         await self._set_up_booted(now)
+        await self._learn_departures()
         decision = decide(self.state(now), now)
         self._turns = decision.turns
         for charger_id in decision.alerts:
@@ -240,6 +243,10 @@ class LoadManager:
 
     def _load(self, session: Session) -> SessionLoad:
         held = self._held.get(session.id)
+        departure = session.departure
+        if departure is None and session.reservation_id is not None:
+            departure = self._departures.get(session.reservation_id)
+        target = session.energy_target_wh
         return SessionLoad(
             session.id,
             session.charger_id,
@@ -249,7 +256,20 @@ class LoadManager:
             measured_at=session.last_update,
             offered_w=None if held is None else held.limit_w,
             offered_at=None if held is None else held.at,
+            departure=departure,
+            energy_needed_wh=None if target is None else max(0.0, target - session.energy_wh),
         )
+
+    async def _learn_departures(self) -> None:
+        """The booked departure of sessions begun on a reservation (its end)."""
+        unknown = {
+            s.reservation_id
+            for s in self.site.active_sessions()
+            if s.reservation_id is not None and s.reservation_id not in self._departures
+        }
+        if unknown:
+            ends = await self.site.store.read(lambda c: reservation_ends(c, unknown))
+            self._departures.update({key: ends.get(key) for key in unknown})
 
     # --- talking to chargers -------------------------------------------------------------
 

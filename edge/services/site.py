@@ -275,6 +275,23 @@ class Site:
         """Messages kept for the technician: firmware, diagnostics, logs, security, reports."""
         await self._charger_report(charger_id, kind, data, None)
 
+    async def ev_charging_needs(
+        self,
+        charger_id: ChargerId,
+        evse_id: int,
+        departure: datetime | None,
+        energy_wh: float | None,
+        data: dict[str, Any],
+    ) -> bool:
+        session = self.active_session_on(charger_id, evse_id)
+        if session is not None:
+            session.departure = departure
+            if energy_wh is not None:  # what it needs from now on, on top of what it has
+                session.energy_target_wh = energy_wh + session.energy_wh
+        await self.record_event(charger_id, "ev_charging_needs", data)
+        self._notify(SiteChange("session", charger_id, evse_id, session.id if session else None))
+        return self.config.power.site_limit_kw is not None
+
     async def security_event(
         self,
         charger_id: ChargerId,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from common.timestamps import format_timestamp
-from edge.core.ids import SessionId, SlotId
+from edge.core.ids import SessionId, SlotId, ocpp_reservation_id
 from edge.core.model import Subject
 from edge.core.slots.events import SlotOutput, VisitEnded, VisitSessionLinked, VisitStarted
 from edge.core.slots.machine import Visit
@@ -144,3 +144,19 @@ def load_slot_state(conn: sqlite3.Connection) -> SavedSlots:
             row["vehicle_id"], row["driver_id"], row["id_tag"]
         )
     return saved
+
+
+def reservation_ends(conn: sqlite3.Connection, ocpp_ids: set[int]) -> dict[int, datetime]:
+    """When the reservations behind these OCPP reservation ids end (the booked
+    departure), for the ones that name an end; cancelled ones are left out."""
+    rows = conn.execute(
+        "SELECT reservation_id, until FROM reservations "
+        "WHERE until IS NOT NULL AND status != 'cancelled'"
+    ).fetchall()
+    found: dict[int, datetime] = {}
+    for reservation_id, until in rows:
+        key = ocpp_reservation_id(str(reservation_id))
+        end = parse_iso(until)
+        if key in ocpp_ids and end is not None:
+            found[key] = end
+    return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import zlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from contract.events import CommandResultData, ParkingReleased, ParkingReserved,
 from contract.sync_api import CommandResult, CommandStatus
 from edge.core import commands as cmd
 from edge.core.firmware import BadOrder
-from edge.core.ids import ChargerId, IdTag, SlotId
+from edge.core.ids import ChargerId, IdTag, SlotId, ocpp_reservation_id
 from edge.core.model import AuthorizationStatus, Subject
 from edge.core.slots.values import SlotState
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
@@ -42,11 +41,6 @@ Clock = Callable[[], datetime]
 
 class Rejected(Exception):
     """The command cannot be carried out; the message says why."""
-
-
-def ocpp_reservation_id(reservation_id: str) -> int:
-    """OCPP wants an integer reservation id; central's is a string. Stable mapping."""
-    return zlib.crc32(reservation_id.encode()) & 0x7FFFFFFF
 
 
 class CloudCommandRunner:

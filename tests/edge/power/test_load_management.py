@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -242,3 +243,49 @@ async def test_limits_are_sent_again_after_a_reboot_in_the_unit_the_charger_take
             return len(profiles_sent()) >= before + 2
 
         await eventually(again, "the profiles sent again after the reboot", within=10)
+
+
+async def test_a_car_that_leaves_sooner_with_more_to_take_gets_more(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        chargers=[{"id": "CP-SOON", "max_kw": 22}, {"id": "CP-LATE", "max_kw": 22}],
+        power={"site_limit_kw": 22, "failsafe_kw": 1.0, "cycle_seconds": 1,
+               "strategy": "departure"},
+    )  # fmt: skip
+    async with AsyncExitStack() as stack:
+        edge = await stack.enter_async_context(EdgeDaemon(config))
+        cars = {}
+        for cid in ("CP-SOON", "CP-LATE"):
+            settings = sim_charger_config(edge, cid, "2.0.1", max_power_w=22_000.0)
+            cars[cid] = await stack.enter_async_context(SimCharger(settings))
+        async with asyncio.timeout(10):
+            for cp in cars.values():
+                await cp.wait_online()
+        now = datetime.now(UTC)
+        for cid, hours in (("CP-SOON", 1), ("CP-LATE", 8)):
+            cp = cars[cid]
+            await cp.plug_in(1)
+            await cp.start(1, "TAG-OK")
+            needs = {
+                "evseId": 1,
+                "chargingNeeds": {
+                    "requestedEnergyTransfer": "AC_three_phase",
+                    "departureTime": (now + timedelta(hours=hours)).isoformat(),
+                    "acChargingParameters": {
+                        "energyAmount": 15_000, "evMinCurrent": 6, "evMaxCurrent": 32,
+                        "evMaxVoltage": 400,
+                    },
+                },
+            }  # fmt: skip
+            await cp.link.send_or_log("NotifyEVChargingNeeds", needs)
+            assert cp.link.responses["NotifyEVChargingNeeds"] == {"status": "Accepted"}
+
+        def limit(cid: str) -> float:
+            return cars[cid].connectors[1].meter.limit_w or 0.0
+
+        async def by_need() -> bool:
+            return limit("CP-SOON") > 2 * limit("CP-LATE") > 0
+
+        await eventually(by_need, "the car leaving sooner gets more", within=15)
+        assert limit("CP-SOON") + limit("CP-LATE") <= 22_000
