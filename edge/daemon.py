@@ -143,6 +143,7 @@ class EdgeDaemon:
                 sink=self.slots,
                 metrics=MqttMetrics(self.registry),
                 known_sensors={s.sensor for s in self.config.slots if s.sensor},
+                grid=self.power.grid_power if self.config.power.grid_meter != "none" else None,
             )
         )
         self.slots.publishers.append(self.mqtt)

@@ -54,6 +54,11 @@ def power_document(manager: LoadManager) -> dict[str, Any]:
         "configured_limit_kw": power.site_limit_kw,
         "override": None if manager.override is None else manager.override.document(),
         "other_load_kw": _kw(manager.other_load_w),
+        "grid_meter": {
+            "mode": power.grid_meter,
+            "last_kw": None if manager.grid is None else _kw(manager.grid[0]),
+            "at": None if manager.grid is None else format_timestamp(manager.grid[1]),
+        },
         "failsafe_kw": power.failsafe_kw,
         "decided_at": None if manager.decided_at is None else format_timestamp(manager.decided_at),
         "limits": [

@@ -93,7 +93,7 @@ class LoadManager:
         self.decision: Decision | None = None
         self.decided_at: datetime | None = None
         self.override: SiteLimitOverride | None = None
-        self.other_load_w = 0.0
+        self.grid: tuple[float, datetime] | None = None  # the grid meter's last reading
         self.uncontrolled: dict[ChargerId, str] = {}  # charger -> why
         self._held: dict[str, Held] = {}
         self._turns: dict[str, Turn] = {}
@@ -108,6 +108,22 @@ class LoadManager:
     @property
     def enabled(self) -> bool:
         return self.power.site_limit_kw is not None
+
+    def grid_power(self, watts: float, at: datetime) -> None:
+        """A grid meter reading (MQTT ``evpark/<site>/grid/power``)."""
+        self.grid = (watts, at)
+
+    @property
+    def other_load_w(self) -> float:
+        """What the rest of the building draws behind the connection, as the grid meter
+        says: all of its reading (``building``) or its reading less the chargers' own
+        (``total``). A meter that fell silent counts at its last reading."""
+        if self.grid is None or self.power.grid_meter == "none":
+            return 0.0
+        watts = self.grid[0]
+        if self.power.grid_meter == "total":
+            watts -= sum(max(0.0, s.power_w or 0.0) for s in self.site.active_sessions())
+        return max(0.0, watts)
 
     def _on_change(self, change: SiteChange) -> None:
         if change.kind in ("charger", "session"):  # a boot, a connection, a car came or went

@@ -33,6 +33,7 @@ from common.mqtt_url import broker_address
 from edge.config import MqttSection
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SiteSummary, SlotView
+from edge.sensors.grid import BadGridReading, grid_power_topic, grid_watts
 from edge.sensors.log_limit import LogLimiter
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.payloads import state_topic_filter, status_topic_filter
@@ -75,6 +76,7 @@ class MqttSensors:
         clock: Callable[[], datetime] = _utc_now,
         backoff: Backoff | None = None,
         keepalive: int = 30,
+        grid: Callable[[float, datetime], None] | None = None,
     ) -> None:
         """``url`` overrides ``mqtt.url`` (``--mqtt-url``); with ``known_sensors`` set,
         messages of other sensors are rejected as ``unknown_sensor``."""
@@ -86,13 +88,16 @@ class MqttSensors:
         # our own copy: the policy given may be shared, the attempts made are this client's
         self._backoff = replace(backoff, attempts=0) if backoff else Backoff(base=0.5, cap=30.0)
         self._keepalive = keepalive
+        # the grid meter's readings (evpark/<site>/grid/power) go here, if anyone wants them
+        self._grid = grid
+        self._grid_topic = grid_power_topic(site_id)
         self._log = log.bind(site=site_id)
         self._connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task_group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
         # one limiter for every log line about what others send: one bounded memory
-        log_limiter = LogLimiter()
+        log_limiter = self._log_limiter = LogLimiter()
         self._reader = SensorReader(
             site_id=site_id,
             sink=sink,
@@ -216,6 +221,7 @@ class MqttSensors:
                 # our own topics, to see (and undo) anyone else's writes there
                 (slot_state_topic_filter(site), 1),
                 (summary_topic(site), 1),
+                *([(self._grid_topic, 0)] if self._grid is not None else []),
             ]
         )
         await client.publish(edge_status_topic(site), b"online", qos=1, retain=True)
@@ -233,6 +239,15 @@ class MqttSensors:
         received_at = self._clock()
         name = message.topic.value
         payload = _payload_bytes(message.payload)
+        if name == self._grid_topic and self._grid is not None:
+            try:
+                self._grid(grid_watts(payload), received_at)
+            except BadGridReading as err:
+                self._metrics.rejected.labels(reason="bad_grid_reading").inc()
+                if (dropped := self._log_limiter.admit("grid")) is not None:
+                    self._log.warning("mqtt.grid.refused", error=str(err),
+                                      payload=payload[:64], not_logged=dropped)  # fmt: skip
+            return
         if self._retained.owns(name):
             self._retained.check(name, payload, message.retain)
             return
