@@ -27,6 +27,7 @@ from edge.api.configuration import configuration_router
 from edge.api.firmware import firmware_router
 from edge.api.logs import logs_router
 from edge.api.power import power_router
+from edge.api.profiles import profiles_router
 from edge.api.routes import create_app
 from edge.api.server import HttpServer
 from edge.api.slots import slots_router
@@ -122,6 +123,7 @@ class EdgeDaemon:
             extra=[
                 slots_router(self.slots),
                 power_router(self.power),
+                profiles_router(self.site, self.ocpp),
                 firmware_router(self.site, self.ocpp),
                 configuration_router(self.site, self.ocpp),
                 self.ui.router,

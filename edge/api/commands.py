@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import HTTPException
 
@@ -49,3 +50,12 @@ async def answer_of(
     """The charger's answer, its failures as :func:`command_errors` says."""
     with command_errors(charger_id):
         return await send_command(server, ChargerId(charger_id), command)
+
+
+async def command_answer(
+    site: Site, server: OcppServer, charger_id: str, command: cmd.Command
+) -> dict[str, Any]:
+    """The local API's answer to a command: the charger's status and its whole answer."""
+    known_charger(site, charger_id)
+    outcome = await answer_of(server, charger_id, command)
+    return {"charger_id": charger_id, "status": outcome.status, "response": outcome.detail}

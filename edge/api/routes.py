@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field
 
 from common.timestamps import format_timestamp
-from edge.api.commands import answer_of, known_charger
+from edge.api.commands import command_answer, known_charger
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
 from edge.api.paging import Cursor, Limit, in_memory, page_of, serve_page
 from edge.core import commands as cmd
@@ -251,9 +251,7 @@ def create_app(
         return view
 
     async def run(charger_id: str, command: cmd.Command) -> dict[str, Any]:
-        known_charger(site, charger_id)
-        outcome = await answer_of(server, charger_id, command)
-        return {"charger_id": charger_id, "status": outcome.status, "response": outcome.detail}
+        return await command_answer(site, server, charger_id, command)
 
     @app.post("/api/chargers/{charger_id}/remote-start")
     async def remote_start(charger_id: str, body: RemoteStartBody) -> dict[str, Any]:
