@@ -62,11 +62,9 @@ async def test_a_profile_set_read_back_and_cleared(
             request_id = listed.json()["request_id"]
 
             async def reported() -> bool:
-                events = (
-                    await httpx.AsyncClient().get(
-                        f"http://127.0.0.1:{edge.http_port}/api/chargers/CP-PRO/events"
-                    )
-                ).json()
+                base = f"http://127.0.0.1:{edge.http_port}"
+                async with httpx.AsyncClient(base_url=base) as api:
+                    events = (await api.get("/api/chargers/CP-PRO/events")).json()
                 return any(
                     e["kind"] == "report_charging_profiles" and e["data"]["requestId"] == request_id
                     for e in events
