@@ -1,8 +1,8 @@
 """Carrying out central's commands on the site: reservations, remote start
 (:mod:`edge.uplink.remote_start`) and stop, rates, id tag lists, firmware updates
 (:mod:`edge.uplink.firmware`), a temporary site limit (:mod:`edge.uplink.site_limit`).
-Each ends in a ``command.result`` event for central, written in the same transaction as the command's
-final status, so a command is answered exactly once.
+Each ends in a ``command.result`` event for central, written in the same transaction as
+the command's final status, so a command is answered exactly once.
 """
 
 from __future__ import annotations
