@@ -13,7 +13,6 @@ sequence, an alert is kept once by its event id.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -65,9 +64,12 @@ class SitesPower:
         async with self._ctx.engine.connect() as conn:
             row = await power_store.limit(conn, site_id)
             rows = await power_store.alerts(conn, site_id, limit, start)
-        items = [_alert(r) for r in rows[:limit]]
+        items = [PowerAlert.model_validate(r._mapping) for r in rows[:limit]]
         alerts = page_of(items, rows, limit, ALERTS_KIND, lambda r: (r.at, r.id))
-        reported = None if row is None else _limit(row, self._ctx.clock())
+        reported = None
+        if row is not None:
+            expired = row.until is not None and row.until <= self._ctx.clock()
+            reported = ReportedLimit.model_validate({**row._mapping, "expired": expired})
         return SitePower(site_id=site_id, limit=reported, alerts=alerts)
 
     async def _on_limit_changed(self, event: CloudEvent) -> None:
@@ -85,24 +87,3 @@ class SitesPower:
         if new:
             log.warning("charging.power.overshoot", site=event.site_id,
                         charger=data.charger_id, reason=data.reason)  # fmt: skip
-
-
-def _limit(row: Any, now: datetime) -> ReportedLimit:
-    return ReportedLimit(
-        limit_kw=row.limit_kw,
-        configured_kw=row.configured_kw,
-        until=row.until,
-        set_by=row.set_by,
-        reported_at=row.reported_at,
-        expired=row.until is not None and row.until <= now,
-    )
-
-
-def _alert(row: Any) -> PowerAlert:
-    return PowerAlert(
-        charger_id=row.charger_id,
-        reason=row.reason,
-        measured_kw=row.measured_kw,
-        offered_kw=row.offered_kw,
-        at=row.at,
-    )
