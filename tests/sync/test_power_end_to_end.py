@@ -61,9 +61,7 @@ async def test_centrals_limit_is_obeyed_and_reported_back(site: SiteRig) -> None
         return limit is not None and (limit["limit_kw"], limit["set_by"]) == (limit_kw, set_by)
 
     await eventually(lambda: reported(9, "central"), "central holds the limit", within=20)
-    assert (await central_power(site))["limit"]["until"] == until.isoformat().replace(
-        "+00:00", "Z"
-    )
+    assert (await central_power(site))["limit"]["until"] == until.isoformat().replace("+00:00", "Z")
 
     back = await put_limit(site, {"site_limit_kw": None})
     assert (back["status"], back["result"]["site_limit_kw"]) == ("accepted", 22)
