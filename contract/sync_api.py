@@ -70,6 +70,7 @@ CommandType = Literal[
     "update_rates",
     "update_id_tags",
     "update_firmware",
+    "set_site_limit",
 ]
 
 
@@ -88,6 +89,9 @@ class Command(BaseModel):
     * update_rates: {rates: [...]} as central's ``GET /charging/rates`` items
     * update_id_tags: {version, tags: [{id_tag, status, expires_at?, vehicle_id?, driver_id?}],
       full: bool}: a list older than one the site applied is acknowledged and ignored
+    * set_site_limit: {site_limit_kw: float | null, until: RFC 3339 | null}: a temporary
+      site limit for load management (null: back to the configured one, docs/power.md);
+      the result holds the limit in force, ``rejected`` where load management is off
     """
 
     model_config = ConfigDict(extra="forbid")

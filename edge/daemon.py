@@ -114,7 +114,7 @@ class EdgeDaemon:
         self.sync: CentralSync | None = None
         http = self.config.http
         if self.config.central.url:
-            runner = CloudCommandRunner(self.site, self.slots, self.ocpp, self.clock)
+            runner = CloudCommandRunner(self.site, self.slots, self.ocpp, self.clock, self.power)
             self.sync = CentralSync(self.config, self.store, runner, self.registry, self.clock)
         app = create_app(
             self.site,

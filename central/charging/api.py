@@ -7,13 +7,16 @@ seconds, the site's answer (200): for a start, ``accepted`` only once the sessio
 begun (``result.session_id``), ``rejected`` or ``failed`` (with ``failure_code``) else. ``GET /charging/commands/{id}`` polls a command.
 Sessions come priced (:mod:`central.charging.sessions`); rates are cached and sent to the
 site (:mod:`central.charging.rates`); stations and id tags are read and written here
-through :mod:`central.charging.store`; id tags through :mod:`central.charging.id_tags`.
+through :mod:`central.charging.store`; id tags through :mod:`central.charging.id_tags`;
+a site's load management (its limit, its alerts, ``set_site_limit``) through
+:mod:`central.charging.power`.
 Drivers see and act only for their own vehicles (:mod:`central.auth`). Errors become
 HTTP answers here only.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import structlog
@@ -25,6 +28,7 @@ from central.auth import Principal, check_vehicle, forbidden, require
 from central.charging import store
 from central.charging.commands import Commands
 from central.charging.id_tags import IdTags, TagConflict
+from central.charging.power import ALERTS_KIND, SitesPower, UntilPassed
 from central.charging.rates import Rates
 from central.charging.schema import (
     CommandAnswer,
@@ -33,6 +37,8 @@ from central.charging.schema import (
     IdTagRequest,
     RateModel,
     SessionAnswer,
+    SiteLimitRequest,
+    SitePower,
     SiteRate,
     StartRequest,
     StationAnswer,
@@ -52,7 +58,12 @@ TagPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,36}$")]
 
 
 def make_router(
-    ctx: ServiceContext, commands: Commands, sessions: Sessions, rates: Rates, id_tags: IdTags
+    ctx: ServiceContext,
+    commands: Commands,
+    sessions: Sessions,
+    rates: Rates,
+    id_tags: IdTags,
+    power: SitesPower,
 ) -> APIRouter:
     router = APIRouter(prefix="/charging", tags=["charging"])
     anyone = Depends(require("driver", "operator"))
@@ -140,6 +151,40 @@ def make_router(
         body: FirmwareRequest, wait: Wait = 0.0, principal: Principal = operator
     ) -> JSONResponse:
         return command_response(await answer_for(await commands.update_firmware(body), wait))
+
+    @router.put(
+        "/sites/{site_id}/power/limit",
+        status_code=202,
+        response_model=CommandAnswer,
+        summary="A temporary limit for a site's load management (null: back to the "
+        "configured one): the site's set_site_limit command; its result holds the limit "
+        "in force",
+        responses={
+            200: {"model": CommandAnswer, "description": "the site answered in time"},
+            422: {"description": "a limit out of range, or until not in the future"},
+        },
+    )
+    async def put_site_limit(
+        site_id: PathId, body: SiteLimitRequest, wait: Wait = 0.0, _p: Principal = operator
+    ) -> JSONResponse:
+        try:
+            command_id = await power.set_limit(site_id, body)
+        except UntilPassed as err:
+            raise HTTPException(422, str(err)) from err
+        return command_response(await answer_for(command_id, wait))
+
+    @router.get(
+        "/sites/{site_id}/power",
+        response_model=SitePower,
+        summary="A site's load management as it reported it: the site limit in force and "
+        "the chargers that refused or ignored their limit, newest first (operators)",
+        responses={400: {"description": "invalid cursor"}},
+    )
+    async def get_site_power(
+        site_id: PathId, limit: Limit = 50, cursor: Cursor = None, _p: Principal = operator
+    ) -> SitePower:
+        start = parse_cursor(ALERTS_KIND, cursor, (datetime, int))
+        return await power.document(site_id, limit, start)
 
     @router.get(
         "/commands/{command_id}",

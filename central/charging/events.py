@@ -2,7 +2,8 @@
 
 It consumes ``charging.events`` as durable consumer ``charging``: ``charging.started``,
 ``charging.progress``, ``charging.completed``, ``charging.failed``, ``charger.status``
-and ``command.result``, the sites' answers to its commands. It publishes no events: it
+and ``command.result``, the sites' answers to its commands; ``power.limit_changed`` and
+``power.overshoot`` go to :mod:`central.charging.power`. It publishes no events: it
 tells sites what to do through commands (:mod:`central.charging.commands`).
 
 Each event's ``data`` is read through the contract (:func:`contract.events.parse_data`).
@@ -31,7 +32,7 @@ exists, so a new site gets the id tag list.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypedDict
@@ -129,9 +130,11 @@ class ChargingEvents:
         ctx: ServiceContext,
         answered: Callable[[str], None],
         site_seen: Callable[[str], Awaitable[None]],
+        more: Mapping[str, EventHandler] | None = None,
     ) -> None:
         """``answered(command_id)``: a command's row changed (its waiters read it);
-        ``site_seen(site_id)``: an event of the site arrived."""
+        ``site_seen(site_id)``: an event of the site arrived; ``more``: handlers of
+        other types (the sites' power events, :mod:`central.charging.power`)."""
         self._ctx = ctx
         self._answered = answered
         self._site_seen = site_seen
@@ -143,6 +146,7 @@ class ChargingEvents:
             ChargingFailed.TYPE: self._on_failed,
             ChargerStatus.TYPE: self._on_charger_status,
             CommandResultData.TYPE: self._on_command_result,
+            **(more or {}),
         }
 
     async def handle(self, event: CloudEvent) -> None:

@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from central.api_types import ID_PATTERN, ChargerId, IdTag, SiteId, VehicleId
+from central.infra.paging import Page
 from central.pricing import Cost, Rate, TouWindow
 
 Money = Annotated[Decimal, Field(ge=0, le=10_000, max_digits=12, decimal_places=6)]
@@ -60,6 +61,29 @@ class FirmwareRequest(BaseModel):
     retry_interval: int | None = Field(default=None, ge=0, le=86_400, description="seconds")
     signature: str | None = Field(default=None, min_length=1, max_length=800)
     signing_certificate: str | None = Field(default=None, min_length=1, max_length=5500)
+
+
+class SiteLimitRequest(BaseModel):
+    """A temporary site limit for the site's load management: the site's
+    ``set_site_limit`` command (docs/power-central.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_limit_kw: float | None = Field(
+        gt=0,
+        le=100_000,
+        description="kW, at most the site's configured limit (a higher one leaves that one "
+        "in force); null: back to the configured limit",
+    )
+    until: AwareDatetime | None = Field(
+        default=None, description="when it ends (in the future); absent: until removed"
+    )
+
+    @model_validator(mode="after")
+    def _until_needs_a_limit(self) -> SiteLimitRequest:
+        if self.site_limit_kw is None and self.until is not None:
+            raise ValueError("until goes with a site_limit_kw, not with null")
+        return self
 
 
 class CommandAnswer(BaseModel):
@@ -214,6 +238,36 @@ class StationAnswer(BaseModel):
     error_code: str | None
     evses: dict[str, Any]
     updated_at: datetime
+
+
+class ReportedLimit(BaseModel):
+    """The site limit in force as the site last reported it (power.limit_changed)."""
+
+    limit_kw: float
+    configured_kw: float
+    until: datetime | None
+    set_by: str = Field(description="local-api, central, expiry, ...")
+    reported_at: datetime
+    expired: bool = Field(
+        description="until has passed: the site is back on configured_kw and reports "
+        "it when it next runs"
+    )
+
+
+class PowerAlert(BaseModel):
+    """A charger that refused or ignored its limit (power.overshoot)."""
+
+    charger_id: str
+    reason: str
+    measured_kw: float | None
+    offered_kw: float | None
+    at: datetime
+
+
+class SitePower(BaseModel):
+    site_id: str
+    limit: ReportedLimit | None = Field(description="null: the site never reported one")
+    alerts: Page[PowerAlert] = Field(description="newest first, paged by limit and cursor")
 
 
 _ZONES: set[str] = set()

@@ -12,6 +12,8 @@ This module composes the parts and owns their lifetime; each part is one concern
 * :mod:`~central.charging.rates`: the sites' rates, cached and sent to the sites;
 * :mod:`~central.charging.id_tags`: the drivers' RFID cards, sent to every site
   (:mod:`~central.charging.tokens`: the entries, and a remote start's app token);
+* :mod:`~central.charging.power`: the sites' load management: their power events kept,
+  and the ``set_site_limit`` command;
 * :mod:`~central.charging.store`: SQL over its own tables (:mod:`~central.charging.tables`).
 
 Pricing is the engine analytics uses too, :mod:`central.pricing`.
@@ -27,6 +29,7 @@ from central.charging.api import make_router
 from central.charging.commands import Commands
 from central.charging.events import DURABLE, TOPIC, ChargingEvents
 from central.charging.id_tags import IdTags
+from central.charging.power import SitesPower
 from central.charging.rates import Rates
 from central.charging.sessions import Sessions
 from central.context import ServiceContext
@@ -41,12 +44,18 @@ class ChargingService:
         self.sessions = Sessions(ctx)
         self.rates = Rates(ctx, self.commands)
         self.id_tags = IdTags(ctx, self.commands)
+        self.power = SitesPower(ctx, self.commands)
         self.events = ChargingEvents(
-            ctx, answered=self.commands.wake, site_seen=self.id_tags.site_seen
+            ctx,
+            answered=self.commands.wake,
+            site_seen=self.id_tags.site_seen,
+            more=self.power.handlers(),
         )
 
     def router(self) -> APIRouter:
-        return make_router(self._ctx, self.commands, self.sessions, self.rates, self.id_tags)
+        return make_router(
+            self._ctx, self.commands, self.sessions, self.rates, self.id_tags, self.power
+        )
 
     async def start(self) -> None:
         await self._ctx.bus.subscribe(TOPIC, DURABLE, self.events.handle)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -148,4 +150,34 @@ charging_sites = Table(
     metadata,
     Column("site_id", String(64), primary_key=True),
     Column("first_seen_at", UTCDateTime(), nullable=False),
+)
+
+# each site's limit in force as it last reported it (power.limit_changed): the newest by
+# the site's event sequence wins, so a redelivered or late older event changes nothing
+charging_power_limits = Table(
+    "charging_power_limits",
+    metadata,
+    Column("site_id", String(64), primary_key=True),
+    Column("limit_kw", Float, nullable=False),
+    Column("configured_kw", Float, nullable=False),
+    Column("until", UTCDateTime(), nullable=True),
+    Column("set_by", String(64), nullable=False),
+    Column("reported_at", UTCDateTime(), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("event_id", String(96), nullable=False),
+)
+
+# chargers that refused or ignored the limit the site's load manager sent (power.overshoot)
+charging_power_alerts = Table(
+    "charging_power_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(96), nullable=False, unique=True),
+    Column("site_id", String(64), nullable=False),
+    Column("charger_id", String(64), nullable=False),
+    Column("reason", String(255), nullable=False),
+    Column("measured_kw", Float, nullable=True),
+    Column("offered_kw", Float, nullable=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_charging_power_alerts_site", "site_id", "at", "id"),
 )

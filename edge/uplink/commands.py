@@ -1,8 +1,8 @@
 """Carrying out central's commands on the site: reservations, remote start
 (:mod:`edge.uplink.remote_start`) and stop, rates, id tag lists, firmware updates
-(:mod:`edge.uplink.firmware`). Each ends in a
-``command.result`` event for central, written in the same transaction as the command's
-final status, so a command is answered exactly once.
+(:mod:`edge.uplink.firmware`), a temporary site limit (:mod:`edge.uplink.site_limit`).
+Each ends in a ``command.result`` event for central, written in the same transaction as
+the command's final status, so a command is answered exactly once.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from edge.core.slots.values import SlotState
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
 from edge.ocpp.server import OcppServer
+from edge.power.manager import LoadManager
 from edge.services.site import Site, local_list
 from edge.services.slots import SlotService
 from edge.storage import site_sql as repo
@@ -34,6 +35,7 @@ from edge.storage.sqlite import Unit
 from edge.storage.sync_sql import StoredCommand, save_finished, set_meta
 from edge.uplink.firmware import update_firmware
 from edge.uplink.remote_start import BadRemoteStart, RemoteStart
+from edge.uplink.site_limit import BadLimit, set_site_limit
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -44,11 +46,21 @@ class Rejected(Exception):
 
 
 class CloudCommandRunner:
-    def __init__(self, site: Site, slots: SlotService, server: OcppServer, clock: Clock) -> None:
+    def __init__(
+        self,
+        site: Site,
+        slots: SlotService,
+        server: OcppServer,
+        clock: Clock,
+        power: LoadManager | None = None,
+    ) -> None:
+        """``power``: the site's load manager (None: a site without one rejects
+        ``set_site_limit``)."""
         self.site = site
         self.slots = slots
         self.server = server
         self.clock = clock
+        self.power = power
         self.remote_start = RemoteStart(site, server)
 
     @staticmethod
@@ -129,6 +141,11 @@ class CloudCommandRunner:
                     return await update_firmware(self.site, self.server, payload)
                 except BadOrder as err:
                     raise Rejected(f"update_firmware: {err}") from err
+            case "set_site_limit":
+                try:
+                    return await set_site_limit(self.power, payload, self.clock())
+                except BadLimit as err:
+                    raise Rejected(str(err)) from err
         raise Rejected(f"unknown command type {command.type!r}")
 
     # --- reservations --------------------------------------------------------------------

@@ -32,7 +32,7 @@ def app_token() -> str:
 
 
 def runner(edge: EdgeDaemon) -> CloudCommandRunner:
-    return CloudCommandRunner(edge.site, edge.slots, edge.ocpp, edge.clock)
+    return CloudCommandRunner(edge.site, edge.slots, edge.ocpp, edge.clock, edge.power)
 
 
 async def run_command(

@@ -154,6 +154,7 @@ class SiteRig:
     data_dir: Path
     site_key: str
     clock: SkewClock = field(default_factory=SkewClock)
+    power: dict[str, Any] | None = None  # the edge's [power] table; None: no load management
     ocpp_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     edge: EdgeDaemon | None = None
@@ -179,6 +180,7 @@ class SiteRig:
                 {"id": "E2", "type": "ev", "sensor": "S-E2", "charger": "CP-201", "evse": 1},
                 {"id": "S1", "type": "standard", "sensor": "S-S1"},
             ],
+            **({} if self.power is None else {"power": self.power}),
         )  # fmt: skip
 
     async def start(self) -> None:
@@ -253,7 +255,15 @@ async def central(tmp_path: Path) -> AsyncIterator[CentralServer]:
 
 
 @pytest.fixture
-async def site(central: CentralServer, broker: Mosquitto, tmp_path: Path) -> AsyncIterator[SiteRig]:
+def site_power() -> dict[str, Any] | None:
+    """The edge's ``[power]`` table: none (no load management) unless a test says so."""
+    return None
+
+
+@pytest.fixture
+async def site(
+    central: CentralServer, broker: Mosquitto, tmp_path: Path, site_power: dict[str, Any] | None
+) -> AsyncIterator[SiteRig]:
     """The edge online with central, its chargers booted and its sensors publishing;
     central's lot for the site matches the edge's slots."""
     operator = await central.auth("operator")
@@ -271,7 +281,9 @@ async def site(central: CentralServer, broker: Mosquitto, tmp_path: Path) -> Asy
             },
         )
         assert lot.status_code == 200, lot.text
-    rig = SiteRig(central, broker, tmp_path / "edge", await central.make_key("site", SITE))
+    rig = SiteRig(
+        central, broker, tmp_path / "edge", await central.make_key("site", SITE), power=site_power
+    )
     await rig.start()
     sensors = SensorField(
         SITE, {"E1": "S-E1", "E2": "S-E2", "S1": "S-S1"}, broker.url, seed=3,
