@@ -69,7 +69,6 @@ class ConfigurationKeys:
             "LocalAuthListMaxLength": Key("1000", readonly=True),
             "SendLocalListMaxLength": Key("250", readonly=True),
             "ChargingScheduleAllowedChargingRateUnit": Key("Current,Power", readonly=True),
-            "ChargeProfileMaxStackLevel": Key("8", readonly=True),
             "ChargingScheduleMaxPeriods": Key("24", readonly=True),
             "MaxChargingProfilesInstalled": Key("16", readonly=True),
             "StopTransactionOnInvalidId": Key("true", check=_bool),
