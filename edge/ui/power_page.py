@@ -119,7 +119,8 @@ def power_routes(ui: WebUi, manager: LoadManager) -> APIRouter:
 
 class PowerLive:
     """After each decision: a ``power`` event to open pages when what they show changed
-    (not every cycle: a quiet site sends nothing)."""
+    (not every cycle: a quiet site sends nothing), and ``power_limit`` when the limit in
+    force did (the chart, read from the store, is redrawn then, else once a minute)."""
 
     def __init__(self, hub: LiveHub) -> None:
         self.hub = hub
@@ -131,6 +132,10 @@ class PowerLive:
             return
         document = power_document(manager)
         document.pop("decided_at", None)
-        if document != self._last:
-            self._last = document
-            self.hub.broadcast({"type": "power"})
+        if document == self._last:
+            return
+        limit = ("site_limit_kw", "override")
+        if self._last is None or any(document[k] != self._last[k] for k in limit):
+            self.hub.broadcast({"type": "power_limit"})
+        self._last = document
+        self.hub.broadcast({"type": "power"})
