@@ -4,7 +4,6 @@ sessions by state, each limit's usage; and the temporary limit at once."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -15,6 +14,7 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from sim.charger import SimCharger
 from tests.edge.conftest import sim_charger_config
+from tests.edge.power.charging import start_charging
 from tests.polling import eventually
 
 CHARGERS = {"CP-A": "1.6", "CP-B": "2.0.1"}
@@ -44,12 +44,7 @@ async def test_the_gauges_follow_each_decision(
         for cid, version in CHARGERS.items():
             sim = sim_charger_config(edge, cid, version)  # type: ignore[arg-type]
             chargers.append(await stack.enter_async_context(SimCharger(sim)))
-        async with asyncio.timeout(10):
-            for cp in chargers:
-                await cp.wait_online()
-        for cp in chargers:
-            await cp.plug_in(1)
-            await cp.start(1, "TAG-OK")
+        await start_charging(chargers)
         now: dict[str, float] = {}
 
         async def both_charging() -> bool:

@@ -5,7 +5,6 @@ chargers), live in a real browser; and what the page says when load management i
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -20,6 +19,7 @@ from edge.daemon import EdgeDaemon
 from edge.services.users import audit_entries
 from edge.ui.power import PowerPoint, bucket_ends, chart, limit_series
 from sim.charger import SimCharger
+from tests.edge.power.charging import start_charging
 from tests.edge.ui.conftest import (
     Client,
     base_url,
@@ -50,12 +50,7 @@ async def charging(daemon: EdgeDaemon) -> AsyncIterator[dict[str, SimCharger]]:
             cid: await stack.enter_async_context(SimCharger(sim_charger(daemon, cid, version)))  # type: ignore[arg-type]
             for cid, version in VERSIONS.items()
         }
-        async with asyncio.timeout(10):
-            for cp in chargers.values():
-                await cp.wait_online()
-        for cp in chargers.values():
-            await cp.plug_in(1)
-            await cp.start(1, "TAG-OK")
+        await start_charging(chargers.values())
         yield chargers
 
 
