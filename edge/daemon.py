@@ -111,7 +111,9 @@ class EdgeDaemon:
         # --- technician web UI: pages, logins, live updates (edge.ui) ---
         self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock, power=self.power)
         self.site.observe(self.ui.hub.on_site_change)
-        self.power.observers += [PowerMetrics(self.registry).observe, PowerLive(self.ui.hub)]
+        self.power.observers.append(PowerLive(self.ui.hub))
+        if self.power.enabled:  # without load management its gauges could only say 0
+            self.power.observers.append(PowerMetrics(self.registry).observe)
         self.slots.publishers.append(self.ui.hub)
         self.sync: CentralSync | None = None
         http = self.config.http

@@ -1,5 +1,6 @@
 """Prometheus gauges of load management, set after every decision and limit change (a
-:attr:`LoadManager.observers` callback wired by the daemon).
+:attr:`LoadManager.observers` callback the daemon wires only while load management is on,
+so that a site without it has none rather than zeros).
 
 The profiles sent need no counter of their own: every one goes through
 ``send_command``, which counts it in ``evpark_ocpp_commands_total{action=
@@ -49,8 +50,6 @@ class PowerMetrics:
             self.sessions.labels(state=state.value)
 
     def observe(self, manager: LoadManager) -> None:
-        if not manager.enabled:
-            return
         assert manager.power.site_limit_kw is not None
         self.limit.set(manager.site_limit_w())
         self.configured.set(manager.power.site_limit_kw * 1000)

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from edge.power.document import power_document
 from edge.power.manager import LoadManager
 from edge.services.users import LoginSession, Role
+from edge.storage.sqlite import StoreError
 from edge.ui.actions import ActionResult, BadInput, Form
 from edge.ui.live import LiveHub
 
@@ -71,7 +72,10 @@ async def set_limit(manager: LoadManager, form: Form, username: str) -> ActionRe
         order = limit_order(form, manager.power.site_limit_kw, manager.clock())
     except BadInput as err:
         return ActionResult(False, 422, str(err))
-    await manager.set_override(order.limit_kw, order.until, f"ui:{username}")
+    try:
+        await manager.set_override(order.limit_kw, order.until, f"ui:{username}")
+    except StoreError as err:
+        return ActionResult(False, 503, f"the site limit was not saved ({err})")
     in_force = manager.site_limit_w() / 1000
     if order.limit_kw is None:
         return ActionResult(True, 200, f"temporary limit removed: {in_force:g} kW in force",

@@ -202,6 +202,8 @@ async def test_the_page_says_how_to_turn_load_management_on(
             assert "Set limit" not in page
             status, answer = await post_limit(tech, action="set", limit_kw="5")
             assert status == 409, answer
+            metrics = (await tech.http.get("/metrics")).text
+            assert "evpark_power_" not in metrics  # no gauges that could only say 0
         assert await daemon.store.read(audit_entries) == []
 
 
