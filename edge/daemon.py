@@ -38,6 +38,7 @@ from edge.fd_limit import raise_open_files_limit
 from edge.metrics import OcppMetrics
 from edge.ocpp.server import OcppServer
 from edge.power.manager import LoadManager
+from edge.power.metrics import PowerMetrics
 from edge.sensors.broker import EmbeddedBroker, site_broker
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
@@ -46,6 +47,7 @@ from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
 from edge.storage.sqlite import SqliteStore
 from edge.ui.app import WebUi
+from edge.ui.power_page import PowerLive
 from edge.uplink.commands import CloudCommandRunner
 from edge.uplink.sync import CentralSync
 
@@ -108,8 +110,11 @@ class EdgeDaemon:
         self.ocpp = OcppServer(self.config, self.site, self.metrics)
         self.power = LoadManager(self.config, self.site, self.ocpp, self.clock)
         # --- technician web UI: pages, logins, live updates (edge.ui) ---
-        self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock)
+        self.ui = WebUi(self.config, self.site, self.slots, self.ocpp, self.clock, power=self.power)
         self.site.observe(self.ui.hub.on_site_change)
+        self.power.observers.append(PowerLive(self.ui.hub))
+        if self.power.enabled:  # without load management its gauges could only say 0
+            self.power.observers.append(PowerMetrics(self.registry).observe)
         self.slots.publishers.append(self.ui.hub)
         self.sync: CentralSync | None = None
         http = self.config.http

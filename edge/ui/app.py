@@ -24,6 +24,7 @@ from starlette.responses import StreamingResponse
 
 from edge.config import SiteConfig
 from edge.ocpp.server import OcppServer
+from edge.power.manager import LoadManager
 from edge.services.site import Clock, Site
 from edge.services.slots import SlotService
 from edge.services.users import LoginSession, Role, new_token
@@ -50,6 +51,7 @@ from edge.ui.inputs import UiDenied, older_page, page_after, read_form, safe_nex
 from edge.ui.live import LiveHub, sse_frame
 from edge.ui.logs import log_requests
 from edge.ui.pages import Pages
+from edge.ui.power_page import power_routes
 from edge.ui.static import static_files, static_response
 from edge.ui.views import EVENT_TYPES, TRIGGER_MESSAGES, SiteViews
 
@@ -66,8 +68,10 @@ class WebUi:
         server: OcppServer,
         clock: Clock,
         heartbeat: float = HEARTBEAT,
+        power: LoadManager | None = None,
     ) -> None:
         self.config = config
+        self.power = power
         self.views = SiteViews(site, slots, server, clock)
         http = config.http
         self.auth = Auth(
@@ -341,6 +345,8 @@ class WebUi:
             return self.pages.answer(request, result)
 
         router.include_router(firmware_routes(self))
+        if self.power is not None:
+            router.include_router(power_routes(self, self.power))
         return router
 
     async def _login_page(

@@ -4,11 +4,14 @@ per time bucket (5 minutes by default), from the ``meter_values`` table.
 :func:`power_series` is the pure part: a session's last reading counts at a bucket's end
 while it is at most ``hold`` old and the session has not stopped. :func:`load_samples`
 hands it at most one sample per session and bucket (the last), so the work stays small
-however often chargers send meter values. :func:`chart` lays the series out as SVG paths.
+however often chargers send meter values. :func:`limit_series` gives the site limit in
+force over the same buckets, from the ``power.limit_changed`` events the site keeps.
+:func:`chart` lays the series out as SVG paths.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +100,46 @@ def load_samples(
     return samples, stops
 
 
+def limit_series(
+    before_w: float, changes: Sequence[PowerPoint], ends: Sequence[datetime]
+) -> list[PowerPoint]:
+    """The limit in force at each of ``ends``: ``before_w`` until the first of ``changes``
+    (ascending), then each change's limit from its time on."""
+    points: list[PowerPoint] = []
+    current, i = before_w, 0
+    for end in ends:
+        while i < len(changes) and changes[i].at <= end:
+            current = changes[i].power_w
+            i += 1
+        points.append(PowerPoint(end, current))
+    return points
+
+
+def site_limit(
+    conn: sqlite3.Connection, now: datetime, hours: float, before_w: float,
+    bucket: timedelta = BUCKET,
+) -> list[PowerPoint]:  # fmt: skip
+    """The site limit in force over the last ``hours``; ``before_w`` (the configured limit)
+    before the oldest change the site still holds."""
+    start = now - timedelta(hours=hours)
+    rows = conn.execute(
+        "SELECT time, data FROM outbox WHERE type = 'power.limit_changed' AND time <= ? "
+        "ORDER BY sequence",
+        (format_timestamp(now),),
+    ).fetchall()
+    changes: list[PowerPoint] = []
+    for row in rows:
+        at = parse_iso(row["time"])
+        limit_kw = json.loads(row["data"]).get("limit_kw")
+        if at is not None and isinstance(limit_kw, int | float):
+            changes.append(PowerPoint(at, float(limit_kw) * 1000))
+    earlier = [c for c in changes if c.at <= start]
+    if earlier:
+        before_w = earlier[-1].power_w
+    later = [c for c in changes if c.at > start]
+    return limit_series(before_w, later, bucket_ends(start, now, bucket))
+
+
 def site_power(
     conn: sqlite3.Connection, now: datetime, hours: float, bucket: timedelta = BUCKET
 ) -> list[PowerPoint]:
@@ -125,6 +168,8 @@ class Chart:
     peak_kw: float
     latest_kw: float
     description: str  # for screen readers
+    limit_line: str = ""  # SVG path of the site limit in force, if given
+    limit_kw: float | None = None  # the latest
 
 
 def _nice_top(value: float) -> float:
@@ -134,13 +179,20 @@ def _nice_top(value: float) -> float:
     return float(int(value / 1000 + 1) * 1000)
 
 
-def chart(points: Sequence[PowerPoint], width: int = 960, height: int = 240) -> Chart:
-    """A line and area chart in kW with hour ticks (UTC), in a ``width`` x ``height`` box."""
+def chart(
+    points: Sequence[PowerPoint],
+    width: int = 960,
+    height: int = 240,
+    limit: Sequence[PowerPoint] = (),
+) -> Chart:
+    """A line and area chart in kW with hour ticks (UTC), in a ``width`` x ``height`` box;
+    with ``limit`` (at the same times) a step line of the site limit over it."""
     left, right, top, bottom = 48, 8, 10, 24
     plot_w, plot_h = width - left - right, height - top - bottom
     kws = [p.power_w / 1000 for p in points]
+    limit_kws = [p.power_w / 1000 for p in limit]
     peak = max(kws, default=0.0)
-    y_top = _nice_top(peak)
+    y_top = _nice_top(max(peak, *limit_kws) if limit_kws else peak)
     if not points:
         return Chart(width, height, "", "", [], [], 0.0, 0.0, "no power data")
     t0, t1 = points[0].at, points[-1].at
@@ -164,4 +216,12 @@ def chart(points: Sequence[PowerPoint], width: int = 960, height: int = 240) -> 
         x_ticks.append(Tick(x(hour), hour.strftime("%H:%M")))
         hour += step
     description = f"Site power over {span / 3600:.0f} h: now {kws[-1]:.1f} kW, peak {peak:.1f} kW"
-    return Chart(width, height, line, area, y_ticks, x_ticks, peak, kws[-1], description)
+    limit_line = ""
+    if limit_kws:
+        steps = [f"M{x(limit[0].at):.1f},{y(limit_kws[0]):.1f}"]
+        for p, kw in zip(limit[1:], limit_kws[1:], strict=True):
+            steps.append(f"H{x(p.at):.1f} V{y(kw):.1f}")
+        limit_line = " ".join(steps)
+        description += f", site limit now {limit_kws[-1]:.1f} kW"
+    return Chart(width, height, line, area, y_ticks, x_ticks, peak, kws[-1], description,
+                 limit_line, limit_kws[-1] if limit_kws else None)  # fmt: skip

@@ -148,10 +148,16 @@ class SiteViews:
 
     # --- history -------------------------------------------------------------------
 
-    async def power_chart(self, hours: float) -> power.Chart:
+    async def power_chart(self, hours: float, limit_w: float | None = None) -> power.Chart:
+        """Site power; with ``limit_w`` (the configured limit) the site limit in force too."""
         now = self.clock()
-        points = await self.site.store.read(lambda c: power.site_power(c, now, hours))
-        return power.chart(points)
+
+        def read(c: Any) -> tuple[list[power.PowerPoint], list[power.PowerPoint]]:
+            points = power.site_power(c, now, hours)
+            return points, [] if limit_w is None else power.site_limit(c, now, hours, limit_w)
+
+        points, limit = await self.site.store.read(read)
+        return power.chart(points, limit=limit)
 
     async def charger_detail(self, charger_id: str, limit: int = 50) -> dict[str, Any] | None:
         charger = self.site.chargers.get(ChargerId(charger_id))

@@ -161,6 +161,7 @@ async def test_every_page_on_a_phone_with_labels_and_keyboard(
             ("/chargers/CP-1", "phone-charger", "Charger CP-1"),
             ("/sessions", "phone-sessions", "Sessions"),
             ("/sensors", "phone-sensors", "Sensors"),
+            ("/power", "phone-power", "Power"),
             ("/events", "phone-events", "Event log"),
             ("/users", "phone-users", "Users"),
         ]:
