@@ -19,6 +19,7 @@ from edge.config import SiteConfig
 from edge.daemon import EdgeDaemon
 from sim.charger import SimCharger
 from tests.edge.conftest import sim_charger_config
+from tests.edge.power.charging import start_charging
 from tests.polling import eventually
 
 CHARGERS = {"CP-A": "1.6", "CP-B": "2.0.1", "CP-C": "1.6"}
@@ -44,12 +45,7 @@ async def charging(
         api = await stack.enter_async_context(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10)
         )
-        async with asyncio.timeout(10):
-            for cp in chargers.values():
-                await cp.wait_online()
-        for cp in chargers.values():
-            await cp.plug_in(1)
-            await cp.start(1, "TAG-OK")
+        await start_charging(chargers.values())
         yield edge, chargers, api
 
 
@@ -128,12 +124,7 @@ async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum(
         refusing = await stack.enter_async_context(
             SimCharger(sim_charger_config(edge, "CP-NO", "1.6", profiles="reject"))
         )
-        async with asyncio.timeout(10):
-            await ok.wait_online()
-            await refusing.wait_online()
-        for cp in (ok, refusing):
-            await cp.plug_in(1)
-            await cp.start(1, "TAG-OK")
+        await start_charging((ok, refusing))
 
         async def limited() -> bool:
             return ok.connectors[1].meter.limit_w is not None
@@ -178,12 +169,7 @@ async def test_a_charger_that_ignores_its_limit_is_found_out_and_the_others_lowe
                 sim_charger_config(edge, "CP-IGN", "2.0.1", max_power_w=22_000.0, profiles="ignore")
             )
         )
-        async with asyncio.timeout(10):
-            await ok.wait_online()
-            await ignoring.wait_online()
-        for cp in (ok, ignoring):
-            await cp.plug_in(1)
-            await cp.start(1, "TAG-OK")
+        await start_charging((ok, ignoring))
         api = await stack.enter_async_context(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{edge.http_port}", timeout=10)
         )
