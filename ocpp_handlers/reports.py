@@ -84,3 +84,33 @@ async def ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
         p,
     )
     return {"status": "Accepted" if planned else "Rejected"}
+
+
+def _schedule_limit_w(schedule: Payload) -> float | None:
+    """The first period's limit of a charging schedule, in W (A on 3 phases unless the
+    period says otherwise, at 230 V)."""
+    periods = schedule.get("chargingSchedulePeriod") or []
+    if not periods:
+        return None
+    first = periods[0]
+    limit = float(first["limit"])
+    if schedule.get("chargingRateUnit") == "A":
+        return limit * 230.0 * int(first.get("numberPhases", 3))
+    return limit
+
+
+async def charging_limit(ctx: HandlerContext, p: Payload) -> Payload:
+    """2.0.1 NotifyChargingLimit: another source limits the station; the load manager
+    takes it as a cap on what it offers there."""
+    schedules = p.get("chargingSchedule") or []
+    limit = _schedule_limit_w(schedules[0]) if schedules else None
+    source = str(p["chargingLimit"]["chargingLimitSource"])
+    await ctx.site.charging_limit(ctx.charger_id, p.get("evseId"), source, limit, p)
+    return {}
+
+
+async def charging_limit_cleared(ctx: HandlerContext, p: Payload) -> Payload:
+    """2.0.1 ClearedChargingLimit: that source's limit is gone."""
+    source = str(p["chargingLimitSource"])
+    await ctx.site.charging_limit(ctx.charger_id, p.get("evseId"), source, None, p)
+    return {}

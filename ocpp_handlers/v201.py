@@ -209,8 +209,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "PublishFirmwareStatusNotification": reports.recorder("publish_firmware_status"),
     # limits and needs: kept; the site plans no ISO 15118 schedule (Rejected: "service
     # not available"), and an EV's own schedule is taken note of
-    "NotifyChargingLimit": reports.recorder("charging_limit"),
-    "ClearedChargingLimit": reports.recorder("charging_limit_cleared"),
+    "NotifyChargingLimit": reports.charging_limit,
+    "ClearedChargingLimit": reports.charging_limit_cleared,
     "NotifyEVChargingNeeds": reports.ev_charging_needs,
     "NotifyEVChargingSchedule": reports.recorder("ev_charging_schedule", {"status": "Accepted"}),
 }

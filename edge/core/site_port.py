@@ -109,6 +109,18 @@ class SitePort(Protocol):
         management); True if the site will send it a charging schedule."""
         ...
 
+    async def charging_limit(
+        self,
+        charger_id: ChargerId,
+        evse_id: int | None,
+        source: str,
+        limit_w: float | None,
+        data: dict[str, Any],
+    ) -> None:
+        """2.0.1: a limit set on the station by another source (an EMS, the grid
+        operator), on one EVSE or the whole station (None); ``limit_w`` None: cleared."""
+        ...
+
     def authorize(self, id_tag: str) -> AuthorizationStatus: ...
 
     def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None: ...

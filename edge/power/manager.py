@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -241,9 +242,10 @@ class LoadManager:
 
     def spec(self, charger: Charger) -> ChargerSpec:
         configured = self.config.charger(charger.id) or ChargerConfig(id=charger.id)
+        external = self.site.external_limits.get((charger.id, 0))  # an EMS, the grid operator
         return ChargerSpec(
             charger.id,
-            configured.max_kw * 1000,
+            min(configured.max_kw * 1000, math.inf if external is None else external),
             configured.phases,
             configured.phase,
             configured.priority,
@@ -274,6 +276,7 @@ class LoadManager:
             offered_at=None if held is None else held.at,
             departure=departure,
             energy_needed_wh=None if target is None else max(0.0, target - session.energy_wh),
+            cap_w=self.site.external_limits.get((session.charger_id, session.evse_id)),
         )
 
     async def _learn_departures(self) -> None:
@@ -346,7 +349,9 @@ class LoadManager:
             for s in self.site.active.of_charger(charger.id):
                 self._held.pop(s.id, None)
             await self._learn_rate_unit(charger)
-            spec = self.spec(charger)
+            configured = self.config.charger(charger.id) or ChargerConfig(id=charger.id)
+            # the charger's own maximum: another source's limit may be lifted later
+            spec = replace(self.spec(charger), max_w=configured.max_kw * 1000)
             for command in charger_profiles(spec, self.power.failsafe_kw * 1000, now):
                 if not await self._profile(charger.id, command):
                     break

@@ -85,6 +85,9 @@ class Site:
         self.meter_values = sessions.meter_values
         self.record_meter_values = sessions.record_meter_values
         self.stop_session = sessions.stop_session
+        # limits other sources (an EMS, the grid operator) set on a station, in W, by
+        # (charger, EVSE; 0 the whole station): load management offers no more there
+        self.external_limits: dict[tuple[ChargerId, int], float] = {}
         self.firmware = FirmwareUpdates(store, clock, self._charger, self._notify)
         # what a charger holds and how applying the site's keys went (docs/provisioning.md)
         self.provisioning = Provisioning(config, store, clock)
@@ -291,6 +294,25 @@ class Site:
         await self.record_event(charger_id, "ev_charging_needs", data)
         self._notify(SiteChange("session", charger_id, evse_id, session.id if session else None))
         return self.config.power.site_limit_kw is not None
+
+    async def charging_limit(
+        self,
+        charger_id: ChargerId,
+        evse_id: int | None,
+        source: str,
+        limit_w: float | None,
+        data: dict[str, Any],
+    ) -> None:
+        key = (charger_id, evse_id or 0)
+        if limit_w is None:
+            self.external_limits.pop(key, None)
+        else:
+            self.external_limits[key] = limit_w
+        kind = "charging_limit" if limit_w is not None else "charging_limit_cleared"
+        await self.record_event(charger_id, kind, data)
+        log.info("ocpp.charging_limit", charger=charger_id, evse=evse_id, source=source,
+                 limit_w=limit_w)  # fmt: skip
+        self._notify(SiteChange("charger", charger_id))
 
     async def security_event(
         self,

@@ -84,9 +84,13 @@ def decide(state: PowerState, now: datetime) -> Decision:
     managed = [s for s in state.sessions if s.charger_id not in uncontrolled | offline]
     limit_list = _limits(state, specs, managed, fixed)
 
-    floors = {s.session_id: _floor(specs[s.charger_id], limits) for s in managed}
+    floors = {
+        s.session_id: min(_floor(specs[s.charger_id], limits), _or_inf(s.cap_w)) for s in managed
+    }
     caps = {
-        s.session_id: _cap(s, specs[s.charger_id], limits, floors[s.session_id], now)
+        s.session_id: min(
+            _cap(s, specs[s.charger_id], limits, floors[s.session_id], now), _or_inf(s.cap_w)
+        )
         for s in managed
     }
     order = sorted(
@@ -190,6 +194,10 @@ def _cap(
         if draw < s.offered_w - _car_margin(s.offered_w):
             return max(floor, min(spec.max_w, draw + _car_margin(draw)))
     return spec.max_w
+
+
+def _or_inf(limit: float | None) -> float:
+    return math.inf if limit is None else limit
 
 
 def _car_margin(power_w: float) -> float:

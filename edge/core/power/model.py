@@ -97,6 +97,7 @@ class SessionLoad:
     offered_at: datetime | None = None
     departure: datetime | None = None  # from a reservation or the car's charging needs
     energy_needed_wh: float | None = None
+    cap_w: float | None = None  # a limit another source set on this EVSE (an EMS, the DSO)
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,7 @@ def power_states(draw: st.DrawFn) -> PowerState:
                     offered_at=NOW - timedelta(seconds=draw(st.floats(0, 600))),
                     departure=draw(st.none() | st.just(NOW + timedelta(hours=2))),
                     energy_needed_wh=draw(st.none() | st.floats(0, 80_000)),
+                    cap_w=draw(st.none() | st.floats(0, 30_000)),
                 )
             )
     ids = [c.id for c in chargers]
@@ -329,10 +330,14 @@ def test_no_limit_is_ever_exceeded_by_the_offers_it_controls(state: PowerState) 
             amps = sum(o.limit_w * specs[o.charger_id].phase_share(phase) for o in managed)  # type: ignore[arg-type]
             fixed_a = sum(w * specs[c].phase_share(phase) for c, w in fixed.items())  # type: ignore[arg-type]
             assert amps <= max(0.0, state.limits.phase_a - fixed_a) + 1e-6
+    caps = {s.session_id: s.cap_w for s in state.sessions}
     for offer in managed:
         spec = specs[offer.charger_id]
+        cap = caps[offer.session_id]
+        assert cap is None or offer.limit_w <= cap + 1e-6  # another source's limit holds
         if offer.state is OfferState.CHARGING:  # never less than a car can charge with
             least = min(max(state.limits.min_session_w, spec.power_w(MIN_CURRENT_A)), spec.max_w)
+            least = least if cap is None else min(least, cap)
             step = 0.1 * PHASE_VOLTAGE * spec.phases if spec.unit == "A" else 10
             assert offer.limit_w >= least - step - 1e-6
         else:

@@ -275,3 +275,42 @@ async def test_a_car_that_leaves_sooner_with_more_to_take_gets_more(
 
         await eventually(by_need, "the car leaving sooner gets more", within=15)
         assert limit("CP-SOON") + limit("CP-LATE") <= 22_000
+
+
+async def test_a_limit_another_source_sets_on_the_station_caps_the_offer(
+    config_factory: Callable[..., SiteConfig],
+) -> None:
+    config = config_factory(
+        chargers=[{"id": "CP-EMS", "max_kw": 22}],
+        power={"site_limit_kw": 44, "failsafe_kw": 1.0, "cycle_seconds": 1},
+    )
+    async with (
+        EdgeDaemon(config) as edge,
+        SimCharger(sim_charger_config(edge, "CP-EMS", "2.0.1", max_power_w=22_000.0)) as cp,
+    ):
+        await start_charging([cp])
+
+        def offered() -> float:
+            return cp.connectors[1].meter.limit_w or 0.0
+
+        async def at_most(watts: float) -> bool:
+            return 0 < offered() <= watts
+
+        async def full() -> bool:
+            return offered() > 21_000
+
+        await eventually(full, "the charger's whole 22 kW offered")
+        limit = {
+            "evseId": 1,
+            "chargingLimit": {"chargingLimitSource": "EMS", "isGridCritical": True},
+            "chargingSchedule": [{
+                "id": 1, "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16, "numberPhases": 3}],
+            }],
+        }  # fmt: skip
+        await cp.link.send_or_log("NotifyChargingLimit", limit)
+        await eventually(lambda: at_most(16 * 230 * 3), "the offer within the EMS's 16 A")
+        await cp.link.send_or_log(
+            "ClearedChargingLimit", {"chargingLimitSource": "EMS", "evseId": 1}
+        )
+        await eventually(full, "the whole 22 kW again once the EMS lifts its limit")
