@@ -352,3 +352,40 @@ def test_limits_go_down_before_any_goes_up() -> None:
     assert planned.lower == {"a": 7_000, "c": 5_000}  # an unknown holding goes with them
     assert planned.raise_ == {"b": 8_000}
     assert not changes({"a": 1_000}, {"a": 1_000})
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cars=st.integers(2, 12),
+    fit=st.integers(1, 11),
+    strategy=st.sampled_from(list(Strategy)),
+    priorities=st.lists(st.integers(0, 0), min_size=12, max_size=12),
+)
+def test_nobody_waits_for_ever(
+    cars: int, fit: int, strategy: Strategy, priorities: list[int]
+) -> None:
+    """With room for ``fit`` cars at the minimum, every one of ``cars`` charges within a
+    bounded number of turns, whatever the strategy (equal priorities)."""
+    fit = min(fit, cars - 1)
+    chargers = tuple(charger(f"CP-{i}") for i in range(cars))
+    rotate = 600.0
+    limits = SiteLimits(
+        site_w=fit * 4_200 + 100,
+        min_session_w=4_200,
+        failsafe_w=0,
+        strategy=strategy,
+        rotate_s=rotate,
+    )
+    sessions = tuple(car(c.id) for c in chargers)
+    turns: dict[str, Turn] = {}
+    charged: set[str] = set()
+    now = NOW
+    rounds = -(-cars // fit) + 1  # turns of rotate_s each until the last one's comes
+    for _ in range(rounds * 2 + 2):  # two cycles per turn
+        decision = decide(PowerState(limits, chargers, sessions, turns), now)
+        charging = {o.session_id for o in decision.offers if o.state is OfferState.CHARGING}
+        assert len(charging) == fit
+        charged |= charging
+        turns = decision.turns
+        now += timedelta(seconds=rotate / 2 + 1)
+    assert charged == {s.session_id for s in sessions}
