@@ -249,6 +249,9 @@ async def bench(args: argparse.Namespace) -> Report:
 
             # the manager sends every charger its maximum and its failsafe after its boot
             await eventually(profiled, "every charger has its maximum and failsafe", within=60)
+            for cp in sims.values():  # a tick of charging is one meter interval times speed
+                if cp.protocol.settings.meter_interval() != args.tick:
+                    raise RuntimeError(f"{cp.id}: the meter interval is not the tick any more")
             say(f"{len(sims)} chargers online with their profiles; the day begins")
             return await Day(args, plans).run(edge, sims)
 
