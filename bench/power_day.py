@@ -136,8 +136,9 @@ class Day:
             else:
                 report.false_alarms.add(charger_id)
 
-    async def run(self, edge: EdgeDaemon, sims: dict[str, SimCharger]) -> Report:
-        report = self.report
+    def timetable(self) -> tuple[dict[int, list[CarRun]], dict[int, list[str]]]:
+        """The cars arriving at each tick, and the chargers they leave at each tick; a car
+        stays at least one tick."""
         arrivals: dict[int, list[CarRun]] = {}
         departures: dict[int, list[str]] = {}
         for car in self.cars:
@@ -148,6 +149,12 @@ class Day:
                          unlimited_wh(car, plan.max_kw * 1000, last - first, self.tick_sim))  # fmt: skip
             arrivals.setdefault(first, []).append(run)
             departures.setdefault(last, []).append(car.charger)
+        return arrivals, departures
+
+    async def run(self, edge: EdgeDaemon, sims: dict[str, SimCharger]) -> Report:
+        """Every tick: departures, arrivals, then every car's meter values, then a sample."""
+        report = self.report
+        arrivals, departures = self.timetable()
         edge.power.observers.append(self.observe)
         self.start = time.monotonic()
         for tick in range(self.ticks + 1):

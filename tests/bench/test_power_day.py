@@ -31,6 +31,11 @@ def test_a_tiny_day_keeps_the_site_under_its_limit() -> None:
     assert verdict, done.stdout
     assert verdict[0].startswith("SAFETY: limit held after the react window"), done.stdout
     assert any(line.startswith("energy delivered") for line in lines)
+    # the charger that ignores its profiles is caught, and no obeying one is blamed
+    assert any(line.startswith("uncontrolled detected    yes, PD-03") for line in lines), (
+        done.stdout
+    )
+    assert "obeying chargers marked  none" in lines, done.stdout
     assert not any(line.startswith("ERROR") for line in lines), done.stdout
 
 
