@@ -133,6 +133,9 @@ class Day:
             if self.plans[charger_id].profiles == "ignore":
                 if report.detected_wall is None and report.ignoring_first_car_wall is not None:
                     report.detected_wall = time.monotonic() - self.start
+                counted = [o.counted_w for o in manager.decision.offers
+                           if o.charger_id == charger_id] if manager.decision else []  # fmt: skip
+                report.ignoring_counted_w = max([report.ignoring_counted_w, *counted])
             else:
                 report.false_alarms.add(charger_id)
 

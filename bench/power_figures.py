@@ -112,6 +112,7 @@ class Report:
     cars: list[CarRun] = field(default_factory=list)
     ignoring_first_car_wall: float | None = None
     detected_wall: float | None = None  # when the manager marked the ignoring charger
+    ignoring_counted_w: float = 0.0  # the most the manager counted it at since
     false_alarms: set[str] = field(default_factory=set)  # obeying chargers marked
     errors: list[str] = field(default_factory=list)
 
@@ -223,6 +224,11 @@ def render(report: Report) -> str:
             "uncontrolled detected",
             f"yes, {', '.join(ignoring)} {after:.1f} s wall (~{after * sim_min:.0f} sim-min) "
             "after its first car arrived",
+        )
+        max_kw = ", ".join(f"{p.max_kw:g}" for p in plans if p.profiles == "ignore")
+        row(
+            "uncontrolled counted at",
+            f"{_kw(report.ignoring_counted_w)} kW (its max_kw: {max_kw}) while its car was in",
         )
     alarms = ", ".join(sorted(report.false_alarms)) or "none"
     row("obeying chargers marked", alarms)

@@ -36,6 +36,9 @@ def test_a_tiny_day_keeps_the_site_under_its_limit() -> None:
         done.stdout
     )
     assert "obeying chargers marked  none" in lines, done.stdout
+    counted = [line for line in lines if line.startswith("uncontrolled counted at")]
+    assert counted, done.stdout
+    assert counted[0].split()[3:5] == ["11.0", "kW"], done.stdout  # its max_kw, 11 kW
     assert not any(line.startswith("ERROR") for line in lines), done.stdout
 
 
