@@ -42,7 +42,7 @@ from edge.core.power.model import (
     Strategy,
     Turn,
 )
-from edge.core.power.profiles import charger_profiles, session_profile
+from edge.core.power.profiles import default_profile, maximum_profile, session_profile
 from edge.core.profiles import RateUnit, SetChargingProfile
 from edge.ocpp.charger_calls import ChargerOffline, CommandTimeout, InvalidCommand, send_command
 from edge.ocpp.connection import CallFailed
@@ -58,7 +58,7 @@ from edge.storage.sync_sql import set_meta
 log = structlog.get_logger(__name__)
 
 OVERRIDE_KEY: Final = "power.site_limit_override"
-STEERED: Final = (OfferState.CHARGING, OfferState.QUEUED)
+STEERED: Final = (OfferState.CHARGING, OfferState.QUEUED, OfferState.RESTING)  # sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,7 @@ class LoadManager:
         self._set_up: dict[ChargerId, datetime | None] = {}  # the boot each was set up after
         self._units: dict[ChargerId, RateUnit] = {}  # the rate unit each charger said it takes
         self._departures: dict[int, datetime | None] = {}  # by OCPP reservation id
+        self._defaults: dict[ChargerId, datetime] = {}  # when each default lease began
         self._wake = asyncio.Event()
         # called after every decision and limit change (metrics, live views); never block
         self.observers: list[Callable[[LoadManager], None]] = []
@@ -183,6 +184,7 @@ class LoadManager:
         ):
             await self.set_override(None, None, "expiry")
         await self._set_up_booted(now)
+        await self._renew_defaults(now)
         await self._learn_departures()
         decision = decide(self.state(now), now)
         self._turns = decision.turns
@@ -234,8 +236,11 @@ class LoadManager:
             sessions=tuple(self._load(s) for s in sessions),
             turns=self._turns,
             other_load_w=self.other_load_w,
+            # a car plugged in where the default profile's lease lapsed takes the failsafe
             idle_evses={
-                c.id: max(0, _evse_count(c) - busy.get(c.id, 0)) for c in chargers if c.connected
+                c.id: max(0, _evse_count(c) - busy.get(c.id, 0))
+                for c in chargers
+                if c.first_seen is not None and not self._default_holds(c, now)
             },
             site_limit_override_w=None if self.override is None else self.override.limit_w,
         )
@@ -352,9 +357,31 @@ class LoadManager:
             configured = self.config.charger(charger.id) or ChargerConfig(id=charger.id)
             # the charger's own maximum: another source's limit may be lifted later
             spec = replace(self.spec(charger), max_w=configured.max_kw * 1000)
-            for command in charger_profiles(spec, self.power.failsafe_kw * 1000, now):
-                if not await self._profile(charger.id, command):
-                    break
+            self._defaults.pop(charger.id, None)  # until renewed, idle EVSEs are kept free
+            if await self._profile(charger.id, maximum_profile(spec, now)):
+                await self._renew_default(charger, now)
+
+    async def _renew_defaults(self, now: datetime) -> None:
+        """Each connected charger's default profile before its lease runs out."""
+        due = now - timedelta(seconds=self.power.lease_seconds / 2)
+        for charger in list(self.site.chargers.values()):
+            held = self._defaults.get(charger.id)
+            if charger.connected and held is not None and held <= due:
+                await self._renew_default(charger, now)
+
+    async def _renew_default(self, charger: Charger, now: datetime) -> None:
+        command = default_profile(
+            self.spec(charger), self.power.failsafe_kw * 1000, self.power.lease_seconds, now
+        )
+        if await self._profile(charger.id, command):
+            self._defaults[charger.id] = now
+        else:
+            self._defaults.pop(charger.id, None)
+
+    def _default_holds(self, charger: Charger, now: datetime) -> bool:
+        """Its default profile still offers new cars nothing (its lease is current)."""
+        held = self._defaults.get(charger.id)
+        return held is not None and (now - held).total_seconds() < self.power.lease_seconds
 
     async def _learn_rate_unit(self, charger: Charger) -> None:
         """The unit its profiles are written in, as the charger says it takes them (1.6

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -71,8 +72,8 @@ def decide(state: PowerState, now: datetime) -> Decision:
     for s in state.sessions:
         turn = state.turns.get(s.session_id, Turn())
         if _overshoots(s, believed[s.session_id], limits, now):
-            turn = Turn(turn.charging_since, turn.queued_since, turn.over_since or now)
-        turns[s.session_id] = turn
+            turn = replace(turn, over_since=turn.over_since or now)
+        turns[s.session_id] = _rest(s, turn, specs.get(s.charger_id), limits, now)
         if turn.over_since is not None:
             ignoring.add(s.charger_id)
         if s.charger_id not in specs:
@@ -81,7 +82,9 @@ def decide(state: PowerState, now: datetime) -> Decision:
     uncontrolled |= ignoring
     offline = {c.id for c in state.chargers if not c.connected} - uncontrolled
     fixed = _fixed_loads(state, specs, believed, uncontrolled, offline)
-    managed = [s for s in state.sessions if s.charger_id not in uncontrolled | offline]
+    steered = [s for s in state.sessions if s.charger_id not in uncontrolled | offline]
+    resting = [s for s in steered if turns[s.session_id].resting_since is not None]
+    managed = [s for s in steered if turns[s.session_id].resting_since is None]
     limit_list = _limits(state, specs, managed, fixed)
 
     floors = {
@@ -122,17 +125,27 @@ def decide(state: PowerState, now: datetime) -> Decision:
         sent = _sendable(x[s.session_id], spec)
         turn = turns[s.session_id]
         if s.session_id in admitted_ids and sent > 0:
-            turns[s.session_id] = Turn(turn.charging_since or now, None, turn.over_since)
+            turns[s.session_id] = replace(
+                turn, charging_since=turn.charging_since or now, queued_since=None
+            )
             why = _why_charging(s.session_id, sent, caps, spec, limit_list, full)
             offers.append(
                 Offer(s.session_id, s.charger_id, s.evse_id, sent, OfferState.CHARGING, why, sent)
             )
         else:
-            turns[s.session_id] = Turn(None, turn.queued_since or now, turn.over_since)
+            turns[s.session_id] = replace(
+                turn, charging_since=None, queued_since=turn.queued_since or now
+            )
             why = f"queued: not enough power for {floors[s.session_id] / 1000:.1f} kW more"
             offers.append(
                 Offer(s.session_id, s.charger_id, s.evse_id, 0.0, OfferState.QUEUED, why, 0.0)
             )
+
+    for s in resting:
+        why = f"the car takes nothing: offered power again after {limits.rotate_s / 60:.0f} min"
+        offers.append(
+            Offer(s.session_id, s.charger_id, s.evse_id, 0.0, OfferState.RESTING, why, 0.0)
+        )
 
     counted = {o.session_id: o.counted_w for o in offers}
     usage = _usage(state, specs, limit_list, counted, fixed)
@@ -169,6 +182,31 @@ def _overshoots(s: SessionLoad, draw: float, limits: SiteLimits, now: datetime) 
         return False  # still given time to follow
     margin = max(OVERSHOOT_MARGIN_W, OVERSHOOT_MARGIN_SHARE * s.offered_w)
     return draw > s.offered_w + margin
+
+
+def _rest(
+    s: SessionLoad, turn: Turn, spec: ChargerSpec | None, limits: SiteLimits, now: datetime
+) -> Turn:
+    """A car that took nothing of an offer it had time to take (full, or waiting for a
+    departure timer of its own) rests: it holds no share for ``rotate_s``, then is
+    offered power again in its turn, ranked by how long it rested."""
+    if turn.resting_since is not None:
+        if (now - turn.resting_since).total_seconds() < limits.rotate_s:
+            return turn
+        return replace(turn, resting_since=None, charging_since=None,
+                       queued_since=turn.resting_since)  # fmt: skip
+    if (
+        spec is None
+        or s.offered_w is None
+        or s.offered_w <= 0
+        or s.measured_w is None
+        or not _fresh(s, limits, now)
+        or (s.offered_at is not None and (now - s.offered_at).total_seconds() < limits.react_s)
+    ):
+        return turn
+    if max(0.0, s.measured_w) < spec.power_w(MIN_CURRENT_A) / 2:
+        return replace(turn, resting_since=now, charging_since=None, queued_since=None)
+    return turn
 
 
 def _floor(spec: ChargerSpec, limits: SiteLimits) -> float:

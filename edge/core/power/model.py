@@ -31,6 +31,7 @@ class OfferState(StrEnum):
     QUEUED = "queued"  # offered nothing: waits its turn
     UNCONTROLLED = "uncontrolled"  # rejects or ignores limits: counted at its worst
     OFFLINE = "offline"  # its charger is not connected: it keeps its last limit
+    RESTING = "resting"  # its car takes nothing (full): offered nothing for a while
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class Turn:
     charging_since: datetime | None = None
     queued_since: datetime | None = None
     over_since: datetime | None = None  # drawing more than offered since
+    resting_since: datetime | None = None  # its car took nothing of its offer since
 
 
 @dataclass(frozen=True, slots=True)

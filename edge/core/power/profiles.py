@@ -4,8 +4,11 @@ Three per charger, each at its own purpose so none replaces another:
 
 - a maximum profile (stack 0): the charger's ``max_kw``, so a charger that loses every
   other profile still cannot take more than it is wired for;
-- a default profile on EVSE 0 (stack 0): the failsafe limit, which a car plugged in gets
-  before the manager has heard of it (the manager keeps that much free per idle EVSE);
+- a default profile on EVSE 0 (stack 0): nothing for ``lease_s``, then the failsafe. A
+  car plugged in waits for the manager's offer (one cycle: a new session wakes it), and
+  a charger that lost the edge lets new cars take the failsafe once the lease is over.
+  The manager renews it at half its lease; until it holds, it keeps the failsafe free
+  for each idle EVSE;
 - a transaction profile per session (stack 1): the manager's offer for ``lease_s``, then
   the failsafe. The manager renews it well before the lease ends, so a charger that
   loses the edge falls back to the failsafe by itself.
@@ -35,22 +38,22 @@ def _period(spec: ChargerSpec, start_s: int, power_w: float) -> SchedulePeriod:
     return SchedulePeriod(start_s, rate(spec, power_w), spec.phases if spec.unit == "A" else None)
 
 
-def charger_profiles(
-    spec: ChargerSpec, failsafe_w: float, now: datetime
-) -> list[SetChargingProfile]:
-    """The maximum and the default profile, sent after every boot."""
+def maximum_profile(spec: ChargerSpec, now: datetime) -> SetChargingProfile:
+    """The charger's maximum, sent after every boot."""
     maximum = ChargingProfile(
         MAX_PROFILE_ID, "max", 0, spec.unit, (_period(spec, 0, spec.max_w),), start=now
     )
-    default = ChargingProfile(
-        DEFAULT_PROFILE_ID,
-        "tx_default",
-        0,
-        spec.unit,
-        (_period(spec, 0, min(failsafe_w, spec.max_w)),),
-        start=now,
-    )
-    return [SetChargingProfile(0, maximum), SetChargingProfile(0, default)]
+    return SetChargingProfile(0, maximum)
+
+
+def default_profile(
+    spec: ChargerSpec, failsafe_w: float, lease_s: int, now: datetime
+) -> SetChargingProfile:
+    """What a new car gets before its own offer: nothing during the lease, then the
+    failsafe (the edge is gone)."""
+    periods = (_period(spec, 0, 0.0), _period(spec, lease_s, min(failsafe_w, spec.max_w)))
+    default = ChargingProfile(DEFAULT_PROFILE_ID, "tx_default", 0, spec.unit, periods, start=now)
+    return SetChargingProfile(0, default)
 
 
 def session_profile(

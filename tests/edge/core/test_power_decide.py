@@ -293,7 +293,7 @@ def power_states(draw: st.DrawFn) -> PowerState:
 def test_no_limit_is_ever_exceeded_by_the_offers_it_controls(state: PowerState) -> None:
     decision = decide(state, NOW)
     specs = {c.id: c for c in state.chargers}
-    steered = (OfferState.CHARGING, OfferState.QUEUED)
+    steered = (OfferState.CHARGING, OfferState.QUEUED, OfferState.RESTING)
     managed = [o for o in decision.offers if o.state in steered]
     # what the manager cannot steer: a charger that ignores limits or is offline as the
     # decision counts it (checked here to be its worst), and the failsafe a car plugged
@@ -389,3 +389,26 @@ def test_nobody_waits_for_ever(
         turns = decision.turns
         now += timedelta(seconds=rotate / 2 + 1)
     assert charged == {s.session_id for s in sessions}
+
+
+def test_a_full_car_rests_and_gives_its_place_to_a_waiting_one() -> None:
+    """Room for two at the minimum; A's car is full (draws nothing of its 4.2 kW for
+    minutes): it rests, C charges instead, and A is offered power again in its turn."""
+    chargers = (charger("A", 11), charger("B", 11), charger("C", 11))
+    limits = site(9, rotate_s=900)
+    given = NOW - timedelta(minutes=5)
+    full = car("A", measured_w=0, measured_at=NOW, offered_w=4_140, offered_at=given)
+    drawing = car("B", measured_w=4_100, measured_at=NOW, offered_w=4_140, offered_at=given)
+    turns = {"s-A-1": Turn(charging_since=given), "s-B-1": Turn(charging_since=given)}
+    decision = decide(PowerState(limits, chargers, (full, drawing, car("C")), turns), NOW)
+    states = {o.session_id: o.state for o in decision.offers}
+    assert states == {
+        "s-A-1": OfferState.RESTING,
+        "s-B-1": OfferState.CHARGING,
+        "s-C-1": OfferState.CHARGING,
+    }
+    assert offered(decision)["s-A-1"] == 0
+    later = NOW + timedelta(minutes=16)
+    back = car("A", measured_w=0, measured_at=later, offered_w=0, offered_at=NOW)
+    again = decide(PowerState(limits, chargers, (back, drawing, car("C")), decision.turns), later)
+    assert again.offer("s-A-1").state is not OfferState.RESTING  # type: ignore[union-attr]
