@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.power_figures import CarRun, Report, Sample, render
@@ -204,6 +205,26 @@ class Day:
             return
         self.present[cp.id] = (run, register)
         self.report.cars.append(run)
+        if run.car.declared and cp.version == "2.0.1":
+            await self.tell_needs(cp, run)
+
+    async def tell_needs(self, cp: SimCharger, run: CarRun) -> None:
+        """A car that declared its departure says so as a 2.0.1 car does (ISO 15118:
+        NotifyEVChargingNeeds), in the manager's wall time."""
+        stay_wall = (run.car.leave_s - run.car.arrive_s) / speed(self.args)
+        departure = datetime.now(UTC) + timedelta(seconds=stay_wall)
+        needs = {
+            "evseId": EVSE,
+            "chargingNeeds": {
+                "requestedEnergyTransfer": "AC_three_phase",
+                "departureTime": departure.isoformat(),
+                "acChargingParameters": {
+                    "energyAmount": round(run.car.wanted_wh), "evMinCurrent": 6,
+                    "evMaxCurrent": 32, "evMaxVoltage": 400,
+                },
+            },
+        }  # fmt: skip
+        await cp.link.send_or_log("NotifyEVChargingNeeds", needs)
 
     async def leave(self, cp: SimCharger) -> None:
         if cp.id not in self.present:
