@@ -90,6 +90,13 @@ class WebUi:
         self.pages = Pages(config.site, self.views.clock)
         self.router = self._routes()
 
+    def site_limit_w(self) -> float | None:
+        """The configured site limit, for the limit line of the power charts (None: no
+        load management)."""
+        if self.power is None or self.power.power.site_limit_kw is None:
+            return None
+        return self.power.power.site_limit_kw * 1000
+
     def install(self, app: FastAPI) -> None:
         """The JSON API's guard and the UI's error pages (call before serving)."""
         app.add_middleware(
@@ -222,7 +229,9 @@ class WebUi:
                 "alerts": views.alerts(),
                 "power_now_w": views.power_now_w(),
                 "hours": hours,
-                "chart": await views.power_chart(hours) if fragment in (None, "power") else None,
+                "chart": await views.power_chart(hours, self.site_limit_w())
+                if fragment in (None, "power")
+                else None,
             }
             return render(request, "overview.html", session, context)
 

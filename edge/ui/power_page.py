@@ -98,8 +98,7 @@ def power_routes(ui: WebUi, manager: LoadManager) -> APIRouter:
         fragment = request.query_params.get("fragment")
         chart = None
         if manager.enabled and fragment in (None, "chart"):
-            assert manager.power.site_limit_kw is not None
-            chart = await ui.views.power_chart(hours, manager.power.site_limit_kw * 1000)
+            chart = await ui.views.power_chart(hours, ui.site_limit_w())
         context: dict[str, Any] = {
             "power": power_document(manager),
             "chart": chart,

@@ -103,7 +103,7 @@ def test_the_chart_draws_the_limit_over_the_power_and_scales_to_both() -> None:
     assert drawn.limit_line.startswith("M48.0,")
     assert drawn.limit_line.count("V") == len(ends) - 1
     assert "site limit now 20.0 kW" in drawn.description
-    assert chart(power).limit_line == ""  # the overview's chart has no limit
+    assert chart(power).limit_line == ""  # without load management: no limit
 
 
 # --- the page and its form -------------------------------------------------------------
@@ -130,6 +130,8 @@ async def test_the_page_shows_offers_and_a_technician_sets_a_temporary_limit(
         page = (await viewer.http.get("/power")).text
         assert "No temporary limit" in page
         assert 'class="limit"' in page  # the limit line over the chart
+        overview = (await viewer.http.get("/")).text
+        assert 'class="limit"' in overview  # the overview's chart draws it too
         assert "Set limit" not in page  # a viewer sees no form
         for fragment in ("limits", "chart", "chargers"):  # what the live page fetches
             reply = await viewer.http.get("/power", params={"fragment": fragment})
