@@ -28,8 +28,7 @@ from typing import Any, Final
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from central.analytics.service import AnalyticsService
@@ -52,6 +51,7 @@ from central.parking.service import ParkingService
 from central.service import Service, ServiceBuilder
 from central.settings import CentralSettings
 from central.sync.service import SyncService
+from common.api_docs import docs_router
 
 log = structlog.get_logger("central.app")
 
@@ -179,8 +179,10 @@ def create_app(
         "Authenticate with `Authorization: Bearer <API key>`.",
         lifespan=lifespan,
         openapi_url=None if remote_services is not None else "/openapi.json",
-        docs_url=None if remote_services is not None else "/docs",
+        docs_url=None,  # served from the package (docs_router): no CDN needed
+        redoc_url=None,
     )
+    app.include_router(docs_router("/openapi.json", title))
     app.state.internal_token = "" if gateway else settings.internal_token
     app.state.settings = settings
     app.state.bus = bus
@@ -215,10 +217,6 @@ def create_app(
         async def openapi_json() -> JSONResponse:
             merged = await remote_services.merged_openapi(app.openapi())
             return JSONResponse(merged)
-
-        @app.get("/docs", include_in_schema=False)
-        async def docs() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - docs")
 
     limit_for = settings.body_limits.for_path
     app.add_middleware(GzipRequestMiddleware, limit_for=limit_for)

@@ -38,10 +38,11 @@ from central.gateway.keys import KeyStore
 from central.gateway.ratelimit import FailureLimiter, RateLimiter
 from central.infra.body_limit import read_body
 from central.infra.http_client import ResilientClient, Unavailable
+from common.api_docs import is_docs_path
 
 log = structlog.get_logger("central.gateway")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})  # and the docs (is_docs_path)
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -108,7 +109,7 @@ class GatewayMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                if path in PUBLIC_PATHS:
+                if path in PUBLIC_PATHS or is_docs_path(path):
                     await self.app({**scope, "headers": headers}, receive, send_wrapped)
                     return
                 auth = _header(headers, b"authorization") or ""

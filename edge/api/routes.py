@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 
+from common.api_docs import docs_router
 from common.timestamps import format_timestamp
 from edge.api.commands import command_answer, known_charger
 from edge.api.json_io import SafeJSONResponse, StrictJsonBodies, validation_error
@@ -125,7 +126,10 @@ def create_app(
         description="Local API of one site's edge daemon.",
         version="0.1.0",
         default_response_class=SafeJSONResponse,
+        docs_url=None,  # served from the package below: a site may have no internet
+        redoc_url=None,
     )
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
     app.add_middleware(StrictJsonBodies)
     app.add_exception_handler(RequestValidationError, validation_error)
 
