@@ -1,22 +1,22 @@
-"""``/docs`` served by the process itself: Swagger UI from the ``swagger-ui-bundle``
-package, so the page works on a site without internet (FastAPI's default loads it from a
-CDN). The page has no inline script: the one that starts Swagger UI is an asset too, so
+"""``/docs`` served by the process itself: Swagger UI 5 (it reads the OpenAPI 3.1 that
+FastAPI writes) from the files the ``fastapi-offline`` package ships, so the page works on
+a site without internet (FastAPI's default loads it from a CDN). The page has no inline script: the one that starts Swagger UI is an asset too, so
 a strict Content-Security-Policy allows it."""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from typing import Final
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
-from swagger_ui_bundle import swagger_ui_path
 
 ASSETS: Final = "/docs-assets"
 _FILES: Final = {
     "swagger-ui-bundle.js": "text/javascript",
     "swagger-ui.css": "text/css",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
 _CACHE: Final = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
 
@@ -28,7 +28,8 @@ def is_docs_path(path: str) -> bool:
 
 def docs_router(openapi_url: str, title: str) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    assets = {name: (swagger_ui_path / name).read_bytes() for name in _FILES}
+    shipped = resources.files("fastapi_offline") / "static"  # only its files are used
+    assets = {name: (shipped / name).read_bytes() for name in _FILES}
     start = (
         f"window.ui = SwaggerUIBundle({{url: {json.dumps(openapi_url)}, dom_id: '#swagger-ui', "
         "deepLinking: true, presets: [SwaggerUIBundle.presets.apis]});\n"
@@ -36,7 +37,7 @@ def docs_router(openapi_url: str, title: str) -> APIRouter:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - API</title>
 <link rel="stylesheet" href="{ASSETS}/swagger-ui.css">
-<link rel="icon" href="{ASSETS}/favicon-32x32.png"></head>
+<link rel="icon" href="{ASSETS}/favicon.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="{ASSETS}/swagger-ui-bundle.js"></script>
 <script src="{ASSETS}/start.js"></script></body></html>

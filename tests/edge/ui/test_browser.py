@@ -200,3 +200,18 @@ async def test_every_page_on_a_phone_with_labels_and_keyboard(
     login = await new_page(browser)
     await login.goto(base_url(daemon) + "/login")
     await screenshot(login, "login")
+
+
+async def test_the_api_docs_render_from_the_edge_alone(
+    daemon: EdgeDaemon, browser: Browser
+) -> None:
+    """Swagger UI draws the edge's API with nothing loaded from anywhere else."""
+    page = await new_page(browser)
+    elsewhere: list[str] = []
+    page.on(
+        "request", lambda r: None if r.url.startswith(base_url(daemon)) else elsewhere.append(r.url)
+    )
+    await page.goto(base_url(daemon) + "/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("evpark edge")
+    await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    assert elsewhere == []
