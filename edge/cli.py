@@ -90,27 +90,38 @@ def edge_run(
         raise typer.Exit(2) from err
 
 
-def _site_config(config: Path) -> SiteConfig:
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="where the SQLite database lives", envvar="EVPARK_DATA_DIR"),
+]
+
+
+def _site_config(config: Path, data_dir: Path | None) -> SiteConfig:
     from edge.config import ConfigError, load_site_config
 
     try:
-        return load_site_config(config)
+        site = load_site_config(config)
     except ConfigError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
+    if data_dir is None:
+        return site
+    storage = site.storage.model_copy(update={"data_dir": data_dir})
+    return site.model_copy(update={"storage": storage})
 
 
 @edge_app.command("backup")
 def edge_backup(
     config: ConfigOption,
     to: Annotated[Path, typer.Option("--to", help="the backup file to write")],
+    data_dir: DataDirOption = None,
 ) -> None:
     """Back up the site's database, consistently, while the daemon runs."""
     import structlog
 
     from edge.storage.backup import BackupError, backup
 
-    site = _site_config(config)
+    site = _site_config(config, data_dir)
     try:
         report = backup(site.storage.database, to)
     except (BackupError, OSError) as err:
@@ -135,6 +146,7 @@ def edge_restore(
     offline: Annotated[
         bool, typer.Option(help="restore without asking central where the site stands")
     ] = False,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Restore a backup into the site's data dir (the daemon must be stopped)."""
     from datetime import UTC, datetime
@@ -143,10 +155,10 @@ def edge_restore(
 
     from edge.storage.backup import BackupError, inspect, restore
 
-    site = _site_config(config)
+    site = _site_config(config, data_dir)
     try:
         found = inspect(source)
-        central = None if offline else _central_sequence(site)
+        central = None if offline else central_last_sequence(site)
         if not yes:
             typer.confirm(
                 f"Replace {site.storage.database} with {source} (schema {found.schema}, "
@@ -169,7 +181,7 @@ def edge_restore(
     )
 
 
-def _central_sequence(site: SiteConfig) -> int | None:
+def central_last_sequence(site: SiteConfig) -> int | None:
     """The last sequence central holds for the site (None without a central)."""
     import httpx
 

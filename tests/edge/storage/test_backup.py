@@ -161,7 +161,7 @@ async def test_the_cli_backs_up_and_restores(tmp_path: Path) -> None:
     data = tmp_path / "data"
     config = write_site_toml(
         tmp_path / "site.toml",
-        {"site": {"id": "backup-site"}, "storage": {"data_dir": str(data)}},
+        {"site": {"id": "backup-site"}, "storage": {"data_dir": str(tmp_path / "elsewhere")}},
     )
     async with SqliteStore(data / "edge.sqlite3") as store:
         for n in range(1, 4):
@@ -169,20 +169,34 @@ async def test_the_cli_backs_up_and_restores(tmp_path: Path) -> None:
         runner = CliRunner()
         target = tmp_path / "site.bak"
         made = await asyncio.to_thread(
-            runner.invoke, app, ["edge", "backup", "--config", str(config), "--to", str(target)]
+            runner.invoke,
+            app,
+            ["edge", "backup", "-c", str(config), "--data-dir", str(data), "--to", str(target)],
         )
         assert made.exit_code == 0, made.output
         assert "schema" in made.output
         assert "last sequence 3" in made.output
-        args = ["edge", "restore", "--config", str(config), "--from", str(target), "--yes"]
-        busy = await asyncio.to_thread(runner.invoke, app, args)
+        args = [
+            "edge",
+            "restore",
+            "-c",
+            str(config),
+            "--data-dir",
+            str(data),
+            "--from",
+            str(target),
+        ]
+        busy = await asyncio.to_thread(runner.invoke, app, [*args, "--yes"])
         assert busy.exit_code == 1
         assert "in use" in busy.output
-    done = runner.invoke(app, args)
+    kept = runner.invoke(app, args, input="n\n")  # asked, and answered no
+    assert kept.exit_code == 1
+    assert not files(data, "*before-restore*")
+    done = runner.invoke(app, [*args, "--yes"])
     assert done.exit_code == 0, done.output
     assert "before-restore" in done.output
     assert "next event is sequence 4" in done.output
-    bad = runner.invoke(app, [*args[:4], "--from", str(config), "--yes"])
+    bad = runner.invoke(app, [*args[:6], "--from", str(config), "--yes"])
     assert bad.exit_code == 1
     assert "not an evpark edge database" in bad.output
     assert inspect(data / "edge.sqlite3").last_sequence == 3
