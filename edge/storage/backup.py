@@ -184,6 +184,9 @@ def _exclusive(database: Path) -> Iterator[None]:
             raise BackupError(
                 f"{database} is in use (is the edge daemon running? stop it first): {err}"
             ) from err
+        except sqlite3.DatabaseError:  # damaged beyond opening: no daemon can use it either
+            yield
+            return
         if mode != "delete":
             raise BackupError(f"{database} is in use (journal mode stays {mode})")
         yield

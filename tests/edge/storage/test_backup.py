@@ -129,6 +129,18 @@ async def test_restore_is_refused_while_a_daemon_has_the_database_open(tmp_path:
     assert not files(tmp_path, "*before-restore*")
 
 
+async def test_a_damaged_database_is_replaced_and_kept_aside(tmp_path: Path) -> None:
+    database = tmp_path / "edge.sqlite3"
+    async with SqliteStore(tmp_path / "good.db") as store:
+        await store.write(event_unit(1))
+    saved = await asyncio.to_thread(backup, tmp_path / "good.db", tmp_path / "b.db")
+    await asyncio.to_thread(database.write_bytes, b"SQLite format 3\x00" + b"\xff" * 4096)
+    report = await asyncio.to_thread(restore, database, saved.path, NOW)
+    assert assert_whole(database) == 1
+    assert report.kept_aside is not None
+    assert report.kept_aside.read_bytes().startswith(b"SQLite format 3")
+
+
 def test_restore_refuses_a_newer_schema_and_files_that_are_not_edge_databases(
     tmp_path: Path,
 ) -> None:
