@@ -1,4 +1,4 @@
-"""The edge's commands: `evpark edge run` and `evpark config check`.
+"""The edge's commands: `evpark edge run`, `backup`, `restore` and `evpark config check`.
 
 The product CLI (:mod:`evpark.cli`) mounts them; heavy imports happen inside the commands,
 so `evpark --help` stays fast.
@@ -7,9 +7,12 @@ so `evpark --help` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from edge.config import SiteConfig
 
 edge_app = typer.Typer(help="The per-site edge daemon.", no_args_is_help=True)
 config_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
@@ -85,3 +88,119 @@ def edge_run(
     except EventLoopUnavailable as err:
         typer.echo(f"runtime.event_loop: {err}", err=True)
         raise typer.Exit(2) from err
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="where the SQLite database lives", envvar="EVPARK_DATA_DIR"),
+]
+
+
+def _site_config(config: Path, data_dir: Path | None) -> SiteConfig:
+    from edge.config import ConfigError, load_site_config
+
+    try:
+        site = load_site_config(config)
+    except ConfigError as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(2) from err
+    if data_dir is None:
+        return site
+    storage = site.storage.model_copy(update={"data_dir": data_dir})
+    return site.model_copy(update={"storage": storage})
+
+
+@edge_app.command("backup")
+def edge_backup(
+    config: ConfigOption,
+    to: Annotated[Path, typer.Option("--to", help="the backup file to write")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Back up the site's database, consistently, while the daemon runs."""
+    import structlog
+
+    from edge.storage.backup import BackupError, backup
+
+    site = _site_config(config, data_dir)
+    try:
+        report = backup(site.storage.database, to)
+    except (BackupError, OSError) as err:
+        typer.echo(f"backup failed: {err}", err=True)
+        raise typer.Exit(1) from err
+    structlog.get_logger("edge.backup").info(
+        "edge.backup", to=str(report.path), size=report.size, schema=report.schema,
+        outbox_rows=report.outbox_rows, last_sequence=report.last_sequence,
+    )  # fmt: skip
+    typer.echo(
+        f"{report.path}: {report.size} bytes, schema {report.schema}, "
+        f"{report.outbox_rows} outbox events, last sequence {report.last_sequence} "
+        f"(central had confirmed {report.acked_sequence})"
+    )
+
+
+@edge_app.command("restore")
+def edge_restore(
+    config: ConfigOption,
+    source: Annotated[Path, typer.Option("--from", help="the backup file to restore")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    offline: Annotated[
+        bool, typer.Option(help="restore without asking central where the site stands")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Restore a backup into the site's data dir (the daemon must be stopped)."""
+    from datetime import UTC, datetime
+
+    import structlog
+
+    from edge.storage.backup import BackupError, inspect, restore
+
+    site = _site_config(config, data_dir)
+    try:
+        found = inspect(source)
+        central = None if offline else central_last_sequence(site)
+        if not yes:
+            typer.confirm(
+                f"Replace {site.storage.database} with {source} (schema {found.schema}, "
+                f"last sequence {found.last_sequence})? The current database is kept aside.",
+                abort=True,
+            )
+        report = restore(site.storage.database, source, datetime.now(UTC), central)
+    except (BackupError, OSError) as err:
+        typer.echo(f"restore refused: {err}", err=True)
+        raise typer.Exit(1) from err
+    structlog.get_logger("edge.backup").info(
+        "edge.restore", source=str(source), schema=report.restored.schema,
+        kept_aside=str(report.kept_aside), central_sequence=central,
+        next_sequence=report.next_sequence,
+    )  # fmt: skip
+    typer.echo(
+        f"restored {source} into {site.storage.database} (schema {report.restored.schema}); "
+        f"previous database kept as {report.kept_aside}; the next event is sequence "
+        f"{report.next_sequence}"
+    )
+
+
+def central_last_sequence(site: SiteConfig) -> int | None:
+    """The last sequence central holds for the site (None without a central)."""
+    import httpx
+
+    from contract.sync_api import STATUS_PATH
+    from edge.storage.backup import BackupError
+
+    central = site.central
+    if not central.url:
+        return None
+    try:
+        reply = httpx.get(
+            central.url.rstrip("/") + STATUS_PATH,
+            headers={"Authorization": f"Bearer {central.site_key or ''}"},
+            timeout=10,
+        )
+        reply.raise_for_status()
+        return int(reply.json()["last_sequence"])
+    except (httpx.HTTPError, ValueError, KeyError) as err:
+        raise BackupError(
+            f"cannot ask central ({central.url}) which events it holds: {err}; "
+            "restore when central answers, or see docs/operations.md#backups for --offline"
+        ) from err
