@@ -74,6 +74,17 @@ def batch_json(
     return body, len(rows), rows[-1][0] if rows else after
 
 
+def continue_after(unit: Unit, sequence: int) -> None:
+    """The next outbox event is numbered after ``sequence`` (central holds events up to
+    it that this database never wrote: it was restored from an older backup)."""
+    unit.add("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+    unit.add(
+        "INSERT INTO sqlite_sequence (name, seq) "
+        "SELECT 'outbox', MAX(?, COALESCE(MAX(sequence), 0)) FROM outbox",
+        (sequence,),
+    )
+
+
 def save_acked(unit: Unit, sequence: int) -> None:
     unit.add(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "

@@ -36,6 +36,7 @@ from edge.storage.sqlite import SqliteStore, Unit
 from edge.storage.sync_sql import (
     StoredCommand,
     batch_json,
+    continue_after,
     outbox_state,
     prune_acked,
     save_acked,
@@ -214,6 +215,13 @@ class CentralSync:
         if sequence <= self.acked:
             return
         unit = Unit()
+        state = await self.store.read(outbox_state)
+        if sequence > state.last:
+            # Central holds events this database never wrote: it was restored from an
+            # older backup without asking central (`evpark edge restore --offline`). Number
+            # the next events after central's, or they would be taken for those.
+            log.error("sync.central_ahead_of_site", central_has=sequence, site_last=state.last)
+            continue_after(unit, sequence)
         save_acked(unit, sequence)
         prune_acked(unit, sequence, KEEP_ACKED)
         await self.store.write(unit)

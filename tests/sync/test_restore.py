@@ -74,3 +74,30 @@ async def test_a_restored_backup_resumes_the_outbox_without_loss_or_duplicates(
     assert [s for s, _, _ in new] == list(range(held + 1, held + 1 + len(new)))
     assert len(new) >= 8  # the four visits after the restore (and charger statuses)
     assert after[len(before) : len(before) + len(new)] == new  # each reached central once
+
+
+async def test_a_backup_restored_without_asking_central_numbers_new_events_after_centrals(
+    site: SiteRig,
+) -> None:
+    """``restore --offline``: the site learns at its first upload that central holds more
+    than it ever wrote, and numbers its next events after central's, so none is taken for
+    an event central already has (which would lose it)."""
+    database = site.config().storage.database
+    await park(site, 2)
+    await drained(site)
+    saved = await asyncio.to_thread(backup, database, site.data_dir.parent / "site.bak")
+    await park(site, 5)  # central has these; the backup has not
+    await drained(site)
+    before = await site.central.stored_events()
+    await site.stop()
+    restore(database, saved.path, datetime.now(UTC), None)
+    await site.start()
+    await drained(site)  # the site hears of central's events and moves past them
+    await park(site, 3)
+    await drained(site)
+    outbox = await site.outbox()
+    after = await site.central.stored_events()
+    assert after[: len(before)] == before  # nothing central held is changed
+    made_after = outbox[-6:]  # the three visits after the restore
+    assert all(s > before[-1][0] for s, _, _ in made_after)
+    assert set(made_after) <= set(after)  # each reached central
