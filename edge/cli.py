@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 edge_app = typer.Typer(help="The per-site edge daemon.", no_args_is_help=True)
@@ -21,15 +22,22 @@ ConfigOption = Annotated[
 
 @config_app.command("check")
 def config_check(file: Annotated[Path, typer.Argument(help="site TOML file")]) -> None:
-    """Check a site configuration; print each mistake with its field, exit 1 if any."""
+    """Check a site configuration and the files it names; print every mistake with its
+    field, exit 1 if any."""
     from edge.config import ConfigError, load_site_config
+    from edge.startup import file_problems
 
     try:
         config = load_site_config(file)
     except ConfigError as err:
-        for field, message in err.problems:
-            typer.echo(f"{file}: {field}: {message}", err=True)
-        raise typer.Exit(1) from err
+        # the files its valid sections name are checked too: every problem in one run
+        problems = err.problems + (file_problems(err.partial) if err.partial else [])
+    else:
+        problems = file_problems(config)  # the files it names, which loading does not open
+    for field, message in problems:
+        typer.echo(f"{file}: {field}: {message}", err=True)
+    if problems:
+        raise typer.Exit(1)
     typer.echo(
         f"{file}: ok (site {config.site.id}, {len(config.chargers)} chargers, "
         f"{len(config.slots)} slots)"
@@ -58,6 +66,7 @@ def edge_run(
     from edge.config import ConfigError, load_site_config
     from edge.daemon import run_daemon
     from edge.event_loop import EventLoopUnavailable
+    from edge.startup import StartupError
 
     overrides: dict[str, object] = {}
     try:
@@ -85,3 +94,6 @@ def edge_run(
     except EventLoopUnavailable as err:
         typer.echo(f"runtime.event_loop: {err}", err=True)
         raise typer.Exit(2) from err
+    except StartupError as err:
+        structlog.get_logger("edge.cli").error("edge.start.failed", error=str(err))
+        raise typer.Exit(1) from err
