@@ -21,7 +21,13 @@ ConfigOption = Annotated[
 
 
 @config_app.command("check")
-def config_check(file: Annotated[Path, typer.Argument(help="site TOML file")]) -> None:
+def config_check(
+    file: Annotated[Path, typer.Argument(help="site TOML file")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="the data directory `edge run` will be given", envvar="EVPARK_DATA_DIR"),
+    ] = None,
+) -> None:
     """Check a site configuration and the files it names; print every mistake with its
     field, exit 1 if any."""
     from edge.config import ConfigError, load_site_config
@@ -31,9 +37,9 @@ def config_check(file: Annotated[Path, typer.Argument(help="site TOML file")]) -
         config = load_site_config(file)
     except ConfigError as err:
         # the files its valid sections name are checked too: every problem in one run
-        problems = err.problems + (file_problems(err.partial) if err.partial else [])
+        problems = err.problems + (file_problems(err.partial, data_dir) if err.partial else [])
     else:
-        problems = file_problems(config)  # the files it names, which loading does not open
+        problems = file_problems(config, data_dir)  # the files it names, unopened by loading
     for field, message in problems:
         typer.echo(f"{file}: {field}: {message}", err=True)
     if problems:

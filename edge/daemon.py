@@ -47,6 +47,7 @@ from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
 from edge.startup import StartupError, preflight
 from edge.storage.sqlite import SqliteStore
+from edge.systemd_notify import SystemdNotifier
 from edge.ui.app import WebUi
 from edge.ui.power_page import PowerLive
 from edge.uplink.commands import CloudCommandRunner
@@ -254,6 +255,7 @@ async def serve_until_stopped(config: SiteConfig) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     starting = True
+    systemd = SystemdNotifier()
 
     def abandon_start() -> None:
         if starting and main is not None:
@@ -281,13 +283,17 @@ async def serve_until_stopped(config: SiteConfig) -> None:
             # them, about once per hundred messages. Almost nothing per message outlives
             # it, so a higher threshold costs little memory.
             gc.set_threshold(10_000, 10, 10)
+            systemd.send("READY=1")
             waiter = asyncio.create_task(daemon.wait())
             stopper = asyncio.create_task(stop.wait())
+            watchdog = asyncio.create_task(systemd.watchdog())
             try:
                 await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
                 if waiter.done():
                     waiter.result()
             finally:
+                systemd.send("STOPPING=1")
+                watchdog.cancel()
                 waiter.cancel()
                 stopper.cancel()
     except asyncio.CancelledError:

@@ -34,9 +34,10 @@ def named_files(config: SiteConfig) -> list[tuple[str, Path]]:
     return files
 
 
-def file_problems(config: SiteConfig) -> list[tuple[str, str]]:
+def file_problems(config: SiteConfig, data_dir: Path | None = None) -> list[tuple[str, str]]:
     """Every named file that is missing or unreadable, a TLS pair that does not load, and a
-    data directory that cannot be written; (key, message) each."""
+    data directory (``data_dir`` when a flag overrides the config's) that cannot be
+    written; (key, message) each."""
     problems: list[tuple[str, str]] = []
     for key, path in named_files(config):
         try:
@@ -51,7 +52,7 @@ def file_problems(config: SiteConfig) -> list[tuple[str, str]]:
             server_tls(config)
         except (ssl.SSLError, OSError) as err:
             problems.append(("ocpp.tls", f"the certificate, key or CA do not load: {err}"))
-    data_dir = config.storage.data_dir
+    data_dir = data_dir or config.storage.data_dir
     problem = _not_writable(data_dir)
     if problem is not None:
         problems.append(("storage.data_dir", f"{data_dir}: {problem}"))

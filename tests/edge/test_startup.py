@@ -4,6 +4,7 @@ one run, the files the config names included; `evpark --version`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.ports import free_port
+from tests.harness.ports import free_port, listening
 from tests.harness.processes import DaemonProcess, edge_run_command, run_evpark
 from tests.harness.site_config import write_site_toml
 
@@ -154,3 +155,48 @@ def test_version(flag: str) -> None:
 
     ran = run_evpark(flag)
     assert (ran.code, ran.stdout) == (0, f"evpark {version('evpark')}\n")
+
+
+def test_config_check_checks_the_data_dir_it_is_given(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    config = site(tmp_path, 9000, 8080)
+    ran = run_evpark("config", "check", str(config), "--data-dir", str(blocker / "data"))
+    assert ran.code == 1
+    assert ran.stderr == (
+        f"{config}: storage.data_dir: {blocker / 'data'}: {blocker} is not a directory\n"
+    )
+    assert run_evpark("config", "check", str(config), "--data-dir", str(tmp_path / "d")).code == 0
+
+
+def test_systemd_hears_ready_watchdog_pings_and_stopping(tmp_path: Path) -> None:
+    """Type=notify with WatchdogSec: READY=1 once it serves, WATCHDOG=1 over and over,
+    STOPPING=1 on SIGTERM; the test is systemd, a datagram socket."""
+    ocpp_port, http_port = free_port(), free_port()
+    config = site(tmp_path, ocpp_port, http_port)
+    heard: list[str] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(tmp_path / "notify"))
+        systemd.settimeout(30)
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "200000"}
+        edge = DaemonProcess(
+            "edge", edge_run_command(config, tmp_path / "data"), tmp_path / "edge.log", env
+        )
+        edge.start()
+        try:
+            heard.append(systemd.recv(64).decode())
+            assert heard == ["READY=1"], edge.log_tail()
+            assert listening("127.0.0.1", http_port)
+            assert listening("127.0.0.1", ocpp_port)
+            heard += [systemd.recv(64).decode() for _ in range(3)]
+            assert heard[1:] == ["WATCHDOG=1"] * 3
+        finally:
+            code = edge.stop(within=15)
+        assert code == 0, edge.log_tail()
+        rest = []
+        systemd.settimeout(0)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                rest.append(systemd.recv(64).decode())
+    assert "STOPPING=1" in rest
+    assert set(rest) <= {"WATCHDOG=1", "STOPPING=1"}
