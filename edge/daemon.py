@@ -97,7 +97,11 @@ class EdgeDaemon:
             try:
                 await self._stack.aclose()
             except BaseException as cleanup:  # noqa: BLE001 - the first error is the one to raise
-                log.warning("edge.start.cleanup_failed", error=repr(cleanup))
+                log.debug("edge.start.cleanup_failed", error=repr(cleanup))
+            # a server's failure cancels the start (its task group's way): say which
+            bind = _bind_failure(self._tasks)
+            if bind is not None:
+                raise bind from None
             raise err from None
         return self
 
@@ -232,8 +236,12 @@ async def _until_ready(ready: asyncio.Future[Any], watch: list[asyncio.Task[None
         await ready
     finally:
         ready.cancel()
-        if ready.done() and not ready.cancelled():
-            ready.exception()  # retrieved: a cancelled start is not an unhandled error
+        ready.add_done_callback(_retrieved)  # an abandoned start is not an unhandled error
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 # how long a start may go on after SIGTERM before it is abandoned, seconds
@@ -242,12 +250,19 @@ _START_GRACE = 3.0
 _BIND_KEYS = {"ocpp": "ocpp.port", "http": "http.port"}
 
 
-def _raise_if_bind_failed(task: asyncio.Task[None]) -> None:
-    """A server that could not bind (taken after the preflight looked) as a StartupError."""
-    err = None if task.cancelled() else task.exception()
-    key = _BIND_KEYS.get(task.get_name())
-    if key is not None and isinstance(err, OSError):
-        raise StartupError(f"{key}: cannot listen: {err}") from err
+def _bind_failure(tasks: list[asyncio.Task[None]]) -> StartupError | None:
+    """A server that could not bind (its port taken after the preflight looked), as the
+    operator's one line; its error may sit deep in task groups."""
+    for task in tasks:
+        key = _BIND_KEYS.get(task.get_name())
+        if key is None or not task.done() or task.cancelled():
+            continue
+        err: BaseException | None = task.exception()
+        while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+            err = err.exceptions[0]
+        if isinstance(err, OSError):
+            return StartupError(f"{key}: cannot listen: {err}")
+    return None
 
 
 async def serve_until_stopped(config: SiteConfig) -> None:

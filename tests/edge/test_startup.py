@@ -200,3 +200,21 @@ def test_systemd_hears_ready_watchdog_pings_and_stopping(tmp_path: Path) -> None
                 rest.append(systemd.recv(64).decode())
     assert "STOPPING=1" in rest
     assert set(rest) <= {"WATCHDOG=1", "STOPPING=1"}
+
+
+@pytest.mark.parametrize("key", ["ocpp.port", "http.port"])
+async def test_a_port_taken_after_the_preflight_is_a_startup_error(
+    tmp_path: Path, key: str
+) -> None:
+    """The race the preflight cannot close: the daemon itself, its port taken, raises one
+    StartupError naming the key (and what it opened is closed)."""
+    from edge.daemon import EdgeDaemon
+    from edge.startup import StartupError
+    from tests.edge.conftest import make_config
+
+    port = free_port()
+    section = key.split(".")[0]
+    config = make_config(tmp_path / "data", **{section: {"port": port}})
+    with taken(port), pytest.raises(StartupError, match=rf"^{key}: cannot listen: "):
+        async with EdgeDaemon(config):
+            pass
