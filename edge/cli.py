@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import structlog
 import typer
 
 if TYPE_CHECKING:
@@ -23,16 +24,29 @@ ConfigOption = Annotated[
 
 
 @config_app.command("check")
-def config_check(file: Annotated[Path, typer.Argument(help="site TOML file")]) -> None:
-    """Check a site configuration; print each mistake with its field, exit 1 if any."""
+def config_check(
+    file: Annotated[Path, typer.Argument(help="site TOML file")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="the data directory `edge run` will be given", envvar="EVPARK_DATA_DIR"),
+    ] = None,
+) -> None:
+    """Check a site configuration and the files it names; print every mistake with its
+    field, exit 1 if any."""
     from edge.config import ConfigError, load_site_config
+    from edge.startup import file_problems
 
     try:
         config = load_site_config(file)
     except ConfigError as err:
-        for field, message in err.problems:
-            typer.echo(f"{file}: {field}: {message}", err=True)
-        raise typer.Exit(1) from err
+        # the files its valid sections name are checked too: every problem in one run
+        problems = err.problems + (file_problems(err.partial, data_dir) if err.partial else [])
+    else:
+        problems = file_problems(config, data_dir)  # the files it names, unopened by loading
+    for field, message in problems:
+        typer.echo(f"{file}: {field}: {message}", err=True)
+    if problems:
+        raise typer.Exit(1)
     typer.echo(
         f"{file}: ok (site {config.site.id}, {len(config.chargers)} chargers, "
         f"{len(config.slots)} slots)"
@@ -61,6 +75,7 @@ def edge_run(
     from edge.config import ConfigError, load_site_config
     from edge.daemon import run_daemon
     from edge.event_loop import EventLoopUnavailable
+    from edge.startup import StartupError
 
     overrides: dict[str, object] = {}
     try:
@@ -88,6 +103,9 @@ def edge_run(
     except EventLoopUnavailable as err:
         typer.echo(f"runtime.event_loop: {err}", err=True)
         raise typer.Exit(2) from err
+    except StartupError as err:
+        structlog.get_logger("edge.cli").error("edge.start.failed", error=str(err))
+        raise typer.Exit(1) from err
 
 
 DataDirOption = Annotated[

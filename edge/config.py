@@ -7,6 +7,7 @@ arguments (command-line flags) > environment > file > defaults.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -373,6 +375,14 @@ class SiteConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_references(self) -> SiteConfig:
+        problems = self.cross_field_problems()
+        if problems:
+            raise ValueError("\n".join(problems))  # one problem a line: see _problems
+        return self
+
+    def cross_field_problems(self) -> list[str]:
+        """What the sections say of each other: unknown or duplicate ids, power limits,
+        production rules."""
         problems: list[str] = []
         charger_ids = [c.id for c in self.chargers]
         problems += _duplicates("chargers (ids ignore case)", [charger_key(c) for c in charger_ids])
@@ -388,9 +398,7 @@ class SiteConfig(BaseSettings):
         problems += self._power_problems()
         if self.site.environment == "production":
             problems += self._production_problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return problems
 
     def _power_problems(self) -> list[str]:
         """A site limit the failsafe could break when every charger loses the edge at
@@ -481,11 +489,15 @@ def _duplicates(what: str, ids: list[str]) -> list[str]:
 
 
 class ConfigError(Exception):
-    """The site configuration cannot be used; ``problems`` lists (field, message)."""
+    """The site configuration cannot be used; ``problems`` lists (field, message);
+    ``partial`` holds its sections that are valid on their own, if it could be read."""
 
-    def __init__(self, path: Path, problems: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, path: Path, problems: list[tuple[str, str]], partial: SiteConfig | None = None
+    ) -> None:
         self.path = path
         self.problems = problems
+        self.partial = partial
         lines = "\n".join(f"  {field}: {message}" for field, message in problems)
         super().__init__(f"{path}: {len(problems)} problem(s)\n{lines}")
 
@@ -496,9 +508,11 @@ def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
         raise ConfigError(path, [("file", "no such file")])
     try:
         with path.open("rb") as fh:
-            tomllib.load(fh)  # a syntax error is reported with its line
+            raw = tomllib.load(fh)  # a syntax error is reported with its line
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(path, [("toml", str(err))]) from err
+    except OSError as err:
+        raise ConfigError(path, [("file", err.strerror or str(err))]) from err
 
     class _FromFile(SiteConfig):
         model_config = SettingsConfigDict(toml_file=path)
@@ -506,8 +520,29 @@ def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
     try:
         loaded = _FromFile(**overrides)
     except ValidationError as err:
-        raise ConfigError(path, _problems(err)) from err
+        problems = _problems(err)
+        partial, checkable = _valid_sections(raw)
+        if checkable and all(field != "(config)" for field, _ in problems):
+            problems += [("(config)", p) for p in partial.cross_field_problems()]
+        raise ConfigError(path, problems, partial) from err
     return loaded
+
+
+# the sections the cross-field checks read: without all of them valid, they cannot run
+_CROSS_CHECKED = ("site", "ocpp", "chargers", "slots", "power")
+
+
+def _valid_sections(raw: dict[str, Any]) -> tuple[SiteConfig, bool]:
+    """The file's sections that are valid on their own, the others at their defaults (not
+    validated as a whole: for the checks that can still run, so one run reports every
+    problem), and whether the cross-field checks can run on it."""
+    valid: dict[str, Any] = {}
+    for name, field in SiteConfig.model_fields.items():
+        if name in raw and field.annotation is not None:
+            with contextlib.suppress(ValidationError):
+                valid[name] = TypeAdapter(field.annotation).validate_python(raw[name])
+    checkable = all(name in valid for name in _CROSS_CHECKED if name in raw) and "site" in valid
+    return SiteConfig.model_construct(**valid), checkable
 
 
 def _problems(err: ValidationError) -> list[tuple[str, str]]:
@@ -515,5 +550,5 @@ def _problems(err: ValidationError) -> list[tuple[str, str]]:
     for error in err.errors():
         field = ".".join(str(part) for part in error["loc"]) or "(config)"
         message = error["msg"].removeprefix("Value error, ")
-        out.append((field, message))
+        out += [(field, line) for line in message.split("\n")]  # the cross-field list
     return out

@@ -45,7 +45,9 @@ from edge.sensors.mqtt import MqttSensors
 from edge.services.logs import public_base
 from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
+from edge.startup import StartupError, preflight
 from edge.storage.sqlite import SqliteStore
+from edge.systemd_notify import SystemdNotifier
 from edge.ui.app import WebUi
 from edge.ui.power_page import PowerLive
 from edge.uplink.commands import CloudCommandRunner
@@ -87,9 +89,20 @@ class EdgeDaemon:
         structlog.contextvars.bind_contextvars(site=self.config.site.id)
         try:
             await self._start()
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        except BaseException as err:
+            # A failed or abandoned start: what started stops, and the start's own error
+            # (not the tasks' group of it) is what the operator reads.
+            for task in self._tasks:
+                task.cancel()
+            try:
+                await self._stack.aclose()
+            except BaseException as cleanup:  # noqa: BLE001 - the first error is the one to raise
+                log.debug("edge.start.cleanup_failed", error=repr(cleanup))
+            # a server's failure cancels the start (its task group's way): say which
+            bind = _bind_failure(self._tasks)
+            if bind is not None:
+                raise bind from None
+            raise err from None
         return self
 
     async def _start(self) -> None:
@@ -223,37 +236,91 @@ async def _until_ready(ready: asyncio.Future[Any], watch: list[asyncio.Task[None
         await ready
     finally:
         ready.cancel()
+        ready.add_done_callback(_retrieved)  # an abandoned start is not an unhandled error
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+# how long a start may go on after SIGTERM before it is abandoned, seconds
+_START_GRACE = 3.0
+
+_BIND_KEYS = {"ocpp": "ocpp.port", "http": "http.port"}
+
+
+def _bind_failure(tasks: list[asyncio.Task[None]]) -> StartupError | None:
+    """A server that could not bind (its port taken after the preflight looked), as the
+    operator's one line; its error may sit deep in task groups."""
+    for task in tasks:
+        key = _BIND_KEYS.get(task.get_name())
+        if key is None or not task.done() or task.cancelled():
+            continue
+        err: BaseException | None = task.exception()
+        while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+            err = err.exceptions[0]
+        if isinstance(err, OSError):
+            return StartupError(f"{key}: cannot listen: {err}")
+    return None
 
 
 async def serve_until_stopped(config: SiteConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    starting = True
+    systemd = SystemdNotifier()
+
+    def abandon_start() -> None:
+        if starting and main is not None:
+            main.cancel()  # what the start opened closes; nothing was accepted yet
+
+    def on_signal() -> None:
+        if starting and not stop.is_set():
+            # A start usually ends in a moment, then stops at once; one that hangs (a
+            # server that never gets ready) is cancelled. Cancelling every start would
+            # break libraries in the middle of their handshakes (MQTT's subscribe).
+            loop.call_later(_START_GRACE, abandon_start)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with EdgeDaemon(config) as daemon:
-        # What start-up made (modules, the loaded site) lives as long as the process.
-        # Frozen, it is left out of the collector's full passes, which then take a few ms
-        # instead of stalling every charger's answer for tens of ms every second or so.
-        gc.freeze()
-        # Under load a few thousand objects are always in flight (messages waiting for
-        # their commit); at the default threshold of 700 every young collection walks
-        # them, about once per hundred messages. Almost nothing per message outlives
-        # it, so a higher threshold costs little memory.
-        gc.set_threshold(10_000, 10, 10)
-        waiter = asyncio.create_task(daemon.wait())
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
-            if waiter.done():
-                waiter.result()
-        finally:
-            waiter.cancel()
-            stopper.cancel()
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        async with EdgeDaemon(config) as daemon:
+            starting = False
+            # What start-up made (modules, the loaded site) lives as long as the process.
+            # Frozen, it is left out of the collector's full passes, which then take a few ms
+            # instead of stalling every charger's answer for tens of ms every second or so.
+            gc.freeze()
+            # Under load a few thousand objects are always in flight (messages waiting for
+            # their commit); at the default threshold of 700 every young collection walks
+            # them, about once per hundred messages. Almost nothing per message outlives
+            # it, so a higher threshold costs little memory.
+            gc.set_threshold(10_000, 10, 10)
+            systemd.send("READY=1")
+            waiter = asyncio.create_task(daemon.wait())
+            stopper = asyncio.create_task(stop.wait())
+            watchdog = asyncio.create_task(systemd.watchdog())
+            try:
+                await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+                if waiter.done():
+                    waiter.result()
+            finally:
+                systemd.send("STOPPING=1")
+                watchdog.cancel()
+                waiter.cancel()
+                stopper.cancel()
+    except asyncio.CancelledError:
+        if not starting or not stop.is_set():
+            raise
+        log.info("edge.start.abandoned", reason="a signal came while starting")
 
 
 def run_daemon(config: SiteConfig) -> None:
     # The SQLite writer thread and the event loop hand the GIL to each other once per
     # batch; Python's default 5 ms switch interval would add that much to every answer.
     sys.setswitchinterval(0.0005)
+    preflight(config)  # a taken port or a missing file: one line, before anything starts
     with asyncio.Runner(loop_factory=loop_factory(config.runtime.event_loop)) as runner:
         runner.run(serve_until_stopped(config))

@@ -23,6 +23,28 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"evpark {version('evpark')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_print_version, help="print the version"
+        ),
+    ] = False,
+) -> None:
+    """evpark: software for parking sites with EV chargers."""
+
+
 app.add_typer(edge_app, name="edge")
 app.add_typer(central_app, name="central")
 app.add_typer(sim_app, name="sim")

@@ -73,12 +73,19 @@ class HttpServer:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._server.serve())
+            tg.create_task(self._serve())
             while not self._server.started:
                 if self._server.should_exit:
                     return
                 await asyncio.sleep(0.01)
             self.ready.set()
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve()
+        except SystemExit as err:  # uvicorn's way to say it could not bind: not ours to exit
+            config = self._server.config
+            raise OSError(f"{config.host}:{config.port} could not be bound") from err
 
     def stop(self) -> None:
         self._server.should_exit = True
