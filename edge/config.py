@@ -333,6 +333,11 @@ class PowerSection(_Section):
     # a limit sent holds this long unless renewed, then the charger falls to the failsafe
     lease_seconds: int = Field(default=300, ge=60, le=86_400)
 
+    @property
+    def enabled(self) -> bool:
+        """Load management runs: a site limit is set."""
+        return self.site_limit_kw is not None
+
 
 class RuntimeSection(_Section):
     # "auto": uvloop when installed (it is a dependency on Linux and macOS), else asyncio

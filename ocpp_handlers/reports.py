@@ -10,6 +10,7 @@ payloads these read have the same shape in 1.6 (Security Whitepaper) and 2.0.1.
 
 from __future__ import annotations
 
+from edge.core.power.model import PHASE_VOLTAGE
 from ocpp_handlers.base import Handler, HandlerContext, Payload, parse_time
 
 
@@ -88,14 +89,14 @@ async def ev_charging_needs(ctx: HandlerContext, p: Payload) -> Payload:
 
 def _schedule_limit_w(schedule: Payload) -> float | None:
     """The first period's limit of a charging schedule, in W (A on 3 phases unless the
-    period says otherwise, at 230 V)."""
+    period says otherwise, at the nominal voltage)."""
     periods = schedule.get("chargingSchedulePeriod") or []
     if not periods:
         return None
     first = periods[0]
     limit = float(first["limit"])
     if schedule.get("chargingRateUnit") == "A":
-        return limit * 230.0 * int(first.get("numberPhases", 3))
+        return limit * PHASE_VOLTAGE * int(first.get("numberPhases", 3))
     return limit
 
 

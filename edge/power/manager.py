@@ -17,7 +17,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -41,6 +41,7 @@ from edge.core.power.model import (
     SiteLimits,
     Strategy,
     Turn,
+    limit_in_force,
 )
 from edge.core.power.profiles import default_profile, maximum_profile, session_profile
 from edge.core.profiles import RateUnit, SetChargingProfile
@@ -109,7 +110,7 @@ class LoadManager:
 
     @property
     def enabled(self) -> bool:
-        return self.power.site_limit_kw is not None
+        return self.power.enabled
 
     def grid_power(self, watts: float, at: datetime) -> None:
         """A grid meter reading (MQTT ``evpark/<site>/grid/power``)."""
@@ -245,12 +246,18 @@ class LoadManager:
             site_limit_override_w=None if self.override is None else self.override.limit_w,
         )
 
-    def spec(self, charger: Charger) -> ChargerSpec:
-        configured = self.config.charger(charger.id) or ChargerConfig(id=charger.id)
-        external = self.site.external_limits.get((charger.id, 0))  # an EMS, the grid operator
+    def _configured(self, charger: Charger) -> ChargerConfig:
+        """Its entry in the site file; the defaults for a charger admitted without one."""
+        return self.config.charger(charger.id) or ChargerConfig(id=charger.id)
+
+    def spec(self, charger: Charger, *, external: bool = True) -> ChargerSpec:
+        """What the decision knows of the charger; ``external``: capped by a limit another
+        source (an EMS, the grid operator) set on the whole station."""
+        configured = self._configured(charger)
+        cap = self.site.external_limits.get((charger.id, 0)) if external else None
         return ChargerSpec(
             charger.id,
-            min(configured.max_kw * 1000, math.inf if external is None else external),
+            min(configured.max_kw * 1000, math.inf if cap is None else cap),
             configured.phases,
             configured.phase,
             configured.priority,
@@ -259,10 +266,13 @@ class LoadManager:
             connected=charger.connected,
         )
 
-    def site_limit_w(self) -> float:
+    def site_limit_w(self, *, configured: bool = False) -> float:
+        """The site limit in force (``configured``: the one in the site file)."""
         assert self.power.site_limit_kw is not None
-        configured = self.power.site_limit_kw * 1000
-        return configured if self.override is None else min(configured, self.override.limit_w)
+        in_file = self.power.site_limit_kw * 1000
+        if configured:
+            return in_file
+        return limit_in_force(in_file, None if self.override is None else self.override.limit_w)
 
     def _load(self, session: Session) -> SessionLoad:
         held = self._held.get(session.id)
@@ -354,9 +364,8 @@ class LoadManager:
             for s in self.site.active.of_charger(charger.id):
                 self._held.pop(s.id, None)
             await self._learn_rate_unit(charger)
-            configured = self.config.charger(charger.id) or ChargerConfig(id=charger.id)
             # the charger's own maximum: another source's limit may be lifted later
-            spec = replace(self.spec(charger), max_w=configured.max_kw * 1000)
+            spec = self.spec(charger, external=False)
             self._defaults.pop(charger.id, None)  # until renewed, idle EVSEs are kept free
             if await self._profile(charger.id, maximum_profile(spec, now)):
                 await self._renew_default(charger, now)
@@ -387,8 +396,7 @@ class LoadManager:
         """The unit its profiles are written in, as the charger says it takes them (1.6
         ChargingScheduleAllowedChargingRateUnit, 2.0.1 SmartChargingCtrlr.RateUnit); amps
         when it takes both or says nothing, since every AC charger knows them."""
-        configured = self.config.charger(charger.id)
-        if configured is not None and configured.profile_unit is not None:
+        if self._configured(charger).profile_unit is not None:
             return
         v16 = charger.version == "ocpp1.6"
         ask: cmd.Command = (

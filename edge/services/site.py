@@ -293,7 +293,7 @@ class Site:
                 session.energy_target_wh = energy_wh + session.energy_wh
         await self.record_event(charger_id, "ev_charging_needs", data)
         self._notify(SiteChange("session", charger_id, evse_id, session.id if session else None))
-        return self.config.power.site_limit_kw is not None
+        return self.config.power.enabled
 
     async def charging_limit(
         self,

@@ -64,7 +64,7 @@ class Actions:
         self.store = views.site.store
         self.passwords = passwords
 
-    async def _audit(
+    async def audit(
         self, user: u.User, action: str, target: str, result: ActionResult, form: Form
     ) -> ActionResult:
         detail = {k: v for k, v in form.items() if k not in {"csrf_token", "password", "confirm"}}
@@ -89,13 +89,13 @@ class Actions:
             if log_type not in LOG_TYPES:
                 return ActionResult(False, 422, f"a log is one of {', '.join(LOG_TYPES)}")
             result = await self._get_diagnostics(charger_id, log_type)
-            return await self._audit(user, name, charger_id, result, form)
+            return await self.audit(user, name, charger_id, result, form)
         try:
             command = self._command(charger_id, name, form)
         except BadInput as err:
             return ActionResult(False, 422, str(err))
         result = await self._send(charger_id, name, command)
-        return await self._audit(user, name, charger_id, result, form)
+        return await self.audit(user, name, charger_id, result, form)
 
     async def _get_diagnostics(self, charger_id: str, log_type: LogType) -> ActionResult:
         """A log request (docs/diagnostics.md): made, sent, and the answer recorded."""
@@ -182,7 +182,7 @@ class Actions:
             return ActionResult(False, 422, str(err))
         except StoreError as err:
             return ActionResult(False, 503, f"slot {slot_id}: not saved ({err})")
-        return await self._audit(user, name, slot_id, result, form)
+        return await self.audit(user, name, slot_id, result, form)
 
     async def _slot(self, slot_id: SlotId, name: str, form: Form) -> ActionResult:
         service = self.views.slots
@@ -220,7 +220,7 @@ class Actions:
             return ActionResult(False, 422, str(err))
         except StoreError as err:
             return ActionResult(False, 409, f"user {username}: not saved ({err})")
-        return await self._audit(admin, f"user-{name}", username, result, form)
+        return await self.audit(admin, f"user-{name}", username, result, form)
 
     async def _user(self, admin: u.User, name: str, username: str, form: Form) -> ActionResult:
         now = self.views.clock()

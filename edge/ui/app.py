@@ -93,9 +93,9 @@ class WebUi:
     def site_limit_w(self) -> float | None:
         """The configured site limit, for the limit line of the power charts (None: no
         load management)."""
-        if self.power is None or self.power.power.site_limit_kw is None:
+        if self.power is None or not self.power.enabled:
             return None
-        return self.power.power.site_limit_kw * 1000
+        return self.power.site_limit_w(configured=True)
 
     def install(self, app: FastAPI) -> None:
         """The JSON API's guard and the UI's error pages (call before serving)."""

@@ -51,7 +51,7 @@ def firmware_routes(ui: WebUi) -> APIRouter:
         detail = {k: v for k, v in form.items() if k not in ("charger", "signing_certificate")}
         audited = {**detail, "chargers": ", ".join(chargers)}
         # the UI's one audit trail, as for every other action
-        await ui.actions._audit(
+        await ui.actions.audit(
             session.user, "update-firmware", audited["chargers"], result, audited
         )
         return ui.pages.answer(request, result)

@@ -114,7 +114,7 @@ def power_routes(ui: WebUi, manager: LoadManager) -> APIRouter:
         session, form = actor
         result = await set_limit(manager, form, session.user.username)
         if result.ok:  # the UI's one audit trail, as for every action
-            await ui.actions._audit(session.user, "power-limit", "site", result, form)
+            await ui.actions.audit(session.user, "power-limit", "site", result, form)
         return ui.pages.answer(request, result)
 
     return router

@@ -48,6 +48,7 @@ from edge.core.power.model import (
     Strategy,
     Turn,
     Usage,
+    limit_in_force,
 )
 
 # A car drawing this far below its offer (after react_s) is taking what it wants.
@@ -332,11 +333,7 @@ def _fixed_loads(
 
 
 def site_limit_w(state: PowerState) -> float:
-    """The connection's limit now: a technician's temporary limit may lower it, never
-    raise it above the configured one (that is the fuse)."""
-    configured = state.limits.site_w
-    override = state.site_limit_override_w
-    return configured if override is None else min(configured, override)
+    return limit_in_force(state.limits.site_w, state.site_limit_override_w)
 
 
 def _limits(

@@ -34,6 +34,12 @@ class OfferState(StrEnum):
     RESTING = "resting"  # its car takes nothing (full): offered nothing for a while
 
 
+def limit_in_force(configured_w: float, override_w: float | None) -> float:
+    """The connection's limit now: a temporary limit may lower the configured one, never
+    raise it (that one is the fuse)."""
+    return configured_w if override_w is None else min(configured_w, override_w)
+
+
 @dataclass(frozen=True, slots=True)
 class Circuit:
     """A part of the site's wiring with its own limit (a row, a cable, a sub-board)."""
