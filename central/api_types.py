@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import StringConstraints
 
+from contract.envelope import SITE_ID_PATTERN
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 ID_HELP = "1-64 characters: letters, digits and _ . : - (starting with a letter or digit)"
 
@@ -18,3 +20,8 @@ SlotType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$", m
 IdTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,36}$", max_length=36)]
 
 PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64, description=ID_HELP)]
+# a site id as the sync contract has it (no ':'): what a command to the site can carry
+SitePathId = Annotated[
+    str,
+    Path(pattern=SITE_ID_PATTERN, max_length=64, description="1-64 letters, digits, _ . -"),
+]

@@ -51,7 +51,8 @@ EVENT_TOPICS: Final[dict[str, str]] = {
     "command.result": CHARGING_TOPIC,
 }
 
-_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SITE_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_SITE_ID = re.compile(SITE_ID_PATTERN)
 
 
 def valid_site_id(site_id: str) -> bool:

@@ -23,7 +23,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from central.api_types import ChargerId, PathId, SiteId, VehicleId
+from central.api_types import ChargerId, PathId, SiteId, SitePathId, VehicleId
 from central.auth import Principal, check_vehicle, forbidden, require
 from central.charging import store
 from central.charging.commands import Commands
@@ -165,7 +165,7 @@ def make_router(
         },
     )
     async def put_site_limit(
-        site_id: PathId, body: SiteLimitRequest, wait: Wait = 0.0, _p: Principal = operator
+        site_id: SitePathId, body: SiteLimitRequest, wait: Wait = 0.0, _p: Principal = operator
     ) -> JSONResponse:
         try:
             command_id = await power.set_limit(site_id, body)
@@ -181,7 +181,7 @@ def make_router(
         responses={400: {"description": "invalid cursor"}},
     )
     async def get_site_power(
-        site_id: PathId, limit: Limit = 50, cursor: Cursor = None, _p: Principal = operator
+        site_id: SitePathId, limit: Limit = 50, cursor: Cursor = None, _p: Principal = operator
     ) -> SitePower:
         start = parse_cursor(ALERTS_KIND, cursor, (datetime, int))
         return await power.document(site_id, limit, start)

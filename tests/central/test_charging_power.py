@@ -104,6 +104,12 @@ async def test_only_operators_and_good_limits(central: Central, clock: FakeClock
         assert r.status_code == 422, (bad, r.text)
     r = await central.client.put("/charging/sites/s%20uth/power/limit", json=body, headers=operator)
     assert r.status_code == 422
+    # an id other APIs take (':') but no site can have: refused, not a server error
+    for path in ("/charging/sites/so:uth/power/limit", "/charging/sites/so:uth/power"):
+        r = await central.client.request(
+            "PUT" if path.endswith("limit") else "GET", path, json=body, headers=operator
+        )
+        assert r.status_code == 422, (path, r.text)
     site = await make_site(central)
     assert await site.commands() == []
 
