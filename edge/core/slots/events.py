@@ -178,6 +178,15 @@ class SensorWentStale:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SlotViewChanged:
+    """Something the slot's view shows changed (the connector's status, a reservation, the
+    sensor's battery...) with no other output saying so: the site republishes the slot.
+    Never sent to central."""
+
+    slot_id: SlotId
+
+
 SlotOutput = (
     SlotStateChanged
     | VisitStarted
@@ -187,4 +196,5 @@ SlotOutput = (
     | ConditionCleared
     | SensorLowBattery
     | SensorWentStale
+    | SlotViewChanged
 )

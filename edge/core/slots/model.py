@@ -29,6 +29,7 @@ from edge.core.slots.events import (
     SensorReported,
     SlotEvent,
     SlotOutput,
+    SlotViewChanged,
     Tick,
 )
 from edge.core.slots.layout import Layout
@@ -93,7 +94,24 @@ def decide(state: SiteSlots, event: SlotEvent, now: datetime) -> tuple[SiteSlots
         slots[target] = apply_event(slots[target], event, layout.timing, now, out)
     for slot_id, record in slots.items():
         slots[slot_id] = settle(record, layout, state.started_at, now, out)
+    out.extend(_views_changed_silently(state.slots, slots, out))
     return replace(state, slots=slots), out
+
+
+def _views_changed_silently(
+    before: Mapping[SlotId, SlotRecord], after: Mapping[SlotId, SlotRecord], out: list[SlotOutput]
+) -> list[SlotViewChanged]:
+    """The slots whose view changed although no output names them: without this a
+    connector's new status would reach no retained MQTT state and no open page."""
+    named = touched_slots(out)
+    changed: list[SlotViewChanged] = []
+    for slot_id, old in before.items():
+        new = after[slot_id]
+        if slot_id in named or new is old or new == old:
+            continue
+        if record_view(old) != record_view(new):
+            changed.append(SlotViewChanged(slot_id))
+    return changed
 
 
 def _target(layout: Layout, event: SlotEvent) -> SlotId | None:
@@ -145,7 +163,10 @@ class SlotView:
 
 
 def slot_view(state: SiteSlots, slot_id: SlotId) -> SlotView:
-    rec = state.slots[slot_id]
+    return record_view(state.slots[slot_id])
+
+
+def record_view(rec: SlotRecord) -> SlotView:
     spec = rec.spec
     sensor_status: str | None = None
     if spec.sensor_id is not None:

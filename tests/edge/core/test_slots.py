@@ -30,6 +30,7 @@ from edge.core.slots.events import (
     SlotEvent,
     SlotOutput,
     SlotStateChanged,
+    SlotViewChanged,
     Tick,
     VisitEnded,
     VisitSessionLinked,
@@ -46,6 +47,7 @@ from edge.core.slots.model import (
     slot_view,
     slot_views,
     summary,
+    touched_slots,
 )
 from edge.core.slots.values import Condition, EvseId, ReservationId, SensorId, SlotState, VisitId
 
@@ -588,6 +590,33 @@ def test_invariants_hold_after_every_event(script: list[tuple[float, SlotEvent]]
                 assert (slot_id in open_visit) == rec.occupied
         counts = summary(slot_views(state))
         assert sum(counts.by_state.values()) == len(LAYOUT.slots)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_every_change_of_a_view_is_named_by_an_output(
+    script: list[tuple[float, SlotEvent]],
+) -> None:
+    """What the shell republishes (the slots the outputs name) covers every view that
+    changed, and a bare "view changed" is never said of a view that did not."""
+    result = run(script)
+    before = initial_state(LAYOUT, T0)
+    for state, outputs in zip(result.states, result.outputs, strict=True):
+        named = touched_slots(outputs)
+        for slot_id in state.slots:
+            if slot_view(before, slot_id) != slot_view(state, slot_id):
+                assert slot_id in named, (slot_id, outputs)
+        for out in outputs:
+            if isinstance(out, SlotViewChanged):
+                assert slot_view(before, out.slot_id) != slot_view(state, out.slot_id)
+        before = state
+
+
+def test_a_connector_status_alone_republishes_its_slot() -> None:
+    model = SlotModel(LAYOUT, T0)
+    outputs = model.handle(ConnectorReported(CP1, EVSE1, ConnectorStatus.FAULTED), t(1))
+    assert outputs == [SlotViewChanged(A1)]
+    assert model.handle(ConnectorReported(CP1, EVSE1, ConnectorStatus.FAULTED), t(2)) == []
 
 
 @settings(max_examples=150, deadline=None)
