@@ -163,10 +163,9 @@ def create_app(
         request: Request, response: Response, limit: Limit = None, cursor: Cursor = None
     ) -> list[dict[str, Any]]:
         page = page_of("chargers", limit, cursor, default=MAX_LIMIT)
-        ordered = sorted(site.chargers.values(), key=lambda c: c.id)
-        found = in_memory(ordered, page, lambda c: (c.id,))
-        shown = serve_page(request, response, "chargers", page, found, lambda c: (c.id,))
-        return [charger_document(c, site.active.of_charger(c.id)) for c in shown]
+        ordered = site.charger_documents()
+        found = in_memory(ordered, page, lambda c: (c["id"],))
+        return serve_page(request, response, "chargers", page, found, lambda c: (c["id"],))
 
     @app.get("/api/chargers/{charger_id}")
     async def charger(

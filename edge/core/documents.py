@@ -6,12 +6,16 @@ Plain functions of the site model (no I/O), so that the API (edge.api) and the U
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from common.timestamps import format_timestamp
 from edge.core.firmware import FirmwareUpdate
-from edge.core.model import Charger, Session
+from edge.core.ids import ChargerId, charger_key
+from edge.core.model import PLUGGED_IN, Charger, ConnectorStatus, Session
+
+NEVER_CONNECTED = "never_connected"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -61,9 +65,27 @@ def firmware_document(update: FirmwareUpdate | None) -> dict[str, Any] | None:
     }
 
 
+def charger_state(charger: Charger) -> str:
+    """One word for a charger: offline, faulted, charging, occupied, unavailable, available
+    or connected (no connector reported yet)."""
+    if not charger.connected:
+        return "offline"
+    statuses = {e.status for e in charger.evses.values() if e.evse_id > 0}
+    if ConnectorStatus.FAULTED in statuses:
+        return "faulted"
+    if ConnectorStatus.CHARGING in statuses:
+        return "charging"
+    if statuses & PLUGGED_IN:
+        return "occupied"
+    if statuses and statuses <= {ConnectorStatus.UNAVAILABLE}:
+        return "unavailable"
+    return "available" if statuses else "connected"
+
+
 def charger_document(charger: Charger, active: list[Session]) -> dict[str, Any]:
     return {
         "id": charger.id,
+        "state": charger_state(charger),
         "version": charger.version,
         "connected": charger.connected,
         "vendor": charger.info.vendor,
@@ -88,3 +110,37 @@ def charger_document(charger: Charger, active: list[Session]) -> dict[str, Any]:
         "active_sessions": [session_document(s) for s in active],
         "firmware_update": firmware_document(charger.firmware_update),
     }
+
+
+def never_connected_document(charger_id: str) -> dict[str, Any]:
+    """A charger of the site's configuration that has never connected, in the same shape."""
+    return {
+        "id": charger_id,
+        "state": NEVER_CONNECTED,
+        "version": None,
+        "connected": False,
+        "vendor": "",
+        "model": "",
+        "serial": "",
+        "firmware": "",
+        "auto_registered": False,
+        "first_seen": None,
+        "last_seen": None,
+        "last_boot": None,
+        "evses": [],
+        "active_sessions": [],
+        "firmware_update": None,
+    }
+
+
+def charger_documents(
+    known: Iterable[Charger],
+    configured_ids: Iterable[str],
+    active_of: Callable[[ChargerId], list[Session]],
+) -> list[dict[str, Any]]:
+    """Every charger of the site by id: those that ever connected, and the configured ones
+    that never did (an installer looks for exactly those)."""
+    documents = {charger_key(c.id): charger_document(c, active_of(c.id)) for c in known}
+    for charger_id in configured_ids:
+        documents.setdefault(charger_key(charger_id), never_connected_document(charger_id))
+    return sorted(documents.values(), key=lambda document: str(document["id"]))

@@ -29,6 +29,18 @@ class ConnectorStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+# the statuses in which a vehicle is plugged in
+PLUGGED_IN = frozenset(
+    {
+        ConnectorStatus.OCCUPIED,
+        ConnectorStatus.CHARGING,
+        ConnectorStatus.SUSPENDED_EV,
+        ConnectorStatus.SUSPENDED_EVSE,
+        ConnectorStatus.FINISHING,
+    }
+)
+
+
 class SessionStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"

@@ -27,6 +27,7 @@ from contract.events import (
 )
 from edge.config import SiteConfig
 from edge.core import commands as cmd
+from edge.core.documents import charger_documents
 from edge.core.ids import ChargerId, IdTag
 from edge.core.model import (
     AuthorizationStatus,
@@ -446,6 +447,11 @@ class Site:
     def evse_of(self, charger_id: ChargerId, evse_id: int) -> Evse | None:
         charger = self.chargers.get(charger_id)
         return charger.evses.get(evse_id) if charger else None
+
+    def charger_documents(self) -> list[dict[str, Any]]:
+        """Every charger as the API and the UI list it, configured ones never seen included."""
+        configured = (c.id for c in self.config.chargers)
+        return charger_documents(self.chargers.values(), configured, self.active.of_charger)
 
 
 def local_list(

@@ -13,7 +13,6 @@ from typing import Any
 from common.timestamps import format_timestamp
 from edge.core.documents import charger_document, session_document
 from edge.core.ids import ChargerId
-from edge.core.model import Charger, ConnectorStatus
 from edge.core.paging import Key, encode_cursor
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SlotView
@@ -26,13 +25,6 @@ from edge.storage import site_sql as repo
 from edge.ui import power
 from edge.ui.alerts import Alert, site_alerts
 
-PLUGGED = {
-    ConnectorStatus.OCCUPIED,
-    ConnectorStatus.CHARGING,
-    ConnectorStatus.SUSPENDED_EV,
-    ConnectorStatus.SUSPENDED_EVSE,
-    ConnectorStatus.FINISHING,
-}
 TRIGGER_MESSAGES = (
     "StatusNotification",
     "Heartbeat",
@@ -41,22 +33,6 @@ TRIGGER_MESSAGES = (
     "FirmwareStatusNotification",
 )
 EVENT_TYPES = ("charger.", "charging.", "parking.", "sensor.", "command.")
-
-
-def charger_state(charger: Charger) -> str:
-    """One word for a charger: offline, faulted, charging, occupied, unavailable, available."""
-    if not charger.connected:
-        return "offline"
-    statuses = {e.status for e in charger.evses.values() if e.evse_id > 0}
-    if ConnectorStatus.FAULTED in statuses:
-        return "faulted"
-    if ConnectorStatus.CHARGING in statuses:
-        return "charging"
-    if statuses & PLUGGED:
-        return "occupied"
-    if statuses and statuses <= {ConnectorStatus.UNAVAILABLE}:
-        return "unavailable"
-    return "available" if statuses else "connected"
 
 
 @dataclass(frozen=True)
@@ -83,21 +59,10 @@ class SiteViews:
         return summary_document(self.site_id, self.slots.model.summary(), self.clock())
 
     def chargers(self) -> list[dict[str, Any]]:
-        rows = []
-        for charger in sorted(self.site.chargers.values(), key=lambda c: c.id):
-            view = charger_document(charger, self.site.active.of_charger(charger.id))
-            view["state"] = charger_state(charger)
+        rows = self.site.charger_documents()
+        for view in rows:
             view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
             view["power_w"] = sum(s["power_w"] or 0 for s in view["active_sessions"])
-            rows.append(view)
-        known = {c.id for c in self.site.chargers.values()}
-        for configured in self.site.config.chargers:
-            if configured.id not in known:
-                rows.append(
-                    {"id": configured.id, "state": "never connected", "connected": False,
-                     "evses": [], "active_sessions": [], "power_w": 0, "version": None,
-                     "vendor": "", "model": "", "firmware": "", "last_seen": None}
-                )  # fmt: skip
         return rows
 
     def alerts(self) -> list[Alert]:
@@ -164,7 +129,6 @@ class SiteViews:
         if charger is None:
             return None
         view = charger_document(charger, self.site.active.of_charger(charger.id))
-        view["state"] = charger_state(charger)
         view["evses"] = [e for e in view["evses"] if e["evse_id"] > 0]
         view["events"] = await self.site.store.read(
             lambda c: repo.charger_events(c, charger_id, limit)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from edge.core.ids import SessionId, SlotId
-from edge.core.model import ConnectorStatus
+from edge.core.model import PLUGGED_IN, ConnectorStatus
 from edge.core.slots.events import (
     ConditionCleared,
     ConditionRaised,
@@ -59,15 +59,6 @@ from edge.core.slots.events import (
 from edge.core.slots.layout import Layout, SlotSpec, Timing
 from edge.core.slots.values import Condition, ReservationId, SlotState, VisitId, require_aware
 
-PLUGGED_IN = frozenset(
-    {
-        ConnectorStatus.OCCUPIED,
-        ConnectorStatus.CHARGING,
-        ConnectorStatus.SUSPENDED_EV,
-        ConnectorStatus.SUSPENDED_EVSE,
-        ConnectorStatus.FINISHING,
-    }
-)
 NOTHING_PLUGGED = frozenset({ConnectorStatus.AVAILABLE, ConnectorStatus.RESERVED})
 CHARGED = frozenset({ConnectorStatus.SUSPENDED_EV, ConnectorStatus.FINISHING})
 

@@ -138,7 +138,15 @@ async def test_active_sessions_chargers_and_their_events_page_too(
             await flow.plug(2)
             await flow.start(2, "TAG-OK", 0.0, T0 + timedelta(minutes=n))
     chargers = await all_pages(api, "/api/chargers", limit=2)
-    assert [[c["id"] for c in p] for p in chargers] == [["CP-0", "CP-1"], ["CP-2"]]
+    # the configured charger that never connected is listed too, in its place by id
+    assert [[c["id"] for c in p] for p in chargers] == [["CP-0", "CP-1"], ["CP-2", "CP-LOCKED"]]
+    states = {c["id"]: (c["state"], c["connected"]) for p in chargers for c in p}
+    assert states == {
+        "CP-0": ("offline", False),
+        "CP-1": ("offline", False),
+        "CP-2": ("offline", False),
+        "CP-LOCKED": ("never_connected", False),
+    }
     active = await all_pages(api, "/api/sessions", status="active", limit=4)
     assert [len(p) for p in active] == [4, 2]
     flat = [s for p in active for s in p]

@@ -40,7 +40,7 @@ async def test_charger_and_slot_changes_appear_live(
     page = await new_page(browser)
     await browser_login(page, daemon, "tess")
     cp1 = page.locator('#chargers [data-charger="CP-1"]')
-    await expect(cp1).to_have_attribute("data-state", "never connected")
+    await expect(cp1).to_have_attribute("data-state", "never_connected")
     b1 = page.locator("#slot-B1")
     await expect(b1).to_have_attribute("data-state", "unknown")
 
