@@ -50,8 +50,14 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters.update(kw=_kw, kwh=_kwh, label=_label, as_time=as_time)
+        self.templates.filters.update(
+            kw=_kw, kwh=_kwh, label=_label, as_time=as_time, local=self.local_time
+        )
         self.templates.globals["m"] = self.templates.get_template("macros.html").module
+
+    def local_time(self, moment: datetime) -> datetime:
+        """``moment`` in the site's time zone (what the pages show; APIs stay UTC)."""
+        return moment.astimezone(self.site.zone)
 
     def render(
         self,

@@ -15,7 +15,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from common.timestamps import format_timestamp
 from edge.storage.site_sql import parse_iso
@@ -184,9 +184,11 @@ def chart(
     width: int = 960,
     height: int = 240,
     limit: Sequence[PowerPoint] = (),
+    zone: tzinfo = UTC,
 ) -> Chart:
-    """A line and area chart in kW with hour ticks (UTC), in a ``width`` x ``height`` box;
-    with ``limit`` (at the same times) a step line of the site limit over it."""
+    """A line and area chart in kW with hour ticks (full hours in ``zone``, the site's),
+    in a ``width`` x ``height`` box; with ``limit`` (at the same times) a step line of the
+    site limit over it."""
     left, right, top, bottom = 48, 8, 10, 24
     plot_w, plot_h = width - left - right, height - top - bottom
     kws = [p.power_w / 1000 for p in points]
@@ -210,10 +212,13 @@ def chart(
     area = f"{line} L{coords[-1][0]:.1f},{base:.1f} L{coords[0][0]:.1f},{base:.1f} Z"
     y_ticks = [Tick(y(y_top * f), f"{y_top * f:g}") for f in (0, 0.5, 1)]
     x_ticks: list[Tick] = []
-    hour = t0.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    # full hours of the site's clock (a zone may be off UTC by half an hour), stepped in
+    # UTC so that a change to or from summer time neither repeats nor skips a tick
+    local_hour = t0.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+    hour = local_hour.astimezone(UTC) + timedelta(hours=1)
     step = timedelta(hours=1 if span <= 8 * 3600 else 3)
     while hour <= t1:
-        x_ticks.append(Tick(x(hour), hour.strftime("%H:%M")))
+        x_ticks.append(Tick(x(hour), hour.astimezone(zone).strftime("%H:%M")))
         hour += step
     description = f"Site power over {span / 3600:.0f} h: now {kws[-1]:.1f} kW, peak {peak:.1f} kW"
     limit_line = ""

@@ -122,7 +122,7 @@ class SiteViews:
             return points, [] if limit_w is None else power.site_limit(c, now, hours, limit_w)
 
         points, limit = await self.site.store.read(read)
-        return power.chart(points, limit=limit)
+        return power.chart(points, limit=limit, zone=self.site.config.site.zone)
 
     async def charger_detail(self, charger_id: str, limit: int = 50) -> dict[str, Any] | None:
         charger = self.site.chargers.get(ChargerId(charger_id))

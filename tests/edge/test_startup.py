@@ -139,6 +139,19 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
     ]
 
 
+def test_config_check_names_an_unknown_time_zone(tmp_path: Path) -> None:
+    config = write_site_toml(
+        tmp_path / "site.toml",
+        {"site": {"id": "zone-site", "environment": "development", "timezone": "Europe/Berlni"}},
+    )
+    ran = run_evpark("config", "check", str(config))
+    assert ran.code == 1
+    assert ran.stderr.splitlines() == [
+        f"{config}: site.timezone: unknown time zone 'Europe/Berlni': use an IANA name such as "
+        "Europe/Berlin"
+    ]
+
+
 def test_config_check_loads_the_tls_pair(tmp_path: Path) -> None:
     """Files that exist but are no certificate and key are a problem too."""
     for name in ("cert.pem", "key.pem"):

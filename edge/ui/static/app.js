@@ -11,12 +11,13 @@
   const sections = Array.from(document.querySelectorAll("[data-fragment]"));
   const DEBOUNCE_MS = 120;
 
+  // Times are written in the site's time zone by the server (a technician's phone may be
+  // set to another); the title gives the same moment in UTC.
   function localizeTimes(root) {
     root.querySelectorAll("time[datetime]").forEach((el) => {
       const moment = new Date(el.getAttribute("datetime"));
-      if (!Number.isNaN(moment.getTime())) {
-        el.title = el.textContent;
-        el.textContent = moment.toLocaleString();
+      if (!Number.isNaN(moment.getTime()) && !el.title) {
+        el.title = moment.toISOString().slice(0, 19).replace("T", " ") + " UTC";
       }
     });
   }

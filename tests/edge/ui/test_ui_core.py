@@ -8,6 +8,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -68,6 +69,17 @@ def test_chart_scales_to_a_round_top_and_describes_itself() -> None:
     assert [t.label for t in drawn.x_ticks] == ["09:00", "10:00"]
     assert "peak 18.0 kW" in drawn.description
     assert chart([]).line == ""
+
+
+def test_chart_hours_are_the_sites_own_across_a_change_to_summer_time() -> None:
+    # Berlin goes from 02:00 CET to 03:00 CEST at 01:00 UTC on 2026-03-29
+    start = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
+    points = [PowerPoint(start + timedelta(minutes=30 * n), 1000.0) for n in range(8)]
+    berlin = chart(points, zone=ZoneInfo("Europe/Berlin"))
+    assert [t.label for t in berlin.x_ticks] == ["01:00", "03:00", "04:00", "05:00"]
+    kolkata = chart(points, zone=ZoneInfo("Asia/Kolkata"))  # UTC+05:30
+    assert [t.label for t in kolkata.x_ticks] == ["06:00", "07:00", "08:00"]
+    assert [t.label for t in chart(points).x_ticks] == ["00:00", "01:00", "02:00", "03:00"]
 
 
 # --- alerts ----------------------------------------------------------------------------
