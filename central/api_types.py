@@ -12,7 +12,8 @@ from contract.envelope import SITE_ID_PATTERN
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 ID_HELP = "1-64 characters: letters, digits and _ . : - (starting with a letter or digit)"
 
-SiteId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
+# a site id as the sync contract has it (no ':'): no site can have another
+SiteId = Annotated[str, StringConstraints(pattern=SITE_ID_PATTERN, max_length=64)]
 SlotId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
 VehicleId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
 ChargerId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=64)]
@@ -20,7 +21,6 @@ SlotType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$", m
 IdTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,36}$", max_length=36)]
 
 PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64, description=ID_HELP)]
-# a site id as the sync contract has it (no ':'): what a command to the site can carry
 SitePathId = Annotated[
     str,
     Path(pattern=SITE_ID_PATTERN, max_length=64, description="1-64 letters, digits, _ . -"),

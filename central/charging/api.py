@@ -279,7 +279,7 @@ def make_router(
         response_model=SiteRate,
         summary="Set a site's rates (operators); the site is sent the new rates",
     )
-    async def put_rates(site_id: PathId, body: RateModel, _p: Principal = operator) -> SiteRate:
+    async def put_rates(site_id: SitePathId, body: RateModel, _p: Principal = operator) -> SiteRate:
         return await rates.put(site_id, body)
 
     @router.get(

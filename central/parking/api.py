@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from central.api_types import ID_PATTERN, PathId, SiteId, SlotType, VehicleId
+from central.api_types import ID_PATTERN, PathId, SiteId, SitePathId, SlotType, VehicleId
 from central.auth import Principal, check_vehicle, require
 from central.context import ServiceContext
 from central.infra.paging import Cursor, Limit, Page, page_of, parse_cursor
@@ -333,7 +333,7 @@ def make_router(ctx: ServiceContext, bookings: Bookings) -> APIRouter:
         response_model=LotAnswer,
         summary="Configure a site's lot and slots (operators)",
     )
-    async def put_lot(site_id: PathId, body: LotConfig, _p: Principal = operator) -> LotAnswer:
+    async def put_lot(site_id: SitePathId, body: LotConfig, _p: Principal = operator) -> LotAnswer:
         return await configure_lot(ctx, site_id, body)
 
     @router.get(
@@ -342,7 +342,7 @@ def make_router(ctx: ServiceContext, bookings: Bookings) -> APIRouter:
         summary="A site's lot configuration",
         responses={404: {"description": "unknown site"}},
     )
-    async def get_lot(site_id: PathId, _p: Principal = anyone) -> LotAnswer:
+    async def get_lot(site_id: SitePathId, _p: Principal = anyone) -> LotAnswer:
         async with _answering():
             return await lot_answer(ctx, site_id)
 

@@ -15,6 +15,7 @@ from central import cli
 from central.app import create_app
 from central.settings import CentralSettings
 from tests.central.conftest import Central
+from tests.central.test_charging_api import RATES
 
 LOT = {"name": "North", "slots": [{"slot_id": "E1", "slot_type": "ev", "charger_id": "CP1"}]}
 
@@ -203,3 +204,23 @@ async def test_subject_ids_are_whole_ids(central: Central) -> None:
         with pytest.raises(InvalidKeyRequest):
             await central.keys.create(scope, site, user_id=user, vehicle_ids=vehicles)
     await central.keys.create("driver", user_id="alice@example.com", vehicle_ids=("car-a",))
+
+
+async def test_no_route_takes_a_site_id_no_site_can_have(central: Central) -> None:
+    """Site ids follow the sync contract (no ':'): a write to such a "site" would be a row
+    no edge can ever read, and a command to it a 500."""
+    operator = await central.auth("operator")
+    for method, path, body in (
+        ("PUT", "/parking/lots/so:uth", LOT),
+        ("GET", "/parking/lots/so:uth", None),
+        ("PUT", "/charging/rates/so:uth", RATES),
+        ("GET", "/parking/status?site_id=so:uth", None),
+        ("GET", "/charging/stations?site_id=so:uth", None),
+    ):
+        r = await central.client.request(method, path, json=body, headers=operator)
+        assert r.status_code == 422, (method, path, r.text)
+        assert [e["loc"][-1] for e in r.json()["detail"]] == ["site_id"], r.text
+    # the same bodies are fine for a site that can exist
+    assert (
+        await central.client.put("/charging/rates/south", json=RATES, headers=operator)
+    ).is_success
