@@ -34,6 +34,7 @@ from edge.api.server import HttpServer
 from edge.api.slots import slots_router
 from edge.api.uploads import uploads_router
 from edge.config import SiteConfig
+from edge.core.charger_states import site_charger_ids
 from edge.core.ids import ChargerId
 from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
@@ -212,7 +213,8 @@ class EdgeDaemon:
             for s in config.slots
             if s.charger is not None and s.evse is not None
         ]
-        states.publish_all(site.chargers.values(), slot_evses)
+        configured = [c.id for c in config.chargers] + [c for c, _, _ in slot_evses]
+        states.publish_all(site_charger_ids(configured, site.chargers), slot_evses)
         discovery: HomeAssistantDiscovery | None = None
         if config.mqtt.homeassistant_discovery:
             discovery = HomeAssistantDiscovery(

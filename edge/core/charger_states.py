@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
+from edge.core.ids import ChargerId, charger_key
 from edge.core.model import Charger, Evse, Session
 from edge.core.slots.documents import document_time
 
@@ -78,3 +79,12 @@ def evse_ids(charger: Charger | None, configured: Iterable[int] = ()) -> list[in
     slots name, in order; EVSE 0 (the whole charger) is not one."""
     reported = {e for e in charger.evses if e > 0} if charger is not None else set()
     return sorted(reported | set(configured))
+
+
+def site_charger_ids(configured: Iterable[str], known: Iterable[ChargerId]) -> list[ChargerId]:
+    """Every charger of the site once: the site file's and those that ever connected
+    (auto-registered ones too); ids differing only in case are one charger, spelt as the
+    site knows it."""
+    ids = {charger_key(charger_id): ChargerId(charger_id) for charger_id in configured}
+    ids.update((charger_key(charger_id), charger_id) for charger_id in known)
+    return sorted(ids.values())

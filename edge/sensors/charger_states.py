@@ -54,14 +54,13 @@ class ChargerStates:
         self._timer: asyncio.TimerHandle | None = None
 
     def publish_all(
-        self, chargers: Iterable[Charger], configured: Iterable[tuple[ChargerId, int, int]]
+        self, charger_ids: Iterable[ChargerId], evses: Iterable[tuple[ChargerId, int, int]]
     ) -> None:
-        """Every charger's status and EVSE states; ``configured`` (charger, EVSE,
-        connector) are the site config's, published as ``unknown`` until heard of."""
-        for charger_id, evse_id, connector_id in configured:
+        """Every charger's status and EVSE states; ``evses`` (charger, EVSE, connector)
+        are those the site config's slots name, published as ``unknown`` until heard of."""
+        for charger_id, evse_id, connector_id in evses:
             self._configured[(charger_id, evse_id)] = Evse(evse_id, connector_id)
-        known = {charger.id for charger in chargers}
-        for charger_id in known | {charger_id for charger_id, _ in self._configured}:
+        for charger_id in charger_ids:
             self.charger_changed(charger_id)
             configured_evses = [e for c, e in self._configured if c == charger_id]
             for evse_id in evse_ids(self._charger(charger_id), configured_evses):

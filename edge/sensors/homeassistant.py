@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from edge.config import SiteConfig
-from edge.core.charger_states import evse_ids
+from edge.core.charger_states import evse_ids, site_charger_ids
 from edge.core.homeassistant import (
     DiscoveryCharger,
     DiscoverySite,
@@ -66,14 +66,9 @@ class HomeAssistantDiscovery:
         slots = [DiscoverySlot(s.id, s.type, s.label) for s in self._config.slots]
         types = sorted({s.type for s in self._config.slots})
         self._send(site_entities(self.site, slots, types))
-        chargers = {charger_key(c.id): ChargerId(c.id) for c in self._config.chargers}
-        chargers.update({charger_key(charger_id): charger_id for charger_id in known})
-        chargers.update(
-            (charger_key(s.charger), ChargerId(s.charger))
-            for s in self._config.slots
-            if s.charger is not None and charger_key(s.charger) not in chargers
-        )
-        for charger_id in sorted(chargers.values()):
+        configured = [c.id for c in self._config.chargers]
+        configured += [s.charger for s in self._config.slots if s.charger is not None]
+        for charger_id in site_charger_ids(configured, known):
             self.charger_changed(charger_id)
 
     def charger_changed(self, charger_id: ChargerId) -> None:
