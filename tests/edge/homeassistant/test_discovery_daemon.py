@@ -5,8 +5,10 @@ but the last one always arrives."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from tests.edge.homeassistant.discovery_schema import problems, render
 from tests.edge.homeassistant.recorder import TopicRecorder
 from tests.mosquitto import Mosquitto, mosquitto_pub, running_mosquitto
 from tests.ocpp_client import RawCharger
-from tests.ocpp_flows import flow_for
+from tests.ocpp_flows import Flow, flow_for
 from tests.polling import eventually
 
 SITE = "evpark/test-site"
@@ -202,23 +204,44 @@ async def test_unique_ids_survive_a_restart_and_removed_entities_go(
     }  # fmt: skip
 
 
-async def test_meter_values_are_spaced_and_the_last_one_arrives(
-    tmp_path: Path, broker: Mosquitto
-) -> None:
-    config = site_config(tmp_path, broker, charger_state_interval=1.0)
-    topic = f"{SITE}/chargers/CP-16/evses/1/state"
+@dataclass
+class Session:
+    """A session on CP-16's EVSE 1 and a subscriber to that EVSE's state topic."""
+
+    daemon: EdgeDaemon
+    seen: TopicRecorder
+    charger: RawCharger
+    flow: Flow
+    tx: str
+    start: datetime
+    topic: str = f"{SITE}/chargers/CP-16/evses/1/state"
+
+
+@contextlib.asynccontextmanager
+async def charging(tmp_path: Path, broker: Mosquitto, interval: float) -> AsyncIterator[Session]:
+    config = site_config(tmp_path, broker, charger_state_interval=interval)
     start = datetime.now(UTC)
     async with (
-        TopicRecorder(broker, topic) as seen,
+        TopicRecorder(broker, Session.topic) as seen,
         EdgeDaemon(config) as daemon,
         RawCharger(ocpp_url(daemon), "CP-16", Version.V16) as charger,
     ):
         flow = flow_for(charger)
         await flow.boot()
         tx = await flow.start(1, "TAG-OK", 0, start)
+        yield Session(daemon, seen, charger, flow, tx, start)
+
+
+async def test_meter_values_are_spaced_and_the_last_one_arrives(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    async with charging(tmp_path, broker, interval=1.0) as session:
+        seen, topic = session.seen, session.topic
         burst = [100.0 * n for n in range(1, 21)]
         for n, energy in enumerate(burst):
-            await flow.meter(1, tx, energy, "Wh", start + timedelta(seconds=n))
+            await session.flow.meter(
+                1, session.tx, energy, "Wh", session.start + timedelta(seconds=n)
+            )
 
         async def last_arrived() -> bool:
             return topic in seen.latest and seen.json(topic)["energy_wh"] == burst[-1]
@@ -231,24 +254,15 @@ async def test_meter_values_are_spaced_and_the_last_one_arrives(
 
 async def test_a_status_change_is_not_held_back(tmp_path: Path, broker: Mosquitto) -> None:
     # an interval far longer than the test: whatever arrives went out at once
-    config = site_config(tmp_path, broker, charger_state_interval=3600)
-    topic = f"{SITE}/chargers/CP-16/evses/1/state"
-    start = datetime.now(UTC)
-    async with (
-        TopicRecorder(broker, topic) as seen,
-        EdgeDaemon(config) as daemon,
-        RawCharger(ocpp_url(daemon), "CP-16", Version.V16) as charger,
-    ):
-        flow = flow_for(charger)
-        await flow.boot()
-        tx = await flow.start(1, "TAG-OK", 0, start)
+    async with charging(tmp_path, broker, interval=3600) as session:
+        seen, topic, flow, tx = session.seen, session.topic, session.flow, session.tx
         await eventually(lambda: _in_session(seen, topic), "the session on the topic")
-        await flow.meter(1, tx, 400, "Wh", start + timedelta(minutes=1))
-        await flow.meter(1, tx, 900, "Wh", start + timedelta(minutes=2))
-        await daemon.mqtt.wait_published()
+        await flow.meter(1, tx, 400, "Wh", session.start + timedelta(minutes=1))
+        await flow.meter(1, tx, 900, "Wh", session.start + timedelta(minutes=2))
+        await session.daemon.mqtt.wait_published()
         await seen.sync()
         assert seen.json(topic)["energy_wh"] < 900  # held back: the interval is not up
-        await charger.call(
+        await session.charger.call(
             "StatusNotification",
             {"connectorId": 1, "errorCode": "NoError", "status": "SuspendedEV"},
         )
