@@ -134,7 +134,8 @@ def _entity(
     return _topic(site, component, object_id), {
         "name": name,
         "unique_id": f"evpark_{site.site_id}_{key}",
-        "object_id": entity_id,
+        # HA 2025.10 replaced object_id with this, and warns about object_id until it
+        # stops reading it (2026.4): older versions name the entity after device and name
         "default_entity_id": f"{component}.{entity_id}",
         "device": device,
         "origin": {"name": "evpark", "sw_version": site.sw_version},
