@@ -304,6 +304,13 @@ class MqttSection(_Section):
     republish_interval: float = Field(default=300.0, gt=0, description="seconds")
     # A sensor's `ts` further than this from the edge's clock is not believed (docs/mqtt.md).
     sensor_clock_tolerance: float = Field(default=300.0, gt=0, description="seconds")
+    # A charger EVSE's power and energy go out at most this often (a status change at once).
+    charger_state_interval: float = Field(default=5.0, gt=0, description="seconds")
+    # Home Assistant's MQTT discovery (docs/home-assistant.md): off unless asked for.
+    homeassistant_discovery: bool = False
+    homeassistant_prefix: str = Field(
+        default="homeassistant", pattern=r"^[^#+/\s]+(/[^#+/\s]+)*$", description="topic"
+    )
 
 
 class CentralSection(_Section):

@@ -16,6 +16,7 @@ import contextlib
 import gc
 import signal
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,8 @@ from edge.api.server import HttpServer
 from edge.api.slots import slots_router
 from edge.api.uploads import uploads_router
 from edge.config import SiteConfig
+from edge.core.charger_states import site_charger_ids
+from edge.core.ids import ChargerId
 from edge.event_loop import loop_factory, loop_name
 from edge.fd_limit import raise_open_files_limit
 from edge.metrics import OcppMetrics
@@ -40,8 +43,11 @@ from edge.ocpp.server import OcppServer
 from edge.power.manager import LoadManager
 from edge.power.metrics import PowerMetrics
 from edge.sensors.broker import EmbeddedBroker, site_broker
+from edge.sensors.charger_states import ChargerStates
+from edge.sensors.homeassistant import HomeAssistantDiscovery
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.mqtt import MqttSensors
+from edge.services.changes import SiteChange
 from edge.services.logs import public_base
 from edge.services.site import Clock, Site, utc_now
 from edge.services.slots import SlotService
@@ -156,16 +162,16 @@ class EdgeDaemon:
         self.http = HttpServer(app, http, self.registry, max_upload)
         mqtt = self.config.mqtt
         self.broker = await self._stack.enter_async_context(site_broker(mqtt))
-        self.mqtt = await self._stack.enter_async_context(
-            MqttSensors(
-                site_id=self.config.site.id,
-                mqtt=mqtt,
-                sink=self.slots,
-                metrics=MqttMetrics(self.registry),
-                known_sensors={s.sensor for s in self.config.slots if s.sensor},
-                grid=self.power.grid_power if self.config.power.grid_meter != "none" else None,
-            )
+        self.mqtt = MqttSensors(
+            site_id=self.config.site.id,
+            mqtt=mqtt,
+            sink=self.slots,
+            metrics=MqttMetrics(self.registry),
+            known_sensors={s.sensor for s in self.config.slots if s.sensor},
+            grid=self.power.grid_power if self.config.power.grid_meter != "none" else None,
         )
+        self._publish_chargers(self.mqtt)
+        await self._stack.enter_async_context(self.mqtt)
         self.slots.publishers.append(self.mqtt)
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._stack.callback(self.ui.hub.close)  # ends live streams before the HTTP server waits
@@ -190,6 +196,45 @@ class EdgeDaemon:
             database=str(database_path(self.config)),
             event_loop=loop_name(asyncio.get_running_loop()),
         )
+
+    def _publish_chargers(self, mqtt: MqttSensors) -> None:
+        """The chargers' states on MQTT and, if asked for, Home Assistant's discovery."""
+        site, config = self.site, self.config
+        states = ChargerStates(
+            site_id=config.site.id,
+            publish=mqtt.publish_retained,
+            charger=site.chargers.get,
+            session_on=site.active_session_on,
+            every=config.mqtt.charger_state_interval,
+        )
+        self._stack.callback(states.close)
+        slot_evses = [
+            (ChargerId(s.charger), s.evse, s.connector)
+            for s in config.slots
+            if s.charger is not None and s.evse is not None
+        ]
+        configured = [c.id for c in config.chargers] + [c for c, _, _ in slot_evses]
+        states.publish_all(site_charger_ids(configured, site.chargers), slot_evses)
+        discovery: HomeAssistantDiscovery | None = None
+        if config.mqtt.homeassistant_discovery:
+            discovery = HomeAssistantDiscovery(
+                config=config, publish=mqtt.publish_retained, charger=site.chargers.get,
+                sw_version=package_version("evpark"),
+            )  # fmt: skip
+            mqtt.watch(discovery.topic_filter, discovery.receive)
+            discovery.publish_all(site.chargers)
+
+        def on_change(change: SiteChange) -> None:
+            if change.kind == "charger":
+                states.charger_changed(change.charger_id)
+            elif change.evse_id is not None:
+                states.evse_changed(
+                    change.charger_id, change.evse_id, metered=change.kind == "meter"
+                )
+            if discovery is not None and change.kind in ("charger", "evse"):
+                discovery.charger_changed(change.charger_id)
+
+        site.observe(on_change)
 
     async def __aexit__(
         self,

@@ -33,18 +33,18 @@ from common.mqtt_url import broker_address
 from edge.config import MqttSection
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SiteSummary, SlotView
+from edge.core.topics import (
+    edge_status_topic,
+    slot_state_topic,
+    slot_state_topic_filter,
+    summary_topic,
+)
 from edge.sensors.grid import BadGridReading, grid_power_topic, grid_watts
 from edge.sensors.log_limit import LogLimiter
 from edge.sensors.metrics import MqttMetrics
 from edge.sensors.payloads import state_topic_filter, status_topic_filter
 from edge.sensors.readings import SensorReader, SensorSink
 from edge.sensors.retained import RetainedStates
-from edge.sensors.topics import (
-    edge_status_topic,
-    slot_state_topic,
-    slot_state_topic_filter,
-    summary_topic,
-)
 
 log = structlog.get_logger("edge.sensors.mqtt")
 
@@ -59,6 +59,10 @@ def summary_payload(site_id: str, summary: SiteSummary, at: datetime) -> bytes:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+TopicHandler = Callable[[str, bytes, bool], None]
+"""Gets a watched topic's messages: topic, payload and whether the broker kept it."""
 
 
 class MqttSensors:
@@ -96,6 +100,7 @@ class MqttSensors:
         self._client: aiomqtt.Client | None = None
         self._task_group: asyncio.TaskGroup | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._watched: list[tuple[str, TopicHandler]] = []
         # one limiter for every log line about what others send: one bounded memory
         log_limiter = self._log_limiter = LogLimiter()
         self._reader = SensorReader(
@@ -152,7 +157,18 @@ class MqttSensors:
         """Until the broker has acknowledged everything published so far."""
         await self._retained.wait_sent()
 
+    def watch(self, topic_filter: str, handler: TopicHandler) -> None:
+        """Subscribe to ``topic_filter`` (QoS 1) as well; call before entering."""
+        if self._task_group is not None:
+            raise RuntimeError("watch() before entering MqttSensors")
+        self._watched.append((topic_filter, handler))
+
     # -------------------------------------------------------------- publishing
+
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Queue any other retained state of the edge (QoS 1, the latest per topic wins,
+        sent again after a reconnect and every ``republish_interval``)."""
+        self._retained.publish(topic, payload)
 
     def publish_slot(self, view: SlotView) -> None:
         """Queue a slot's state (retained, QoS 1); the latest state per slot wins."""
@@ -222,6 +238,7 @@ class MqttSensors:
                 (slot_state_topic_filter(site), 1),
                 (summary_topic(site), 1),
                 *([(self._grid_topic, 0)] if self._grid is not None else []),
+                *[(topic_filter, 1) for topic_filter, _ in self._watched],
             ]
         )
         await client.publish(edge_status_topic(site), b"online", qos=1, retain=True)
@@ -248,6 +265,10 @@ class MqttSensors:
                     self._log.warning("mqtt.grid.refused", error=str(err),
                                       payload=payload[:64], not_logged=dropped)  # fmt: skip
             return
+        for topic_filter, handler in self._watched:
+            if message.topic.matches(topic_filter):
+                handler(name, payload, message.retain)
+                return
         if self._retained.owns(name):
             self._retained.check(name, payload, message.retain)
             return

@@ -22,9 +22,9 @@ from collections import deque
 import aiomqtt
 import structlog
 
+from edge.core.topics import is_slot_state_topic, summary_topic
 from edge.sensors.log_limit import LogLimiter
 from edge.sensors.metrics import MqttMetrics
-from edge.sensors.topics import is_slot_state_topic, summary_topic
 
 log = structlog.get_logger("edge.sensors.retained")
 

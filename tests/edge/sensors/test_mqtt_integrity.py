@@ -372,12 +372,16 @@ async def test_the_documented_acl_lets_sensors_write_only_their_own_topics(
 
 
 async def _acl_holds(tmp_path: Path, broker: Mosquitto) -> None:
-    config = site_config(tmp_path, broker, username="evpark-edge", password=USERS["evpark-edge"])
+    config = site_config(
+        tmp_path, broker, username="evpark-edge", password=USERS["evpark-edge"],
+        homeassistant_discovery=True,
+    )  # fmt: skip
     everything = f"evpark/{SITE}/#"
     async with (
         running(config) as daemon,
         watching(broker, everything, login("evpark-edge")) as edge_eye,
         watching(broker, everything, login("sign-entrance")) as sign,
+        watching(broker, "homeassistant/#", login("sign-entrance")) as home_assistant,
     ):
         # allowed: a sensor its own state; the edge reads it and writes the slot
         await mosquitto_pub(broker, sensor_topic("S-B1"), "1", retain=True, user=login("S-B1"))
@@ -404,6 +408,15 @@ async def _acl_holds(tmp_path: Path, broker: Mosquitto) -> None:
         assert "Not authorized" in await publish_v5(broker, "sign-entrance", slot_topic("B1"), "{}")
         assert "Not authorized" not in await publish_v5(broker, "S-A1", sensor_topic("S-A1"), "0")
         await eventually(holds(lambda: edge_eye.on(sensor_topic("S-A1"))[-1:] == [b"0"]), "0")
+
+        # the edge writes the chargers' states and Home Assistant's documents; readers read
+        # them, and nobody else may write them
+        charger_status = f"evpark/{SITE}/chargers/CP-LOCKED/status"
+        await eventually(holds(lambda: sign.on(charger_status) == [b"offline"]), "charger status")
+        await eventually(holds(lambda: bool(home_assistant.messages)), "discovery documents")
+        ha_topic = home_assistant.messages[0][0]
+        assert "Not authorized" in await publish_v5(broker, "S-A1", charger_status, "online")
+        assert "Not authorized" in await publish_v5(broker, "sign-entrance", ha_topic, "{}")
 
         assert await slot_state(daemon, "B1") == "occupied"
         assert not [t for t, _, _ in sign.messages if "/sensors/" in t]  # signs read no sensor
