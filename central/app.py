@@ -48,6 +48,7 @@ from central.infra.http_client import ResilientClient
 from central.infra.request_context import RequestContextMiddleware
 from central.notification.service import NotificationService
 from central.parking.service import ParkingService
+from central.process import remote_bases
 from central.service import Service, ServiceBuilder
 from central.settings import CentralSettings
 from central.sync.service import SyncService
@@ -101,17 +102,10 @@ def build_gateway(
     ``settings.service_urls`` (alone, the gateway proxies every service, by default on its
     own port on this host)."""
     engine = create_engine(settings.database_url_for("gateway"))
-    remote: dict[str, tuple[str, str]] = {}
-    for name, entry in SERVICES.items():
-        if name in local:
-            continue
-        base = settings.service_urls.get(name)
-        if base is None and gateway_only:
-            base = f"http://127.0.0.1:{settings.service_ports.get(name, 0)}"
-        if base is None:
-            continue
-        for prefix in entry.prefixes:
-            remote[prefix] = (name, base)
+    bases = remote_bases(settings, sorted(local), SERVICE_NAMES, gateway_only=gateway_only)
+    remote = {
+        prefix: (name, base) for name, base in bases.items() for prefix in SERVICES[name].prefixes
+    }
     client = ResilientClient(settings.resilience) if remote else None
     remote_services = (
         RemoteServices(client, {name: base for name, base in remote.values()})
