@@ -128,7 +128,12 @@ def create_app(
     gateway_only = services is not None and len(services) == 0
     if services is None:
         services = [name for name in SERVICE_NAMES if name not in settings.service_urls]
-    bus = make_bus(settings.bus_url, settings.bus_namespace)
+    bus = make_bus(
+        settings.bus_url,
+        settings.bus_namespace,
+        stream_replicas=settings.bus_stream_replicas,
+        stream_max_age_s=settings.bus_stream_max_age_days * 86400,
+    )
     cache = make_cache(settings.cache_url, settings.cache_namespace)
     built: list[tuple[Service, AsyncEngine]] = []
     for name in services:

@@ -2,7 +2,9 @@
 
 One stream per topic (``EVPARK_PARKING_EVENTS`` for ``parking.events``, ...), created on
 first use, file storage, with a duplicate window so a republished event id is stored
-once (``Nats-Msg-Id``). Each ``subscribe(topic, durable, handler)`` is a durable pull
+once (``Nats-Msg-Id``). Its replicas and retention come from the settings
+(``bus_stream_replicas``, ``bus_stream_max_age_days``); a stream found with others is
+updated to them (JetStream may refuse a change of replicas: that is logged, not fatal). Each ``subscribe(topic, durable, handler)`` is a durable pull
 consumer: replicas using the same durable name share the work, each name gets every
 event. A handler that raises gets the event redelivered after a backoff (``nak`` with a
 delay); after ``max_deliver`` attempts JetStream stops redelivering it and it is logged as
@@ -12,6 +14,7 @@ dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 from types import TracebackType
@@ -21,7 +24,7 @@ import nats
 import structlog
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from central.infra.bus import EventHandler
 from common.backoff import Backoff, backoff_delay
@@ -29,9 +32,15 @@ from contract.envelope import CloudEvent
 
 log = structlog.get_logger("central.infra.bus")
 
+STREAM_EXISTS = 10058  # JetStream's error code: a stream of that name exists
+
 
 class BusUnavailable(Exception):
     """The bus cannot be reached (transient: the caller may retry)."""
+
+
+class StreamRefused(Exception):
+    """JetStream refuses to create a stream as configured (permanent: a setting to change)."""
 
 
 def stream_name(subject: str) -> str:
@@ -42,12 +51,24 @@ def consumer_name(durable: str, topic: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{durable}__{topic}")
 
 
+@dataclasses.dataclass(frozen=True)
+class StreamLimits:
+    replicas: int = 1
+    max_age_s: float = 7 * 24 * 3600
+
+
 class NatsBus:
     def __init__(
-        self, url: str, namespace: str = "", max_deliver: int = 10, fetch_batch: int = 64
+        self,
+        url: str,
+        namespace: str = "",
+        max_deliver: int = 10,
+        fetch_batch: int = 64,
+        limits: StreamLimits | None = None,
     ) -> None:
         """``namespace`` prefixes subjects and stream names (``<ns>.parking.events``)."""
         self._url = url
+        self._limits = limits or StreamLimits()
         self._prefix = f"{namespace}." if namespace else ""
         self._max_deliver = max_deliver
         self._fetch_batch = fetch_batch
@@ -100,24 +121,88 @@ class NatsBus:
         if name in self._streams:
             return name
         try:
-            await self._js.stream_info(name)
+            info = await self._js.stream_info(name)
         except NotFoundError:
             try:
-                await self._js.add_stream(
+                created = await self._js.add_stream(
                     StreamConfig(
                         name=name,
                         subjects=[subject],
                         retention=RetentionPolicy.LIMITS,
-                        max_age=7 * 24 * 3600,
+                        max_age=self._limits.max_age_s,
+                        num_replicas=self._limits.replicas,
                         duplicate_window=600,
                     )
                 )
-                log.info("bus.nats.stream_created", stream=name, topic=topic)
-            except BadRequestError:
+                log.info(
+                    "bus.nats.stream_created",
+                    stream=name,
+                    topic=topic,
+                    replicas=created.config.num_replicas,
+                    max_age_s=self._limits.max_age_s,
+                )
+                self._check_replicas(name, created.config)
+            except BadRequestError as err:
+                if err.err_code != STREAM_EXISTS:
+                    raise StreamRefused(
+                        f"NATS refuses stream {name} with {self._limits.replicas} replica(s), "
+                        f"max age {self._limits.max_age_s:g} s: {err.description} (settings "
+                        "bus_stream_replicas, bus_stream_max_age_days)"
+                    ) from err
                 # another process created it at the same moment
-                await self._js.stream_info(name)
+                info = await self._js.stream_info(name)
+                await self._align_stream(name, info.config)
+            except APIError as err:
+                raise StreamRefused(
+                    f"NATS refuses stream {name} with {self._limits.replicas} replica(s): "
+                    f"{err.description} (setting bus_stream_replicas)"
+                ) from err
+        else:
+            await self._align_stream(name, info.config)
         self._streams.add(name)
         return name
+
+    async def _align_stream(self, name: str, config: StreamConfig) -> None:
+        """Update a stream whose replicas or retention differ from the settings."""
+        wanted = dataclasses.replace(
+            config, num_replicas=self._limits.replicas, max_age=self._limits.max_age_s
+        )
+        if config.num_replicas == wanted.num_replicas and _same_age(config.max_age, wanted.max_age):
+            return
+        try:
+            updated = await self._js.update_stream(wanted)
+        except APIError as err:
+            # e.g. more replicas than the cluster has nodes: the stream keeps working as it is
+            log.warning(
+                "bus.nats.stream_not_updated",
+                stream=name,
+                replicas=config.num_replicas,
+                wanted_replicas=self._limits.replicas,
+                max_age_s=config.max_age,
+                wanted_max_age_s=self._limits.max_age_s,
+                reason=err.description or str(err),
+            )
+            return
+        log.info(
+            "bus.nats.stream_updated",
+            stream=name,
+            replicas=updated.config.num_replicas,
+            max_age_s=updated.config.max_age,
+            was_replicas=config.num_replicas,
+            was_max_age_s=config.max_age,
+        )
+        self._check_replicas(name, updated.config)
+
+    def _check_replicas(self, name: str, config: StreamConfig) -> None:
+        """A server that is not clustered keeps 1 replica whatever is asked: say so."""
+        if (config.num_replicas or 1) != self._limits.replicas:
+            log.warning(
+                "bus.nats.stream_replicas_limited",
+                stream=name,
+                replicas=config.num_replicas or 1,
+                wanted_replicas=self._limits.replicas,
+                reason="the NATS server keeps fewer replicas (not clustered, or too few nodes)",
+            )
 
     async def publish(self, topic: str, event: CloudEvent) -> None:
         await self._ensure_stream(topic)
@@ -207,3 +292,7 @@ class NatsBus:
             await msg.nak(delay=delay)
             return
         await msg.ack()
+
+
+def _same_age(seconds: float | None, wanted: float | None) -> bool:
+    return abs((seconds or 0.0) - (wanted or 0.0)) < 0.001  # JetStream keeps nanoseconds

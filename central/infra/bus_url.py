@@ -25,13 +25,18 @@ class ManagedBus(Bus, Protocol):
     ) -> None: ...
 
 
-def make_bus(url: str, namespace: str = "") -> ManagedBus:
+def make_bus(
+    url: str, namespace: str = "", *, stream_replicas: int = 1, stream_max_age_s: float = 7 * 86400
+) -> ManagedBus:
+    """``stream_*``: the NATS streams' replicas and retention (ignored in memory)."""
     if url.startswith("memory://"):
         from central.infra.bus_memory import MemoryBus
 
         return MemoryBus()
     if url.startswith(("nats://", "tls://")):
-        from central.infra.bus_nats import NatsBus
+        from central.infra.bus_nats import NatsBus, StreamLimits
 
-        return NatsBus(url, namespace=namespace)
+        return NatsBus(
+            url, namespace=namespace, limits=StreamLimits(stream_replicas, stream_max_age_s)
+        )
     raise ValueError(f"unsupported bus URL {url!r}")
