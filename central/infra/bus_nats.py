@@ -27,6 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from central.infra.bus import EventHandler
+from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
 from contract.envelope import CloudEvent
 
@@ -65,10 +66,13 @@ class NatsBus:
         max_deliver: int = 10,
         fetch_batch: int = 64,
         limits: StreamLimits | None = None,
+        metrics: CentralMetrics | None = None,
     ) -> None:
         """``namespace`` prefixes subjects and stream names (``<ns>.parking.events``)."""
         self._url = url
         self._limits = limits or StreamLimits()
+        self._metrics = metrics
+        self._consumers: list[tuple[str, str, str, str]] = []  # stream, name, topic, durable
         self._prefix = f"{namespace}." if namespace else ""
         self._max_deliver = max_deliver
         self._fetch_batch = fetch_batch
@@ -212,6 +216,25 @@ class NatsBus:
             headers={"Nats-Msg-Id": event.id},
             timeout=5,
         )
+        if self._metrics is not None:
+            self._metrics.bus_published.labels(topic).inc()
+
+    def problem(self) -> str | None:
+        """Why the bus cannot deliver now (for /readyz), or None."""
+        if self._nc is None:
+            return "not connected to NATS"
+        if not self._nc.is_connected:
+            return f"NATS connection lost ({self._url.rpartition('@')[2]}), reconnecting"
+        return None
+
+    async def pending(self) -> dict[tuple[str, str], int]:
+        """Events not yet handled per (topic, consumer): not yet delivered (num_pending)
+        and delivered but not acknowledged (num_ack_pending)."""
+        out: dict[tuple[str, str], int] = {}
+        for stream, name, topic, durable in self._consumers:
+            info = await self._js.consumer_info(stream, name, timeout=2)
+            out[(topic, durable)] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return out
 
     async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
         if self._tasks is None:
@@ -235,6 +258,7 @@ class NatsBus:
                 ack_wait=30,
             ),
         )
+        self._consumers.append((stream, name, topic, durable))
         task = self._tasks.create_task(
             self._fetch_loop(sub, topic, durable, handler), name=f"bus:{topic}:{durable}"
         )
@@ -269,6 +293,7 @@ class NatsBus:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the consumer
+            self._count(topic, durable, "dead" if attempt >= self._max_deliver else "failed")
             if attempt >= self._max_deliver:
                 log.error(
                     "bus.event.dead_lettered",
@@ -292,6 +317,11 @@ class NatsBus:
             await msg.nak(delay=delay)
             return
         await msg.ack()
+        self._count(topic, durable, "handled")
+
+    def _count(self, topic: str, durable: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.bus_consumed.labels(topic, durable, outcome).inc()
 
 
 def _same_age(seconds: float | None, wanted: float | None) -> bool:
