@@ -41,6 +41,7 @@ from central.gateway.ratelimit import FailureLimiter, RateLimiter
 from central.gateway.remote import RemoteServices
 from central.health import ProcessParts, health_router
 from central.infra.body_limit import BodyLimitMiddleware
+from central.infra.buckets import Buckets, make_buckets
 from central.infra.bus_url import ManagedBus, make_bus
 from central.infra.cache import make_cache
 from central.infra.db import create_engine, migrate
@@ -92,6 +93,7 @@ class Gateway:
     remote: Mapping[str, tuple[str, str]]  # path prefix -> (service name, base URL)
     client: ResilientClient | None  # None: every service runs in this process
     remote_services: RemoteServices | None
+    buckets: Buckets  # rate limits: shared through Redis, or this process's
 
 
 def build_gateway(
@@ -115,7 +117,8 @@ def build_gateway(
         if client is not None
         else None
     )
-    return Gateway(engine, KeyStore(engine, clock), remote, client, remote_services)
+    buckets = make_buckets(settings.cache_url, settings.cache_namespace)
+    return Gateway(engine, KeyStore(engine, clock), remote, client, remote_services, buckets)
 
 
 def create_app(
@@ -174,6 +177,7 @@ def create_app(
             stack.push_async_callback(cache.aclose)
             if parts is not None:
                 stack.push_async_callback(parts.engine.dispose)
+                stack.push_async_callback(parts.buckets.aclose)
                 await migrate(parts.engine, "gateway")
                 if parts.client is not None:
                     stack.push_async_callback(parts.client.aclose)
@@ -237,11 +241,11 @@ def create_app(
         app.add_middleware(
             GatewayMiddleware,
             keys=parts.keys,
-            limiter=RateLimiter(settings.rate_limit),
+            limiter=RateLimiter(settings.rate_limit, parts.buckets),
             remote=parts.remote,
             client=parts.client,
             internal_token=settings.internal_token,
-            failures=FailureLimiter(settings.rate_limit),
+            failures=FailureLimiter(settings.rate_limit, parts.buckets),
             trusted_proxies=networks(settings.trusted_proxies),
         )
     # a body over the route's limit is refused before anything reads it
