@@ -11,6 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from central.infra.buckets_redis import RedisBuckets
 from tests.central.conftest import Central
 from tests.harness.ports import free_port
 
@@ -70,3 +71,20 @@ async def test_redis_down_falls_back_to_per_process_limits(
             assert await _allowed_across(gateways, 4 * BURST) == 2 * BURST
     warnings = [e for e in logs if e["event"] == "ratelimit.redis.unavailable"]
     assert len(warnings) == 2  # once per gateway, not once per request
+
+
+async def test_a_refund_gives_one_token_back_never_above_the_burst(
+    redis_url: str, redis_namespace: str
+) -> None:
+    buckets = RedisBuckets.from_url(redis_url, redis_namespace)
+    try:
+        rate, burst = 0.001, 3  # no refill to speak of
+        assert await buckets.take("addr:a", rate, burst, cost=-1.0) == 0.0  # full: stays 3
+        takes = [await buckets.take("addr:a", rate, burst) for _ in range(4)]
+        assert takes[:3] == [0.0] * 3
+        assert takes[3] > 0  # empty after 3: the refund did not go above the burst
+        await buckets.take("addr:a", rate, burst, cost=-1.0)  # a success gives one back
+        assert await buckets.take("addr:a", rate, burst) == 0.0
+        assert await buckets.take("addr:a", rate, burst) > 0
+    finally:
+        await buckets.aclose()
