@@ -29,10 +29,12 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 from central.infra.bus import EventHandler
 from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
+from common.masking import mask_url
 from contract.envelope import CloudEvent
 
 log = structlog.get_logger("central.infra.bus")
 
+FIRST_CONNECT_S = 15.0
 STREAM_EXISTS = 10058  # JetStream's error code: a stream of that name exists
 
 
@@ -67,11 +69,14 @@ class NatsBus:
         fetch_batch: int = 64,
         limits: StreamLimits | None = None,
         metrics: CentralMetrics | None = None,
+        first_connect_s: float = FIRST_CONNECT_S,
     ) -> None:
-        """``namespace`` prefixes subjects and stream names (``<ns>.parking.events``)."""
+        """``namespace`` prefixes subjects and stream names (``<ns>.parking.events``);
+        ``first_connect_s``: how long the first connection may take before start fails."""
         self._url = url
         self._limits = limits or StreamLimits()
         self._metrics = metrics
+        self._first_connect_s = first_connect_s
         self._consumers: list[tuple[str, str, str, str]] = []  # stream, name, topic, durable
         self._prefix = f"{namespace}." if namespace else ""
         self._max_deliver = max_deliver
@@ -85,11 +90,16 @@ class NatsBus:
 
     async def __aenter__(self) -> Self:
         try:
-            self._nc = await nats.connect(
-                self._url, connect_timeout=3, max_reconnect_attempts=-1, reconnect_time_wait=1
-            )
-        except (OSError, NatsTimeoutError, nats.errors.NoServersError) as err:
-            raise BusUnavailable(f"cannot connect to NATS at {self._url}: {err}") from err
+            # reconnects are unbounded once connected; the first connect is not (nats-py
+            # would retry it for ever: a start that hangs with no word of why)
+            async with asyncio.timeout(self._first_connect_s):
+                self._nc = await nats.connect(
+                    self._url, connect_timeout=3, max_reconnect_attempts=-1, reconnect_time_wait=1
+                )
+        except (OSError, TimeoutError, NatsTimeoutError, nats.errors.NoServersError) as err:
+            raise BusUnavailable(
+                f"cannot connect to NATS at {mask_url(self._url)} (bus_url): {err!r}"
+            ) from err
         self._js = self._nc.jetstream()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()

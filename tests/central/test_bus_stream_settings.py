@@ -1,6 +1,7 @@
 """NATS streams get the replicas and retention of the settings, and a stream made with
 other settings is brought to them (on the local one-node JetStream: replicas 1; a new
-stream of more is refused, with the setting to change)."""
+stream of more is refused, with the setting to change). A NATS that does not answer fails
+the start instead of hanging it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import nats
 import pytest
 from structlog.testing import capture_logs
 
-from central.infra.bus_nats import StreamRefused, stream_name
+from central.infra.bus_nats import BusUnavailable, NatsBus, StreamRefused, stream_name
 from central.infra.bus_url import make_bus
 from contract.envelope import CloudEvent
+from tests.harness.ports import free_port
 
 TOPIC = "parking.events"
 
@@ -68,3 +70,10 @@ async def test_replicas_the_server_cannot_hold_are_refused_naming_the_setting(
         async with make_bus(nats_url, nats_namespace, stream_replicas=3) as bus:
             await bus.publish(TOPIC, _event())
     assert raised.group_contains(StreamRefused, match="setting bus_stream_replicas")
+
+
+async def test_a_nats_that_does_not_answer_fails_the_start_with_its_setting() -> None:
+    nobody = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(BusUnavailable, match="bus_url"):
+        async with NatsBus(nobody, first_connect_s=1.0):
+            pass  # pragma: no cover - never reached
