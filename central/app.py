@@ -19,7 +19,7 @@ The CLI (:mod:`central.cli`) imports this module only when a command runs, so
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,15 +39,20 @@ from central.gateway.keys import KeyStore
 from central.gateway.middleware import GatewayMiddleware
 from central.gateway.ratelimit import FailureLimiter, RateLimiter
 from central.gateway.remote import RemoteServices
+from central.health import ProcessParts, health_router
 from central.infra.body_limit import BodyLimitMiddleware
-from central.infra.bus_url import make_bus
+from central.infra.buckets import Buckets, make_buckets
+from central.infra.bus_url import ManagedBus, make_bus
 from central.infra.cache import make_cache
 from central.infra.db import create_engine, migrate
 from central.infra.gzip_body import GzipRequestMiddleware
 from central.infra.http_client import ResilientClient
+from central.infra.http_metrics import HttpMetricsMiddleware, RouteRecorder
+from central.infra.metrics import CentralMetrics
 from central.infra.request_context import RequestContextMiddleware
 from central.notification.service import NotificationService
 from central.parking.service import ParkingService
+from central.process import remote_bases
 from central.service import Service, ServiceBuilder
 from central.settings import CentralSettings
 from central.sync.service import SyncService
@@ -88,6 +93,7 @@ class Gateway:
     remote: Mapping[str, tuple[str, str]]  # path prefix -> (service name, base URL)
     client: ResilientClient | None  # None: every service runs in this process
     remote_services: RemoteServices | None
+    buckets: Buckets  # rate limits: shared through Redis, or this process's
 
 
 def build_gateway(
@@ -101,24 +107,18 @@ def build_gateway(
     ``settings.service_urls`` (alone, the gateway proxies every service, by default on its
     own port on this host)."""
     engine = create_engine(settings.database_url_for("gateway"))
-    remote: dict[str, tuple[str, str]] = {}
-    for name, entry in SERVICES.items():
-        if name in local:
-            continue
-        base = settings.service_urls.get(name)
-        if base is None and gateway_only:
-            base = f"http://127.0.0.1:{settings.service_ports.get(name, 0)}"
-        if base is None:
-            continue
-        for prefix in entry.prefixes:
-            remote[prefix] = (name, base)
+    bases = remote_bases(settings, sorted(local), SERVICE_NAMES, gateway_only=gateway_only)
+    remote = {
+        prefix: (name, base) for name, base in bases.items() for prefix in SERVICES[name].prefixes
+    }
     client = ResilientClient(settings.resilience) if remote else None
     remote_services = (
         RemoteServices(client, {name: base for name, base in remote.values()})
         if client is not None
         else None
     )
-    return Gateway(engine, KeyStore(engine, clock), remote, client, remote_services)
+    buckets = make_buckets(settings.cache_url, settings.cache_namespace)
+    return Gateway(engine, KeyStore(engine, clock), remote, client, remote_services, buckets)
 
 
 def create_app(
@@ -134,14 +134,27 @@ def create_app(
     gateway_only = services is not None and len(services) == 0
     if services is None:
         services = [name for name in SERVICE_NAMES if name not in settings.service_urls]
-    bus = make_bus(settings.bus_url, settings.bus_namespace)
+    metrics = CentralMetrics()
+    bus = make_bus(
+        settings.bus_url,
+        settings.bus_namespace,
+        stream_replicas=settings.bus_stream_replicas,
+        stream_max_age_s=settings.bus_stream_max_age_days * 86400,
+        metrics=metrics,
+    )
     cache = make_cache(settings.cache_url, settings.cache_namespace)
     built: list[tuple[Service, AsyncEngine]] = []
     for name in services:
         entry = entry_of(name)
         engine = create_engine(settings.database_url_for(name))
         ctx = ServiceContext(
-            engine=engine, bus=bus, cache=cache, settings=settings, clock=clock, name=name
+            engine=engine,
+            bus=bus,
+            cache=cache,
+            settings=settings,
+            clock=clock,
+            name=name,
+            metrics=metrics,
         )
         built.append((entry.build(ctx), engine))
     parts = (
@@ -150,6 +163,12 @@ def create_app(
         else None
     )
     remote_services = parts.remote_services if parts is not None else None
+    engines = {svc.name: engine for svc, engine in built}
+    if parts is not None:
+        engines = {"gateway": parts.engine, **engines}
+    for owner, engine in engines.items():
+        metrics.watch_pool(owner, engine)
+    metrics.on_scrape("bus", _bus_lag(bus, metrics))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +177,7 @@ def create_app(
             stack.push_async_callback(cache.aclose)
             if parts is not None:
                 stack.push_async_callback(parts.engine.dispose)
+                stack.push_async_callback(parts.buckets.aclose)
                 await migrate(parts.engine, "gateway")
                 if parts.client is not None:
                     stack.push_async_callback(parts.client.aclose)
@@ -188,6 +208,13 @@ def create_app(
     app.state.bus = bus
     app.state.cache = cache
     app.state.services = {svc.name: svc for svc, _ in built}
+    app.state.metrics = metrics
+    app.include_router(
+        health_router(
+            ProcessParts(engines, bus, remote_services, metrics, settings.metrics_token),
+            [svc.name for svc, _ in built],
+        )
+    )
     for service, _engine in built:
         app.include_router(service.router())
 
@@ -198,19 +225,6 @@ def create_app(
             content={"detail": _jsonable_errors(exc.errors())},
         )
 
-    @app.get("/healthz", tags=["health"], summary="Liveness of this process and its services")
-    async def healthz() -> dict[str, Any]:
-        answer: dict[str, Any] = {
-            "status": "ok",
-            "services": sorted(svc.name for svc, _ in built),
-        }
-        if remote_services is not None:
-            remote_states = await remote_services.health()
-            answer["remote"] = remote_states
-            if any(state != "up" for state in remote_states.values()):
-                answer["status"] = "degraded"
-        return answer
-
     if remote_services is not None:
         # the services' own documents, merged: /docs shows the whole API at the gateway
         @app.get("/openapi.json", include_in_schema=False)
@@ -219,6 +233,7 @@ def create_app(
             return JSONResponse(merged)
 
     limit_for = settings.body_limits.for_path
+    app.add_middleware(RouteRecorder)  # innermost: sees the route the router took
     app.add_middleware(GzipRequestMiddleware, limit_for=limit_for)
     if parts is None:
         app.add_middleware(RequestContextMiddleware, service=",".join(services))
@@ -226,16 +241,30 @@ def create_app(
         app.add_middleware(
             GatewayMiddleware,
             keys=parts.keys,
-            limiter=RateLimiter(settings.rate_limit),
+            limiter=RateLimiter(settings.rate_limit, parts.buckets),
             remote=parts.remote,
             client=parts.client,
             internal_token=settings.internal_token,
-            failures=FailureLimiter(settings.rate_limit),
+            failures=FailureLimiter(settings.rate_limit, parts.buckets),
             trusted_proxies=networks(settings.trusted_proxies),
         )
-    # outermost: a body over the route's limit is refused before anything reads it
+    # a body over the route's limit is refused before anything reads it
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    # outermost: every answer counted, the refusals above included
+    app.add_middleware(
+        HttpMetricsMiddleware,
+        metrics=metrics,
+        prefixes=tuple(p for entry in SERVICES.values() for p in entry.prefixes),
+    )
     return app
+
+
+def _bus_lag(bus: ManagedBus, metrics: CentralMetrics) -> Callable[[], Awaitable[None]]:
+    async def probe() -> None:
+        for (topic, consumer), waiting in (await bus.pending()).items():
+            metrics.bus_pending.labels(topic, consumer).set(waiting)
+
+    return probe
 
 
 def _jsonable_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+if TYPE_CHECKING:
+    from central.settings import CentralSettings
+
 app = typer.Typer(help="The cloud service: APIs, sync ingest, gateway.", no_args_is_help=True)
+config_app = typer.Typer(help="Central's settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 keys_app = typer.Typer(
     help="API keys for drivers' apps, operators and sites.", no_args_is_help=True
 )
@@ -29,18 +34,64 @@ DataDirOption = Annotated[
 LogFormatOption = Annotated[
     str, typer.Option(help="auto, console or json", envvar="EVPARK_LOG_FORMAT")
 ]
+ServiceOption = Annotated[
+    str,
+    typer.Option(
+        help="all (gateway and every service), gateway (alone, proxying), or one "
+        "service: parking, charging, sync, notification, analytics"
+    ),
+]
+
+
+def _settings(exit_code: int = 2, config: Path | None = None, **overrides: Any) -> CentralSettings:
+    """The settings as every command reads them; a mistake is one line per problem on
+    stderr and ``exit_code``, never a traceback."""
+    from central.settings import load_settings
+    from central.settings_sources import CentralConfigError
+
+    try:
+        return load_settings(config, **overrides)
+    except CentralConfigError as err:
+        for key, message in err.problems:
+            typer.echo(f"central settings: {key}: {message}", err=True)
+        raise typer.Exit(exit_code) from err
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="central TOML file", envvar="EVPARK_CENTRAL_CONFIG"),
+    ] = None,
+    service: ServiceOption = "all",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Read the settings as `central run` would (environment, secret files, the TOML file),
+    print every problem (exit 1) or what the process would run and use (secrets masked)."""
+    from central.app import SERVICE_NAMES
+    from central.process import UnknownRole, describe, plan_process
+
+    settings = _settings(1, config=config, data_dir=data_dir)
+    try:
+        plan = plan_process(settings, service, SERVICE_NAMES)
+    except UnknownRole as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from err
+    summary = describe(settings, plan)
+    typer.echo(f"ok: {service} ({settings.environment})")
+    for owner, url in summary["databases"].items():
+        typer.echo(f"  database {owner}: {url}")
+    typer.echo(f"  bus: {summary['bus']}")
+    typer.echo(f"  cache: {summary['cache']}")
+    for name, url in summary.get("routes_to", {}).items():
+        typer.echo(f"  routes {name} to: {url}")
+    typer.echo(f"  listen: {summary['listen']}")
 
 
 @app.command("run")
 def run(
     data_dir: DataDirOption = None,
-    service: Annotated[
-        str,
-        typer.Option(
-            help="all (gateway and every service), gateway (alone, proxying), or one "
-            "service: parking, charging, sync, notification, analytics"
-        ),
-    ] = "all",
+    service: ServiceOption = "all",
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[
         int | None,
@@ -49,36 +100,26 @@ def run(
     log_format: LogFormatOption = "auto",
 ) -> None:
     """Run central until SIGTERM or Ctrl-C: by default everything in one process on SQLite."""
+    import structlog
     import uvicorn
-    from pydantic import ValidationError
 
     from central.app import SERVICE_NAMES, create_app
+    from central.process import UnknownRole, describe, plan_process
     from common.logs import configure_logging
 
     configure_logging(log_format)
+    settings = _settings(data_dir=data_dir, host=host)
     try:
-        from central.settings import load_settings
-
-        settings = load_settings(data_dir=data_dir, host=host)
-    except ValidationError as err:
-        typer.echo(f"invalid central settings:\n{err}", err=True)
+        plan = plan_process(settings, service, SERVICE_NAMES, port)
+    except UnknownRole as err:
+        typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
-    if service == "all":
-        application = create_app(settings)
-        listen_port = port if port is not None else settings.port
-    elif service == "gateway":
-        application = create_app(settings, services=[])
-        listen_port = port if port is not None else settings.port
-    elif service in SERVICE_NAMES:
-        application = create_app(settings, services=[service], gateway=False)
-        listen_port = port if port is not None else settings.service_ports[service]
-    else:
-        typer.echo(f"unknown service {service!r}", err=True)
-        raise typer.Exit(2)
+    application = create_app(settings, services=list(plan.services), gateway=plan.gateway)
+    structlog.get_logger("central.cli").info("central.starting", **describe(settings, plan))
     uvicorn.run(
         application,
-        host=settings.host,
-        port=listen_port,
+        host=plan.host,
+        port=plan.port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -92,9 +133,8 @@ def migrate_cmd(data_dir: DataDirOption = None) -> None:
 
     from central.app import SERVICE_NAMES
     from central.infra.db import create_engine, migrate
-    from central.settings import load_settings
 
-    settings = load_settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir)
 
     async def main() -> None:
         for name in ["gateway", *SERVICE_NAMES]:
@@ -149,9 +189,8 @@ async def _with_keys(data_dir: Path | None, action: Callable[[KeyStoreT], Awaita
     from central.context import utc_now
     from central.gateway.keys import KeyStore
     from central.infra.db import create_engine, migrate
-    from central.settings import load_settings
 
-    settings = load_settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir)
     engine = create_engine(settings.database_url_for("gateway"))
     try:
         await migrate(engine, "gateway")
@@ -265,10 +304,10 @@ def keys_revoke(
     from central.context import utc_now
     from central.gateway.keys import KeyStore
     from central.infra.db import create_engine, migrate
-    from central.settings import load_settings
+
+    settings = _settings(data_dir=data_dir)
 
     async def main() -> bool:
-        settings = load_settings(data_dir=data_dir)
         engine = create_engine(settings.database_url_for("gateway"))
         try:
             await migrate(engine, "gateway")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from central.infra.saturating import shift, utc
 
@@ -33,6 +33,8 @@ ClockProblem = Literal["future", "past", "end_before_start", "too_long"]
 
 class ReportedTimeSettings(BaseModel):
     """How far central believes the times sites report (``CentralSettings.reported_times``)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     max_session_hours: float = Field(
         default=7 * 24,

@@ -2,8 +2,10 @@
 
 Sources, strongest first: keyword arguments (the CLI), environment variables with the
 prefix ``EVPARK_CENTRAL_`` (nested fields with ``__``, e.g.
-``EVPARK_CENTRAL_RATE_LIMIT__DRIVER_PER_MINUTE=120``), an optional TOML file named by
-``EVPARK_CENTRAL_CONFIG``, then the defaults below.
+``EVPARK_CENTRAL_RATE_LIMIT__DRIVER_PER_MINUTE=120``), secret files (``/run/secrets``,
+``$CREDENTIALS_DIRECTORY``), an optional TOML file named by ``EVPARK_CENTRAL_CONFIG``, then
+the defaults below (:mod:`central.settings_sources`). An unknown key anywhere is an error
+naming it: a typo must not start central on its defaults.
 
 Defaults run everything in one process on SQLite files under ``data_dir`` with an
 in-process bus and cache. At scale: ``database_url`` a PostgreSQL DSN
@@ -18,21 +20,35 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from central.analytics.settings import AnalyticsSettings
 from central.infra.resilience import ResilienceSettings
 from central.notification.settings import NotificationSettings
 from central.reported_times import ReportedTimeSettings
+from central.settings_sources import (
+    CentralConfigError,
+    config_file,
+    config_file_problem,
+    secret_dirs,
+    unknown_environment,
+)
+from common.settings_problems import validation_problems
 
 PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret"})
+DATABASE_DRIVERS = frozenset({"sqlite+aiosqlite", "postgresql+asyncpg"})
 
 SERVICE_PORTS: dict[str, int] = {
     "parking": 3001,
@@ -51,6 +67,8 @@ class RateLimitSettings(BaseModel):
     flight count (see :class:`central.gateway.ratelimit.FailureLimiter`). An address with
     an empty bucket gets 429 before any key lookup (keys verified recently still pass:
     they cost no lookup)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     enabled: bool = True
     driver_per_minute: float = Field(default=120, gt=0)
@@ -71,6 +89,8 @@ class BodyLimitSettings(BaseModel):
     a few MB inflated), ``config`` for operators' lot configuration (up to 5,000 slots),
     ``default`` for every other route. A gzip body counts inflated."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     default: int = Field(default=64 * 1024, ge=1024)
     config: int = Field(default=1024 * 1024, ge=1024)
     sync: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -87,7 +107,7 @@ class CentralSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EVPARK_CENTRAL_",
         env_nested_delimiter="__",
-        extra="ignore",
+        extra="forbid",
     )
 
     environment: Literal["development", "production"] = "development"
@@ -107,6 +127,12 @@ class CentralSettings(BaseSettings):
         description="prefix of NATS subjects and streams (several installations, or test "
         "runs, on one NATS server)",
     )
+    bus_stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="copies of each NATS stream (JetStream cluster nodes)"
+    )
+    bus_stream_max_age_days: float = Field(
+        default=7.0, gt=0, description="how long a NATS stream keeps events"
+    )
     cache_url: str = "memory://"
     cache_namespace: str = Field(default="evpark:", max_length=64)
 
@@ -122,6 +148,11 @@ class CentralSettings(BaseSettings):
         default="",
         description="shared secret the gateway sends to services run separately; "
         "services refuse identity headers without it when set",
+    )
+
+    metrics_token: str = Field(
+        default="",
+        description="when set, /metrics answers only 'Authorization: Bearer <token>'",
     )
 
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
@@ -155,18 +186,43 @@ class CentralSettings(BaseSettings):
     # how far the times sites report are believed (docs/api.md "Times a site reports")
     reported_times: ReportedTimeSettings = Field(default_factory=ReportedTimeSettings)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if value is None else _database(value)
+
+    @field_validator("database_urls")
+    @classmethod
+    def _database_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: _database(url) for name, url in value.items()}
+
     @field_validator("bus_url")
     @classmethod
     def _bus_scheme(cls, value: str) -> str:
-        if not value.startswith(("memory://", "nats://", "tls://")):
+        if value.startswith("memory://"):
+            return value
+        if not value.startswith(("nats://", "tls://")) or not _has_host(value):
             raise ValueError("bus_url must be memory:// or nats://host:port")
         return value
 
     @field_validator("cache_url")
     @classmethod
     def _cache_scheme(cls, value: str) -> str:
-        if not value.startswith(("memory://", "redis://", "rediss://")):
+        if value.startswith("memory://"):
+            return value
+        if not value.startswith(("redis://", "rediss://")) or not _has_host(value):
             raise ValueError("cache_url must be memory:// or redis://host:port/db")
+        db = urlsplit(value).path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"cache_url: the database after the host is a number, not {db!r}")
+        return value
+
+    @field_validator("service_urls")
+    @classmethod
+    def _service_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not url.startswith(("http://", "https://")) or not _has_host(url):
+                raise ValueError(f"{name}: {url!r} is not an http(s)://host:port URL")
         return value
 
     @field_validator("trusted_proxies")
@@ -204,13 +260,69 @@ class CentralSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = os.environ.get("EVPARK_CENTRAL_CONFIG")
+        secrets = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=getattr(file_secret_settings, "secrets_dir", None)
+            or secret_dirs(os.environ),
+            secrets_dir_missing="ok",
+            secrets_prefix="",  # the file is named as the variable is, without the prefix
+        )
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, secrets]
+        toml_file = settings_cls.model_config.get("toml_file") or config_file(os.environ)
         if toml_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
 
-def load_settings(**overrides: Any) -> CentralSettings:
-    """Build the settings from the environment, the optional TOML file and ``overrides``."""
-    return CentralSettings(**{k: v for k, v in overrides.items() if v is not None})
+def load_settings(
+    config: Path | None = None, *, secrets_dirs: list[Path] | None = None, **overrides: Any
+) -> CentralSettings:
+    """Build the settings from ``overrides`` (the CLI's options; None: not given), the
+    environment, secret files (``secrets_dirs``, default :func:`secret_dirs`) and the TOML
+    file (``config``, default ``$EVPARK_CENTRAL_CONFIG``). Raise
+    :class:`CentralConfigError` with every problem found."""
+    problems = unknown_environment(os.environ, CentralSettings.model_fields)
+    toml_file = config or config_file(os.environ)
+    if toml_file is not None:
+        problem = config_file_problem(toml_file)
+        if problem is not None:
+            problems.append(problem)
+            toml_file = None  # the other sources are still checked: every problem at once
+
+    class _Loaded(CentralSettings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if secrets_dirs is not None:
+        given["_secrets_dir"] = secrets_dirs
+    try:
+        settings: CentralSettings = _Loaded(**given)
+    except ValidationError as err:
+        problems += validation_problems(err)
+    except SettingsError as err:  # a secret file that cannot be parsed, a secrets dir too big
+        problems.append(("secrets", str(err)))
+    if problems:
+        raise CentralConfigError(problems)
+    return settings
+
+
+def _database(url: str) -> str:
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError as err:
+        raise ValueError(f"not a database URL: {err}") from err
+    if driver not in DATABASE_DRIVERS:
+        raise ValueError(
+            f"database driver {driver!r} is not supported: use postgresql+asyncpg://user@host/db "
+            "or sqlite+aiosqlite:///path"
+        )
+    return url
+
+
+def _has_host(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it is a number in range
+    except ValueError:
+        return False
+    return bool(parts.hostname)

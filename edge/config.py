@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from common.settings_problems import validation_problems
 from edge.core.ids import CHARGER_ID_PATTERN, charger_key
 from edge.core.provisioning import (
     BootMode,
@@ -407,7 +408,7 @@ class SiteConfig(BaseSettings):
     def _cross_references(self) -> SiteConfig:
         problems = self.cross_field_problems()
         if problems:
-            raise ValueError("\n".join(problems))  # one problem a line: see _problems
+            raise ValueError("\n".join(problems))  # one problem a line: see validation_problems
         return self
 
     def cross_field_problems(self) -> list[str]:
@@ -550,7 +551,7 @@ def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
     try:
         loaded = _FromFile(**overrides)
     except ValidationError as err:
-        problems = _problems(err)
+        problems = validation_problems(err)
         partial, checkable = _valid_sections(raw)
         if checkable and all(field != "(config)" for field, _ in problems):
             problems += [("(config)", p) for p in partial.cross_field_problems()]
@@ -573,12 +574,3 @@ def _valid_sections(raw: dict[str, Any]) -> tuple[SiteConfig, bool]:
                 valid[name] = TypeAdapter(field.annotation).validate_python(raw[name])
     checkable = all(name in valid for name in _CROSS_CHECKED if name in raw) and "site" in valid
     return SiteConfig.model_construct(**valid), checkable
-
-
-def _problems(err: ValidationError) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for error in err.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(config)"
-        message = error["msg"].removeprefix("Value error, ")
-        out += [(field, line) for line in message.split("\n")]  # the cross-field list
-    return out

@@ -3,10 +3,12 @@ adds the field; until then the defaults below apply)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AnalyticsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     site_stale_s: float = Field(
         default=300.0, gt=0, description="a site silent this long is reported 'stale'"
     )

@@ -42,7 +42,8 @@ from common.api_docs import is_docs_path
 
 log = structlog.get_logger("central.gateway")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})  # and the docs (is_docs_path)
+# and the docs (is_docs_path); /metrics is the process's own (analytics has /metrics/...)
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -120,7 +121,7 @@ class GatewayMiddleware:
                 if principal is None:
                     # a lookup, or no key at all: an attempt that counts against the
                     # address, taken before the lookup so attempts in flight count too
-                    blocked = self.failures.take(client) if self.failures is not None else 0.0
+                    blocked = await self.failures.take(client) if self.failures is not None else 0.0
                     if blocked > 0:
                         retry_after = str(max(1, math.ceil(blocked)))
                         log.warning("gateway.auth.throttled", client=client)
@@ -143,9 +144,9 @@ class GatewayMiddleware:
                         )
                         return
                     if self.failures is not None:
-                        self.failures.refund(client)
+                        await self.failures.refund(client)
                 key_id = principal.key_id
-                wait = self.limiter.check(principal.key_id, principal.scope)
+                wait = await self.limiter.check(principal.key_id, principal.scope)
                 if wait > 0:
                     retry_after = str(max(1, math.ceil(wait)))
                     await _json(

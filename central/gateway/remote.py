@@ -1,7 +1,7 @@
 """The gateway's view of services run separately: their health and their OpenAPI.
 
 ``/healthz`` answers 200 always, with ``status: degraded`` and the services that do not
-answer; ``/openapi.json`` merges the services' own documents (a service that is down is
+answer (``/readyz`` asks theirs, :mod:`central.health`); ``/openapi.json`` merges the services' own documents (a service that is down is
 left out until it is back), so ``/docs`` shows the whole API at the gateway.
 """
 
@@ -30,11 +30,15 @@ class RemoteServices:
         self._specs: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def health(self) -> dict[str, str]:
+        return await self.states("/healthz")
+
+    async def states(self, path: str) -> dict[str, str]:
+        """Each service's answer to ``path`` (``/healthz``, ``/readyz``): ``up`` for 200."""
         states = {}
         for name, base in self._bases.items():
             try:
                 r = await self._client.request(
-                    name, "GET", f"{base.rstrip('/')}/healthz", timeout_s=HEALTH_TIMEOUT_S
+                    name, "GET", f"{base.rstrip('/')}{path}", timeout_s=HEALTH_TIMEOUT_S
                 )
                 states[name] = "up" if r.status_code == 200 else f"answers {r.status_code}"
             except Unavailable as err:
@@ -82,6 +86,6 @@ class RemoteServices:
                 schemas[f"{name}_{key}" if key in clashes else key] = value
             security.update(spec.get("components", {}).get("securitySchemes", {}))
             for path, item in spec.get("paths", {}).items():
-                if path not in ("/healthz",):
+                if path not in ("/healthz", "/readyz"):
                     paths[path] = item
         return merged

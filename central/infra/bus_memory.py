@@ -21,6 +21,7 @@ from typing import Self
 import structlog
 
 from central.infra.bus import EventHandler
+from central.infra.metrics import CentralMetrics
 from common.backoff import backoff_delay
 from contract.envelope import CloudEvent
 
@@ -30,7 +31,9 @@ RETRY_CAP_S = 5.0  # the longest wait before a handler gets an event again
 
 
 class MemoryBus:
-    def __init__(self, max_attempts: int = 8, base_delay: float = 0.05) -> None:
+    def __init__(
+        self, max_attempts: int = 8, base_delay: float = 0.05, metrics: CentralMetrics | None = None
+    ) -> None:
         if not 0 < base_delay <= RETRY_CAP_S:
             raise ValueError(f"need 0 < base_delay <= {RETRY_CAP_S}")
         self._groups: dict[tuple[str, str], asyncio.Queue[CloudEvent]] = {}
@@ -40,6 +43,8 @@ class MemoryBus:
         self._base_delay = base_delay
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        self._unhandled: dict[tuple[str, str], int] = {}  # per group: queued or in a handler
+        self._metrics = metrics
 
     async def __aenter__(self) -> Self:
         self._tasks = asyncio.TaskGroup()
@@ -66,10 +71,21 @@ class MemoryBus:
         task = self._tasks.create_task(self._work(key), name=f"bus:{key[0]}:{key[1]}")
         self._workers.append(task)
 
+    def problem(self) -> str | None:
+        """Why the bus cannot deliver now (for /readyz), or None."""
+        return None if self._tasks is not None else "the in-process bus is not running"
+
+    async def pending(self) -> dict[tuple[str, str], int]:
+        """Events not yet handled per (topic, consumer): queued, or in its handler."""
+        return {key: self._unhandled.get(key, 0) for key in self._groups}
+
     async def publish(self, topic: str, event: CloudEvent) -> None:
-        for (group_topic, _durable), queue in self._groups.items():
-            if group_topic == topic:
+        if self._metrics is not None:
+            self._metrics.bus_published.labels(topic).inc()
+        for key, queue in self._groups.items():
+            if key[0] == topic:
                 self._in_flight += 1
+                self._unhandled[key] = self._unhandled.get(key, 0) + 1
                 queue.put_nowait(event)
 
     async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
@@ -101,6 +117,7 @@ class MemoryBus:
                 await self._deliver(key, handler, event)
             finally:
                 self._in_flight -= 1
+                self._unhandled[key] -= 1
                 queue.task_done()
 
     async def _deliver(
@@ -112,7 +129,9 @@ class MemoryBus:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the bus
-                if attempt == self._max_attempts:
+                last = attempt == self._max_attempts
+                self._count(key, "dead" if last else "failed")
+                if last:
                     log.error(
                         "bus.event.dead_lettered",
                         topic=key[0],
@@ -140,4 +159,9 @@ class MemoryBus:
                 )
                 await asyncio.sleep(delay)
             else:
+                self._count(key, "handled")
                 return
+
+    def _count(self, key: tuple[str, str], outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.bus_consumed.labels(key[0], key[1], outcome).inc()

@@ -12,10 +12,19 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from central.infra.bus import Bus
+from central.infra.metrics import CentralMetrics
 
 
 class ManagedBus(Bus, Protocol):
     async def __aenter__(self) -> Self: ...
+
+    def problem(self) -> str | None:
+        """Why the bus cannot deliver now (for /readyz), or None."""
+        ...
+
+    async def pending(self) -> dict[tuple[str, str], int]:
+        """Events waiting per (topic, consumer): the consumers' lag."""
+        ...
 
     async def __aexit__(
         self,
@@ -25,13 +34,27 @@ class ManagedBus(Bus, Protocol):
     ) -> None: ...
 
 
-def make_bus(url: str, namespace: str = "") -> ManagedBus:
+def make_bus(
+    url: str,
+    namespace: str = "",
+    *,
+    stream_replicas: int = 1,
+    stream_max_age_s: float = 7 * 86400,
+    metrics: CentralMetrics | None = None,
+) -> ManagedBus:
+    """``stream_*``: the NATS streams' replicas and retention (ignored in memory);
+    ``metrics``: where publishing and consuming are counted."""
     if url.startswith("memory://"):
         from central.infra.bus_memory import MemoryBus
 
-        return MemoryBus()
+        return MemoryBus(metrics=metrics)
     if url.startswith(("nats://", "tls://")):
-        from central.infra.bus_nats import NatsBus
+        from central.infra.bus_nats import NatsBus, StreamLimits
 
-        return NatsBus(url, namespace=namespace)
+        return NatsBus(
+            url,
+            namespace=namespace,
+            limits=StreamLimits(stream_replicas, stream_max_age_s),
+            metrics=metrics,
+        )
     raise ValueError(f"unsupported bus URL {url!r}")

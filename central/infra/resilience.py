@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from common.backoff import backoff_delay
 
@@ -89,6 +89,8 @@ RETRY_CAP_S = 2.0  # a caller is waiting: never sleep longer than this between a
 class ResilienceSettings(BaseModel):
     """Outbound calls (services over HTTP): timeout, retries with backoff, circuit breaker
     (``CentralSettings.resilience``)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     timeout_s: float = Field(default=5.0, gt=0)
     retries: int = Field(default=2, ge=0)

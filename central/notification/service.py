@@ -75,6 +75,7 @@ class NotificationService:
         for topic in (PARKING_TOPIC, CHARGING_TOPIC):
             await self._ctx.bus.subscribe(topic, DURABLE, self.handle)
         self._background.supervise("notification.queue", self._run_queue)
+        self._ctx.metrics.on_scrape("notification.queue", self._measure_queue)
         log.info("notification.started", channels=sorted(self.senders))
 
     async def stop(self) -> None:
@@ -82,6 +83,10 @@ class NotificationService:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    async def _measure_queue(self) -> None:
+        for state, count in (await store.queue_depths(self._ctx.engine)).items():
+            self._ctx.metrics.notification_queue.labels(state).set(count)
 
     def _build_senders(self, client: httpx.AsyncClient) -> dict[Channel, GuardedSender]:
         s = self._settings

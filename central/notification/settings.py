@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from central.notification.model import URGENT_EVENT_TYPES
 from central.notification.retry import RetryPolicy
@@ -28,6 +28,8 @@ from central.notification.retry import RetryPolicy
 
 class SmtpSettings(BaseModel):
     """Email over SMTP. ``host`` empty: email is not configured (messages dead-letter)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     host: str = ""
     port: int = Field(default=25, ge=1, le=65535)
@@ -51,12 +53,16 @@ class HttpProviderSettings(BaseModel):
     ``url`` empty: the channel is not configured (its messages dead-letter).
     """
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     url: str = ""
     token: SecretStr = SecretStr("")
     timeout_s: float = Field(default=5.0, gt=0)
 
 
 class NotificationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
+
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sms: HttpProviderSettings = Field(default_factory=HttpProviderSettings)
     push: HttpProviderSettings = Field(default_factory=HttpProviderSettings)

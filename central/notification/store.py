@@ -422,3 +422,12 @@ async def queue_depth(conn: AsyncConnection) -> dict[str, int]:
     for state, count in rows.all():
         depth[state] = count
     return depth
+
+
+async def queue_depths(engine: AsyncEngine) -> dict[str, int]:
+    """Messages in the queue by state (``pending``, ``dead``), each present (0 if none)."""
+    q = notification_queue.c
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(q.state, func.count()).group_by(q.state))
+        found = {state: int(count) for state, count in rows}
+    return {"pending": 0, "dead": 0, **found}

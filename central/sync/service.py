@@ -70,6 +70,7 @@ class SyncService:
         await self._background.start()
         await self.ctx.bus.subscribe(COMMANDS_TOPIC, "sync", self._on_command)
         self._background.supervise("sync.republish", self._republish_loop)
+        self.ctx.metrics.on_scrape("sync.unpublished", self._measure_unpublished)
         if _in_process(self.ctx.bus):
             self._background.supervise("sync.confirm", self._confirm_loop)
 
@@ -125,6 +126,8 @@ class SyncService:
                 await conn.execute(
                     update(sites).where(sites.c.site_id == site_id).values(last_sequence=last)
                 )
+        self.ctx.metrics.ingest_events.inc(len(plan.new))
+        self.ctx.metrics.ingest_duplicates.inc(plan.duplicates)
         if plan.new:
             await self._publish(plan.new)
             log.info(
@@ -135,6 +138,13 @@ class SyncService:
                 last_sequence=last,
             )
         return BatchAck(stored=len(plan.new), duplicates=plan.duplicates, last_sequence=last)
+
+    async def _measure_unpublished(self) -> None:
+        async with self.ctx.engine.connect() as conn:
+            waiting = await conn.scalar(
+                select(func.count()).select_from(events).where(events.c.published.is_(False))
+            )
+        self.ctx.metrics.sync_unpublished.set(waiting or 0)
 
     async def _publish(self, new: tuple[CloudEvent, ...] | list[CloudEvent]) -> None:
         for event in new:
