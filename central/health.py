@@ -1,10 +1,14 @@
 """The process's own endpoints for its operators, on every central process (gateway, a
 service alone, all-in-one), public like the docs (no API key):
 
-* ``/healthz``: liveness. 200 while the process answers; the gateway adds its services'.
+* ``/livez``: liveness. 200 while the process answers; it asks nothing else, so a slow
+  database or service never gets a process restarted.
+* ``/healthz``: 200 while the process answers; a gateway adds its services' (for people).
 * ``/readyz``: readiness. 200 when the databases of this process answer ``SELECT 1`` and
-  the bus can deliver (and, for a gateway, the services it routes to are ready); else
-  503 with what failed, so a load balancer sends no traffic to it.
+  the bus can deliver; else 503 with what failed, so a load balancer sends no traffic to
+  it. A gateway also reports the readiness of the services it routes to, without failing
+  for them: one service down must not take the whole API (every gateway) out of the load
+  balancer; the gateway answers 503 for that service's routes alone.
 * ``/metrics``: Prometheus text (:mod:`central.infra.metrics`); with ``metrics_token`` set,
   only for ``Authorization: Bearer <token>``.
 """
@@ -61,14 +65,23 @@ async def readiness(parts: ProcessParts) -> dict[str, str]:
     for owner, problem in zip(owners, problems, strict=True):
         checks[f"database:{owner}"] = problem or "ok"
     checks["bus"] = parts.bus.problem() or "ok"
-    if parts.remote is not None:
-        for name, state in (await parts.remote.states("/readyz")).items():
-            checks[f"service:{name}"] = "ok" if state == "up" else state
     return checks
+
+
+async def services_readiness(parts: ProcessParts) -> dict[str, str]:
+    """A gateway's view of the services it routes to: name -> ``ok`` or what is wrong."""
+    if parts.remote is None:
+        return {}
+    states = await parts.remote.states("/readyz")
+    return {name: "ok" if state == "up" else state for name, state in states.items()}
 
 
 def health_router(parts: ProcessParts, local_services: list[str]) -> APIRouter:
     router = APIRouter(tags=["health"])
+
+    @router.get("/livez", summary="Liveness: this process answers (nothing else is asked)")
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
 
     @router.get("/healthz", summary="Liveness of this process and its services")
     async def healthz() -> dict[str, Any]:
@@ -82,16 +95,20 @@ def health_router(parts: ProcessParts, local_services: list[str]) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Readiness: this process's databases and bus (and a gateway's services)",
+        summary="Readiness: this process's databases and bus (a gateway's services reported)",
         responses={503: {"description": "not ready; the body names what failed"}},
     )
     async def readyz() -> JSONResponse:
-        checks = await readiness(parts)
+        checks, services = await asyncio.gather(readiness(parts), services_readiness(parts))
         failed = sorted(name for name, state in checks.items() if state != "ok")
-        return JSONResponse(
-            {"status": "not ready" if failed else "ready", "checks": checks, "failed": failed},
-            status_code=503 if failed else 200,
-        )
+        answer: dict[str, Any] = {
+            "status": "not ready" if failed else "ready",
+            "checks": checks,
+            "failed": failed,
+        }
+        if parts.remote is not None:
+            answer["services"] = services
+        return JSONResponse(answer, status_code=503 if failed else 200)
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

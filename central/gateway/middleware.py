@@ -43,7 +43,7 @@ from common.api_docs import is_docs_path
 log = structlog.get_logger("central.gateway")
 
 # and the docs (is_docs_path); /metrics is the process's own (analytics has /metrics/...)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 HOP_BY_HOP = frozenset(
     {
         "connection",
