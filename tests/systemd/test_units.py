@@ -66,6 +66,20 @@ def test_systemd_accepts_both_units(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("unit", UNITS)
+def test_every_command_a_unit_runs_is_an_evpark_command(unit: str) -> None:
+    settings = unit_settings((ROOT / "systemd" / unit).read_text())
+    commands = settings["ExecStartPre"] + settings["ExecStart"]
+    for command in commands:
+        program, *args = command.split()
+        assert program == INSTALLED
+        # --help is eager: 0 for a command that exists, 2 ("No such command") otherwise
+        helped = subprocess.run(
+            [EVPARK, *args, "--help"], capture_output=True, text=True, check=False, timeout=60
+        )
+        assert helped.returncode == 0, f"{command}: {helped.stderr}"
+
+
+@pytest.mark.parametrize("unit", UNITS)
 def test_the_sandbox_keeps_the_exposure_at_2_or_less(unit: str, tmp_path: Path) -> None:
     level, analyzed = exposure(runnable_copy(unit, tmp_path))
     assert level <= 2.0, analyzed.stdout
