@@ -92,8 +92,8 @@ def edge_run(
     site_config = site_config.model_copy(update=overrides)
     if site_config.central.url and not site_config.central.site_key:
         typer.echo(
-            "--central-url needs a site key: set EVPARK_CENTRAL__SITE_KEY "
-            "(evpark central keys create --scope site --site ID)",
+            "--central-url needs a site key: set EVPARK_CENTRAL__SITE_KEY or the credential "
+            "central__site_key (evpark central keys create --scope site --site ID)",
             err=True,
         )
         raise typer.Exit(2)

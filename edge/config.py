@@ -1,8 +1,9 @@
 """Site configuration: a TOML file, overridable by environment variables.
 
 Environment variables use the prefix ``EVPARK_`` and ``__`` between levels, e.g.
-``EVPARK_OCPP__PORT=9001`` or ``EVPARK_CENTRAL__SITE_KEY=...``. Precedence: explicit
-arguments (command-line flags) > environment > file > defaults.
+``EVPARK_OCPP__PORT=9001`` or ``EVPARK_CENTRAL__SITE_KEY=...``. Secrets may also come as
+systemd credentials (:mod:`edge.credentials`). Precedence: explicit arguments (command-line
+flags) > environment > credentials > file > defaults.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,9 +26,9 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from common.settings_problems import validation_problems
@@ -39,6 +40,7 @@ from edge.core.provisioning import (
     check_config_key,
     parse_variable_key,
 )
+from edge.credentials import Credentials
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,47}$"
 _PLACEHOLDER = re.compile(r"^(change-?me|changeme|secret|password|xxx+)$", re.IGNORECASE)
@@ -327,7 +329,8 @@ class CentralSection(_Section):
     def _key_with_url(self) -> CentralSection:
         if self.url is not None and not self.site_key:
             raise ValueError(
-                "central.url needs central.site_key (or EVPARK_CENTRAL__SITE_KEY): "
+                "central.url needs central.site_key (or EVPARK_CENTRAL__SITE_KEY, or the "
+                "credential central__site_key): "
                 "make one with `evpark central keys create --scope site --site <id>`"
             )
         return self
@@ -372,8 +375,10 @@ class RuntimeSection(_Section):
 
 class SiteConfig(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="EVPARK_", env_nested_delimiter="__", extra="forbid", toml_file=None
+        env_prefix="EVPARK_", env_nested_delimiter="__", extra="forbid"
     )
+    # the file's settings with the credentials laid over them (load_site_config sets it)
+    file_settings: ClassVar[dict[str, Any] | None] = None
 
     site: SiteSection
     ocpp: OcppSection = Field(default_factory=OcppSection)
@@ -399,9 +404,9 @@ class SiteConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        toml_file = settings_cls.model_config.get("toml_file")
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        file_settings = getattr(settings_cls, "file_settings", None)
+        if file_settings is not None:
+            sources.append(InitSettingsSource(settings_cls, file_settings))
         return tuple(sources)
 
     @model_validator(mode="after")
@@ -533,8 +538,11 @@ class ConfigError(Exception):
         super().__init__(f"{path}: {len(problems)} problem(s)\n{lines}")
 
 
-def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
-    """Read ``path`` (TOML) with environment overrides; raise :class:`ConfigError`."""
+def load_site_config(
+    path: Path, credentials: Credentials | None = None, **overrides: Any
+) -> SiteConfig:
+    """Read ``path`` (TOML) with the credentials (default: ``$CREDENTIALS_DIRECTORY``'s)
+    and environment overrides; raise :class:`ConfigError`."""
     if not path.is_file():
         raise ConfigError(path, [("file", "no such file")])
     try:
@@ -545,17 +553,22 @@ def load_site_config(path: Path, **overrides: Any) -> SiteConfig:
     except OSError as err:
         raise ConfigError(path, [("file", err.strerror or str(err))]) from err
 
+    credentials = credentials or Credentials.from_environment()
+    settings, secret_problems = credentials.lay_over(raw)
+
     class _FromFile(SiteConfig):
-        model_config = SettingsConfigDict(toml_file=path)
+        file_settings = settings
 
     try:
         loaded = _FromFile(**overrides)
     except ValidationError as err:
         problems = validation_problems(err)
-        partial, checkable = _valid_sections(raw)
+        partial, checkable = _valid_sections(settings)
         if checkable and all(field != "(config)" for field, _ in problems):
             problems += [("(config)", p) for p in partial.cross_field_problems()]
-        raise ConfigError(path, problems, partial) from err
+        raise ConfigError(path, secret_problems + problems, partial) from err
+    if secret_problems:
+        raise ConfigError(path, secret_problems, loaded)
     return loaded
 
 
