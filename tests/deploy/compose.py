@@ -139,6 +139,7 @@ class Compose:
             ports=tuple(sorted(ports)),
             health=health,
             one_shot=name in self.completed_before_others(),
+            after=tuple(_depends_on(service)),
         )
 
 

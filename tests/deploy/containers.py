@@ -32,7 +32,8 @@ class ContainerSpec:
     is ``evpark``). ``files``: container path -> content (configuration and secrets
     mounted into it); ``volumes``: container directories backed by volumes (empty at
     first). ``ports``: the container ports it listens on. ``one_shot``: it runs to its end
-    (a migrations job), it is not a server."""
+    (a migrations job), it is not a server. ``after``: the containers it waits for (to
+    be healthy, a one-shot to end well) before it starts; Kubernetes has none."""
 
     name: str
     args: tuple[str, ...]
@@ -42,6 +43,7 @@ class ContainerSpec:
     ports: tuple[int, ...] = ()
     health: HealthCheck | None = None
     one_shot: bool = False
+    after: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] = EVPARK_IMAGE_ENTRYPOINT
 
     @property

@@ -15,7 +15,7 @@ afterwards). Missing services skip on a laptop and fail under ``CI=true``.
 Use::
 
     async with LocalDeployment(tmp_path, specs, externals=..., databases=...) as run:
-        await run.up()                     # in order: one-shots to their end, servers healthy
+        await run.up()                     # one-shots to their end, servers healthy
         base = run.url("gateway", 8000)    # http://127.0.0.1:<its local port>
         ran = await run.run_in("gateway", "central", "keys", "create", "--scope", "operator")
 """
@@ -119,18 +119,29 @@ class LocalDeployment:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            # side by side: their shutdowns overlap instead of adding up
-            await asyncio.to_thread(stop_all, self.daemons.values(), 15)
+            await self.stop()
         finally:
             await self._cleanup.aclose()
 
+    async def stop(self, within: float = 15) -> dict[str, int | None]:
+        """SIGTERM to every server (``docker compose stop``), side by side; each one's
+        exit code, None for one that had to be killed after ``within`` s."""
+        names = list(self.daemons)
+        codes = await asyncio.to_thread(stop_all, self.daemons.values(), within)
+        return dict(zip(names, codes, strict=True))
+
     # -- running containers --------------------------------------------------------
 
-    async def up(self, specs: Sequence[ContainerSpec] | None = None, within: float = 60) -> None:
-        """Start ``specs`` (default: all) in order, as compose does with its conditions:
-        a one-shot must end with 0, a server must pass its health check, before the next
-        starts."""
-        for spec in self.specs if specs is None else specs:
+    async def up(self, within: float = 120) -> None:
+        """Start every container as compose does: each once those it comes ``after`` are
+        done (a one-shot ended with 0, a server passes its health check), containers
+        that wait for nothing more side by side."""
+        done = {spec.name: asyncio.Event() for spec in self.specs}
+
+        async def bring_up(spec: ContainerSpec) -> None:
+            for name in spec.after:
+                if name in done:
+                    await done[name].wait()
             if spec.one_shot:
                 ran = await self.run(spec, within=within)
                 if ran.code != 0:
@@ -140,6 +151,11 @@ class LocalDeployment:
             else:
                 self.start(spec)
                 await self.wait_healthy(spec.name, within=within)
+            done[spec.name].set()
+
+        async with asyncio.TaskGroup() as group:
+            for spec in self.specs:
+                group.create_task(bring_up(spec))
 
     def start(self, spec: ContainerSpec) -> DaemonProcess:
         """Start a server container as a child process (its output in ``logs/<name>.log``)."""
@@ -189,7 +205,10 @@ class LocalDeployment:
     async def wait_healthy(self, name: str, within: float = 60) -> None:
         daemon = self.daemons[name]
         what = f"its health check passes ({self.spec(name).health})"
-        await asyncio.to_thread(daemon.wait_until, lambda: self.healthy(name), what, within=within)
+        # a check is a process of its own (compose runs one every `interval`): not too often
+        await asyncio.to_thread(
+            daemon.wait_until, lambda: self.healthy(name), what, within=within, interval=0.5
+        )
 
     # -- where things are ----------------------------------------------------------
 

@@ -5,6 +5,7 @@ gateway, with keys made as the docs tell operators to make them."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from tests.deploy.containers import External
 from tests.deploy.local_run import LocalDeployment
 from tests.harness.shared_services import NATS_PORT, REDIS_PORT
 
-pytestmark = pytest.mark.services
+# six processes start side by side: on a busy 2-core machine that takes a while
+pytestmark = [pytest.mark.services, pytest.mark.timeout(360)]
 
 GATEWAY_PORT = 8000
 
@@ -99,3 +101,7 @@ async def test_central_compose_serves_a_site_and_a_driver(central: LocalDeployme
     assert ran.code == 0, ran.stderr
     assert "parking: up to date" in ran.stdout
     assert all(central.healthy(name) for name in central.daemons)
+    # docker compose stop: every service ends by itself on SIGTERM within its grace
+    # period (uvicorn ends its graceful shutdown by re-raising the signal: -15)
+    codes = await central.stop(within=30)
+    assert set(codes.values()) <= {0, -signal.SIGTERM}, codes
