@@ -47,6 +47,11 @@ def central_compose() -> tuple[Compose, dict[str, str]]:
     return read_compose(CENTRAL_YAML, variables), variables
 
 
+def edge_compose() -> tuple[Compose, dict[str, Path]]:
+    """edge.yaml, and its env_file read from the example (what its keys are)."""
+    return read_compose(EDGE_YAML, {}), {"edge.env": COMPOSE_DIR / "edge.env.example"}
+
+
 def init_script_databases() -> list[str]:
     """The databases PostgreSQL's init script of central.yaml creates."""
     script = (COMPOSE_DIR / "central" / "create-databases.sql").read_text()
