@@ -8,7 +8,7 @@ Missing services skip on a laptop and fail under ``CI=true`` (:mod:`tests.servic
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -29,26 +29,26 @@ def pg_url(database: str) -> str:
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
 
 
+async def _as_admin(statements: Iterable[str]) -> None:
+    """Run ``statements`` on the local server's ``postgres`` database, one by one."""
+    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+    try:
+        for statement in statements:
+            await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
 async def pg_databases(names: Sequence[str]) -> AsyncIterator[None]:
     """Create the databases ``names`` (fresh ones: the names should be unique to the
     test), and drop them on exit even while something is still connected."""
     require_tcp("PostgreSQL", PG_HOST, PG_PORT)
-    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
     try:
-        for name in names:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
+        await _as_admin(f'CREATE DATABASE "{name}"' for name in names)
         yield
     finally:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            for name in names:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await _as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in names)
 
 
 def require_nats() -> None:
