@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 from tests.deploy.compose import Compose, read_compose, read_env_file
@@ -15,6 +16,7 @@ COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 CENTRAL_YAML = COMPOSE_DIR / "central.yaml"
 EDGE_YAML = COMPOSE_DIR / "edge.yaml"
 EVPARK_IMAGE = "evpark"
+SITE_FILE = "/etc/evpark/site.toml"
 
 
 def filled_in(example: Path) -> dict[str, str]:
@@ -56,3 +58,14 @@ def init_script_databases() -> list[str]:
     """The databases PostgreSQL's init script of central.yaml creates."""
     script = (COMPOSE_DIR / "central" / "create-databases.sql").read_text()
     return re.findall(r"^CREATE DATABASE (\w+);", script, re.M)
+
+
+def filled_edge_spec(workdir: Path, env: dict[str, str]) -> ContainerSpec:
+    """edge.yaml's edge with edge.env (the example, ``env`` set in it) and site.toml's
+    charger password filled in, as an operator does."""
+    values = {**filled_in(COMPOSE_DIR / "edge.env.example"), **env}
+    env_file = workdir / "edge.env"
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    (spec,) = evpark_specs(read_compose(EDGE_YAML, {}), {"edge.env": env_file})
+    site = spec.files[SITE_FILE].replace('"change-me"', f'"{secrets.token_hex(8)}"')
+    return replace(spec, files={**spec.files, SITE_FILE: site})

@@ -1,7 +1,8 @@
 """deploy/compose/central.yaml, run: every command and environment it gives central's
 containers, as local processes on this machine's PostgreSQL, NATS JetStream and Redis,
 started in its order, each passing its health check; then a whole flow through the
-gateway, with keys made as the docs tell operators to make them."""
+gateway, with keys made as the docs tell operators to make them, and a site run from
+deploy/compose/edge.yaml reporting to it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ import httpx
 import pytest
 
 from tests.central.conftest import cloud_event, eventually
-from tests.deploy.compose_files import central_compose, evpark_specs, init_script_databases
+from tests.deploy.compose_files import (
+    central_compose,
+    evpark_specs,
+    filled_edge_spec,
+    init_script_databases,
+)
 from tests.deploy.containers import External
 from tests.deploy.local_run import LocalDeployment
 from tests.harness.shared_services import NATS_PORT, REDIS_PORT
+from tests.mosquitto import Mosquitto, mosquitto_pub
 
 # six processes start side by side: on a busy 2-core machine that takes a while
 pytestmark = [pytest.mark.services, pytest.mark.timeout(360)]
@@ -47,7 +54,9 @@ async def key(central: LocalDeployment, *args: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {ran.stdout.strip().splitlines()[-1]}"}
 
 
-async def test_central_compose_serves_a_site_and_a_driver(central: LocalDeployment) -> None:
+async def test_central_compose_serves_a_site_and_a_driver(
+    central: LocalDeployment, broker: Mosquitto, mqtt_logins: dict[str, str], tmp_path: Path
+) -> None:
     operator = await key(central, "--scope", "operator")
     site = await key(central, "--scope", "site", "--site", "east")
     driver = await key(central, "--scope", "driver", "--user", "driver-1", "--vehicle", "car-1")
@@ -95,6 +104,38 @@ async def test_central_compose_serves_a_site_and_a_driver(central: LocalDeployme
 
         # every 0.5 s: well within the operator key's rate limit
         await eventually(standard_occupied, within=30, every=0.5)
+
+        # a site from edge.yaml, its edge.env pointing at this central with its own key
+        lot = {"name": "Mine", "slots": [{"slot_id": "B1", "slot_type": "standard"}]}
+        r = await http.put("/parking/lots/my-site", json=lot, headers=operator)
+        assert r.status_code == 200, r.text
+        site_key = (await key(central, "--scope", "site", "--site", "my-site"))["Authorization"]
+        edge_env = {
+            "EVPARK_MQTT__PASSWORD": mqtt_logins["evpark-edge"],
+            "EVPARK_CENTRAL__URL": gateway,
+            "EVPARK_CENTRAL__SITE_KEY": site_key.removeprefix("Bearer "),
+        }
+        edge = filled_edge_spec(tmp_path, edge_env)
+        mosquitto = External("mosquitto", 1883, broker.port)
+        async with LocalDeployment(tmp_path / "site", [edge], externals=[mosquitto]) as site:
+            await site.up()
+            await mosquitto_pub(
+                broker,
+                "evpark/my-site/sensors/S-B1/state",
+                "occupied",
+                retain=True,
+                user=("S-B1", mqtt_logins["S-B1"]),
+            )
+
+            async def site_occupied() -> bool:
+                r = await http.get(
+                    "/parking/status", params={"site_id": "my-site"}, headers=operator
+                )
+                (mine,) = r.json()["sites"]
+                return bool(mine["slot_types"][0]["occupied"] == 1)
+
+            # the edge debounces the reading (5 s), then syncs it up through the gateway
+            await eventually(site_occupied, within=60, every=0.5)
 
     # an upgrade runs the migrations one-shot again: nothing to do, nothing broken
     ran = await central.run(central.spec("migrate"))

@@ -6,61 +6,26 @@ edge's API."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.deploy.compose import read_compose
-from tests.deploy.compose_files import COMPOSE_DIR, EDGE_YAML, evpark_specs, filled_in
-from tests.deploy.containers import ContainerSpec, External
+from tests.deploy.compose_files import SITE_FILE, filled_edge_spec
+from tests.deploy.containers import External
 from tests.deploy.local_run import LocalDeployment
 from tests.mosquitto import Mosquitto, mosquitto_pub
 from tests.polling import eventually
 
 HTTP_PORT = 8080
-SITE_FILE = "/etc/evpark/site.toml"
-ACL = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "acl"
-
-
-@pytest.fixture
-def mqtt_logins() -> dict[str, str]:
-    """The broker's password file as the operator makes it: the edge and a sensor."""
-    return {"evpark-edge": secrets.token_hex(8), "S-A1": secrets.token_hex(8)}
-
-
-@pytest.fixture
-def broker(tmp_path: Path, mqtt_logins: dict[str, str]) -> Iterator[Mosquitto]:
-    workdir = tmp_path / "mosquitto"
-    workdir.mkdir()
-    mosquitto = Mosquitto(workdir, users=mqtt_logins, acl_file=ACL)
-    mosquitto.start()
-    try:
-        yield mosquitto
-    finally:
-        mosquitto.stop()
-
-
-def edge_spec(tmp_path: Path, mqtt_password: str) -> ContainerSpec:
-    """edge.yaml's edge with edge.env and site.toml filled in as an operator does."""
-    env = filled_in(COMPOSE_DIR / "edge.env.example")
-    env["EVPARK_MQTT__PASSWORD"] = mqtt_password
-    env_file = tmp_path / "edge.env"
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    compose = read_compose(EDGE_YAML, {})
-    (spec,) = evpark_specs(compose, {"edge.env": env_file})
-    site = spec.files[SITE_FILE].replace('"change-me"', f'"{secrets.token_hex(8)}"')
-    return replace(spec, files={**spec.files, SITE_FILE: site})
 
 
 @pytest.fixture
 async def edge(
     tmp_path: Path, broker: Mosquitto, mqtt_logins: dict[str, str]
 ) -> AsyncIterator[LocalDeployment]:
-    spec = edge_spec(tmp_path, mqtt_logins["evpark-edge"])
+    spec = filled_edge_spec(tmp_path, {"EVPARK_MQTT__PASSWORD": mqtt_logins["evpark-edge"]})
     deployment = LocalDeployment(
         tmp_path, [spec], externals=[External("mosquitto", 1883, broker.port)]
     )
