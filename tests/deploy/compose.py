@@ -118,10 +118,16 @@ class Compose:
         volumes: list[str] = []
         for mount in service.get("volumes", []):
             source, target = str(mount).split(":")[:2]
-            if source.startswith((".", "/")):
-                files[target] = (self.directory / source).read_text()
-            else:
-                volumes.append(target)
+            if not source.startswith((".", "/")):
+                volumes.append(target)  # a named volume
+                continue
+            bound = self.directory / source
+            if not bound.is_dir():
+                files[target] = bound.read_text()
+                continue
+            for file in sorted(bound.rglob("*")):
+                if file.is_file():
+                    files[f"{target}/{file.relative_to(bound)}"] = file.read_text()
         ports = {int(str(port).split(":")[-1]) for port in service.get("ports", [])}
         ports |= {int(port) for port in service.get("expose", [])}
         check = service.get("healthcheck", {}).get("test")

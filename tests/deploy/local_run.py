@@ -59,10 +59,11 @@ HEALTH_CHECK_TIMEOUT_S = 10.0
 
 
 class LocalDeployment:
-    """``specs`` in start order (dependencies first). ``externals``: services of the
-    deployment found on this machine. ``postgres_host``: the deployment's name of its
-    PostgreSQL (its URLs are pointed at the local server); ``databases``: the databases
-    the deployment expects there (its init script's), created for this run."""
+    """``specs``: the deployment's containers (each starts once those it comes ``after``
+    are done). ``externals``: services of the deployment found on this machine.
+    ``postgres_host``: the deployment's name of its PostgreSQL (its URLs are pointed at
+    the local server); ``databases``: the databases the deployment expects there (its
+    init script's), created for this run."""
 
     def __init__(
         self,
@@ -102,10 +103,11 @@ class LocalDeployment:
             if self.databases:
                 names = [self.database_prefix + name for name in self.databases]
                 await self._cleanup.enter_async_context(pg_databases(names))
-            if any(_is_central(spec) for spec in self.specs):
+            if self._central_uses("nats://"):
                 require_nats()
-                require_redis()
                 self._cleanup.push_async_callback(delete_streams, self.bus_namespace)
+            if self._central_uses("redis://"):
+                require_redis()
                 self._cleanup.push_async_callback(delete_cache_keys, self.cache_namespace)
         except BaseException:
             await self._cleanup.aclose()
@@ -129,6 +131,14 @@ class LocalDeployment:
         names = list(self.daemons)
         codes = await asyncio.to_thread(stop_all, self.daemons.values(), within)
         return dict(zip(names, codes, strict=True))
+
+    def _central_uses(self, scheme: str) -> bool:
+        return any(
+            scheme in value
+            for spec in self.specs
+            if _is_central(spec)
+            for value in (*spec.env.values(), *spec.files.values())
+        )
 
     # -- running containers --------------------------------------------------------
 
