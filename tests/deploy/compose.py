@@ -13,7 +13,12 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.containers import ContainerSpec, HealthCheck
+from tests.deploy.containers import (
+    EVPARK_IMAGE_ENTRYPOINT,
+    ContainerSpec,
+    HealthCheck,
+    is_evpark_image,
+)
 
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
 
@@ -95,24 +100,26 @@ class Compose:
             if condition == "service_completed_successfully"
         }
 
-    def environment(self, name: str, env_files: Mapping[str, Path] | None = None) -> dict[str, str]:
+    def environment(self, name: str, instead: Mapping[str, Path] | None = None) -> dict[str, str]:
         """``env_file`` entries first, then ``environment`` (list or mapping form).
-        ``env_files``: an env_file as written -> the file to read instead (a filled-in
-        copy of its example)."""
+        ``instead``: a file the compose file names (an env_file, a bind mount's source),
+        as written -> the file to read instead (one the operator makes, such as a
+        filled-in copy of an example)."""
         service = self.services[name]
         env: dict[str, str] = {}
         for env_file in _as_list(service.get("env_file", [])):
             written = env_file if isinstance(env_file, str) else env_file["path"]
-            env.update(read_env_file((env_files or {}).get(written, self.directory / written)))
+            env.update(read_env_file(self._file(written, instead)))
         environment = service.get("environment", {})
         if isinstance(environment, list):
             environment = dict(item.partition("=")[::2] for item in environment)
         env.update({key: "" if value is None else str(value) for key, value in environment.items()})
         return env
 
-    def spec(self, name: str, env_files: Mapping[str, Path] | None = None) -> ContainerSpec:
-        """Service ``name`` (of the evpark image) as a :class:`ContainerSpec`; for
-        ``env_files`` see :meth:`environment`."""
+    def spec(self, name: str, instead: Mapping[str, Path] | None = None) -> ContainerSpec:
+        """Service ``name`` as a :class:`ContainerSpec`; for ``instead`` see
+        :meth:`environment`. The evpark image's entrypoint is ``evpark``; another
+        image's command is taken as the whole command line."""
         service = self.services[name]
         files: dict[str, str] = {}
         volumes: list[str] = []
@@ -121,7 +128,7 @@ class Compose:
             if not source.startswith((".", "/")):
                 volumes.append(target)  # a named volume
                 continue
-            bound = self.directory / source
+            bound = self._file(source, instead)
             if not bound.is_dir():
                 files[target] = bound.read_text()
                 continue
@@ -139,14 +146,18 @@ class Compose:
         return ContainerSpec(
             name=name,
             args=tuple(service.get("command", ())),
-            env=self.environment(name, env_files),
+            env=self.environment(name, instead),
             files=files,
             volumes=tuple(volumes),
             ports=tuple(sorted(ports)),
             health=health,
             one_shot=name in self.completed_before_others(),
             after=tuple(_depends_on(service)),
+            entrypoint=EVPARK_IMAGE_ENTRYPOINT if is_evpark_image(service) else (),
         )
+
+    def _file(self, written: str, instead: Mapping[str, Path] | None) -> Path:
+        return (instead or {}).get(written, self.directory / written)
 
 
 def read_compose(path: Path, variables: Mapping[str, str]) -> Compose:

@@ -10,12 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.deploy.compose import Compose, read_compose, read_env_file
-from tests.deploy.containers import ContainerSpec
+from tests.deploy.containers import ContainerSpec, is_evpark_image
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 CENTRAL_YAML = COMPOSE_DIR / "central.yaml"
 EDGE_YAML = COMPOSE_DIR / "edge.yaml"
-EVPARK_IMAGE = "evpark"
 SITE_FILE = "/etc/evpark/site.toml"
 
 
@@ -28,18 +27,13 @@ def filled_in(example: Path) -> dict[str, str]:
     }
 
 
-def is_ours(service: dict[str, object]) -> bool:
-    """Does the service run the evpark image (whatever its tag or registry)?"""
-    image = str(service.get("image", ""))
-    return image.split(":")[0].rsplit("/", 1)[-1] == EVPARK_IMAGE
-
-
-def evpark_specs(compose: Compose, env_files: dict[str, Path] | None = None) -> list[ContainerSpec]:
-    """The evpark image's services in start order."""
+def evpark_specs(compose: Compose, instead: dict[str, Path] | None = None) -> list[ContainerSpec]:
+    """The evpark image's services in start order (``instead``: see
+    :meth:`Compose.environment`)."""
     return [
-        compose.spec(name, env_files)
+        compose.spec(name, instead)
         for name in compose.start_order()
-        if is_ours(compose.services[name])
+        if is_evpark_image(compose.services[name])
     ]
 
 

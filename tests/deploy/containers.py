@@ -8,7 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+EVPARK_IMAGE = "evpark"
 EVPARK_IMAGE_ENTRYPOINT = ("evpark",)
+
+
+def is_evpark_image(service: Mapping[str, object]) -> bool:
+    """Does a container (its ``image`` key) run the evpark image, whatever its tag or
+    registry?"""
+    image = str(service.get("image", ""))
+    return image.split(":")[0].rsplit("/", 1)[-1] == EVPARK_IMAGE
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ environment values, mounted files, health checks) with
 * host names of the deployment (``parking:3001``, ``postgres:5432``, and a container's
   own ``localhost:8000``) turned into ``127.0.0.1:<local port>``, every container port
   its own free local port;
-* the container's own listen ports, written ``--port N``, ``port = N`` (TOML),
-  ``listener N`` (Mosquitto) or as an environment variable ``..._PORT=N``, turned into
-  its local ports;
+* the container's own listen ports, written ``--port N`` or ``-p N``, ``port = N``
+  (TOML), ``listener N`` (Mosquitto) or as an environment variable ``..._PORT=N``,
+  turned into its local ports;
 * PostgreSQL URLs pointed at the local server, its user, and databases of this run
   (``<prefix><name>``; a ``{service}`` placeholder stays for central to fill in);
 * container paths (volumes and the directories of mounted files) moved under a
@@ -27,6 +27,7 @@ _POSTGRES_URL = re.compile(
     r"(?P<scheme>postgres(?:ql)?(?:\+\w+)?://)(?:[^@/\s\"']*@)?"
     r"(?P<host>[\w.-]+)(?::(?P<port>\d+))?/(?P<database>[\w{}]+)"
 )
+_PORT_OPTIONS = ("--port", "-p")
 _LISTEN_PORT = re.compile(r"(?P<lead>--port[= ]|\bport\s*=\s*|^listener\s+)(?P<port>\d+)\b", re.M)
 
 
@@ -86,11 +87,12 @@ class LocalView:
         return value
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        """A command line: each argument's text, and ``--port N`` given as two."""
+        """A command line: each argument's text, and a listen port given as two
+        arguments, ``--port N`` or ``-p N``."""
         local = [self.text(arg) for arg in argv]
         for index in range(1, len(local)):
             port = local[index]
-            if local[index - 1] == "--port" and port.isdigit() and int(port) in self.own_ports:
+            if local[index - 1] in _PORT_OPTIONS and port.isdigit() and int(port) in self.own_ports:
                 local[index] = str(self.own_ports[int(port)])
         return local
 

@@ -20,8 +20,8 @@ from tests.deploy.compose_files import (
     central_compose,
     edge_compose,
     init_script_databases,
-    is_ours,
 )
+from tests.deploy.containers import is_evpark_image
 from tests.harness.processes import run_evpark
 
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$", re.IGNORECASE)
@@ -42,7 +42,7 @@ def test_every_service_is_checked_restarted_and_stopped_gracefully(compose: Comp
         assert check["test"][0] == "CMD", name
         assert {"interval", "timeout", "retries", "start_period"} <= set(check), name
         assert service["restart"] == "unless-stopped", name
-        if is_ours(service):
+        if is_evpark_image(service):
             assert service["stop_signal"] == "SIGTERM", name
             assert service["stop_grace_period"], name
             assert service["read_only"] is True, name

@@ -71,8 +71,8 @@ def test_the_final_stage_runs_evpark_as_a_fixed_non_root_user() -> None:
     assert final["WORKDIR"] == "/var/lib/evpark"
     assert "org.opencontainers.image.version" in final["LABEL"]
     # the compose files run it as that user too
-    for compose, env_files in (central_compose()[0], None), edge_compose():
-        for spec in evpark_specs(compose, env_files):
+    for compose, instead in (central_compose()[0], None), edge_compose():
+        for spec in evpark_specs(compose, instead):
             assert compose.services[spec.name]["user"] == f"{uid}:{gid}", spec.name
 
 

@@ -85,6 +85,10 @@ def test_argv_and_env_give_listen_ports_in_their_own_forms() -> None:
         "--data-dir",
         f"{ROOT}/var/lib/evpark",
     ]
+    assert GATEWAY.argv(["mosquitto_sub", "-p", "8000", "-C", "1"]) == [
+        "mosquitto_sub", "-p", "48000", "-C", "1",
+    ]  # fmt: skip
+    assert GATEWAY.argv(["x", "-p", "3001"]) == ["x", "-p", "3001"]  # not its own
     env = GATEWAY.env({"EVPARK_CENTRAL_PORT": "8000", "OTHER_PORT": "3001", "COUNT": "8000"})
     assert env == {"EVPARK_CENTRAL_PORT": "48000", "OTHER_PORT": "3001", "COUNT": "8000"}
 
