@@ -4,18 +4,23 @@ as :class:`ContainerSpec`s."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
 import secrets
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 from tests.deploy.compose import Compose, read_compose, read_env_file
 from tests.deploy.containers import ContainerSpec, is_evpark_image
+from tests.services import require_binary
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 CENTRAL_YAML = COMPOSE_DIR / "central.yaml"
 EDGE_YAML = COMPOSE_DIR / "edge.yaml"
 SITE_FILE = "/etc/evpark/site.toml"
+MOSQUITTO_CONF = "/mosquitto/config/mosquitto.conf"
 
 
 def filled_in(example: Path) -> dict[str, str]:
@@ -63,3 +68,20 @@ def filled_edge_spec(workdir: Path, env: dict[str, str]) -> ContainerSpec:
     (spec,) = evpark_specs(read_compose(EDGE_YAML, {}), {"edge.env": env_file})
     site = spec.files[SITE_FILE].replace('"change-me"', f'"{secrets.token_hex(8)}"')
     return replace(spec, files={**spec.files, SITE_FILE: site})
+
+
+def filled_mosquitto_spec(workdir: Path, logins: dict[str, str]) -> ContainerSpec:
+    """edge.yaml's mosquitto, its password file made with mosquitto_passwd."""
+    passwords = workdir / "mosquitto.passwd"
+    passwords.touch(mode=0o600)
+    for user, password in logins.items():
+        subprocess.run(
+            [require_binary("mosquitto_passwd"), "-b", str(passwords), user, password],
+            check=True,
+            capture_output=True,
+        )
+    spec = read_compose(EDGE_YAML, {}).spec("mosquitto", {"./edge/mosquitto.passwd": passwords})
+    # started as root (as tests may be), Mosquitto would switch to its own user, who
+    # cannot read the test's directory; in its image it runs as that user from the start
+    config = spec.files[MOSQUITTO_CONF] + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+    return replace(spec, files={**spec.files, MOSQUITTO_CONF: config})

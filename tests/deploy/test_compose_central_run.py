@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
 import httpx
 import pytest
 
@@ -19,12 +20,12 @@ from tests.deploy.compose_files import (
     central_compose,
     evpark_specs,
     filled_edge_spec,
+    filled_mosquitto_spec,
     init_script_databases,
 )
 from tests.deploy.containers import External
 from tests.deploy.local_run import LocalDeployment
 from tests.harness.shared_services import NATS_PORT, REDIS_PORT
-from tests.mosquitto import Mosquitto, mosquitto_pub
 
 # six processes start side by side: on a busy 2-core machine that takes a while
 pytestmark = [pytest.mark.services, pytest.mark.timeout(360)]
@@ -55,7 +56,7 @@ async def key(central: LocalDeployment, *args: str) -> dict[str, str]:
 
 
 async def test_central_compose_serves_a_site_and_a_driver(
-    central: LocalDeployment, broker: Mosquitto, mqtt_logins: dict[str, str], tmp_path: Path
+    central: LocalDeployment, mqtt_logins: dict[str, str], tmp_path: Path
 ) -> None:
     operator = await key(central, "--scope", "operator")
     site = await key(central, "--scope", "site", "--site", "east")
@@ -115,17 +116,21 @@ async def test_central_compose_serves_a_site_and_a_driver(
             "EVPARK_CENTRAL__URL": gateway,
             "EVPARK_CENTRAL__SITE_KEY": site_key.removeprefix("Bearer "),
         }
-        edge = filled_edge_spec(tmp_path, edge_env)
-        mosquitto = External("mosquitto", 1883, broker.port)
-        async with LocalDeployment(tmp_path / "site", [edge], externals=[mosquitto]) as site:
+        site_specs = [
+            filled_mosquitto_spec(tmp_path, mqtt_logins),
+            filled_edge_spec(tmp_path, edge_env),
+        ]
+        async with LocalDeployment(tmp_path / "site", site_specs) as site:
             await site.up()
-            await mosquitto_pub(
-                broker,
-                "evpark/my-site/sensors/S-B1/state",
-                "occupied",
-                retain=True,
-                user=("S-B1", mqtt_logins["S-B1"]),
-            )
+            async with aiomqtt.Client(
+                "127.0.0.1",
+                site.local_port("mosquitto", 1883),
+                username="S-B1",
+                password=mqtt_logins["S-B1"],
+            ) as sensor:
+                await sensor.publish(
+                    "evpark/my-site/sensors/S-B1/state", "occupied", qos=1, retain=True
+                )
 
             async def site_occupied() -> bool:
                 r = await http.get(

@@ -7,50 +7,25 @@ message reaches the edge's API."""
 
 from __future__ import annotations
 
-import os
-import pwd
-import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
 import httpx
 import pytest
 
-from tests.deploy.compose import read_compose
-from tests.deploy.compose_files import EDGE_YAML, SITE_FILE, filled_edge_spec
-from tests.deploy.containers import ContainerSpec
+from tests.deploy.compose_files import SITE_FILE, filled_edge_spec, filled_mosquitto_spec
 from tests.deploy.local_run import LocalDeployment
 from tests.polling import eventually
-from tests.services import require_binary
 
 HTTP_PORT = 8080
 MQTT_PORT = 1883
-MOSQUITTO_CONF = "/mosquitto/config/mosquitto.conf"
-
-
-def mosquitto_spec(workdir: Path, logins: dict[str, str]) -> ContainerSpec:
-    """edge.yaml's mosquitto, its password file made with mosquitto_passwd."""
-    passwords = workdir / "mosquitto.passwd"
-    passwords.touch(mode=0o600)
-    for user, password in logins.items():
-        subprocess.run(
-            [require_binary("mosquitto_passwd"), "-b", str(passwords), user, password],
-            check=True,
-            capture_output=True,
-        )
-    spec = read_compose(EDGE_YAML, {}).spec("mosquitto", {"./edge/mosquitto.passwd": passwords})
-    # started as root (as tests may be), Mosquitto would switch to its own user, who
-    # cannot read the test's directory; in its image it runs as that user from the start
-    config = spec.files[MOSQUITTO_CONF] + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-    return replace(spec, files={**spec.files, MOSQUITTO_CONF: config})
 
 
 @pytest.fixture
 async def edge(tmp_path: Path, mqtt_logins: dict[str, str]) -> AsyncIterator[LocalDeployment]:
     specs = [
-        mosquitto_spec(tmp_path, mqtt_logins),
+        filled_mosquitto_spec(tmp_path, mqtt_logins),
         filled_edge_spec(tmp_path, {"EVPARK_MQTT__PASSWORD": mqtt_logins["evpark-edge"]}),
     ]
     async with LocalDeployment(tmp_path, specs) as deployment:
