@@ -12,8 +12,11 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import aiomqtt
+
 from tests.deploy.compose import Compose, read_compose, read_env_file
 from tests.deploy.containers import ContainerSpec, is_evpark_image
+from tests.deploy.local_run import LocalDeployment
 from tests.services import require_binary
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
@@ -21,6 +24,8 @@ CENTRAL_YAML = COMPOSE_DIR / "central.yaml"
 EDGE_YAML = COMPOSE_DIR / "edge.yaml"
 SITE_FILE = "/etc/evpark/site.toml"
 MOSQUITTO_CONF = "/mosquitto/config/mosquitto.conf"
+MQTT_PORT = 1883
+SITE_ID = "my-site"  # edge/site.toml's
 
 
 def filled_in(example: Path) -> dict[str, str]:
@@ -85,3 +90,12 @@ def filled_mosquitto_spec(workdir: Path, logins: dict[str, str]) -> ContainerSpe
     # cannot read the test's directory; in its image it runs as that user from the start
     config = spec.files[MOSQUITTO_CONF] + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
     return replace(spec, files={**spec.files, MOSQUITTO_CONF: config})
+
+
+async def sensor_reports(site: LocalDeployment, sensor: str, password: str, state: str) -> None:
+    """A sensor of edge/site.toml's site, logged in as itself on the broker's published
+    port, publishes its state (retained, as sensors do)."""
+    async with aiomqtt.Client(
+        "127.0.0.1", site.local_port("mosquitto", MQTT_PORT), username=sensor, password=password
+    ) as client:
+        await client.publish(f"evpark/{SITE_ID}/sensors/{sensor}/state", state, qos=1, retain=True)

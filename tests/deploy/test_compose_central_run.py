@@ -11,17 +11,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
 import httpx
 import pytest
 
 from tests.central.conftest import cloud_event, eventually
 from tests.deploy.compose_files import (
+    SITE_ID,
     central_compose,
     evpark_specs,
     filled_edge_spec,
     filled_mosquitto_spec,
     init_script_databases,
+    sensor_reports,
 )
 from tests.deploy.containers import External
 from tests.deploy.local_run import LocalDeployment
@@ -108,9 +109,9 @@ async def test_central_compose_serves_a_site_and_a_driver(
 
         # a site from edge.yaml, its edge.env pointing at this central with its own key
         lot = {"name": "Mine", "slots": [{"slot_id": "B1", "slot_type": "standard"}]}
-        r = await http.put("/parking/lots/my-site", json=lot, headers=operator)
+        r = await http.put(f"/parking/lots/{SITE_ID}", json=lot, headers=operator)
         assert r.status_code == 200, r.text
-        site_key = (await key(central, "--scope", "site", "--site", "my-site"))["Authorization"]
+        site_key = (await key(central, "--scope", "site", "--site", SITE_ID))["Authorization"]
         edge_env = {
             "EVPARK_MQTT__PASSWORD": mqtt_logins["evpark-edge"],
             "EVPARK_CENTRAL__URL": gateway,
@@ -122,20 +123,10 @@ async def test_central_compose_serves_a_site_and_a_driver(
         ]
         async with LocalDeployment(tmp_path / "site", site_specs) as site:
             await site.up()
-            async with aiomqtt.Client(
-                "127.0.0.1",
-                site.local_port("mosquitto", 1883),
-                username="S-B1",
-                password=mqtt_logins["S-B1"],
-            ) as sensor:
-                await sensor.publish(
-                    "evpark/my-site/sensors/S-B1/state", "occupied", qos=1, retain=True
-                )
+            await sensor_reports(site, "S-B1", mqtt_logins["S-B1"], "occupied")
 
             async def site_occupied() -> bool:
-                r = await http.get(
-                    "/parking/status", params={"site_id": "my-site"}, headers=operator
-                )
+                r = await http.get("/parking/status", params={"site_id": SITE_ID}, headers=operator)
                 (mine,) = r.json()["sites"]
                 return bool(mine["slot_types"][0]["occupied"] == 1)
 

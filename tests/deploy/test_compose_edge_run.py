@@ -14,12 +14,17 @@ import aiomqtt
 import httpx
 import pytest
 
-from tests.deploy.compose_files import SITE_FILE, filled_edge_spec, filled_mosquitto_spec
+from tests.deploy.compose_files import (
+    MQTT_PORT,
+    SITE_FILE,
+    filled_edge_spec,
+    filled_mosquitto_spec,
+    sensor_reports,
+)
 from tests.deploy.local_run import LocalDeployment
 from tests.polling import eventually
 
 HTTP_PORT = 8080
-MQTT_PORT = 1883
 
 
 @pytest.fixture
@@ -55,16 +60,7 @@ async def test_edge_compose_serves_a_sensor_reading(
         with pytest.raises(aiomqtt.MqttError):  # the broker wants a login
             async with aiomqtt.Client("127.0.0.1", mqtt_port):
                 pass
-        # a sensor, logged in as itself on the published MQTT port
-        async with aiomqtt.Client(
-            "127.0.0.1",
-            mqtt_port,
-            username="S-A1",
-            password=mqtt_logins["S-A1"],
-        ) as sensor:
-            await sensor.publish(
-                "evpark/my-site/sensors/S-A1/state", '{"occupied": true}', qos=1, retain=True
-            )
+        await sensor_reports(edge, "S-A1", mqtt_logins["S-A1"], '{"occupied": true}')
 
         async def occupied() -> bool:
             r = await http.get("/api/slots/A1")
