@@ -17,7 +17,6 @@ Missing services skip on a laptop and fail under ``CI=true`` (:mod:`tests.servic
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -36,13 +34,16 @@ from central.context import utc_now
 from central.gateway.keys import KeyStore
 from central.infra.db import create_engine
 from central.settings import CentralSettings
-from tests.services import require_tcp
-
-PG_HOST = os.environ.get("EVPARK_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("EVPARK_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("EVPARK_TEST_PG_USER", "postgres")
-NATS_HOST, NATS_PORT = "127.0.0.1", int(os.environ.get("EVPARK_TEST_NATS_PORT", "4222"))
-REDIS_HOST, REDIS_PORT = "127.0.0.1", int(os.environ.get("EVPARK_TEST_REDIS_PORT", "6379"))
+from tests.harness.shared_services import (
+    NATS_URL,
+    REDIS_URL,
+    delete_cache_keys,
+    delete_streams,
+    pg_databases,
+    require_nats,
+    require_redis,
+)
+from tests.harness.shared_services import pg_url as shared_pg_url
 
 
 class FakeClock:
@@ -177,21 +178,9 @@ def central_factory(tmp_path: Path, clock: FakeClock) -> Callable[..., Any]:
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database for this test, as an SQLAlchemy asyncpg URL."""
-    require_tcp("PostgreSQL", PG_HOST, PG_PORT)
     name = f"evpark_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with pg_databases([name]):
+        yield shared_pg_url(name)
 
 
 @pytest.fixture
@@ -203,20 +192,9 @@ def nats_namespace() -> str:
 async def nats_url(nats_namespace: str) -> AsyncIterator[str]:
     """The local NATS JetStream; the test's streams (``EVPARK_<NAMESPACE>_*``) are
     deleted afterwards."""
-    require_tcp("NATS", NATS_HOST, NATS_PORT)
-    url = f"nats://{NATS_HOST}:{NATS_PORT}"
-    yield url
-    import nats
-
-    nc = await nats.connect(url, connect_timeout=3)
-    try:
-        js = nc.jetstream()
-        prefix = f"EVPARK_{nats_namespace.upper()}_"
-        for stream in await js.streams_info():
-            if stream.config.name.startswith(prefix):
-                await js.delete_stream(stream.config.name)
-    finally:
-        await nc.close()
+    require_nats()
+    yield NATS_URL
+    await delete_streams(nats_namespace)
 
 
 @pytest.fixture
@@ -227,18 +205,9 @@ def redis_namespace() -> str:
 @pytest.fixture
 async def redis_url(redis_namespace: str) -> AsyncIterator[str]:
     """The local Redis; the test's keys (``redis_namespace``) are deleted afterwards."""
-    require_tcp("Redis", REDIS_HOST, REDIS_PORT)
-    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
-    yield url
-    import redis.asyncio as redis_asyncio
-
-    client = redis_asyncio.Redis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{redis_namespace}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    require_redis()
+    yield REDIS_URL
+    await delete_cache_keys(redis_namespace)
 
 
 def cloud_event(

@@ -25,7 +25,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
@@ -33,7 +32,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
 
 from tests.harness.ports import free_port
-from tests.services import require_tcp
+from tests.harness.shared_services import pg_databases, pg_url
 
 
 class FakeClock:
@@ -166,29 +165,13 @@ async def http_receiver() -> AsyncIterator[HttpReceiver]:
 
 # -- PostgreSQL ----------------------------------------------------------------------
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-
 
 @asynccontextmanager
 async def pg_database() -> AsyncIterator[str]:
     """A fresh PostgreSQL database's async URL, dropped on exit."""
-    require_tcp("PostgreSQL", PG_HOST, PG_PORT)
     name = f"evpark_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin = await asyncpg.connect(
-            host=PG_HOST, port=PG_PORT, user="postgres", database="postgres"
-        )
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with pg_databases([name]):
+        yield pg_url(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
