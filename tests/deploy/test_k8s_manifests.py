@@ -67,9 +67,9 @@ def test_every_document_passes_the_kubernetes_schemas(overlay: Path) -> None:
 def test_the_schema_check_refuses_an_unknown_field(production: Manifests) -> None:
     deployment = production.named("Deployment", "parking")
     broken = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
-    assert schema_errors(Manifests([broken])) == [
-        "Deployment/parking: Additional properties are not allowed ('replica' was unexpected)"
-    ]
+    [error] = schema_errors(Manifests([broken]))
+    assert error.startswith("Deployment/parking: ")
+    assert "'replica' was unexpected" in error
 
 
 def test_replicas_are_the_designs(production: Manifests) -> None:
