@@ -77,7 +77,8 @@ async def test_the_overlays_containers_run_a_working_central(tmp_path: Path) -> 
         postgres_host=LOCAL_POSTGRES,
         databases=databases,
     ) as run:
-        # the Job twice: the second run finds every database up to date and changes nothing
+        # the Job twice, as a retried or repeated Job runs: the second finds every database
+        # at the latest revision and succeeds too
         for _ in range(2):
             ran = await run.run(migrations)
             assert ran.code == 0, ran.stderr[-2000:]
