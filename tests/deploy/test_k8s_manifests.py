@@ -106,8 +106,8 @@ def test_every_deployment_has_probes_resources_and_a_hardened_pod(
         pod = deployment["spec"]["template"]["spec"]
         [container] = containers(deployment)
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
-        assert container["startupProbe"]["httpGet"]["path"] == "/healthz", name
+        assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}, name
+        assert container["startupProbe"]["httpGet"]["path"] == "/livez", name
         for bound in ("requests", "limits"):
             assert set(container["resources"][bound]) == {"cpu", "memory"}, name
         assert pod["securityContext"]["runAsNonRoot"] is True
