@@ -78,14 +78,14 @@ async def heartbeat(ctx: HandlerContext, p: Payload) -> Payload:
 
 async def status_notification(ctx: HandlerContext, p: Payload) -> Payload:
     error = p["errorCode"]
-    info = " ".join(str(p[k]) for k in ("info", "vendorErrorCode") if p.get(k)) or None
     await ctx.site.connector_status(
         ctx.charger_id,
         evse_id=p["connectorId"],
         connector_id=p["connectorId"],
         status=STATUS[p["status"]],
         error_code=None if error == "NoError" else error,
-        info=info,
+        info=p.get("info") or None,
+        vendor_error_code=p.get("vendorErrorCode") or None,
         at=parse_time(p["timestamp"], "timestamp") if "timestamp" in p else None,
     )
     return {}

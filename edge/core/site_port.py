@@ -61,6 +61,7 @@ class SitePort(Protocol):
         error_code: str | None = None,
         info: str | None = None,
         at: datetime | None = None,
+        vendor_error_code: str | None = None,
     ) -> None: ...
 
     async def charging_state(

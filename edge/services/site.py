@@ -238,17 +238,26 @@ class Site:
         error_code: str | None = None,
         info: str | None = None,
         at: datetime | None = None,
+        vendor_error_code: str | None = None,
     ) -> None:
         charger = self._charger(charger_id)
         evse = charger.evse(evse_id, connector_id)
         changed = evse.status is not status or evse.error_code != error_code
+        was_faulted = evse.status is ConnectorStatus.FAULTED or evse.error_code is not None
         evse.connector_id = connector_id
         evse.status = status
         evse.error_code = error_code
-        evse.info = info
+        evse.info = " ".join(p for p in (info, vendor_error_code) if p) or None
         evse.updated_at = at or self.clock()
         unit = Unit()
         repo.save_evse(unit, charger_id, evse)
+        faulted = status is ConnectorStatus.FAULTED or error_code is not None
+        if changed and (faulted or was_faulted):
+            # the connector's fault history, with the charger's own words for it
+            fault = {"evse_id": evse_id, "connector_id": connector_id, "status": status.value,
+                     "error_code": error_code, "info": info, "vendor_error_code": vendor_error_code}  # fmt: skip
+            kind = "connector_fault" if faulted else "connector_fault_cleared"
+            repo.add_charger_event(unit, charger_id, evse.updated_at, kind, fault)
         failure = failures.status_failure(status, error_code) if changed else None
         session = self.active_session_on(charger_id, evse_id) if failure else None
         if failure and session is not None:

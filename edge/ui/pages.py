@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from edge.config import SiteSection
 from edge.services.users import LoginSession, Role
 from edge.ui.actions import ActionResult
+from edge.ui.charger_events import describe
 from edge.ui.inputs import safe_next, wants_json
 from edge.ui.static import SECURITY_HEADERS
 from edge.ui.views import as_time
@@ -51,7 +52,12 @@ class Pages:
             lstrip_blocks=True,
         )
         self.templates.filters.update(
-            kw=_kw, kwh=_kwh, label=_label, as_time=as_time, local=self.local_time
+            kw=_kw,
+            kwh=_kwh,
+            label=_label,
+            as_time=as_time,
+            local=self.local_time,
+            describe=describe,
         )
         self.templates.globals["m"] = self.templates.get_template("macros.html").module
 

@@ -153,12 +153,16 @@ def site_power(
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    position: float
+    position: float  # percent of the plot: from the left (time), from the top (kW)
     label: str
 
 
 @dataclass(frozen=True, slots=True)
 class Chart:
+    """The plot's paths in a ``width`` x ``height`` box that the page stretches to its
+    container, and the axis ticks as percentages of it: the labels are drawn outside the
+    stretched box, in CSS pixels, so that they stay readable on a phone."""
+
     width: int
     height: int
     line: str  # SVG path of the series
@@ -179,18 +183,24 @@ def _nice_top(value: float) -> float:
     return float(int(value / 1000 + 1) * 1000)
 
 
+def with_now(points: Sequence[PowerPoint], now_w: float) -> list[PowerPoint]:
+    """``points`` with the last (the bucket that ends now) replaced by ``now_w``, the power
+    of the running sessions: the chart's "now" is the figure the rest of the page shows."""
+    if not points:
+        return []
+    return [*points[:-1], PowerPoint(points[-1].at, now_w)]
+
+
 def chart(
     points: Sequence[PowerPoint],
-    width: int = 960,
-    height: int = 240,
+    width: int = 1000,
+    height: int = 200,
     limit: Sequence[PowerPoint] = (),
     zone: tzinfo = UTC,
 ) -> Chart:
     """A line and area chart in kW with hour ticks (full hours in ``zone``, the site's),
     in a ``width`` x ``height`` box; with ``limit`` (at the same times) a step line of the
     site limit over it."""
-    left, right, top, bottom = 48, 8, 10, 24
-    plot_w, plot_h = width - left - right, height - top - bottom
     kws = [p.power_w / 1000 for p in points]
     limit_kws = [p.power_w / 1000 for p in limit]
     peak = max(kws, default=0.0)
@@ -200,17 +210,19 @@ def chart(
     t0, t1 = points[0].at, points[-1].at
     span = max((t1 - t0).total_seconds(), 1.0)
 
+    def share(at: datetime) -> float:
+        return (at - t0).total_seconds() / span
+
     def x(at: datetime) -> float:
-        return left + plot_w * (at - t0).total_seconds() / span
+        return width * share(at)
 
     def y(kw: float) -> float:
-        return top + plot_h * (1 - kw / y_top)
+        return height * (1 - kw / y_top)
 
     coords = [(x(p.at), y(kw)) for p, kw in zip(points, kws, strict=True)]
     line = "M" + " L".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
-    base = top + plot_h
-    area = f"{line} L{coords[-1][0]:.1f},{base:.1f} L{coords[0][0]:.1f},{base:.1f} Z"
-    y_ticks = [Tick(y(y_top * f), f"{y_top * f:g}") for f in (0, 0.5, 1)]
+    area = f"{line} L{coords[-1][0]:.1f},{height:.1f} L{coords[0][0]:.1f},{height:.1f} Z"
+    y_ticks = [Tick(100 * (1 - f), f"{y_top * f:g}") for f in (0, 0.5, 1)]
     x_ticks: list[Tick] = []
     # full hours of the site's clock (a zone may be off UTC by half an hour), stepped in
     # UTC so that a change to or from summer time neither repeats nor skips a tick
@@ -218,7 +230,7 @@ def chart(
     hour = local_hour.astimezone(UTC) + timedelta(hours=1)
     step = timedelta(hours=1 if span <= 8 * 3600 else 3)
     while hour <= t1:
-        x_ticks.append(Tick(x(hour), hour.astimezone(zone).strftime("%H:%M")))
+        x_ticks.append(Tick(100 * share(hour), hour.astimezone(zone).strftime("%H:%M")))
         hour += step
     description = f"Site power over {span / 3600:.0f} h: now {kws[-1]:.1f} kW, peak {peak:.1f} kW"
     limit_line = ""

@@ -6,6 +6,7 @@ history from SQLite through the store's reader (never on the event loop).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from common.timestamps import format_timestamp
 from edge.core.documents import charger_document, session_document
 from edge.core.ids import ChargerId
+from edge.core.model import Session
 from edge.core.paging import Key, encode_cursor
 from edge.core.slots.documents import slot_document, summary_document
 from edge.core.slots.model import SlotView
@@ -76,7 +78,15 @@ class SiteViews:
         found = sorted(self.site.active_sessions(), key=lambda s: s.started_at, reverse=True)
         return [session_document(s) for s in found]
 
+    def session_documents(self, stored: Iterable[Session]) -> list[dict[str, Any]]:
+        """Sessions read from the store, each running one as the site has it now: the
+        store's row keeps its start values (energy, power) until the session stops."""
+        live = {s.id: s for s in self.site.active_sessions()}
+        return [session_document(live.get(s.id, s)) for s in stored]
+
     def power_now_w(self) -> float:
+        """The site's power now: the running sessions' latest readings (the one figure
+        the overview's tile and the power charts' "now" show)."""
         return sum(s.power_w or 0.0 for s in self.site.active_sessions())
 
     def charger_counts(self, chargers: list[dict[str, Any]]) -> dict[str, int]:
@@ -122,6 +132,8 @@ class SiteViews:
             return points, [] if limit_w is None else power.site_limit(c, now, hours, limit_w)
 
         points, limit = await self.site.store.read(read)
+        # the bucket that ends now is the live figure, the same as the page's "power now"
+        points = power.with_now(points, self.power_now_w())
         return power.chart(points, limit=limit, zone=self.site.config.site.zone)
 
     async def charger_detail(self, charger_id: str, limit: int = 50) -> dict[str, Any] | None:
@@ -138,7 +150,7 @@ class SiteViews:
         recent = await self.site.store.read(
             lambda c: repo.list_sessions(c, charger_id=charger_id, limit=10)
         )
-        view["recent_sessions"] = [session_document(s) for s in recent]
+        view["recent_sessions"] = self.session_documents(recent)
         view["slots"] = [v.slot_id for v in self.slot_views() if v.charger_id == charger.id]
         view["configuration"] = await self.site.provisioning.document(charger.id, charger.version)
         return view
@@ -157,14 +169,13 @@ class SiteViews:
                 c, status=status, charger_id=charger, id_tag=id_tag, limit=limit, after=after
             )
         )
-        live = {s.id: s for s in self.site.active_sessions()}
         shown = rows[:limit]
         following = None
         if len(rows) > limit:
             following = encode_cursor(
                 "sessions", (format_timestamp(shown[-1].started_at), shown[-1].id)
             )
-        return [session_document(live.get(s.id, s)) for s in shown], following
+        return self.session_documents(shown), following
 
     async def events(
         self, kind: str | None, limit: int, after: Key | None = None

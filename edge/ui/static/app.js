@@ -164,6 +164,9 @@
     }
   });
 
+  // on a phone the menu scrolls sideways in its box: show where the page is in it
+  document.querySelector('.top nav [aria-current="page"]')
+    ?.scrollIntoView({ block: "nearest", inline: "nearest" });
   localizeTimes(document);
   if (document.body.hasAttribute("data-live-page")) connect();
 })();

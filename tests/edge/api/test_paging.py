@@ -213,7 +213,7 @@ async def test_the_ui_history_pages_link_to_older_ones(edge: EdgeDaemon) -> None
         page = await viewer.http.get("/sessions", params={"charger": "CP-A", "limit": 12})
         while True:
             assert page.status_code == 200
-            rows.append(page.text.count('<tr><td><a href="/chargers/CP-A">'))
+            rows.append(page.text.count('<td data-label="Charger"><a href="/chargers/CP-A">'))
             older = re.search(r'<a href="([^"]+)" rel="next">Older sessions</a>', page.text)
             if older is None:
                 break

@@ -149,8 +149,8 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def launched_chromium(chromium: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
@@ -159,6 +159,12 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with launched_chromium(chromium) as launched:
+        yield launched
 
 
 async def browser_login(page: Page, daemon: EdgeDaemon, username: str) -> None:

@@ -100,7 +100,7 @@ def test_the_chart_draws_the_limit_over_the_power_and_scales_to_both() -> None:
     drawn = chart(power, limit=limit)
     assert drawn.limit_kw == 20.0
     assert drawn.y_ticks[-1].label == "50"  # the limit, not the power, sets the top
-    assert drawn.limit_line.startswith("M48.0,")
+    assert drawn.limit_line.startswith("M0.0,")
     assert drawn.limit_line.count("V") == len(ends) - 1
     assert "site limit now 20.0 kW" in drawn.description
     assert chart(power).limit_line == ""  # without load management: no limit

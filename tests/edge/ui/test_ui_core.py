@@ -21,8 +21,16 @@ from edge.daemon import EdgeDaemon
 from edge.services.users import Role
 from edge.ui.alerts import site_alerts
 from edge.ui.auth import LoginThrottle, is_loopback
+from edge.ui.charger_events import describe
 from edge.ui.live import QUEUE_SIZE
-from edge.ui.power import PowerPoint, PowerSample, bucket_ends, chart, power_series
+from edge.ui.power import (
+    PowerPoint,
+    PowerSample,
+    bucket_ends,
+    chart,
+    power_series,
+    with_now,
+)
 from tests.edge.ui.conftest import add_users, logged_in, ui_config
 from tests.mosquitto import Mosquitto
 
@@ -65,10 +73,37 @@ def test_chart_scales_to_a_round_top_and_describes_itself() -> None:
     assert [t.label for t in drawn.y_ticks] == ["0", "10", "20"]
     assert drawn.peak_kw == 18.0
     assert drawn.latest_kw == 6.0
-    assert drawn.line.startswith("M48.0,")
+    assert drawn.line.startswith("M0.0,")
+    assert [t.position for t in drawn.x_ticks] == [50.0, 100.0]  # percent of the plot
+    assert [t.position for t in drawn.y_ticks] == [100.0, 50.0, 0.0]
     assert [t.label for t in drawn.x_ticks] == ["09:00", "10:00"]
     assert "peak 18.0 kW" in drawn.description
     assert chart([]).line == ""
+
+
+def test_the_charts_now_is_the_live_figure() -> None:
+    points = [PowerPoint(at(0), 7200.0), PowerPoint(at(5), 7200.0)]
+    assert with_now(points, 0.0) == [PowerPoint(at(0), 7200.0), PowerPoint(at(5), 0.0)]
+    assert chart(with_now(points, 11_000.0)).latest_kw == 11.0
+    assert with_now([], 5.0) == []
+
+
+def test_connector_faults_read_in_the_chargers_own_words() -> None:
+    fault_16 = {"evse_id": 2, "connector_id": 2, "status": "Faulted",
+                "error_code": "OverCurrentFailure", "info": "RCD tripped",
+                "vendor_error_code": "E-0042"}  # fmt: skip
+    assert describe("connector_fault", fault_16) == (
+        "connector 2: OverCurrentFailure (RCD tripped) vendor code E-0042"
+    )
+    cleared = {**fault_16, "status": "Available", "error_code": None}
+    assert describe("connector_fault_cleared", cleared) == (
+        "connector 2: fault cleared, now Available"
+    )
+    problem = {"eventData": [{"component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+               "variable": {"name": "Problem"}, "actualValue": "true", "techCode": "GroundFailure",
+               "techInfo": "RCD"}]}  # fmt: skip
+    assert describe("notify_event", problem) == "Connector 1 Problem = true (GroundFailure, RCD)"
+    assert describe("boot", {"vendor": "x"}) is None  # shown as its data
 
 
 def test_chart_hours_are_the_sites_own_across_a_change_to_summer_time() -> None:
