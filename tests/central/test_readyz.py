@@ -16,9 +16,10 @@ import pytest
 
 from central.app import SERVICE_NAMES
 from central.infra.bus_url import make_bus
-from tests.central.conftest import PG_HOST, PG_PORT, PG_USER, Central
+from tests.central.conftest import Central
 from tests.harness.ports import free_port
 from tests.harness.processes import DaemonProcess, central_run_command
+from tests.harness.shared_services import PG_HOST, PG_PORT, PG_USER
 
 
 async def test_all_in_one_is_ready_without_a_key(central: Central) -> None:
