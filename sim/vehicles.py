@@ -79,19 +79,19 @@ class VehicleScenario:
     async def _bay(self, bay: EvBay, rng: random.Random) -> None:
         habits = self.habits
         if self.sensors[bay.slot_id].occupied:  # an EV bay starts empty in this story
-            await self.sensors.leave(bay.slot_id, flap=False)
+            await self.sensors.leave(bay.slot_id, flap=False, persist=True)
         await bay.charger.wait_online()
         first = True
         while True:
             await self._wait(rng, (habits.gap[0] / 10, habits.gap[0]) if first else habits.gap)
             self.visits += 1
-            await self.sensors.arrive(bay.slot_id)
+            await self.sensors.arrive(bay.slot_id, persist=True)  # a broker outage waits
             if not first and rng.random() < habits.blocked_share:
                 log.info("sim.vehicle.parked_without_charging", slot=bay.slot_id)
                 await self._wait(rng, habits.blocked_stay)
             else:
                 await self._charge(bay, rng)
-            await self.sensors.leave(bay.slot_id)
+            await self.sensors.leave(bay.slot_id, persist=True)
             first = False
 
     async def _charge(self, bay: EvBay, rng: random.Random) -> None:

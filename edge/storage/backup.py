@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.storage.migrations import MIGRATIONS
-from edge.storage.sync_sql import acked_sequence, outbox_state
+from edge.storage.sync_sql import acked_sequence, mark_unfenced, outbox_state
 
 EDGE_TABLES = frozenset({"outbox", "meta", "sessions"})
 
@@ -159,6 +159,10 @@ def fence_outbox(path: Path, central_sequence: int | None) -> int:
             )
             conn.execute("COMMIT")
             return central_sequence + 1
+        if central_sequence is None:
+            # central was not asked: the daemon asks it before its first upload and moves
+            # the events it wrote meanwhile past central's (sync_sql.fence_restored)
+            mark_unfenced(conn, state.last)
         return max(state.last, acked_sequence(conn)) + 1
     finally:
         conn.close()

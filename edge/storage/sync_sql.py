@@ -17,6 +17,8 @@ from edge.storage.site_sql import parse_iso
 from edge.storage.sqlite import Unit
 
 ACKED_KEY = "sync.acked_sequence"
+# set by an offline restore: the restored outbox's last sequence, until central is asked
+UNFENCED_KEY = "sync.restored_unfenced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,36 @@ def batch_json(
     ]
     body = ('{"events":[' + ",".join(parts) + "]}").encode()
     return body, len(rows), rows[-1][0] if rows else after
+
+
+def unfenced_restore(conn: sqlite3.Connection) -> int | None:
+    """The last sequence of a backup restored without asking central, until it is fenced."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (UNFENCED_KEY,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def mark_unfenced(conn: sqlite3.Connection, restored_last: int) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (UNFENCED_KEY, str(restored_last)),
+    )
+
+
+def fence_restored(unit: Unit, restored_last: int, central_last: int) -> None:
+    """Move the events written since an offline restore past what central holds.
+
+    Central holds events up to ``central_last`` that the restored database never wrote;
+    the site's events since the restore were numbered from ``restored_last`` on and
+    would claim those sequences (central refuses them). They keep their order and ids.
+    """
+    shift = central_last - restored_last
+    if shift > 0:
+        # through negative keys: a shift smaller than the rows moved would collide
+        unit.add("UPDATE outbox SET sequence = -sequence WHERE sequence > ?", (restored_last,))
+        unit.add("UPDATE outbox SET sequence = ? - sequence WHERE sequence < 0", (shift,))
+        continue_after(unit, central_last)
+    unit.add("DELETE FROM meta WHERE key = ?", (UNFENCED_KEY,))
 
 
 def continue_after(unit: Unit, sequence: int) -> None:

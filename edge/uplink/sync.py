@@ -37,10 +37,12 @@ from edge.storage.sync_sql import (
     StoredCommand,
     batch_json,
     continue_after,
+    fence_restored,
     outbox_state,
     prune_acked,
     save_acked,
     save_received,
+    unfenced_restore,
     unfinished_commands,
 )
 from edge.uplink.commands import CloudCommandRunner
@@ -99,6 +101,7 @@ class CentralSync:
         self.acked = 0
         self.backlog = 0
         self._last_written = 0
+        self._fenced = False
         self.last_upload: float | None = None
         self.online = False
         self._warned = 0.0
@@ -159,6 +162,11 @@ class CentralSync:
 
     async def _upload_once(self, limit: int) -> bool:
         """Send the next batch; True if a full batch went (more may be waiting)."""
+        if not self._fenced:  # once a start: a restore happens while the daemon is stopped
+            restored_last = await self.store.read(unfenced_restore)
+            if restored_last is not None:
+                await self._fence_restore(restored_last)
+            self._fenced = True
         body, count, _ = await self.store.read(
             lambda c: batch_json(c, self.source, self.acked, limit)
         )
@@ -190,16 +198,31 @@ class CentralSync:
         return count == limit
 
     async def _check_status(self) -> None:
+        held = await self._central_holds()
+        if held > self.acked:
+            await self._acknowledged(held)
+
+    async def _central_holds(self) -> int:
+        """The last sequence central holds of this site."""
         reply = await self._client.get(STATUS_PATH)
-        if reply.status_code == 200:
-            self._online()
-            held = int(reply.json().get("last_sequence", 0))
-            if held > self.acked:
-                await self._acknowledged(held)
-        elif reply.status_code >= 500:
+        if reply.status_code >= 500:
             raise httpx.HTTPStatusError("central failed", request=reply.request, response=reply)
-        else:
+        if reply.status_code != 200:
             raise _CentralRefused(reply.status_code, reply.text)
+        self._online()
+        return int(reply.json().get("last_sequence", 0))
+
+    async def _fence_restore(self, restored_last: int) -> None:
+        """After a restore that did not ask central (``--offline``): ask it now, before
+        anything is sent, and move the events written since the restore past what it
+        holds (they would claim sequences central holds under other events)."""
+        held = await self._central_holds()
+        unit = Unit()
+        fence_restored(unit, restored_last, held)
+        await self.store.write(unit)
+        log.warning("sync.restore.fenced", central_has=held, restored_last=restored_last)
+        if held > self.acked:
+            await self._acknowledged(held)
 
     async def _gap(self, expected: int) -> None:
         if expected - 1 > self.acked:

@@ -122,11 +122,13 @@ class SensorField:
     ) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
 
-    async def arrive(self, slot_id: str, *, flap: bool | None = None) -> None:
-        await self._sensors[slot_id].arrive(flap=flap)
+    async def arrive(
+        self, slot_id: str, *, flap: bool | None = None, persist: bool = False
+    ) -> None:
+        await self._sensors[slot_id].arrive(flap=flap, persist=persist)
 
-    async def leave(self, slot_id: str, *, flap: bool | None = None) -> None:
-        await self._sensors[slot_id].leave(flap=flap)
+    async def leave(self, slot_id: str, *, flap: bool | None = None, persist: bool = False) -> None:
+        await self._sensors[slot_id].leave(flap=flap, persist=persist)
 
     async def go_offline(self, slot_id: str) -> None:
         await self._sensors[slot_id].go_offline()

@@ -132,11 +132,15 @@ class SimSensor:
 
     # ------------------------------------------------------------ the scenario API
 
-    async def arrive(self, *, flap: bool | None = None) -> None:
-        await self._change(True, flap)
+    async def arrive(self, *, flap: bool | None = None, persist: bool = False) -> None:
+        """A car arrives. ``persist``: if the broker drops the connection meanwhile,
+        reconnect (with back-off) until the new state is out, rather than raise (a scenario
+        driving a bay; random traffic reconnects in :meth:`live`)."""
+        await self._change(True, flap, persist)
 
-    async def leave(self, *, flap: bool | None = None) -> None:
-        await self._change(False, flap)
+    async def leave(self, *, flap: bool | None = None, persist: bool = False) -> None:
+        """The car leaves; ``persist`` as for :meth:`arrive`."""
+        await self._change(False, flap, persist)
 
     async def go_offline(self) -> None:
         """Say ``offline`` (retained) and disconnect; silent until :meth:`come_online`."""
@@ -187,23 +191,44 @@ class SimSensor:
 
     # ------------------------------------------------------------ internals
 
-    async def _change(self, occupied: bool, flap: bool | None) -> None:
+    async def _change(self, occupied: bool, flap: bool | None, persist: bool = False) -> None:
         noise = self._noise
         if flap is None:
             flap = self._rng.random() < noise.flap_probability
         flips = self._rng.randint(1, max(1, noise.max_flaps)) if flap else 0
         # a flapping sensor sees the new value, loses it, sees it again...
         for index in range(flips * 2):
-            await self._set(occupied if index % 2 == 0 else not occupied)
+            await self._set(occupied if index % 2 == 0 else not occupied, persist)
             await asyncio.sleep(self._rng.uniform(*noise.flap_gap))
-        await self._set(occupied)
+        await self._set(occupied, persist)
         self._log.info("sim.sensor.arrived" if occupied else "sim.sensor.left", flaps=flips)
 
-    async def _set(self, occupied: bool) -> None:
+    async def _set(self, occupied: bool, persist: bool = False) -> None:
         async with self._lock:
             self.occupied = occupied
-            if self._client is not None:
-                await self._publish_state(self._client)
+            client = self._client
+            if client is None:  # offline (an outage): the state goes out when it is back
+                return
+            try:
+                await self._publish_state(client)
+                return
+            except aiomqtt.MqttError as err:
+                if not persist:
+                    raise
+                self._log.warning("sim.sensor.connection_lost", error=str(err))
+        await self._drop()
+        await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        """Until connected again (coming online publishes the current state)."""
+        backoff = Backoff(base=1.0, cap=30.0, rng=self._rng)
+        while True:
+            await asyncio.sleep(backoff.next_delay())
+            try:
+                await self.come_online()
+                return
+            except aiomqtt.MqttError as err:
+                self._log.warning("sim.sensor.reconnect_failed", error=str(err))
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         await client.publish(self.state_topic, self.payload(), qos=1, retain=True)

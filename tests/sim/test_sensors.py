@@ -317,3 +317,21 @@ async def test_a_flapping_arrival_is_one_visit_at_the_edge(
         ticker.cancel()
     visits = [o for o in sink.outputs if isinstance(o, VisitStarted) and o.slot_id == "B1"]
     assert len(visits) == 1
+
+
+async def test_a_bay_scenario_rides_out_a_broker_outage(
+    broker: Mosquitto, site: SiteConfig
+) -> None:
+    """`persist`: a scenario driving a bay (evpark demo's vehicles) waits for the broker
+    to come back instead of dying with the connection."""
+    async with SensorField.from_config(site, noise=QUIET) as field:
+        await field.arrive("A1")
+        await asyncio.to_thread(broker.stop)
+        async with asyncio.timeout(60), asyncio.TaskGroup() as group:
+            leaving = group.create_task(field.leave("A1", persist=True))
+            await asyncio.sleep(1.5)  # it has met the lost connection and waits
+            assert not leaving.done()
+            await asyncio.to_thread(broker.start)
+        assert field["A1"].online
+    async with recording(broker) as seen:  # the retained state a new reader gets
+        await eventually(lambda: states(seen, "S-A1") == [False], "the car has left")

@@ -101,3 +101,35 @@ async def test_a_backup_restored_without_asking_central_numbers_new_events_after
     made_after = outbox[-6:]  # the three visits after the restore
     assert all(s > before[-1][0] for s, _, _ in made_after)
     assert set(made_after) <= set(after)  # each reached central
+
+
+async def test_events_written_before_central_answers_move_past_centrals(site: SiteRig) -> None:
+    """``restore --offline`` and central away when the site starts again: the events the
+    site writes meanwhile get the sequences central holds under the events made after the
+    backup. At its first contact the site asks central where it stands and moves them past
+    that (it used to send them as they were: refused as conflicts, for ever)."""
+    database = site.config().storage.database
+    await park(site, 2)
+    await drained(site)
+    saved = await asyncio.to_thread(backup, database, site.data_dir.parent / "site.bak")
+    await park(site, 5)
+    await drained(site)
+    before = await site.central.stored_events()
+    await site.stop()
+    restore(database, saved.path, datetime.now(UTC), None)
+    await site.central.stop()
+    await site.start()
+    await park(site, 3)  # numbered from the backup's last sequence on
+    written = [e for e in await site.outbox() if e[0] > saved.last_sequence]
+    assert written
+    assert written[0][0] <= before[-1][0]  # they claim sequences central holds
+    await site.central.start()
+    await drained(site)
+    after = await site.central.stored_events()
+    assert after[: len(before)] == before  # nothing central held is changed
+    assert [s for s, _, _ in after] == list(range(1, len(after) + 1))  # no gap
+    moved = {event_id: sequence for sequence, event_id, _ in after[len(before) :]}
+    assert {event_id for _, event_id, _ in written} <= set(moved)  # each reached central once
+    ordered = [moved[event_id] for _, event_id, _ in written]
+    assert ordered == sorted(ordered)  # in their order
+    assert ordered[0] > before[-1][0]  # after central's
