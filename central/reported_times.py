@@ -137,9 +137,9 @@ def reported_seconds(value: float | None, limit: int = STORABLE) -> int | None:
 
 
 def reported_amount(value: float | None, limit: int = STORABLE) -> int | None:
-    """An energy (Wh) or power (W) a meter reported, as a storable integer: ``None``
-    where it is not a finite number within ``±limit`` (2.1 GWh: a broken meter, not a
-    session)."""
+    """An energy (Wh) or power (W) a meter reported, as a storable integer, rounded as
+    the edge shows it: ``None`` where it is not a finite number within ``±limit`` (2.1
+    GWh: a broken meter, not a session)."""
     if value is None or not math.isfinite(value) or not -limit <= value <= limit:
         return None
-    return int(value)
+    return round(value)

@@ -346,3 +346,36 @@ async def test_energy_no_meter_delivers_is_kept_as_zero_not_dead_lettered(
     )
     (totals,) = [s["totals"] for s in r.json()["sites"]]
     assert (totals["sessions"]["completed"], totals["energy_kwh"]) == (1, 0)
+
+
+async def test_a_fractional_energy_is_rounded_as_the_edge_shows_it(
+    central: Central, clock: FakeClock
+) -> None:
+    """366.6 Wh is 367 on the site's screen and must be 367 in the driver's history, not
+    a truncated 366 (seen as a mismatch between a session's two records)."""
+    now = clock()
+    operator = await central.auth("operator")
+    site = await make_site(central)
+    common: dict[str, Any] = {"session_id": "frac", "charger_id": "CP1", "evse_id": 1}
+    started, stopped = (now - timedelta(hours=2)).isoformat(), (now - timedelta(hours=1))
+    await site.send("charging.started", {**common, "started_at": started})
+    await site.send(
+        "charging.progress",
+        {"session_id": "frac", "energy_wh": 120.5001, "power_w": 7199.7, "at": started},
+    )
+    await central.settle()
+    r = await central.client.get(
+        "/charging/sessions", params={"site_id": "south"}, headers=operator
+    )
+    (session,) = r.json()["items"]
+    assert (session["energy_wh"], session["power_w"]) == (121, 7200)
+    await site.send(
+        "charging.completed",
+        {**common, "energy_wh": 366.6, "started_at": started, "stopped_at": stopped.isoformat()},
+    )
+    await central.settle()
+    r = await central.client.get(
+        "/charging/sessions", params={"site_id": "south"}, headers=operator
+    )
+    (session,) = r.json()["items"]
+    assert (session["status"], session["energy_wh"]) == ("completed", 367)
