@@ -140,6 +140,8 @@ def create_app(
         settings.bus_namespace,
         stream_replicas=settings.bus_stream_replicas,
         stream_max_age_s=settings.bus_stream_max_age_days * 86400,
+        batch_size=settings.bus_batch_size,
+        ack_wait_s=settings.bus_ack_wait_s,
         metrics=metrics,
     )
     cache = make_cache(settings.cache_url, settings.cache_namespace)

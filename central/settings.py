@@ -133,6 +133,19 @@ class CentralSettings(BaseSettings):
     bus_stream_max_age_days: float = Field(
         default=7.0, gt=0, description="how long a NATS stream keeps events"
     )
+    bus_batch_size: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="events a consumer takes and applies at once (one transaction)",
+    )
+    bus_ack_wait_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="how long NATS waits for a consumer's acknowledgement before it "
+        "hands the event to another replica (a killed consumer's batch)",
+    )
     cache_url: str = "memory://"
     cache_namespace: str = Field(default="evpark:", max_length=64)
 

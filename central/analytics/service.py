@@ -45,7 +45,9 @@ class AnalyticsService:
     async def start(self) -> None:
         await self.health.start()
         for topic in TOPICS:
-            await self._ctx.bus.subscribe(topic, DURABLE, self.events.handle)
+            await self._ctx.bus.subscribe(
+                topic, DURABLE, self.events.handle, self.events.handle_batch
+            )
         log.info("analytics.started")
 
     async def stop(self) -> None:

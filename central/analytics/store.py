@@ -1,15 +1,16 @@
 """The analytics service's storage: SQLAlchemy Core over its own tables
 (:mod:`central.analytics.tables`).
 
-Every function takes a connection inside the caller's transaction: one event's figures
-are written in one (:func:`central.analytics.events.ingest`). Counters are upserts that
+Every function takes a connection inside the caller's transaction: a batch of events'
+figures are written in one (:func:`central.analytics.events.ingest`). Counters are upserts that
 add, so a row is made or moved in one statement.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import Integer, Table, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from central.analytics import event_data
 from central.analytics.rates import KnownRate
 from central.analytics.revenue import RevenueDelta
 from central.analytics.tables import (
@@ -57,25 +59,37 @@ async def _add(
     )
 
 
-async def touch(
-    conn: AsyncConnection,
-    component: str,
-    kind: str,
-    *,
-    now: datetime,
-    event_time: datetime,
-    lag_s: float | None = None,
-) -> None:
-    """One more event of a site or bus topic: its last contact now, its newest event time."""
+@dataclass
+class Contact:
+    """What a batch says of one site or bus topic: how many events, the newest one's
+    (placed) time, and the lag of the last one consumed (topics only)."""
+
+    kind: str
+    events: int = 0
+    newest: datetime | None = None
+    lag_s: float | None = None
+
+
+class Contacts(dict[str, Contact]):
+    def add(self, component: str, kind: str, event_time: datetime, *, lag_s: float | None) -> None:
+        contact = self.setdefault(component, Contact(kind))
+        contact.events += 1
+        if contact.newest is None or event_time > contact.newest:
+            contact.newest = event_time
+        contact.lag_s = lag_s
+
+
+async def touch(conn: AsyncConnection, component: str, contact: Contact, *, now: datetime) -> None:
+    """More events of a site or bus topic: its last contact now, its newest event time."""
     h = system_health.c
     stmt = _insert(conn, system_health).values(
         component=component,
-        kind=kind,
+        kind=contact.kind,
         status="up",
         last_seen=now,
-        last_event_time=event_time,
-        events=1,
-        lag_s=lag_s,
+        last_event_time=contact.newest,
+        events=contact.events,
+        lag_s=contact.lag_s,
     )
     newer = h.last_event_time.is_(None) | (stmt.excluded.last_event_time > h.last_event_time)
     await conn.execute(
@@ -87,39 +101,50 @@ async def touch(
                 "last_event_time": case(
                     (newer, stmt.excluded.last_event_time), else_=h.last_event_time
                 ),
-                "events": h.events + 1,
-                "lag_s": lag_s,
+                "events": h.events + contact.events,
+                "lag_s": contact.lag_s,
             },
         )
     )
 
 
-async def log_event(
-    conn: AsyncConnection,
-    event: CloudEvent,
-    received_at: datetime,
-    *,
-    vehicle_id: str | None,
-    vehicle_type: str | None,
-) -> bool:
-    """Keep the event in ``event_logs``, its data as sent; ``False`` if it was there."""
+async def log_events(
+    conn: AsyncConnection, events: Sequence[CloudEvent], received_at: datetime
+) -> list[CloudEvent]:
+    """Keep the events in ``event_logs``, their data as sent, in one statement; returns
+    those that were not there, in the order given (an id twice counts once)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        rows.setdefault(
+            event.id,
+            {
+                "id": event.id,
+                "site_id": event.site_id,
+                "type": event.type,
+                "subject": event.subject,
+                "time": event.time,
+                "sequence": event.sequence,
+                "vehicle_id": event_data.text(event, "vehicle_id"),
+                "vehicle_type": event_data.text(event, "vehicle_type"),
+                "data": event.model_dump(mode="json")["data"],
+                "received_at": received_at,
+            },
+        )
+    if not rows:
+        return []
     inserted = await conn.execute(
         _insert(conn, event_logs)
-        .values(
-            id=event.id,
-            site_id=event.site_id,
-            type=event.type,
-            subject=event.subject,
-            time=event.time,
-            sequence=event.sequence,
-            vehicle_id=vehicle_id,
-            vehicle_type=vehicle_type,
-            data=event.model_dump(mode="json")["data"],
-            received_at=received_at,
-        )
         .on_conflict_do_nothing(index_elements=["id"])
+        .returning(event_logs.c.id),
+        list(rows.values()),
     )
-    return bool(inserted.rowcount == 1)
+    new = set(inserted.scalars())
+    fresh = []
+    for event in events:
+        if event.id in new:
+            new.discard(event.id)
+            fresh.append(event)
+    return fresh
 
 
 async def add_usage(
@@ -150,19 +175,22 @@ async def add_revenue(conn: AsyncConnection, delta: RevenueDelta) -> None:
     )
 
 
-async def add_slot(
+async def add_slots(
     conn: AsyncConnection,
-    site_id: str,
-    slot_id: str,
-    slot_type: str | None,
+    seen: Mapping[tuple[str, str], str | None],
     *,
     first_seen: datetime,
 ) -> None:
-    """A slot seen for the first time (a slot known already keeps its row)."""
+    """Slots seen, by (site, slot) with their type: those seen for the first time get a
+    row (a slot known already keeps its own)."""
+    if not seen:
+        return
     await conn.execute(
-        _insert(conn, slots)
-        .values(site_id=site_id, slot_id=slot_id, slot_type=slot_type, first_seen=first_seen)
-        .on_conflict_do_nothing(index_elements=["site_id", "slot_id"])
+        _insert(conn, slots).on_conflict_do_nothing(index_elements=["site_id", "slot_id"]),
+        [
+            {"site_id": site, "slot_id": slot, "slot_type": kind, "first_seen": first_seen}
+            for (site, slot), kind in sorted(seen.items())
+        ],
     )
 
 

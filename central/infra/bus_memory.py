@@ -1,26 +1,34 @@
 """The in-process bus (the default, one process).
 
-Each ``(topic, durable)`` pair is one consumer group with its own queue and one worker
-task, so a group sees a topic's events in publish order. A handler that raises gets the
-event again after a backoff (``max_attempts`` in all); after that the event is logged as
-dead-lettered and the group moves on. Worker tasks live in the bus's TaskGroup: use the
-bus as ``async with MemoryBus() as bus``.
+Each ``(topic, durable)`` pair is one consumer group with its own bounded queue and one
+worker task, so a group sees a topic's events in publish order. The worker takes what is
+waiting (up to ``batch_size``) and gives it to the group's batch handler, if it has one,
+else event by event. A handler that raises gets the event again after a backoff
+(``max_attempts`` in all); after that the event is logged as dead-lettered and the group
+moves on; a batch that fails is handed over again event by event. Worker tasks live in
+the bus's TaskGroup: use the bus as ``async with MemoryBus() as bus``.
+
+A full queue makes ``publish`` wait (back-pressure: the sync ingest then answers its
+sites later instead of the process growing without limit).
 
 Not durable across a crash: events queued but not handled are lost with the process. The
-sync ingest republishes stored-but-unpublished events at start, which covers events from
-sites; at scale use NATS JetStream (:mod:`central.infra.bus_nats`).
+sync ingest marks events published only once every group has handled them
+(:meth:`MemoryBus.caught_up`) and republishes the others at start; at scale use NATS
+JetStream (:mod:`central.infra.bus_nats`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
 import structlog
 
-from central.infra.bus import EventHandler
+from central.infra.bus import BATCH_SIZE, BatchHandler, EventHandler
 from central.infra.metrics import CentralMetrics
 from common.backoff import backoff_delay
 from contract.envelope import CloudEvent
@@ -28,22 +36,42 @@ from contract.envelope import CloudEvent
 log = structlog.get_logger("central.infra.bus")
 
 RETRY_CAP_S = 5.0  # the longest wait before a handler gets an event again
+QUEUE_SIZE = 20_000  # events a group may have waiting before publishers wait
+
+
+@dataclass
+class _Group:
+    """One durable consumer of a topic: its queue, handlers and progress."""
+
+    queue: asyncio.Queue[CloudEvent]
+    handlers: list[tuple[EventHandler, BatchHandler | None]]
+    published: int = 0  # events put in the queue, ever
+    handled: int = 0  # events taken out and handled (or dead-lettered), ever
+    turn: int = 0
+    progress: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
 class MemoryBus:
     def __init__(
-        self, max_attempts: int = 8, base_delay: float = 0.05, metrics: CentralMetrics | None = None
+        self,
+        max_attempts: int = 8,
+        base_delay: float = 0.05,
+        metrics: CentralMetrics | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
+        queue_size: int = QUEUE_SIZE,
     ) -> None:
         if not 0 < base_delay <= RETRY_CAP_S:
             raise ValueError(f"need 0 < base_delay <= {RETRY_CAP_S}")
-        self._groups: dict[tuple[str, str], asyncio.Queue[CloudEvent]] = {}
-        self._handlers: dict[tuple[str, str], list[EventHandler]] = {}
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("need batch_size >= 1 and queue_size >= 1")
+        self._groups: dict[tuple[str, str], _Group] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self._max_attempts = max_attempts
         self._base_delay = base_delay
+        self._batch_size = batch_size
+        self._queue_size = queue_size
         self._workers: list[asyncio.Task[None]] = []
-        self._in_flight = 0
-        self._unhandled: dict[tuple[str, str], int] = {}  # per group: queued or in a handler
         self._metrics = metrics
 
     async def __aenter__(self) -> Self:
@@ -77,48 +105,95 @@ class MemoryBus:
 
     async def pending(self) -> dict[tuple[str, str], int]:
         """Events not yet handled per (topic, consumer): queued, or in its handler."""
-        return {key: self._unhandled.get(key, 0) for key in self._groups}
+        return {key: group.published - group.handled for key, group in self._groups.items()}
 
     async def publish(self, topic: str, event: CloudEvent) -> None:
-        if self._metrics is not None:
-            self._metrics.bus_published.labels(topic).inc()
-        for key, queue in self._groups.items():
-            if key[0] == topic:
-                self._in_flight += 1
-                self._unhandled[key] = self._unhandled.get(key, 0) + 1
-                queue.put_nowait(event)
+        await self.publish_many(topic, (event,))
 
-    async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
+    async def publish_many(self, topic: str, events: Sequence[CloudEvent]) -> None:
+        if self._metrics is not None:
+            self._metrics.bus_published.labels(topic).inc(len(events))
+        for key, group in self._groups.items():
+            if key[0] == topic:
+                for event in events:
+                    group.published += 1
+                    await group.queue.put(event)  # waits while the group is full
+
+    async def subscribe(
+        self,
+        topic: str,
+        durable: str,
+        handler: EventHandler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
         key = (topic, durable)
-        if key in self._groups:
+        group = self._groups.get(key)
+        if group is not None:
             # same durable name again (a second replica in one process): share the work
-            self._handlers[key].append(handler)
+            group.handlers.append((handler, batch_handler))
             return
-        self._groups[key] = asyncio.Queue()
-        self._handlers[key] = [handler]
+        self._groups[key] = _Group(asyncio.Queue(self._queue_size), [(handler, batch_handler)])
         if self._tasks is not None:
             self._start_worker(key)
 
+    async def caught_up(self) -> None:
+        """Wait until every group has handled what was published before this call
+        (events published meanwhile do not make it wait longer)."""
+        marks = [(group, group.published) for group in self._groups.values()]
+        for group, mark in marks:
+            async with group.progress:
+                while group.handled < mark:
+                    await group.progress.wait()
+
     async def idle(self) -> None:
         """Wait until every queue is empty and no handler runs (for tests and shutdown)."""
-        while self._in_flight:
-            for queue in list(self._groups.values()):
-                await queue.join()
+        while any(g.handled < g.published for g in self._groups.values()):
+            await self.caught_up()
 
     async def _work(self, key: tuple[str, str]) -> None:
-        queue = self._groups[key]
-        turn = 0
+        group = self._groups[key]
         while True:
-            event = await queue.get()
+            batch = [await group.queue.get()]
+            while len(batch) < self._batch_size and not group.queue.empty():
+                batch.append(group.queue.get_nowait())
             try:
-                handlers = self._handlers[key]
-                handler = handlers[turn % len(handlers)]
-                turn += 1
-                await self._deliver(key, handler, event)
+                handler, batch_handler = group.handlers[group.turn % len(group.handlers)]
+                group.turn += 1
+                if (
+                    batch_handler is None
+                    or len(batch) == 1
+                    or not await self._deliver_batch(key, batch_handler, batch)
+                ):
+                    for event in batch:
+                        await self._deliver(key, handler, event)
             finally:
-                self._in_flight -= 1
-                self._unhandled[key] -= 1
-                queue.task_done()
+                for _ in batch:
+                    group.queue.task_done()
+                group.handled += len(batch)
+                async with group.progress:
+                    group.progress.notify_all()
+
+    async def _deliver_batch(
+        self, key: tuple[str, str], batch_handler: BatchHandler, batch: list[CloudEvent]
+    ) -> bool:
+        """Hand the batch over at once; ``False`` if it failed (then event by event)."""
+        try:
+            await batch_handler(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - retried event by event
+            log.warning(
+                "bus.batch.failed",
+                topic=key[0],
+                durable=key[1],
+                events=len(batch),
+                first_event_id=batch[0].id,
+                error=repr(err),
+            )
+            return False
+        if self._metrics is not None:
+            self._metrics.bus_consumed.labels(key[0], key[1], "handled").inc(len(batch))
+        return True
 
     async def _deliver(
         self, key: tuple[str, str], handler: EventHandler, event: CloudEvent

@@ -4,11 +4,16 @@ One stream per topic (``EVPARK_PARKING_EVENTS`` for ``parking.events``, ...), cr
 first use, file storage, with a duplicate window so a republished event id is stored
 once (``Nats-Msg-Id``). Its replicas and retention come from the settings
 (``bus_stream_replicas``, ``bus_stream_max_age_days``); a stream found with others is
-updated to them (JetStream may refuse a change of replicas: that is logged, not fatal). Each ``subscribe(topic, durable, handler)`` is a durable pull
+updated to them (JetStream may refuse a change of replicas: that is logged, not fatal).
+Publishing several events sends them all and then waits for their acknowledgements
+together. Each ``subscribe(topic, durable, handler, batch_handler)`` is a durable pull
 consumer: replicas using the same durable name share the work, each name gets every
-event. A handler that raises gets the event redelivered after a backoff (``nak`` with a
-delay); after ``max_deliver`` attempts JetStream stops redelivering it and it is logged as
-dead-lettered. Fetch loops live in the bus's TaskGroup: ``async with NatsBus(url) as bus``.
+event. A fetch of up to ``fetch_batch`` events goes to the batch handler, acknowledged
+once it returns; if it raises, the events go to ``handler`` one by one. A handler that
+raises gets the event redelivered after a backoff (``nak`` with a delay); after
+``max_deliver`` attempts JetStream stops redelivering it and it is logged as
+dead-lettered. Events a killed process held are redelivered after ``ack_wait_s``. Fetch
+loops live in the bus's TaskGroup: ``async with NatsBus(url) as bus``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import dataclasses
 import random
 import re
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,7 +32,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
-from central.infra.bus import EventHandler
+from central.infra.bus import BATCH_SIZE, BatchHandler, EventHandler
 from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
 from common.masking import mask_url
@@ -35,6 +41,7 @@ from contract.envelope import CloudEvent
 log = structlog.get_logger("central.infra.bus")
 
 FIRST_CONNECT_S = 15.0
+PUBLISH_TIMEOUT_S = 5.0  # JetStream's acknowledgements of one publish_many
 STREAM_EXISTS = 10058  # JetStream's error code: a stream of that name exists
 
 
@@ -55,6 +62,14 @@ def consumer_name(durable: str, topic: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Consumer:
+    topic: str
+    durable: str
+    handler: EventHandler
+    batch_handler: BatchHandler | None
+
+
+@dataclasses.dataclass(frozen=True)
 class StreamLimits:
     replicas: int = 1
     max_age_s: float = 7 * 24 * 3600
@@ -66,7 +81,8 @@ class NatsBus:
         url: str,
         namespace: str = "",
         max_deliver: int = 10,
-        fetch_batch: int = 64,
+        fetch_batch: int = BATCH_SIZE,
+        ack_wait_s: float = 30.0,
         limits: StreamLimits | None = None,
         metrics: CentralMetrics | None = None,
         first_connect_s: float = FIRST_CONNECT_S,
@@ -81,12 +97,13 @@ class NatsBus:
         self._prefix = f"{namespace}." if namespace else ""
         self._max_deliver = max_deliver
         self._fetch_batch = fetch_batch
+        self._ack_wait_s = ack_wait_s
         self._nc: Any = None
         self._js: Any = None
         self._streams: set[str] = set()
         self._tasks: asyncio.TaskGroup | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self._pending: list[tuple[str, str, EventHandler]] = []
+        self._pending: list[_Consumer] = []
 
     async def __aenter__(self) -> Self:
         try:
@@ -103,8 +120,8 @@ class NatsBus:
         self._js = self._nc.jetstream()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
-        for topic, durable, handler in self._pending:
-            await self._start_consumer(topic, durable, handler)
+        for consumer in self._pending:
+            await self._start_consumer(consumer)
         self._pending.clear()
         return self
 
@@ -219,15 +236,32 @@ class NatsBus:
             )
 
     async def publish(self, topic: str, event: CloudEvent) -> None:
+        await self.publish_many(topic, (event,))
+
+    async def publish_many(self, topic: str, events: Sequence[CloudEvent]) -> None:
+        """Send them all, then wait for JetStream's acknowledgements together: one
+        round trip per call, not per event (order is kept: one connection)."""
+        if not events:
+            return
         await self._ensure_stream(topic)
-        await self._js.publish(
-            self.subject(topic),
-            event.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": event.id},
-            timeout=5,
-        )
+        subject = self.subject(topic)
+        acks = [
+            await self._js.publish_async(
+                subject,
+                event.model_dump_json().encode(),
+                wait_stall=PUBLISH_TIMEOUT_S,
+                headers={"Nats-Msg-Id": event.id},
+            )
+            for event in events
+        ]
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await asyncio.gather(*acks)
+        finally:
+            for ack in acks:  # none left waiting for ever on a lost answer
+                ack.cancel()
         if self._metrics is not None:
-            self._metrics.bus_published.labels(topic).inc()
+            self._metrics.bus_published.labels(topic).inc(len(events))
 
     def problem(self) -> str | None:
         """Why the bus cannot deliver now (for /readyz), or None."""
@@ -246,14 +280,22 @@ class NatsBus:
             out[(topic, durable)] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
         return out
 
-    async def subscribe(self, topic: str, durable: str, handler: EventHandler) -> None:
+    async def subscribe(
+        self,
+        topic: str,
+        durable: str,
+        handler: EventHandler,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        consumer = _Consumer(topic, durable, handler, batch_handler)
         if self._tasks is None:
-            self._pending.append((topic, durable, handler))
+            self._pending.append(consumer)
             return
-        await self._start_consumer(topic, durable, handler)
+        await self._start_consumer(consumer)
 
-    async def _start_consumer(self, topic: str, durable: str, handler: EventHandler) -> None:
+    async def _start_consumer(self, consumer: _Consumer) -> None:
         assert self._tasks is not None
+        topic, durable = consumer.topic, consumer.durable
         stream = await self._ensure_stream(topic)
         name = consumer_name(durable, topic)
         sub = await self._js.pull_subscribe(
@@ -265,16 +307,19 @@ class NatsBus:
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 max_deliver=self._max_deliver,
-                ack_wait=30,
+                ack_wait=self._ack_wait_s,
+                # a batch in the hands of a replica that died is redelivered after
+                # ack_wait; more than this in flight would only wait there
+                max_ack_pending=max(1000, 4 * self._fetch_batch),
             ),
         )
         self._consumers.append((stream, name, topic, durable))
         task = self._tasks.create_task(
-            self._fetch_loop(sub, topic, durable, handler), name=f"bus:{topic}:{durable}"
+            self._fetch_loop(sub, consumer), name=f"bus:{topic}:{durable}"
         )
         self._loops.append(task)
 
-    async def _fetch_loop(self, sub: Any, topic: str, durable: str, handler: EventHandler) -> None:
+    async def _fetch_loop(self, sub: Any, consumer: _Consumer) -> None:
         backoff = Backoff(base=0.2, cap=10.0)
         while True:
             try:
@@ -283,23 +328,65 @@ class NatsBus:
                 continue
             except (nats.errors.Error, OSError) as err:
                 delay = backoff.next_delay()
-                log.warning("bus.nats.fetch_failed", topic=topic, error=str(err), retry_in=delay)
+                log.warning(
+                    "bus.nats.fetch_failed", topic=consumer.topic, error=str(err), retry_in=delay
+                )
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            for msg in messages:
-                await self._handle(msg, topic, durable, handler)
+            readable = [
+                (msg, event) for msg in messages if (event := await self._read(msg, consumer))
+            ]
+            if (
+                consumer.batch_handler is not None
+                and len(readable) > 1
+                and await self._handle_batch(readable, consumer)
+            ):
+                continue
+            for msg, event in readable:
+                await self._handle(msg, event, consumer)
 
-    async def _handle(self, msg: Any, topic: str, durable: str, handler: EventHandler) -> None:
+    async def _read(self, msg: Any, consumer: _Consumer) -> CloudEvent | None:
         try:
-            event = CloudEvent.model_validate_json(msg.data)
+            return CloudEvent.model_validate_json(msg.data)
         except ValueError as err:
-            log.error("bus.event.unreadable", topic=topic, error=str(err))
+            log.error("bus.event.unreadable", topic=consumer.topic, error=str(err))
             await msg.term()
-            return
+            return None
+
+    async def _handle_batch(
+        self, readable: list[tuple[Any, CloudEvent]], consumer: _Consumer
+    ) -> bool:
+        """Apply the fetched events at once and acknowledge them; ``False`` if the batch
+        failed (nothing acknowledged: the caller hands them over one by one)."""
+        assert consumer.batch_handler is not None
+        try:
+            await consumer.batch_handler([event for _, event in readable])
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - retried event by event
+            log.warning(
+                "bus.batch.failed",
+                topic=consumer.topic,
+                durable=consumer.durable,
+                events=len(readable),
+                first_event_id=readable[0][1].id,
+                error=repr(err),
+            )
+            return False
+        for msg, _ in readable:
+            await msg.ack()
+        if self._metrics is not None:
+            self._metrics.bus_consumed.labels(consumer.topic, consumer.durable, "handled").inc(
+                len(readable)
+            )
+        return True
+
+    async def _handle(self, msg: Any, event: CloudEvent, consumer: _Consumer) -> None:
+        topic, durable = consumer.topic, consumer.durable
         attempt = int(getattr(msg.metadata, "num_delivered", 1) or 1)
         try:
-            await handler(event)
+            await consumer.handler(event)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the consumer

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
-from central.infra.bus import Bus
+from central.infra.bus import BATCH_SIZE, Bus
 from central.infra.metrics import CentralMetrics
 
 
@@ -40,14 +40,18 @@ def make_bus(
     *,
     stream_replicas: int = 1,
     stream_max_age_s: float = 7 * 86400,
+    batch_size: int = BATCH_SIZE,
+    ack_wait_s: float = 30.0,
     metrics: CentralMetrics | None = None,
 ) -> ManagedBus:
     """``stream_*``: the NATS streams' replicas and retention (ignored in memory);
-    ``metrics``: where publishing and consuming are counted."""
+    ``batch_size``: events a consumer takes at once; ``ack_wait_s``: when NATS gives a
+    silent consumer's events to another; ``metrics``: where publishing and consuming
+    are counted."""
     if url.startswith("memory://"):
         from central.infra.bus_memory import MemoryBus
 
-        return MemoryBus(metrics=metrics)
+        return MemoryBus(metrics=metrics, batch_size=batch_size)
     if url.startswith(("nats://", "tls://")):
         from central.infra.bus_nats import NatsBus, StreamLimits
 
@@ -55,6 +59,8 @@ def make_bus(
             url,
             namespace=namespace,
             limits=StreamLimits(stream_replicas, stream_max_age_s),
+            fetch_batch=batch_size,
+            ack_wait_s=ack_wait_s,
             metrics=metrics,
         )
     raise ValueError(f"unsupported bus URL {url!r}")

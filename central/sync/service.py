@@ -147,8 +147,11 @@ class SyncService:
         self.ctx.metrics.sync_unpublished.set(waiting or 0)
 
     async def _publish(self, new: tuple[CloudEvent, ...] | list[CloudEvent]) -> None:
-        for event in new:
-            await self.ctx.bus.publish(topic_for(event.type), event)
+        by_topic: dict[str, list[CloudEvent]] = {}
+        for event in new:  # in sequence order, which each topic keeps
+            by_topic.setdefault(topic_for(event.type), []).append(event)
+        for topic, events_of_topic in by_topic.items():
+            await self.ctx.bus.publish_many(topic, events_of_topic)
         if _in_process(self.ctx.bus):
             self._unconfirmed.update(e.id for e in new)
             self._confirm.set()
@@ -164,12 +167,12 @@ class SyncService:
 
     async def _confirm_loop(self) -> None:
         """Mark events published once the in-process consumers have handled them."""
-        idle = getattr(self.ctx.bus, "idle")  # noqa: B009 - checked by _in_process
+        caught_up = getattr(self.ctx.bus, "caught_up")  # noqa: B009 - checked by _in_process
         while True:
             await self._confirm.wait()
             self._confirm.clear()
-            handed_over = set(self._unconfirmed)  # published before idle() began
-            await idle()
+            handed_over = set(self._unconfirmed)  # published before caught_up() began
+            await caught_up()
             await self._mark_published(sorted(handed_over))
             self._unconfirmed -= handed_over
 
@@ -404,8 +407,8 @@ class SyncService:
 
 
 def _in_process(bus: object) -> bool:
-    """The in-process bus is not durable: it can tell when its consumers are idle."""
-    return callable(getattr(bus, "idle", None))
+    """The in-process bus is not durable: it can tell when its consumers caught up."""
+    return callable(getattr(bus, "caught_up", None))
 
 
 def _site_of(principal: Principal) -> str:
