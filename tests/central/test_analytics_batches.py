@@ -112,7 +112,8 @@ async def test_batches_make_the_same_figures_as_one_event_at_a_time(
     batched = await tables_after(two_databases[1], batches)
 
     assert len(single["event_logs"]) == len(events)
-    assert single["revenue_metrics"] and single["analytics_visits"] and single["analytics_slots"]
+    for figures in ("revenue_metrics", "analytics_visits", "analytics_slots"):
+        assert single[figures], figures
     health = {row["component"]: row["events"] for row in batched["system_health"]}
     assert health["site:north"] == health["site:south"] == len(events) // 2
     assert batched == single
