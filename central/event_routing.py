@@ -7,14 +7,17 @@ does not fit its type is logged and dropped: redelivering it would not make it f
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import structlog
 from pydantic import ValidationError
 
 from contract.envelope import CloudEvent
+from contract.events import Data, parse_data
 
 log = structlog.get_logger("central.event_routing")
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
+D = TypeVar("D", bound=Data)
 
 
 async def dispatch(event: CloudEvent, handlers: Mapping[str, EventHandler], service: str) -> bool:
@@ -28,3 +31,13 @@ async def dispatch(event: CloudEvent, handlers: Mapping[str, EventHandler], serv
         log.error(f"{service}.event.invalid", event_id=event.id, type=event.type, error=str(err))
         return False
     return True
+
+
+def valid_data(model: type[D], event: CloudEvent, service: str) -> D | None:
+    """The event's data as ``model``, or None, logged as :func:`dispatch` logs it (for
+    handlers that take many events of a type at once)."""
+    try:
+        return parse_data(model, event)
+    except ValidationError as err:
+        log.error(f"{service}.event.invalid", event_id=event.id, type=event.type, error=str(err))
+        return None

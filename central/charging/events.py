@@ -32,7 +32,7 @@ exists, so a new site gets the id tag list.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, TypedDict
@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from central.charging import store
 from central.charging.rates import rate_for
 from central.context import ServiceContext
-from central.event_routing import EventHandler, dispatch
+from central.event_routing import EventHandler, dispatch, valid_data
 from central.infra.saturating import shift
 from central.pricing import price_reported_session
 from central.reported_times import reported_amount
@@ -154,6 +154,19 @@ class ChargingEvents:
         await self._site_seen(event.site_id)
         await dispatch(event, self._handlers, "charging")
 
+    async def handle_batch(self, events: Sequence[CloudEvent]) -> None:
+        """The bus's entry for several events, in order: progress updates (most of the
+        traffic) one run at a time, every other event by its own handler."""
+        run: list[CloudEvent] = []
+        for event in events:
+            if event.type == ChargingProgress.TYPE:
+                run.append(event)
+                continue
+            await self._progress_run(run)
+            run = []
+            await self.handle(event)
+        await self._progress_run(run)
+
     async def _subject_for(
         self,
         conn: AsyncConnection,
@@ -213,32 +226,65 @@ class ChargingEvents:
 
     async def _on_progress(self, event: CloudEvent) -> None:
         data = parse_data(ChargingProgress, event)
-        reported_energy = _delivered(data.energy_wh, event)
+        await self._apply_progress([(event, data, _delivered(data.energy_wh, event))])
+
+    async def _progress_run(self, events: Sequence[CloudEvent]) -> None:
+        """Progress events one after another: applied together (what is invalid logged
+        and left out, as :func:`dispatch` does)."""
+        run = []
+        for event in events:
+            await self._site_seen(event.site_id)
+            data = valid_data(ChargingProgress, event, "charging")
+            if data is None:
+                continue
+            try:
+                run.append((event, data, _delivered(data.energy_wh, event)))
+            except ValidationError as err:
+                log.error(
+                    "charging.event.invalid", event_id=event.id, type=event.type, error=str(err)
+                )
+        await self._apply_progress(run)
+
+    async def _apply_progress(
+        self, run: Sequence[tuple[CloudEvent, ChargingProgress, float]]
+    ) -> None:
+        """Each update moves its session's live figures unless it is older than the one
+        held; the sessions of the run are read in one query and written once each."""
+        if not run:
+            return
         now = self._ctx.clock()
         # a reading stamped by a clock in 9999 must not make every later one look older
         believed = shift(now, self._clock_policy.future_tolerance)
-        idle = data.power_w is not None and data.power_w < IDLE_POWER_W
         async with self._ctx.engine.begin() as conn:
-            row = await store.session(conn, data.session_id, event.site_id)
-            if row is None or row.status != "active":
-                return
-            if row.progress_at is not None and data.at <= row.progress_at <= believed:
-                return  # an older or repeated update
-            charging_ended = row.charging_ended_at if idle else None
-            if idle and charging_ended is None:
-                charging_ended = data.at
-            energy = reported_amount(reported_energy)
-            if energy is None:
-                _meter_problem(event, data.session_id, reported_energy)
-            await store.update_session(
-                conn,
-                data.session_id,
-                energy_wh=row.energy_wh if energy is None else energy,
-                power_w=reported_amount(data.power_w),
-                progress_at=data.at,
-                charging_ended_at=charging_ended,
-                updated_at=now,
-            )
+            rows = await store.sessions_by_id(conn, {data.session_id for _, data, _ in run})
+            held: dict[str, dict[str, Any]] = {}
+            for event, data, reported_energy in run:
+                row = rows.get(data.session_id)
+                if row is None or row.site_id != event.site_id or row.status != "active":
+                    continue
+                state = held.get(data.session_id) or {
+                    "energy_wh": row.energy_wh,
+                    "progress_at": row.progress_at,
+                    "charging_ended_at": row.charging_ended_at,
+                }
+                progress_at = state["progress_at"]
+                if progress_at is not None and data.at <= progress_at <= believed:
+                    continue  # an older or repeated update
+                idle = data.power_w is not None and data.power_w < IDLE_POWER_W
+                charging_ended = state["charging_ended_at"] if idle else None
+                if idle and charging_ended is None:
+                    charging_ended = data.at
+                energy = reported_amount(reported_energy)
+                if energy is None:
+                    _meter_problem(event, data.session_id, reported_energy)
+                held[data.session_id] = {
+                    "energy_wh": state["energy_wh"] if energy is None else energy,
+                    "power_w": reported_amount(data.power_w),
+                    "progress_at": data.at,
+                    "charging_ended_at": charging_ended,
+                    "updated_at": now,
+                }
+            await store.update_sessions(conn, held)
 
     async def _on_completed(self, event: CloudEvent) -> None:
         data = parse_data(ChargingCompleted, event)

@@ -58,7 +58,7 @@ class ChargingService:
         )
 
     async def start(self) -> None:
-        await self._ctx.bus.subscribe(TOPIC, DURABLE, self.events.handle)
+        await self._ctx.bus.subscribe(TOPIC, DURABLE, self.events.handle, self.events.handle_batch)
 
     async def stop(self) -> None:
         self.commands.wake_all()

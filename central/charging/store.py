@@ -9,11 +9,11 @@ from them (:mod:`central.charging.schema`).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.charging.tables import (
@@ -299,6 +299,37 @@ async def insert_session(conn: AsyncConnection, *, unless_known: bool, **columns
     else:
         insert = charging_sessions.insert()
     await conn.execute(insert.values(**columns))
+
+
+async def sessions_by_id(conn: AsyncConnection, session_ids: Collection[str]) -> dict[str, Any]:
+    """The rows of those sessions that exist, by id (one query per thousand)."""
+    found: dict[str, Any] = {}
+    ids = sorted(session_ids)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = await conn.execute(
+            select(charging_sessions).where(charging_sessions.c.id.in_(chunk))
+        )
+        found.update({row.id: row for row in rows})
+    return found
+
+
+async def update_sessions(conn: AsyncConnection, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set the same columns of several sessions to each one's values, in one statement
+    (in id order: concurrent writers then lock rows in the same order)."""
+    if not changes:
+        return
+    columns = sorted(next(iter(changes.values())))
+    c = charging_sessions.c
+    await conn.execute(
+        update(charging_sessions)
+        .where(c.id == bindparam("session"))
+        .values({name: bindparam(f"new_{name}") for name in columns}),
+        [
+            {"session": sid, **{f"new_{name}": values[name] for name in columns}}
+            for sid, values in sorted(changes.items())
+        ],
+    )
 
 
 async def update_session(conn: AsyncConnection, session_id: str, **values: Any) -> None:

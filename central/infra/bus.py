@@ -7,9 +7,12 @@ redelivered later; the in-process bus retries with backoff, JetStream by its ack
 
 Events are handed over in batches where there are several waiting: a consumer that
 gives a :data:`BatchHandler` gets up to ``batch_size`` events of a topic in publish
-order and applies them all or none (one transaction). If the batch handler raises, the
-bus hands the same events to the per-event handler one by one, so one bad event is
-retried and dead-lettered alone and the others are applied.
+order and applies them with as few statements and transactions as it can (analytics:
+one transaction; charging: a run of progress updates in one). If the batch handler
+raises, the bus hands the same events to the per-event handler one by one, so one bad
+event is retried and dead-lettered alone and the others are applied; what the batch
+applied before it failed is applied again, which handlers, idempotent by event id,
+ignore.
 
 Implementations: the in-process bus (default, one process) and NATS JetStream with
 durable consumers (at scale); both live next to this module.

@@ -16,6 +16,7 @@ it was there. Any handled event drops the site's cached status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
@@ -74,8 +75,16 @@ class ParkingEvents:
 
     async def handle(self, event: CloudEvent) -> None:
         """The bus's entry: run the event type's handler; ignore the types not consumed."""
-        if await dispatch(event, self._handlers, "parking"):
-            await store.forget_status(self._ctx.cache, event.site_id)
+        await self.handle_batch((event,))
+
+    async def handle_batch(self, events: Sequence[CloudEvent]) -> None:
+        """The bus's entry for several events, in order; the cached status of each site
+        they changed is dropped once, after them all."""
+        changed: set[str] = set()
+        for event in events:
+            if await dispatch(event, self._handlers, "parking"):
+                changed.add(event.site_id)
+        await store.forget_status(self._ctx.cache, *sorted(changed))
 
     async def _claim(
         self, conn: AsyncConnection, event: CloudEvent, kind: str, **fields: Any

@@ -42,7 +42,9 @@ class ParkingService:
     async def start(self) -> None:
         await self._background.start()
         for topic in TOPICS:
-            await self._ctx.bus.subscribe(topic, DURABLE, self.events.handle)
+            await self._ctx.bus.subscribe(
+                topic, DURABLE, self.events.handle, self.events.handle_batch
+            )
         self._background.supervise("parking.expiry", self._expiry_loop)
 
     async def stop(self) -> None:

@@ -42,9 +42,12 @@ def status_key(site_id: str | None) -> str:
     return f"{STATUS_KEY}{site_id or '*'}"
 
 
-async def forget_status(cache: Cache, site_id: str) -> None:
-    """Drop the cached status a change at ``site_id`` made stale: the site's and all sites'."""
-    await cache.delete(status_key(site_id))
+async def forget_status(cache: Cache, *site_ids: str) -> None:
+    """Drop the cached status changes at ``site_ids`` made stale: theirs and all sites'."""
+    if not site_ids:
+        return
+    for site_id in site_ids:
+        await cache.delete(status_key(site_id))
     await cache.delete(status_key(None))
 
 
