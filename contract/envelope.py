@@ -8,6 +8,7 @@ increasing integer starting at 1. ``source`` is ``/sites/<site_id>``. What each 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -63,6 +64,7 @@ def site_source(site_id: str) -> str:
     return f"{SOURCE_PREFIX}{site_id}"
 
 
+@functools.lru_cache(maxsize=16384)  # read for every event, by every consumer: few sites
 def site_of_source(source: str) -> str | None:
     if not source.startswith(SOURCE_PREFIX):
         return None

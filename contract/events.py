@@ -416,14 +416,25 @@ def data_json(data: Data) -> dict[str, Any]:
 D = TypeVar("D", bound=Data)
 
 
+_ABSENT_SUBJECT: dict[type[BaseModel], dict[str, None]] = {}
+
+
+def _absent_subject(model: type[BaseModel]) -> dict[str, None]:
+    """The subject fields of ``model``, as an older producer leaves them: unknown
+    (worked out once per type: it is read for every event)."""
+    absent = _ABSENT_SUBJECT.get(model)
+    if absent is None:
+        absent = _ABSENT_SUBJECT[model] = {n: None for n in SUBJECT if n in model.model_fields}
+    return absent
+
+
 def parse_data(model: type[D], event: CloudEvent) -> D:
     """``event.data`` as ``model``; :class:`pydantic.ValidationError` if it does not fit."""
     if event.type != model.TYPE:
         raise WrongEventType(f"{event.type} is not {model.TYPE}")
     if model.VERSION > 1 and event.dataschema != dataschema(model.TYPE):
         # an older producer's event: the subject it could not name is not known
-        absent = {name: None for name in SUBJECT if name in model.model_fields}
-        return cast(D, model.model_validate({**absent, **event.data}))
+        return cast(D, model.model_validate({**_absent_subject(model), **event.data}))
     parsed = model.model_validate(event.data)
     return cast(D, parsed)
 

@@ -37,11 +37,15 @@ from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
 from common.masking import mask_url
 from contract.envelope import CloudEvent
+from contract.sync_api import EventBatch
 
 log = structlog.get_logger("central.infra.bus")
 
 FIRST_CONNECT_S = 15.0
 PUBLISH_TIMEOUT_S = 5.0  # JetStream's acknowledgements of one publish_many
+MESSAGE_BYTES = 512 * 1024  # a message of several events at most (NATS allows 1 MB)
+MESSAGE_EVENTS = 500  # events in one message at most
+BATCH_HEADER = "Evpark-Events"
 STREAM_EXISTS = 10058  # JetStream's error code: a stream of that name exists
 
 
@@ -239,20 +243,19 @@ class NatsBus:
         await self.publish_many(topic, (event,))
 
     async def publish_many(self, topic: str, events: Sequence[CloudEvent]) -> None:
-        """Send them all, then wait for JetStream's acknowledgements together: one
-        round trip per call, not per event (order is kept: one connection)."""
+        """Send them in as few messages as fit (:func:`pack`), then wait for JetStream's
+        acknowledgements together: one round trip per call, not per event (order is
+        kept: one connection, one stream)."""
         if not events:
             return
         await self._ensure_stream(topic)
         subject = self.subject(topic)
+        limit = min(MESSAGE_BYTES, int(getattr(self._nc, "max_payload", 0) or MESSAGE_BYTES))
         acks = [
             await self._js.publish_async(
-                subject,
-                event.model_dump_json().encode(),
-                wait_stall=PUBLISH_TIMEOUT_S,
-                headers={"Nats-Msg-Id": event.id},
+                subject, payload, wait_stall=PUBLISH_TIMEOUT_S, headers=headers
             )
-            for event in events
+            for payload, headers in pack(events, limit)
         ]
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
@@ -324,44 +327,47 @@ class NatsBus:
         while True:
             try:
                 messages = await sub.fetch(self._fetch_batch, timeout=1.0)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
+                # nothing to fetch (nats-py raises either): not a failure to back off from,
+                # or an idle consumer would leave the next event waiting up to 10 s
                 continue
             except (nats.errors.Error, OSError) as err:
                 delay = backoff.next_delay()
                 log.warning(
-                    "bus.nats.fetch_failed", topic=consumer.topic, error=str(err), retry_in=delay
+                    "bus.nats.fetch_failed", topic=consumer.topic, error=repr(err), retry_in=delay
                 )
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
             readable = [
-                (msg, event) for msg in messages if (event := await self._read(msg, consumer))
+                (msg, events) for msg in messages if (events := await self._read(msg, consumer))
             ]
             if (
                 consumer.batch_handler is not None
-                and len(readable) > 1
+                and sum(len(events) for _, events in readable) > 1
                 and await self._handle_batch(readable, consumer)
             ):
                 continue
-            for msg, event in readable:
-                await self._handle(msg, event, consumer)
+            for msg, events in readable:
+                await self._handle(msg, events, consumer)
 
-    async def _read(self, msg: Any, consumer: _Consumer) -> CloudEvent | None:
+    async def _read(self, msg: Any, consumer: _Consumer) -> list[CloudEvent]:
         try:
-            return CloudEvent.model_validate_json(msg.data)
+            return unpack(msg.data, msg.headers)
         except ValueError as err:
             log.error("bus.event.unreadable", topic=consumer.topic, error=str(err))
             await msg.term()
-            return None
+            return []
 
     async def _handle_batch(
-        self, readable: list[tuple[Any, CloudEvent]], consumer: _Consumer
+        self, readable: list[tuple[Any, list[CloudEvent]]], consumer: _Consumer
     ) -> bool:
         """Apply the fetched events at once and acknowledge them; ``False`` if the batch
         failed (nothing acknowledged: the caller hands them over one by one)."""
         assert consumer.batch_handler is not None
+        events = [event for _, some in readable for event in some]
         try:
-            await consumer.batch_handler([event for _, event in readable])
+            await consumer.batch_handler(events)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - retried event by event
@@ -369,39 +375,50 @@ class NatsBus:
                 "bus.batch.failed",
                 topic=consumer.topic,
                 durable=consumer.durable,
-                events=len(readable),
-                first_event_id=readable[0][1].id,
+                events=len(events),
+                first_event_id=events[0].id,
                 error=repr(err),
             )
             return False
         for msg, _ in readable:
             await msg.ack()
-        if self._metrics is not None:
-            self._metrics.bus_consumed.labels(consumer.topic, consumer.durable, "handled").inc(
-                len(readable)
-            )
+        self._count(consumer.topic, consumer.durable, "handled", len(events))
         return True
 
-    async def _handle(self, msg: Any, event: CloudEvent, consumer: _Consumer) -> None:
+    async def _handle(self, msg: Any, events: list[CloudEvent], consumer: _Consumer) -> None:
+        """Hand a message's events over one by one. If any fails, the message comes back
+        after a backoff (those that succeeded are applied again, and ignored as handled);
+        at its last delivery the ones that fail are dead-lettered and the rest kept."""
         topic, durable = consumer.topic, consumer.durable
         attempt = int(getattr(msg.metadata, "num_delivered", 1) or 1)
-        try:
-            await consumer.handler(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the consumer
-            self._count(topic, durable, "dead" if attempt >= self._max_deliver else "failed")
-            if attempt >= self._max_deliver:
+        failed: list[tuple[CloudEvent, Exception]] = []
+        for event in events:
+            try:
+                await consumer.handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - a handler's failure must not stop the consumer
+                failed.append((event, err))
+        if not failed:
+            await msg.ack()
+            self._count(topic, durable, "handled", len(events))
+            return
+        last = attempt >= self._max_deliver
+        self._count(topic, durable, "dead" if last else "failed", len(failed))
+        if last:
+            for event, problem in failed:
                 log.error(
                     "bus.event.dead_lettered",
                     topic=topic,
                     durable=durable,
                     event_id=event.id,
-                    error=repr(err),
+                    error=repr(problem),
                 )
-                await msg.term()
-                return
-            delay = backoff_delay(attempt - 1, base=0.1, cap=10.0, jitter=0.5, rand=random.random())
+            self._count(topic, durable, "handled", len(events) - len(failed))
+            await msg.term()
+            return
+        delay = backoff_delay(attempt - 1, base=0.1, cap=10.0, jitter=0.5, rand=random.random())
+        for event, problem in failed:
             log.warning(
                 "bus.handler.failed",
                 topic=topic,
@@ -409,16 +426,56 @@ class NatsBus:
                 event_id=event.id,
                 attempt=attempt,
                 retry_in=round(delay, 3),
-                error=repr(err),
+                error=repr(problem),
             )
-            await msg.nak(delay=delay)
-            return
-        await msg.ack()
-        self._count(topic, durable, "handled")
+        await msg.nak(delay=delay)
 
-    def _count(self, topic: str, durable: str, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.bus_consumed.labels(topic, durable, outcome).inc()
+    def _count(self, topic: str, durable: str, outcome: str, events: int = 1) -> None:
+        if self._metrics is not None and events:
+            self._metrics.bus_consumed.labels(topic, durable, outcome).inc(events)
+
+
+def pack(
+    events: Sequence[CloudEvent], limit: int = MESSAGE_BYTES
+) -> list[tuple[bytes, dict[str, str]]]:
+    """The messages that carry ``events`` in order: one event as itself, several as a
+    batch (``{"events": [...]}``, header ``Evpark-Events``) of at most ``limit`` bytes.
+    Each message's id (``Nats-Msg-Id``) names its events, so JetStream stores a message
+    published again (a republish after a crash) once."""
+    messages: list[tuple[bytes, dict[str, str]]] = []
+    group: list[tuple[CloudEvent, bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        if len(group) == 1:
+            event, body = group[0]
+            messages.append((body, {"Nats-Msg-Id": event.id}))
+        elif group:
+            first, last = group[0][0], group[-1][0]
+            payload = b'{"events":[' + b",".join(body for _, body in group) + b"]}"
+            headers = {
+                "Nats-Msg-Id": f"{first.id}..{last.id}/{len(group)}",
+                BATCH_HEADER: str(len(group)),
+            }
+            messages.append((payload, headers))
+        group.clear()
+
+    for event in events:
+        body = event.model_dump_json().encode()
+        if group and (size + len(body) + 1 > limit - 32 or len(group) >= MESSAGE_EVENTS):
+            flush()
+            size = 0
+        group.append((event, body))
+        size += len(body) + 1
+    flush()
+    return messages
+
+
+def unpack(data: bytes, headers: dict[str, str] | None) -> list[CloudEvent]:
+    """The events of a message :func:`pack` made (``ValueError`` if it is not one)."""
+    if headers and BATCH_HEADER in headers:
+        return EventBatch.model_validate_json(data).events
+    return [CloudEvent.model_validate_json(data)]
 
 
 def _same_age(seconds: float | None, wanted: float | None) -> bool:
