@@ -17,6 +17,8 @@ import asyncio
 import dataclasses
 import random
 import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from central.infra.bus import EventHandler
+from central.infra.bus_backlog import ConsumerBacklog, nats_backlog
 from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
 from common.masking import mask_url
@@ -332,6 +335,16 @@ class NatsBus:
     def _count(self, topic: str, durable: str, outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.bus_consumed.labels(topic, durable, outcome).inc()
+
+    async def backlog(self, topics: Iterable[str]) -> list[ConsumerBacklog]:
+        """Every durable consumer of ``topics``' streams, those of other processes too."""
+        return await nats_backlog(
+            self._js,
+            topics,
+            lambda topic: stream_name(self.subject(topic)),
+            lambda name: name.split("__", 1)[0],  # consumer_name() joined durable__topic
+            datetime.now(UTC),  # the broker stamps messages with its wall clock
+        )
 
 
 def _same_age(seconds: float | None, wanted: float | None) -> bool:
