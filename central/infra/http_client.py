@@ -39,6 +39,10 @@ class Unavailable(Exception):
 
 
 class ResilientClient:
+    """Calls per target (a service's name), each with its own breaker and its own pool of
+    at most ``max_connections``: a storm of uploads to sync cannot take the connections
+    the reads of parking need."""
+
     def __init__(
         self,
         settings: ResilienceSettings,
@@ -46,9 +50,8 @@ class ResilientClient:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._client = httpx.AsyncClient(
-            transport=transport, timeout=httpx.Timeout(settings.timeout_s), follow_redirects=False
-        )
+        self._transport = transport
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._breakers: dict[str, Breaker] = {}
         self._monotonic = monotonic
 
@@ -56,7 +59,22 @@ class ResilientClient:
         return self._breakers.get(target, Breaker())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def _client(self, target: str) -> httpx.AsyncClient:
+        client = self._clients.get(target)
+        if client is None:
+            limit = self._settings.max_connections
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._settings.timeout_s),
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                follow_redirects=False,
+            )
+            self._clients[target] = client
+        return client
 
     @property
     def settings(self) -> ResilienceSettings:
@@ -92,7 +110,7 @@ class ResilientClient:
                     retry_after=max(1.0, breaker_retry_after(breaker, now, s.breaker_reset_s)),
                 )
             try:
-                response = await self._client.request(
+                response = await self._client(target).request(
                     method,
                     url,
                     headers=headers,

@@ -100,6 +100,9 @@ class ResilienceSettings(BaseModel):
         "/sync/v1/events): slow under a storm but done; below the edge's 35 s read timeout",
     )
     retries: int = Field(default=2, ge=0)
+    max_connections: int = Field(
+        default=100, ge=1, description="open connections per service; more calls wait"
+    )
     backoff_s: float = Field(default=0.1, ge=0, description="0: retry at once")
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=10.0, gt=0)

@@ -18,22 +18,25 @@ from central.gateway.timeouts import call_timeout
 from central.infra.http_client import ResilientClient, Unavailable
 from central.infra.resilience import ResilienceSettings
 from contract.sync_api import COMMANDS_PATH, EVENTS_PATH, STATUS_PATH
+from tests.central.conftest import eventually
 
 ACK = {"stored": 3, "duplicates": 0, "last_sequence": 3}
 
 
 @dataclass
 class SlowSync:
-    """An HTTP server standing for sync: uploads of events answered after ``delay_s``."""
+    """An HTTP server standing for sync: uploads of events answered after ``delay_s``,
+    its ``/healthz`` and ``/readyz`` after ``probe_delay_s``."""
 
     url: str
     delay_s: float
+    probe_delay_s: float = 0.0
     seen: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
-async def slow_sync(delay_s: float) -> AsyncIterator[SlowSync]:
-    server_state = SlowSync("", delay_s)
+async def slow_sync(delay_s: float, probe_delay_s: float = 0.0) -> AsyncIterator[SlowSync]:
+    server_state = SlowSync("", delay_s, probe_delay_s)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -48,6 +51,8 @@ async def slow_sync(delay_s: float) -> AsyncIterator[SlowSync]:
             server_state.seen.append(f"{method} {path}")
             if method == "POST" and path == EVENTS_PATH:
                 await asyncio.sleep(server_state.delay_s)
+            elif path in ("/healthz", "/readyz"):
+                await asyncio.sleep(server_state.probe_delay_s)
             body = json.dumps(ACK if path == EVENTS_PATH else {"last_sequence": 3}).encode()
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -112,6 +117,48 @@ async def test_sync_past_the_ingest_timeout_is_a_503_with_retry_after_sent_once(
         assert r.status_code == 503
         assert int(r.headers["retry-after"]) >= 1
         assert sync.seen == [f"POST {EVENTS_PATH}"]
+
+
+async def test_slow_health_probes_do_not_open_the_breaker_of_the_traffic(
+    central_factory: Any,
+) -> None:
+    # sync busy with a storm: its readiness answers later than the probe waits (2 s)
+    async with (
+        slow_sync(delay_s=0.0, probe_delay_s=3.0) as sync,
+        central_factory(
+            service_urls={"sync": sync.url}, resilience={"retries": 0, "breaker_failures": 1}
+        ) as central,
+    ):
+        ready = await central.client.get("/readyz")
+        assert ready.json()["services"]["sync"].startswith("down")
+        site = await central.auth("site", "site-1")
+        r = await central.client.post(EVENTS_PATH, content=b"{}", headers=site)
+        assert r.status_code == 200
+
+
+async def test_uploads_to_sync_do_not_take_the_connections_of_other_services(
+    central_factory: Any,
+) -> None:
+    async with (
+        slow_sync(delay_s=1.5) as sync,
+        central_factory(
+            # the fake answers parking's paths too, at once
+            service_urls={"sync": sync.url, "parking": sync.url},
+            resilience={"timeout_s": 0.5, "ingest_timeout_s": 10, "max_connections": 1},
+        ) as central,
+    ):
+        site = await central.auth("site", "site-1")
+        operator = await central.auth("operator")
+        upload = asyncio.create_task(central.client.post(EVENTS_PATH, content=b"{}", headers=site))
+
+        async def upload_arrived() -> bool:
+            return f"POST {EVENTS_PATH}" in sync.seen
+
+        await eventually(upload_arrived)
+        # sync's one connection is busy: parking has its own
+        status = await central.client.get("/parking/status", headers=operator)
+        assert status.status_code == 200
+        assert (await upload).status_code == 200
 
 
 async def test_a_saturated_connection_pool_does_not_open_the_breaker() -> None:
