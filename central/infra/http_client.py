@@ -115,7 +115,9 @@ class ResilientClient:
                     url,
                     headers=headers,
                     content=content,
-                    timeout=httpx.Timeout(timeout),
+                    # waiting for a free connection never longer than an ordinary call:
+                    # a saturated pool sheds load at once rather than after a long timeout
+                    timeout=httpx.Timeout(timeout, pool=min(timeout, s.timeout_s)),
                 )
             except httpx.PoolTimeout as err:
                 # every connection to the target busy for the whole timeout: this process is

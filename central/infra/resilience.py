@@ -94,14 +94,17 @@ class ResilienceSettings(BaseModel):
 
     timeout_s: float = Field(default=5.0, gt=0)
     ingest_timeout_s: float = Field(
-        default=30.0,
+        default=25.0,
         gt=0,
         description="the gateway's wait for sync to store a batch of events (POST "
-        "/sync/v1/events): slow under a storm but done; below the edge's 35 s read timeout",
+        "/sync/v1/events): slow under a storm but done. With the wait for a connection "
+        "(at most timeout_s) it stays below the edge's 35 s read timeout",
     )
     retries: int = Field(default=2, ge=0)
     max_connections: int = Field(
-        default=100, ge=1, description="open connections per service; more calls wait"
+        default=100,
+        ge=1,
+        description="open connections per service; a call waits timeout_s at most for one",
     )
     backoff_s: float = Field(default=0.1, ge=0, description="0: retry at once")
     breaker_failures: int = Field(default=5, ge=1)

@@ -180,7 +180,7 @@ async def test_a_saturated_connection_pool_does_not_open_the_breaker() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "query", "expected"),
     [
-        ("POST", EVENTS_PATH, "", 30.0),
+        ("POST", EVENTS_PATH, "", 25.0),
         ("GET", COMMANDS_PATH, "wait=25", 30.0),
         ("GET", COMMANDS_PATH, "wait=9999", 125.0),
         ("GET", COMMANDS_PATH, "wait=soon", 5.0),
