@@ -127,25 +127,44 @@ def run(
 
 
 @app.command("migrate")
-def migrate_cmd(data_dir: DataDirOption = None) -> None:
+def migrate_cmd(
+    data_dir: DataDirOption = None,
+    create_databases: Annotated[
+        bool,
+        typer.Option(
+            "--create-databases",
+            help="create the PostgreSQL databases that do not exist yet (needs CREATEDB)",
+        ),
+    ] = False,
+) -> None:
     """Upgrade every service's database to the latest schema (also done at start-up)."""
     import asyncio
 
+    from sqlalchemy.engine import make_url
+
     from central.app import SERVICE_NAMES
+    from central.infra.databases import MissingDatabase, create_database
     from central.infra.db import create_engine, migrate
 
     settings = _settings(data_dir=data_dir)
 
     async def main() -> None:
         for name in ["gateway", *SERVICE_NAMES]:
-            engine = create_engine(settings.database_url_for(name))
+            url = settings.database_url_for(name)
+            if create_databases and await create_database(url):
+                typer.echo(f"{name}: created database {make_url(url).database}")
+            engine = create_engine(url)
             try:
                 await migrate(engine, name)
             finally:
                 await engine.dispose()
             typer.echo(f"{name}: up to date")
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except MissingDatabase as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from err
 
 
 @keys_app.command("create")

@@ -2,8 +2,10 @@
 
 This service's database; the other services (those in this process are up, each of
 ``service_urls`` is probed at ``/healthz`` with a timeout, a retry and a circuit breaker,
-and the probe's outcome kept in ``system_health``); per bus topic the events consumed
-and the age of the last one when consumed; each site's reachability (the sync service's
+and the probe's outcome kept in ``system_health``); per bus topic the events analytics
+consumed and the age of the last one when consumed, and every durable consumer's backlog
+(events not yet applied, and the age of the oldest, whichever process runs it:
+:mod:`central.infra.bus_backlog`); each site's reachability (the sync service's
 record of its last contact, :mod:`central.sync.presence`, else its events). Anything
 down, lagging or offline makes the answer ``degraded`` with the problems named; it still
 answers.
@@ -21,12 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from central.analytics import store
 from central.analytics.settings import AnalyticsSettings
 from central.context import ServiceContext
+from central.infra.bus_backlog import BacklogSource, ConsumerBacklog
 from central.infra.http_client import ResilientClient, Unavailable
+from central.site_commands import COMMANDS_TOPIC
 from central.sync.presence import presence
+from contract.envelope import CHARGING_TOPIC, PARKING_TOPIC
 
 log = structlog.get_logger("central.analytics")
 
 SERVICE: Final = "analytics"
+BUS_TOPICS: Final = (PARKING_TOPIC, CHARGING_TOPIC, COMMANDS_TOPIC)
 
 
 class Health:
@@ -128,6 +134,7 @@ class Health:
         for topic, info in bus.items():
             if info["status"] == "lagging":
                 degraded.append(f"bus topic {topic} lags {info['lag_s']:.0f} s")
+        await self._add_backlogs(bus, degraded)
         return {
             "status": "degraded" if degraded else "ok",
             "checked_at": now,
@@ -136,6 +143,36 @@ class Health:
             "bus": bus,
             "sites": sites,
         }
+
+    async def _add_backlogs(self, bus: dict[str, Any], degraded: list[str]) -> None:
+        """Each topic's consumers, with what they have not applied yet."""
+        source = self._ctx.bus
+        if not isinstance(source, BacklogSource):
+            return
+        s = self._settings
+        try:
+            async with asyncio.timeout(s.probe_timeout_s):
+                backlogs = await source.backlog(BUS_TOPICS)
+        except Exception as err:  # noqa: BLE001 - any failure of the bus is reported, not raised
+            log.warning("analytics.backlog.unknown", error=repr(err))
+            degraded.append(f"bus consumers' backlog unknown: {type(err).__name__}")
+            return
+        for backlog in backlogs:
+            topic = bus.setdefault(backlog.topic, {"status": "ok"})
+            age = None if backlog.oldest_age_s is None else round(backlog.oldest_age_s, 1)
+            status = backlog_status(backlog, s)
+            topic.setdefault("consumers", {})[backlog.consumer] = {
+                "pending": backlog.pending,
+                "oldest_age_s": age,
+                "status": status,
+            }
+            if status != "ok":
+                topic["status"] = "lagging"
+                oldest = "" if age is None else f", the oldest {age:.0f} s old"
+                degraded.append(
+                    f"bus consumer {backlog.consumer} of {backlog.topic} has "
+                    f"{backlog.pending} events not applied{oldest}"
+                )
 
     async def _probe_service(self, name: str, base_url: str) -> dict[str, Any]:
         assert self._probe is not None, "start() first"
@@ -156,3 +193,9 @@ class Health:
         except SQLAlchemyError as err:
             log.warning("analytics.probe.not_recorded", service=name, error=repr(err))
         return result
+
+
+def backlog_status(backlog: ConsumerBacklog, settings: AnalyticsSettings) -> str:
+    """``lagging`` when a consumer holds too many events, or one for too long."""
+    too_old = backlog.oldest_age_s is not None and backlog.oldest_age_s > settings.bus_lag_warn_s
+    return "lagging" if too_old or backlog.pending > settings.bus_backlog_warn else "ok"

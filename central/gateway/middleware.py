@@ -9,7 +9,8 @@ proxied to it, the rest goes to the in-process app), and one access-log line.
 Failed authentications count against the client's address
 (:mod:`central.gateway.clients`); an address over its budget gets 429 before any key is
 looked up, except for keys verified recently (held in memory, no lookup).
-A service that is down gives 503 with ``Retry-After`` for its paths only.
+A service that is down gives 503 with ``Retry-After`` for its paths only; how long a
+service may take depends on the route (:mod:`central.gateway.timeouts`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from central.auth import (
 from central.gateway.clients import Network, client_address
 from central.gateway.keys import KeyStore
 from central.gateway.ratelimit import FailureLimiter, RateLimiter
+from central.gateway.timeouts import call_timeout
 from central.infra.body_limit import read_body
 from central.infra.http_client import ResilientClient, Unavailable
 from common.api_docs import is_docs_path
@@ -228,7 +230,7 @@ class GatewayMiddleware:
                 url,
                 headers=out_headers,
                 content=body,
-                extra_timeout=_wait_param(query),
+                timeout_s=call_timeout(scope["method"], scope["path"], query, self.client.settings),
             )
         except Unavailable as err:
             retry_after = str(max(1, math.ceil(err.retry_after)))
@@ -255,17 +257,6 @@ class GatewayMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": content})
-
-
-def _wait_param(query: str) -> float:
-    for part in query.split("&"):
-        name, _, value = part.partition("=")
-        if name == "wait":
-            try:
-                return min(max(float(value), 0.0), 120.0)
-            except ValueError:
-                return 0.0
-    return 0.0
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -29,6 +29,7 @@ from typing import Self
 import structlog
 
 from central.infra.bus import BATCH_SIZE, BatchHandler, EventHandler
+from central.infra.bus_backlog import ConsumerBacklog, memory_backlog
 from central.infra.metrics import CentralMetrics
 from common.backoff import backoff_delay
 from contract.envelope import CloudEvent
@@ -240,3 +241,7 @@ class MemoryBus:
     def _count(self, key: tuple[str, str], outcome: str) -> None:
         if self._metrics is not None:
             self._metrics.bus_consumed.labels(key[0], key[1], outcome).inc()
+
+    async def backlog(self, topics: Iterable[str]) -> list[ConsumerBacklog]:
+        """Every consumer group of ``topics``: all of them live in this process."""
+        return memory_backlog(await self.pending(), topics)

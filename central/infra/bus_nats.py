@@ -22,7 +22,8 @@ import asyncio
 import dataclasses
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,6 +34,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from central.infra.bus import BATCH_SIZE, BatchHandler, EventHandler
+from central.infra.bus_backlog import ConsumerBacklog, nats_backlog
 from central.infra.metrics import CentralMetrics
 from common.backoff import Backoff, backoff_delay
 from common.masking import mask_url
@@ -275,8 +277,9 @@ class NatsBus:
         return None
 
     async def pending(self) -> dict[tuple[str, str], int]:
-        """Events not yet handled per (topic, consumer): not yet delivered (num_pending)
-        and delivered but not acknowledged (num_ack_pending)."""
+        """Messages not yet handled per (topic, consumer): not yet delivered (num_pending)
+        and delivered but not acknowledged (num_ack_pending). A message carries the
+        events of one upload of a topic (up to ``MESSAGE_EVENTS``): zero means none waits."""
         out: dict[tuple[str, str], int] = {}
         for stream, name, topic, durable in self._consumers:
             info = await self._js.consumer_info(stream, name, timeout=2)
@@ -429,6 +432,16 @@ class NatsBus:
                 error=repr(problem),
             )
         await msg.nak(delay=delay)
+
+    async def backlog(self, topics: Iterable[str]) -> list[ConsumerBacklog]:
+        """Every durable consumer of ``topics``' streams, those of other processes too."""
+        return await nats_backlog(
+            self._js,
+            topics,
+            lambda topic: stream_name(self.subject(topic)),
+            lambda name: name.split("__", 1)[0],  # consumer_name() joined durable__topic
+            datetime.now(UTC),  # the broker stamps messages with its wall clock
+        )
 
     def _count(self, topic: str, durable: str, outcome: str, events: int = 1) -> None:
         if self._metrics is not None and events:

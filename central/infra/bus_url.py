@@ -8,10 +8,12 @@ entered; delivery starts once it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Protocol, Self
 
 from central.infra.bus import BATCH_SIZE, Bus
+from central.infra.bus_backlog import ConsumerBacklog
 from central.infra.metrics import CentralMetrics
 
 
@@ -24,6 +26,10 @@ class ManagedBus(Bus, Protocol):
 
     async def pending(self) -> dict[tuple[str, str], int]:
         """Events waiting per (topic, consumer): the consumers' lag."""
+        ...
+
+    async def backlog(self, topics: Iterable[str]) -> list[ConsumerBacklog]:
+        """Every durable consumer of ``topics``, this process's or others' (on NATS)."""
         ...
 
     async def __aexit__(

@@ -26,9 +26,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from central.infra.databases import MissingDatabase, is_missing_database
 from central.infra.saturating import utc
 
 CENTRAL_DIR = Path(__file__).resolve().parent.parent  # central/, where each service lives
@@ -101,9 +103,15 @@ def _upgrade(connection: Connection, service: str, revision: str) -> None:
 
 
 async def migrate(engine: AsyncEngine, service: str, revision: str = "head") -> None:
-    """Upgrade ``service``'s tables in ``engine`` to ``revision`` (idempotent)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, service, revision)
+    """Upgrade ``service``'s tables in ``engine`` to ``revision`` (idempotent); a PostgreSQL
+    database that does not exist is a :class:`MissingDatabase` saying how to create it."""
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, service, revision)
+    except DBAPIError as err:
+        if is_missing_database(err):
+            raise MissingDatabase(service, engine.url) from None
+        raise
 
 
 def run_migrations(metadata: MetaData) -> None:

@@ -93,7 +93,19 @@ class ResilienceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error
 
     timeout_s: float = Field(default=5.0, gt=0)
+    ingest_timeout_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="the gateway's wait for sync to store a batch of events (POST "
+        "/sync/v1/events): slow under a storm but done. With the wait for a connection "
+        "(at most timeout_s) it stays below the edge's 35 s read timeout",
+    )
     retries: int = Field(default=2, ge=0)
+    max_connections: int = Field(
+        default=100,
+        ge=1,
+        description="open connections per service; a call waits timeout_s at most for one",
+    )
     backoff_s: float = Field(default=0.1, ge=0, description="0: retry at once")
     breaker_failures: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=10.0, gt=0)

@@ -6,7 +6,8 @@ The edge opens every connection (sites sit behind NAT):
   batches (gzip) in order, and records central's answer (``BatchAck.last_sequence``) in
   the store. A crash anywhere only means a batch is sent again, which central ignores
   (idempotent by event id). Network errors and 5xx back off exponentially with jitter;
-  a 409 sequence gap re-reads from where central says it stands.
+  a 429 or 503 with ``Retry-After`` (central shedding load) waits as long as it says,
+  plus jitter; a 409 sequence gap re-reads from where central says it stands.
 * **Downlink**: long-polls central for commands, stores each one before acknowledging it
   (so a command is neither lost nor run twice), then a worker carries them out in order
   (``edge.uplink.commands``); results go up as ``command.result`` events.
@@ -54,6 +55,7 @@ LONG_POLL: Final = 25.0
 KEEP_ACKED: Final = 10_000  # acknowledged events kept locally, for the technician
 BACKLOG_WARNINGS: Final = (0.5, 0.8, 0.95)
 GZIP_ABOVE: Final = 2048
+BUSY_CAP_S: Final = 300.0  # the longest Retry-After obeyed
 
 
 class SyncMetrics:
@@ -142,6 +144,11 @@ class CentralSync:
         while True:
             try:
                 more = await self._upload_once(central.batch_size)
+            except _CentralBusy as busy:
+                log.info("sync.upload.central_busy", status=busy.status, retry_after=busy.wait)
+                self.metrics.errors.labels("busy").inc()
+                await asyncio.sleep(busy.wait + backoff.next_delay())
+                continue
             except httpx.HTTPError as err:
                 self._offline("upload", err)
                 await asyncio.sleep(backoff.next_delay())
@@ -186,6 +193,9 @@ class CentralSync:
             expected = int(reply.json()["expected_sequence"])
             await self._gap(expected)
             return True
+        wait = busy_wait(reply.status_code, reply.headers.get("retry-after"))
+        if wait is not None:
+            raise _CentralBusy(reply.status_code, wait)
         if reply.status_code >= 500:
             raise httpx.HTTPStatusError("central failed", request=reply.request, response=reply)
         if reply.status_code != 200:
@@ -349,6 +359,25 @@ class CentralSync:
     async def _run(self, command: StoredCommand) -> None:
         result = await self.runner.run(command)
         self.metrics.commands.labels(command.type, result.status).inc()
+
+
+def busy_wait(status: int, retry_after: str | None) -> float | None:
+    """Seconds central asks to wait (429/503 with ``Retry-After`` in seconds), capped;
+    None if it did not ask."""
+    if status not in (429, 503) or retry_after is None:
+        return None
+    try:
+        seconds = float(retry_after)
+    except ValueError:
+        return None  # an HTTP date: not one central sends
+    return min(max(seconds, 0.0), BUSY_CAP_S)
+
+
+class _CentralBusy(Exception):
+    def __init__(self, status: int, wait: float) -> None:
+        super().__init__(f"{status}: retry after {wait:g} s")
+        self.status = status
+        self.wait = wait
 
 
 class _CentralRefused(Exception):
