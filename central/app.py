@@ -106,7 +106,7 @@ def build_gateway(
     """The gateway of a process running the services ``local``; the others are reached at
     ``settings.service_urls`` (alone, the gateway proxies every service, by default on its
     own port on this host)."""
-    engine = create_engine(settings.database_url_for("gateway"))
+    engine = create_engine(settings.database_url_for("gateway"), **settings.engine_options())
     bases = remote_bases(settings, sorted(local), SERVICE_NAMES, gateway_only=gateway_only)
     remote = {
         prefix: (name, base) for name, base in bases.items() for prefix in SERVICES[name].prefixes
@@ -148,7 +148,7 @@ def create_app(
     built: list[tuple[Service, AsyncEngine]] = []
     for name in services:
         entry = entry_of(name)
-        engine = create_engine(settings.database_url_for(name))
+        engine = create_engine(settings.database_url_for(name), **settings.engine_options())
         ctx = ServiceContext(
             engine=engine,
             bus=bus,

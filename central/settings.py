@@ -120,6 +120,21 @@ class CentralSettings(BaseSettings):
     database_urls: dict[str, str] = Field(
         default_factory=dict, description="per-service override of database_url"
     )
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections each service process keeps open (its pool)",
+    )
+    database_max_overflow: int = Field(
+        default=10, ge=0, le=500, description="connections opened beyond the pool at a peak"
+    )
+    database_pre_ping: bool = Field(
+        default=True,
+        description="test a pooled connection before each use (one round trip per "
+        "transaction; off: a connection lost to a database restart fails one transaction, "
+        "which is retried)",
+    )
     bus_url: str = "memory://"
     bus_namespace: str = Field(
         default="",
@@ -256,6 +271,14 @@ class CentralSettings(BaseSettings):
                 "(EVPARK_CENTRAL_INTERNAL_TOKEN)"
             )
         return self
+
+    def engine_options(self) -> dict[str, Any]:
+        """The connection pool's settings, for :func:`central.infra.db.create_engine`."""
+        return {
+            "pool_size": self.database_pool_size,
+            "max_overflow": self.database_max_overflow,
+            "pool_pre_ping": self.database_pre_ping,
+        }
 
     def database_url_for(self, service: str) -> str:
         if service in self.database_urls:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -56,9 +56,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+POOL_OPTIONS: Final = ("pool_size", "max_overflow", "pool_pre_ping")
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; for a SQLite file, creates its directory and sets WAL + busy timeout."""
+    """An async engine; for a SQLite file, creates its directory and sets WAL + busy timeout
+    (the pool options are PostgreSQL's: a SQLite file keeps SQLAlchemy's defaults)."""
     if url.startswith("sqlite"):
+        for option in POOL_OPTIONS:
+            kwargs.pop(option, None)
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

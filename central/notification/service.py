@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 
 import httpx
@@ -73,7 +73,7 @@ class NotificationService:
         self.senders = self._build_senders(self._http)
         await self._background.start()
         for topic in (PARKING_TOPIC, CHARGING_TOPIC):
-            await self._ctx.bus.subscribe(topic, DURABLE, self.handle)
+            await self._ctx.bus.subscribe(topic, DURABLE, self.handle, self.handle_batch)
         self._background.supervise("notification.queue", self._run_queue)
         self._ctx.metrics.on_scrape("notification.queue", self._measure_queue)
         log.info("notification.started", channels=sorted(self.senders))
@@ -118,6 +118,12 @@ class NotificationService:
         """Plan and queue the notifications of one event (idempotent by event id); an event
         whose data does not fit its type is logged and dropped."""
         await dispatch(event, self._handlers, self.name)
+
+    async def handle_batch(self, events: Sequence[CloudEvent]) -> None:
+        """Several events, in order: most (progress updates) concern no one's messages."""
+        for event in events:
+            if event.type in self._handlers:
+                await self.handle(event)
 
     async def _notify(self, event: CloudEvent) -> None:
         data = notified_data(event)
