@@ -35,6 +35,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final, TypedDict
 
 import structlog
@@ -46,6 +47,7 @@ from central.charging.rates import rate_for
 from central.context import ServiceContext
 from central.event_routing import EventHandler, dispatch, valid_data
 from central.infra.saturating import shift
+from central.infra.shared_transaction import SharedTransaction
 from central.pricing import price_reported_session
 from central.reported_times import reported_amount
 from contract.envelope import CHARGING_TOPIC, CloudEvent
@@ -139,15 +141,17 @@ class ChargingEvents:
         self._answered = answered
         self._site_seen = site_seen
         self._clock_policy = ctx.settings.reported_times.policy()
-        self._handlers: dict[str, EventHandler] = {
+        self._tx = SharedTransaction(ctx.engine, "charging")
+        # the handlers of this module: a batch's events of these types share a transaction
+        self._own: dict[str, EventHandler] = {
             ChargingStarted.TYPE: self._on_started,
             ChargingProgress.TYPE: self._on_progress,
             ChargingCompleted.TYPE: self._on_completed,
             ChargingFailed.TYPE: self._on_failed,
             ChargerStatus.TYPE: self._on_charger_status,
             CommandResultData.TYPE: self._on_command_result,
-            **(more or {}),
         }
+        self._handlers: dict[str, EventHandler] = {**self._own, **(more or {})}
 
     async def handle(self, event: CloudEvent) -> None:
         """The bus's entry: run the event type's handler; ignore the types not consumed."""
@@ -155,17 +159,25 @@ class ChargingEvents:
         await dispatch(event, self._handlers, "charging")
 
     async def handle_batch(self, events: Sequence[CloudEvent]) -> None:
-        """The bus's entry for several events, in order: progress updates (most of the
-        traffic) one run at a time, every other event by its own handler."""
+        """The bus's entry for several events, in order: this module's in one transaction
+        (progress updates, most of the traffic, a run at a time), the others (power) each
+        by its own handler after them (they touch none of the same rows)."""
+        for site_id in sorted({event.site_id for event in events}):
+            await self._site_seen(site_id)  # its own transaction, once per site
         run: list[CloudEvent] = []
-        for event in events:
-            if event.type == ChargingProgress.TYPE:
-                run.append(event)
-                continue
+        async with self._tx.batch():
+            for event in events:
+                if event.type == ChargingProgress.TYPE:
+                    run.append(event)
+                    continue
+                await self._progress_run(run)
+                run = []
+                if event.type in self._own:
+                    await dispatch(event, self._own, "charging")
             await self._progress_run(run)
-            run = []
-            await self.handle(event)
-        await self._progress_run(run)
+        for event in events:
+            if event.type not in self._own:
+                await dispatch(event, self._handlers, "charging")
 
     async def _subject_for(
         self,
@@ -200,7 +212,7 @@ class ChargingEvents:
     async def _on_started(self, event: CloudEvent) -> None:
         data = parse_data(ChargingStarted, event)
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             subject = await self._subject_for(
                 conn, event.site_id, data.charger_id, data.evse_id, data.id_tag, data.started_at
             )
@@ -233,7 +245,6 @@ class ChargingEvents:
         and left out, as :func:`dispatch` does)."""
         run = []
         for event in events:
-            await self._site_seen(event.site_id)
             data = valid_data(ChargingProgress, event, "charging")
             if data is None:
                 continue
@@ -255,7 +266,7 @@ class ChargingEvents:
         now = self._ctx.clock()
         # a reading stamped by a clock in 9999 must not make every later one look older
         believed = shift(now, self._clock_policy.future_tolerance)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             rows = await store.sessions_by_id(conn, {data.session_id for _, data, _ in run})
             held: dict[str, dict[str, Any]] = {}
             for event, data, reported_energy in run:
@@ -293,7 +304,7 @@ class ChargingEvents:
         energy = reported_amount(reported_energy)
         if energy is None:
             _meter_problem(event, data.session_id, reported_energy)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             row = await store.session(conn, data.session_id)
             if row is not None and row.site_id != event.site_id:
                 log.warning("charging.session.foreign", site=event.site_id, session=data.session_id)
@@ -359,7 +370,7 @@ class ChargingEvents:
     async def _on_failed(self, event: CloudEvent) -> None:
         data = parse_data(ChargingFailed, event)
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             command = None
             if data.command_id:
                 command = await store.command(conn, data.command_id, event.site_id)
@@ -389,7 +400,7 @@ class ChargingEvents:
             session=data.session_id,
         )
         if command is not None:
-            self._answered(command.id)
+            self._tx.after_commit(partial(self._answered, command.id))
 
     async def _failure_subject(
         self,
@@ -446,7 +457,7 @@ class ChargingEvents:
 
     async def _on_charger_status(self, event: CloudEvent) -> None:
         data = parse_data(ChargerStatus, event)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             await store.add_station(
                 conn,
                 event.site_id,
@@ -478,7 +489,7 @@ class ChargingEvents:
     async def _on_command_result(self, event: CloudEvent) -> None:
         result = parse_data(CommandResultData, event)
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             row = await store.command(conn, result.command_id, event.site_id)
             if row is None:
                 return  # not a charging command (or another site's: ignored)
@@ -499,4 +510,4 @@ class ChargingEvents:
             command_id=result.command_id,
             status=result.status,
         )
-        self._answered(result.command_id)
+        self._tx.after_commit(partial(self._answered, result.command_id))

@@ -2,7 +2,7 @@
 
 ``/metrics/health`` needs the lag of all consumers, not only its own process's: on NATS
 JetStream each stream's consumers are listed, whichever process runs them; the
-in-process bus holds all its groups itself (no publish time is kept: the age is unknown).
+in-process bus holds all its groups itself, with the time each event was published.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ class BacklogSource(Protocol):
 
 
 def memory_backlog(
-    pending: Mapping[tuple[str, str], int], topics: Iterable[str]
+    pending: Mapping[tuple[str, str], int],
+    topics: Iterable[str],
+    ages: Mapping[tuple[str, str], float] | None = None,
 ) -> list[ConsumerBacklog]:
+    """``ages``: per group, seconds since its oldest unhandled event was published."""
     wanted = set(topics)
     return [
-        ConsumerBacklog(topic, consumer, waiting)
+        ConsumerBacklog(topic, consumer, waiting, (ages or {}).get((topic, consumer)))
         for (topic, consumer), waiting in sorted(pending.items())
         if topic in wanted
     ]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -46,6 +48,7 @@ class _Group:
 
     queue: asyncio.Queue[CloudEvent]
     handlers: list[tuple[EventHandler, BatchHandler | None]]
+    published_at: deque[float] = field(default_factory=deque)  # of those not handled yet
     published: int = 0  # events put in the queue, ever
     handled: int = 0  # events taken out and handled (or dead-lettered), ever
     turn: int = 0
@@ -117,8 +120,9 @@ class MemoryBus:
         for key, group in self._groups.items():
             if key[0] == topic:
                 for event in events:
-                    group.published += 1
                     await group.queue.put(event)  # waits while the group is full
+                    group.published += 1
+                    group.published_at.append(time.monotonic())
 
     async def subscribe(
         self,
@@ -171,6 +175,8 @@ class MemoryBus:
                 for _ in batch:
                     group.queue.task_done()
                 group.handled += len(batch)
+                for _ in batch:
+                    group.published_at.popleft()
                 async with group.progress:
                     group.progress.notify_all()
 
@@ -244,4 +250,10 @@ class MemoryBus:
 
     async def backlog(self, topics: Iterable[str]) -> list[ConsumerBacklog]:
         """Every consumer group of ``topics``: all of them live in this process."""
-        return memory_backlog(await self.pending(), topics)
+        now = time.monotonic()
+        ages = {
+            key: now - group.published_at[0]
+            for key, group in self._groups.items()
+            if group.published_at
+        }
+        return memory_backlog(await self.pending(), topics, ages)

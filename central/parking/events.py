@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from central.context import ServiceContext
 from central.event_routing import EventHandler, dispatch
+from central.infra.shared_transaction import SharedTransaction
 from central.parking import reservations as rules
 from central.parking import store
 from central.reported_times import anchor, reported_seconds
@@ -63,6 +64,7 @@ class ParkingEvents:
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
         self._clock_policy = ctx.settings.reported_times.policy()
+        self._tx = SharedTransaction(ctx.engine, "parking")
         self._handlers: dict[str, EventHandler] = {
             ParkingReserved.TYPE: self._on_reserved,
             ParkingReleased.TYPE: self._on_released,
@@ -78,12 +80,13 @@ class ParkingEvents:
         await self.handle_batch((event,))
 
     async def handle_batch(self, events: Sequence[CloudEvent]) -> None:
-        """The bus's entry for several events, in order; the cached status of each site
-        they changed is dropped once, after them all."""
+        """The bus's entry for several events, in order, in one transaction; the cached
+        status of each site they changed is dropped once, after them all."""
         changed: set[str] = set()
-        for event in events:
-            if await dispatch(event, self._handlers, "parking"):
-                changed.add(event.site_id)
+        async with self._tx.batch():
+            for event in events:
+                if await dispatch(event, self._handlers, "parking"):
+                    changed.add(event.site_id)
         await store.forget_status(self._ctx.cache, *sorted(changed))
 
     async def _claim(
@@ -117,7 +120,7 @@ class ParkingEvents:
         starts_at = _required(data.starts_at, "starts_at", event)
         ends_at = _required(data.ends_at, "ends_at", event)
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             if not await self._claim(
                 conn,
                 event,
@@ -160,7 +163,7 @@ class ParkingEvents:
         data = parse_data(ParkingReleased, event)
         now = self._ctx.clock()
         final = rules.status_after_release(data.reason)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             row = await store.reservation(conn, data.reservation_id, event.site_id)
             if not await self._claim(
                 conn,
@@ -180,7 +183,7 @@ class ParkingEvents:
         data = parse_data(ParkingOccupied, event)
         now = self._ctx.clock()
         at = self._placed(event, data.arrived_at or event.time, now)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             if data.reservation_id:
                 reservation = await store.reservation(conn, data.reservation_id, event.site_id)
             else:
@@ -198,7 +201,7 @@ class ParkingEvents:
         data = parse_data(ParkingVacated, event)
         now = self._ctx.clock()
         at = self._placed(event, data.departed_at or event.time, now)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             active = await store.active_reservation(conn, event.site_id, data.slot_id)
             duration_s = reported_seconds(data.duration_s)
             if not await self._visit(conn, event, data, "free", at, now, active, duration_s):
@@ -242,13 +245,13 @@ class ParkingEvents:
 
     async def _on_condition(self, event: CloudEvent) -> None:
         data = parse_data(ParkingCondition, event)
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             await self._claim(conn, event, f"condition.{data.condition}"[:32], slot_id=data.slot_id)
 
     async def _on_sensor(self, event: CloudEvent) -> None:
         data = parse_data(SensorStatus, event)
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             if not await self._claim(conn, event, "sensor", slot_id=data.slot_id):
                 return
             if data.slot_id:
@@ -260,7 +263,7 @@ class ParkingEvents:
         if result.command_type not in ("reserve", "cancel_reservation"):
             return
         now = self._ctx.clock()
-        async with self._ctx.engine.begin() as conn:
+        async with self._tx.begin() as conn:
             row = await store.reservation_of_command(conn, event.site_id, result.command_id)
             if not await self._claim(
                 conn,

@@ -63,3 +63,22 @@ def plan_batch(
             raise SequenceGapError(expected, event.sequence)
         expected += 1
     return BatchPlan(new=tuple(fresh), duplicates=duplicates)
+
+
+def published_runs(published: Iterable[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """(site, sequence) pairs put on the bus, as each site's unbroken runs ``(site, first,
+    last)`` in order: a site's mark moves over a run only from just before its first."""
+    by_site: dict[str, list[int]] = {}
+    for site_id, sequence in published:
+        by_site.setdefault(site_id, []).append(sequence)
+    runs: list[tuple[str, int, int]] = []
+    for site_id, sequences in sorted(by_site.items()):
+        ordered = sorted(set(sequences))
+        first = previous = ordered[0]
+        for sequence in ordered[1:]:
+            if sequence != previous + 1:
+                runs.append((site_id, first, previous))
+                first = sequence
+            previous = sequence
+        runs.append((site_id, first, previous))
+    return runs

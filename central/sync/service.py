@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -32,7 +32,7 @@ from central.context import ServiceContext
 from central.infra.db import insert_ignore
 from central.infra.lifetimes import Background
 from central.site_commands import COMMAND_REQUESTED, COMMANDS_TOPIC
-from central.sync.batches import BatchRejected, SequenceGapError, plan_batch
+from central.sync.batches import BatchRejected, SequenceGapError, plan_batch, published_runs
 from central.sync.presence import record_contact
 from central.sync.tables import commands, events, sites
 from contract.envelope import CloudEvent, topic_for
@@ -62,7 +62,7 @@ class SyncService:
         self._wakeups: dict[str, asyncio.Event] = {}
         # on a bus that is not durable (in process), events count as published only once
         # its consumers have handled them; until then a crash leaves them to republish
-        self._unconfirmed: set[str] = set()
+        self._unconfirmed: dict[str, tuple[str, int]] = {}  # id -> (site, sequence)
         self._confirm = asyncio.Event()
 
     # ---- lifetime -------------------------------------------------------------------
@@ -116,7 +116,6 @@ class SyncService:
                             "type": e.type,
                             "time": e.time,
                             "received_at": now,
-                            "published": False,
                             "body": e.model_dump_json(),
                         }
                         for e in plan.new
@@ -142,7 +141,7 @@ class SyncService:
     async def _measure_unpublished(self) -> None:
         async with self.ctx.engine.connect() as conn:
             waiting = await conn.scalar(
-                select(func.count()).select_from(events).where(events.c.published.is_(False))
+                select(func.sum(sites.c.last_sequence - sites.c.published_sequence))
             )
         self.ctx.metrics.sync_unpublished.set(waiting or 0)
 
@@ -152,17 +151,29 @@ class SyncService:
             by_topic.setdefault(topic_for(event.type), []).append(event)
         for topic, events_of_topic in by_topic.items():
             await self.ctx.bus.publish_many(topic, events_of_topic)
+        marks = {e.id: (e.site_id, e.sequence) for e in new}
         if _in_process(self.ctx.bus):
-            self._unconfirmed.update(e.id for e in new)
+            self._unconfirmed.update(marks)
             self._confirm.set()
         else:
-            await self._mark_published([e.id for e in new])
+            await self._mark_published(marks.values())
 
-    async def _mark_published(self, ids: list[str]) -> None:
+    async def _mark_published(self, published: Iterable[tuple[str, int]]) -> None:
+        """Move each site's published mark over the runs of sequences now on the bus: one
+        row per site, not one per event. A run that does not start right after the mark
+        (an earlier upload's events are not published yet) leaves it where it is: the
+        republish loop sends the events from the mark on again."""
+        s = sites.c
         async with self.ctx.engine.begin() as conn:
-            for chunk in _chunks(ids, 1000):
+            for site_id, first, last in published_runs(published):
                 await conn.execute(
-                    update(events).where(events.c.id.in_(chunk)).values(published=True)
+                    update(sites)
+                    .where(
+                        s.site_id == site_id,
+                        s.published_sequence >= first - 1,
+                        s.published_sequence < last,
+                    )
+                    .values(published_sequence=last)
                 )
 
     async def _confirm_loop(self) -> None:
@@ -171,10 +182,11 @@ class SyncService:
         while True:
             await self._confirm.wait()
             self._confirm.clear()
-            handed_over = set(self._unconfirmed)  # published before caught_up() began
+            handed_over = dict(self._unconfirmed)  # published before caught_up() began
             await caught_up()
-            await self._mark_published(sorted(handed_over))
-            self._unconfirmed -= handed_over
+            await self._mark_published(handed_over.values())
+            for event_id in handed_over:
+                self._unconfirmed.pop(event_id, None)
 
     async def _republish_loop(self) -> None:
         interval = self.ctx.settings.republish_interval_s
@@ -185,11 +197,19 @@ class SyncService:
     async def republish_pending(self, older_than: timedelta) -> int:
         cutoff = self.ctx.clock() - older_than
         async with self.ctx.engine.connect() as conn:
+            # each site's events after its published mark (received before the cutoff:
+            # not those an upload is publishing now), the sites behind found by their row
+            e, s = events.c, sites.c
             rows = (
                 await conn.execute(
-                    select(events.c.body)
-                    .where(events.c.published.is_(False), events.c.received_at <= cutoff)
-                    .order_by(events.c.site_id, events.c.sequence)
+                    select(e.body)
+                    .join_from(events, sites, e.site_id == s.site_id)
+                    .where(
+                        s.published_sequence < s.last_sequence,
+                        e.sequence > s.published_sequence,
+                        e.received_at <= cutoff,
+                    )
+                    .order_by(e.site_id, e.sequence)
                     .limit(1000)
                 )
             ).all()

@@ -1,9 +1,9 @@
-"""The sync service's tables: per-site sequence, the event log, the command queue."""
+"""The sync service's tables: per-site sequence (stored and published), the event log,
+the command queue."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Index,
     Integer,
@@ -12,7 +12,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    false,
 )
 
 from central.infra.db import UTCDateTime
@@ -25,6 +24,8 @@ sites = Table(
     Column("site_id", String(64), primary_key=True),
     Column("last_sequence", Integer, nullable=False, server_default="0"),
     Column("last_seen_at", UTCDateTime(), nullable=True),
+    # every event of the site up to this sequence is on the bus (central.sync.service)
+    Column("published_sequence", Integer, nullable=False, server_default="0"),
 )
 
 events = Table(
@@ -36,10 +37,8 @@ events = Table(
     Column("type", String(64), nullable=False),
     Column("time", UTCDateTime(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
-    Column("published", Boolean, nullable=False, server_default=false()),
     Column("body", Text, nullable=False),
     UniqueConstraint("site_id", "sequence", name="uq_sync_events_site_sequence"),
-    Index("ix_sync_events_unpublished", "published", "received_at"),
 )
 
 commands = Table(

@@ -98,14 +98,17 @@ async def test_all_in_one_lists_every_consumer_and_a_stuck_one_degrades(
             "parking",
         }
         assert set(bus_report[COMMANDS_TOPIC]["consumers"]) == {"sync"}
-        assert bus_report[PARKING_TOPIC]["consumers"]["stuck"] == {
-            "pending": 3,  # one in its handler, two queued
-            "oldest_age_s": None,  # the in-process bus keeps no publish time
-            "status": "lagging",
-        }
+        stuck_report = bus_report[PARKING_TOPIC]["consumers"]["stuck"]
+        age = stuck_report.pop("oldest_age_s")
+        assert stuck_report == {"pending": 3, "status": "lagging"}  # one in its handler
+        assert age is not None
+        assert age >= 0  # since the first was published
         assert bus_report[PARKING_TOPIC]["status"] == "lagging"
         assert report["status"] == "degraded"
-        assert "bus consumer stuck of parking.events has 3 events not applied" in report["problems"]
+        assert any(
+            problem.startswith("bus consumer stuck of parking.events has 3 events not applied")
+            for problem in report["problems"]
+        )
 
         released.set()
         await central.settle()
