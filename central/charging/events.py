@@ -69,6 +69,10 @@ IDLE_POWER_W: Final = 50
 # a remote start's tag names a session on its charger that starts after the command was
 # made (clocks may differ this much) and before the command could expire
 CLOCK_SKEW: Final = timedelta(minutes=2)
+# the events that change a session's row besides its progress updates
+SESSION_EVENTS: Final = frozenset(
+    {ChargingStarted.TYPE, ChargingCompleted.TYPE, ChargingFailed.TYPE}
+)
 
 
 def _delivered(energy_wh: float, event: CloudEvent) -> float:
@@ -164,14 +168,19 @@ class ChargingEvents:
         by its own handler after them (they touch none of the same rows)."""
         for site_id in sorted({event.site_id for event in events}):
             await self._site_seen(site_id)  # its own transaction, once per site
+        # progress updates wait and go together, until an event of one of their sessions
+        # (its start, end or failure) must see them applied first
         run: list[CloudEvent] = []
+        waiting: set[Any] = set()
         async with self._tx.batch():
             for event in events:
                 if event.type == ChargingProgress.TYPE:
                     run.append(event)
+                    waiting.add(event.data.get("session_id"))
                     continue
-                await self._progress_run(run)
-                run = []
+                if event.type in SESSION_EVENTS and event.data.get("session_id") in waiting:
+                    await self._progress_run(run)
+                    run, waiting = [], set()
                 if event.type in self._own:
                     await dispatch(event, self._own, "charging")
             await self._progress_run(run)
