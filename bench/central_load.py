@@ -1,0 +1,152 @@
+"""Light simulated sites posting to central's ingest replicas as an edge's uplink does.
+
+A :class:`SitePoster` keeps the site's events not yet acknowledged (its outbox) and posts
+them in order, one batch in flight, up to ``batch`` events, gzip above the edge's
+threshold, with the site's own key. An answer central failed to give (a refused
+connection, a 5xx, a replica killed mid-request) is retried on the next replica, as an
+edge behind a load balancer would; a 409 naming the expected sequence drops what central
+already holds. Every acknowledged POST is recorded as a :class:`~bench.central_lag.Batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.central_lag import Batch
+from bench.central_sites import SiteEvents, topics_of
+from contract.sync_api import EVENTS_PATH
+from edge.uplink.sync import GZIP_ABOVE
+
+RETRY_S = 0.2
+
+
+@dataclass
+class Posting:
+    """What every site's POSTs gave: the acknowledged batches, and the failures retried."""
+
+    batches: list[Batch] = field(default_factory=list)
+    retries: dict[str, int] = field(default_factory=dict)  # why -> how many
+
+    def retried(self, why: str) -> None:
+        self.retries[why] = self.retries.get(why, 0) + 1
+
+    def since(self, began: float) -> list[Batch]:
+        return [b for b in self.batches if b.began >= began]
+
+
+@dataclass
+class SitePoster:
+    events: SiteEvents
+    key: str
+    replica: int  # the ingest replica it posts to first
+    pending: list[dict[str, Any]] = field(default_factory=list)  # made, not acknowledged
+
+    def make(self, n: int) -> None:
+        self.pending.extend(self.events.take(n, datetime.now(UTC)))
+
+    async def flush(
+        self, clients: Sequence[httpx.AsyncClient], batch: int, posting: Posting
+    ) -> None:
+        """Post everything pending, in order, one batch at a time."""
+        headers = {
+            "Authorization": f"Bearer {self.key}",
+            "Content-Type": "application/json",
+        }
+        while self.pending:
+            events = self.pending[:batch]
+            body = orjson.dumps({"events": events})
+            sent = dict(headers)
+            if len(body) > GZIP_ABOVE:
+                body = gzip.compress(body, compresslevel=5)
+                sent["Content-Encoding"] = "gzip"
+            began = time.monotonic()
+            try:
+                reply = await clients[self.replica].post(EVENTS_PATH, content=body, headers=sent)
+            except httpx.TransportError as err:
+                await self._failover(posting, type(err).__name__, len(clients))
+                continue
+            if reply.status_code == 200:
+                last = int(reply.json()["last_sequence"])
+                posting.batches.append(
+                    Batch(began, time.monotonic(), len(events), topics_of(events))
+                )
+                self._acknowledged(last)
+            elif reply.status_code == 409 and "expected_sequence" in reply.text:
+                self._acknowledged(int(reply.json()["expected_sequence"]) - 1)
+            elif reply.status_code >= 500 or reply.status_code in (409, 429):
+                # 409 without a sequence: a batch of this site in flight elsewhere won a race
+                await self._failover(posting, f"HTTP {reply.status_code}", len(clients))
+            else:
+                raise RuntimeError(f"{self.events.site_id}: HTTP {reply.status_code} {reply.text}")
+
+    def _acknowledged(self, last: int) -> None:
+        self.pending = [e for e in self.pending if e["sequence"] > last]
+
+    async def _failover(self, posting: Posting, why: str, replicas: int) -> None:
+        posting.retried(why)
+        self.replica = (self.replica + 1) % replicas
+        await asyncio.sleep(RETRY_S * (1 + random.random()))
+
+
+async def steady(
+    posters: Sequence[SitePoster],
+    clients: Sequence[httpx.AsyncClient],
+    *,
+    rate: float,
+    seconds: float,
+    interval: float,
+    batch: int,
+    posting: Posting,
+) -> None:
+    """Every site makes its share of ``rate`` events/s (0: as fast as central takes full
+    batches) for ``seconds``, posting what it has every ``interval`` s; then the last."""
+    per_site = rate / len(posters)
+    started = time.monotonic()
+    end = started + seconds
+
+    async def site(poster: SitePoster) -> None:
+        await asyncio.sleep(random.random() * interval)  # sites are not in step
+        made = 0
+        while (now := time.monotonic()) < end:
+            if rate <= 0:
+                poster.make(batch)
+            else:
+                due = int(per_site * (now - started)) - made
+                poster.make(due)
+                made += due
+            await poster.flush(clients, batch, posting)
+            if rate > 0:
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
+        if rate > 0:  # what was due until the end
+            poster.make(int(per_site * seconds) - made)
+            await poster.flush(clients, batch, posting)
+
+    async with asyncio.TaskGroup() as tasks:
+        for poster in posters:
+            tasks.create_task(site(poster))
+
+
+async def storm(
+    posters: Sequence[SitePoster],
+    clients: Sequence[httpx.AsyncClient],
+    *,
+    backlog: int,
+    batch: int,
+    posting: Posting,
+) -> None:
+    """Every site comes back at once with ``backlog`` events and posts them all."""
+    for poster in posters:
+        poster.make(backlog)
+    async with asyncio.TaskGroup() as tasks:
+        for poster in posters:
+            tasks.create_task(poster.flush(clients, batch, posting))

@@ -1,0 +1,433 @@
+"""Central at scale: events/s acknowledged and processed, end-to-end lag, storm drain, API
+reads under load, CPU and memory per process, PostgreSQL rows and bytes per event, and an
+exactly-once check (issue 17).
+
+Runs central in scale mode as local processes (:class:`tests.harness.central_cluster.CentralCluster`:
+fresh PostgreSQL databases, NATS and Redis namespaces of its own, the four consuming
+services one process each, ``--replicas`` ingest replicas = gateway with sync) and drives
+it with ``--sites`` light simulated sites speaking the real sync protocol with their own
+keys (:mod:`bench.central_load`, the event mix of :mod:`bench.central_sites`):
+
+1. steady: ``--rate`` events/s over all sites for ``--seconds`` (0: as fast as central
+   acknowledges full batches), while a reader asks ``GET /parking/status`` and
+   ``GET /charging/status/{vehicle}``; then until every consumer has applied everything;
+2. storm: every site comes back at once with ``--backlog`` events; until all applied.
+
+Lag and "applied" are read from NATS (:mod:`bench.central_lag`); the exactly-once check
+and the storage figures from the databases (:mod:`bench.central_checks`).
+
+    python -m bench.central_scale                 # 500 sites, 20,000 events/s, ~3 min
+    python -m bench.central_scale --smoke         # a few sites, a few seconds (CI)
+    python -m bench.central_scale --rate 0 --sites 50 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.central_checks import checks_json, exactly_once, storage, storage_per_event
+from bench.central_lag import BusWatch, Sample, applied_events, batch_lags, weighted_percentile
+from bench.central_load import Posting, SitePoster, steady, storm
+from bench.central_sites import SESSION_SCRIPT, SiteEvents, check_events
+from tests.harness.central_cluster import CentralCluster
+from tests.harness.processes import ProcessProbe
+from tests.harness.shared_services import NATS_URL, PG_HOST, PG_PORT, PG_USER
+
+BENCH_ENV = {
+    # a bench measures throughput: no key's bucket is the limit
+    "EVPARK_CENTRAL_RATE_LIMIT__ENABLED": "false",
+}
+LOG_PROBLEMS = ("bus.event.dead_lettered", ".event.invalid", "bus.event.unreadable")
+VEHICLE = "bench-car"
+SMOKE = {
+    "sites": 4,
+    "chargers": 5,
+    "rate": 300.0,
+    "seconds": 3.0,
+    "backlog": 60,
+    "interval": 0.5,
+    "api_rate": 5.0,
+    "drain_timeout": 45.0,
+}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+@dataclass
+class Reads:
+    """API answers timed while the load runs: route -> seconds, and failures."""
+
+    times: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        out = {}
+        for route, times in self.times.items():
+            timed = [(t, 1) for t in times]
+            out[route] = {
+                "requests": len(times),
+                "p50_ms": _ms(weighted_percentile(timed, 0.5)),
+                "p99_ms": _ms(weighted_percentile(timed, 0.99)),
+                "errors": self.errors.get(route, 0),
+            }
+        return out
+
+
+async def read_api(
+    clients: Sequence[httpx.AsyncClient],
+    key: str,
+    sites: Sequence[str],
+    rate: float,
+    reads: Reads,
+) -> None:
+    """Until cancelled: ``rate`` reads/s, by turns the parking status of a random site and
+    the vehicle's charging status, as a driver's app asks them."""
+    headers = {"Authorization": f"Bearer {key}"}
+    turn = 0
+    while True:
+        client = clients[turn % len(clients)]
+        if turn % 2 == 0:
+            route, path = "GET /parking/status", f"/parking/status?site_id={random.choice(sites)}"
+        else:
+            route, path = "GET /charging/status/{vehicle}", f"/charging/status/{VEHICLE}"
+        began = time.monotonic()
+        try:
+            reply = await client.get(path, headers=headers)
+            ok = reply.status_code == 200
+        except httpx.TransportError:
+            ok = False
+        reads.times.setdefault(route, []).append(time.monotonic() - began)
+        if not ok:
+            reads.errors[route] = reads.errors.get(route, 0) + 1
+        turn += 1
+        await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - began)))
+
+
+class Probes:
+    """CPU and peak RSS of central's processes, the bench itself, the NATS server and
+    the PostgreSQL backends serving the run's databases."""
+
+    def __init__(self, cluster: CentralCluster) -> None:
+        self._cluster = cluster
+        self._start: dict[str, float] = {}
+        self._backends_start: dict[int, float] = {}
+
+    def _processes(self) -> dict[str, ProcessProbe]:
+        probes = {name: ProcessProbe(pid) for name, pid in self._cluster.pids().items()}
+        probes["bench (load generator)"] = ProcessProbe(os.getpid())
+        nats_pid = _pid_of("nats-server")
+        if nats_pid is not None:
+            probes["nats-server (shared)"] = ProcessProbe(nats_pid)
+        return probes
+
+    async def begin(self) -> None:
+        self._start = {n: p.cpu_seconds() or 0.0 for n, p in self._processes().items()}
+        self._backends_start = {
+            pid: ProcessProbe(pid).cpu_seconds() or 0.0 for pid in await self._backends()
+        }
+
+    async def end(self, events: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        per = max(events, 1)
+        for name, probe in self._processes().items():
+            cpu = (probe.cpu_seconds() or 0.0) - self._start.get(name, 0.0)
+            out[name] = {
+                "cpu_s": round(cpu, 1),
+                "cpu_ms_per_event": round(cpu * 1000 / per, 3),
+                "peak_rss_mb": round(probe.peak_rss_mb() or 0.0),
+            }
+        backends = await self._backends()
+        cpu = sum(
+            (ProcessProbe(pid).cpu_seconds() or 0.0) - self._backends_start.get(pid, 0.0)
+            for pid in backends
+        )
+        out[f"postgresql ({len(backends)} backends)"] = {
+            "cpu_s": round(cpu, 1),
+            "cpu_ms_per_event": round(cpu * 1000 / per, 3),
+            "peak_rss_mb": None,
+        }
+        return out
+
+    async def _backends(self) -> list[int]:
+        import asyncpg
+
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])",
+                list(self._cluster.database_names.values()),
+            )
+        finally:
+            await conn.close()
+        return [r["pid"] for r in rows]
+
+
+def _pid_of(command: str) -> int | None:
+    """A process whose command name is ``command`` (read from /proc), if any."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == command:
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
+async def drained(watch: BusWatch, began: float, events: int, within: float) -> dict[str, Any]:
+    """Wait until every consumer has applied everything: events/s processed since
+    ``began``, or how far they got in ``within`` s."""
+    first = _sample_at(watch.samples, began)
+    done = await watch.until_applied(within)
+    if done is not None:
+        seconds = done.answered - began
+        return {"drained": True, "seconds": round(seconds, 2),
+                "processed_per_s": round(events / seconds)}  # fmt: skip
+    last = watch.samples[-1]
+    applied = applied_events(first, last) if first is not None else 0
+    seconds = last.answered - began
+    return {
+        "drained": False,
+        "seconds": round(seconds, 2),
+        "processed_per_s": round(applied / seconds),
+        "still_waiting": sum(s.waiting for s in last.topics.values()),
+    }
+
+
+def _sample_at(samples: Sequence[Sample], moment: float) -> Sample | None:
+    return next((s for s in samples if s.asked >= moment), samples[-1] if samples else None)
+
+
+async def phase_steady(
+    args: argparse.Namespace,
+    posters: Sequence[SitePoster],
+    clients: Sequence[httpx.AsyncClient],
+    watch: BusWatch,
+    driver_key: str,
+) -> dict[str, Any]:
+    posting, reads = Posting(), Reads()
+    made_before = sum(p.events.made for p in posters)
+    began = time.monotonic()
+    watch.samples.append(await watch.sample())
+    async with asyncio.TaskGroup() as tasks:
+        sampler = tasks.create_task(watch.run())
+        reader = tasks.create_task(
+            read_api(clients, driver_key, [p.events.site_id for p in posters], args.api_rate, reads)
+        )
+        await steady(posters, clients, rate=args.rate, seconds=args.seconds,
+                     interval=args.interval, batch=args.batch, posting=posting)  # fmt: skip
+        reader.cancel()
+        sampler.cancel()
+    acked_at = max((b.acked for b in posting.batches), default=began)
+    events = sum(p.events.made for p in posters) - made_before
+    done = await drained(watch, began, events, args.drain_timeout)
+    lags = batch_lags(posting.batches, watch.samples)
+    latencies = [(b.acked - b.began, 1) for b in posting.batches]
+    return {
+        "events": events,
+        "batches": len(posting.batches),
+        "ingest_seconds": round(acked_at - began, 2),
+        "ingest_per_s": round(events / max(acked_at - began, 1e-9)),
+        "processed": done,
+        "lag_p50_s": _round(weighted_percentile(lags, 0.5)),
+        "lag_p99_s": _round(weighted_percentile(lags, 0.99)),
+        "lag_batches_measured": len(lags),
+        "batch_p50_ms": _ms(weighted_percentile(latencies, 0.5)),
+        "batch_p99_ms": _ms(weighted_percentile(latencies, 0.99)),
+        "retries": posting.retries,
+        "api": reads.summary(),
+    }
+
+
+async def phase_storm(
+    args: argparse.Namespace,
+    posters: Sequence[SitePoster],
+    clients: Sequence[httpx.AsyncClient],
+    watch: BusWatch,
+) -> dict[str, Any]:
+    posting = Posting()
+    began = time.monotonic()
+    watch.samples.append(await watch.sample())
+    await storm(posters, clients, backlog=args.backlog, batch=args.batch, posting=posting)
+    acked_at = time.monotonic()
+    events = args.backlog * len(posters)
+    done = await drained(watch, began, events, args.drain_timeout)
+    latencies = [(b.acked - b.began, 1) for b in posting.batches]
+    return {
+        "events": events,
+        "ingest_seconds": round(acked_at - began, 2),
+        "ingest_per_s": round(events / (acked_at - began)),
+        "drain": done,
+        "batch_p99_ms": _ms(weighted_percentile(latencies, 0.99)),
+        "retries": posting.retries,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    # the mix is checked against the contract before any load: invalid events would be
+    # dropped by the consumers and make every figure a lie
+    sample = SiteEvents("check", chargers=args.chargers)
+    check_events(sample.take(args.chargers * (len(SESSION_SCRIPT) + 70), datetime.now(UTC)))
+    site_ids = [f"bench-{i}" for i in range(args.sites)]
+    async with AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(
+            CentralCluster(workdir, ingest_replicas=args.replicas, env=BENCH_ENV)
+        )
+        keys = await cluster.keys("site", list(site_ids))
+        (driver_key,) = await cluster.keys("driver", [None], user="bench-driver",
+                                           vehicles=(VEHICLE,))  # fmt: skip
+        posters = [
+            SitePoster(SiteEvents(site, chargers=args.chargers), key, i % args.replicas)
+            for i, (site, key) in enumerate(zip(site_ids, keys, strict=True))
+        ]
+        limits = httpx.Limits(max_connections=args.sites + 4, max_keepalive_connections=args.sites)
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, timeout=120, limits=limits)
+            )
+            for url in cluster.ingest_urls
+        ]
+        watch = await stack.enter_async_context(BusWatch(NATS_URL, cluster.bus_namespace))
+        probes = Probes(cluster)
+        stored_before = await storage(cluster)
+        await probes.begin()
+        report: dict[str, Any] = {"steady": await phase_steady(args, posters, clients, watch,
+                                                               driver_key)}  # fmt: skip
+        if args.backlog > 0:
+            report["storm"] = await phase_storm(args, posters, clients, watch)
+        events = sum(p.events.made for p in posters)
+        report["processes"] = await probes.end(events)
+        await asyncio.sleep(1.5)  # PostgreSQL publishes a backend's counters about every second
+        report["postgres"] = storage_per_event(stored_before, await storage(cluster), events)
+        applied = watch.samples[-1].applied()
+        if applied:
+            problems = {n: sum(cluster.count_in_logs(n).values()) for n in LOG_PROBLEMS}
+            report["exactly_once"] = checks_json(
+                await exactly_once(cluster, [p.events for p in posters], problems)
+            )
+        else:
+            report["exactly_once"] = {"ok": None, "checks": [], "why": "not drained in time"}
+        report["events"] = events
+    return report
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few sites, a few seconds per phase (CI): " + str(SMOKE))  # fmt: skip
+    parser.add_argument("--sites", type=int, default=500)
+    parser.add_argument("--chargers", type=int, default=20, help="chargers per site")
+    parser.add_argument("--rate", type=float, default=20000.0,
+                        help="steady events/s over all sites (0: as fast as acknowledged)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady phase length")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="a site posts what it has this often (the edge's batch_interval)")  # fmt: skip
+    parser.add_argument("--batch", type=int, default=500, help="most events per POST")
+    parser.add_argument("--backlog", type=int, default=100,
+                        help="events per site in the reconnect storm (0: no storm)")  # fmt: skip
+    parser.add_argument("--replicas", type=int, default=2, help="ingest replicas")
+    parser.add_argument("--api-rate", type=float, default=20.0, help="API reads/s in steady")
+    parser.add_argument("--drain-timeout", type=float, default=60.0,
+                        help="longest wait for the consumers after each phase, s")  # fmt: skip
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the processes' logs in this directory")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        for name, value in SMOKE.items():
+            setattr(args, name, value)
+    if args.sites < 1 or args.replicas < 1 or not 1 <= args.batch <= 5000:
+        parser.error("--sites and --replicas at least 1, --batch 1..5000")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = {k: v for k, v in vars(args).items() if k not in ("json", "keep")}
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return {"config": config, **asyncio.run(bench(args, args.keep))}
+    with tempfile.TemporaryDirectory(prefix="evpark-scale-") as tmp:
+        return {"config": config, **asyncio.run(bench(args, Path(tmp)))}
+
+
+def text(report: Mapping[str, Any]) -> str:
+    """The report for a person."""
+    s, lines = report["steady"], []
+    p = s["processed"]
+    lines += [
+        f"steady   {s['events']} events from {report['config']['sites']} sites: "
+        f"acknowledged {s['ingest_per_s']}/s (batch p50 {s['batch_p50_ms']} ms, "
+        f"p99 {s['batch_p99_ms']} ms), processed {p['processed_per_s']}/s"
+        + ("" if p["drained"] else f" (NOT drained after {p['seconds']} s)"),
+        f"         lag site POST -> every consumer applied: p50 {s['lag_p50_s']} s, "
+        f"p99 {s['lag_p99_s']} s ({s['lag_batches_measured']}/{s['batches']} batches)",
+    ]
+    for route, api in s["api"].items():
+        lines.append(f"         {route}: p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms "
+                     f"({api['requests']} reads, {api['errors']} errors)")  # fmt: skip
+    if s["retries"]:
+        lines.append(f"         retried: {s['retries']}")
+    if "storm" in report:
+        st = report["storm"]
+        d = st["drain"]
+        lines.append(
+            f"storm    {st['events']} events: acknowledged in {st['ingest_seconds']} s "
+            f"({st['ingest_per_s']}/s), all applied after {d['seconds']} s "
+            f"({d['processed_per_s']}/s)" + ("" if d["drained"] else " NOT drained")
+        )
+    lines.append("process                        cpu s  ms/event  peak RSS MB")
+    for name, figures in report["processes"].items():
+        lines.append(f"  {name:28s} {figures['cpu_s']:6}  {figures['cpu_ms_per_event']:8}  "
+                     f"{figures['peak_rss_mb']}")  # fmt: skip
+    pg = report["postgres"]
+    lines.append(
+        f"postgres {pg['rows_inserted_per_event']} rows inserted, "
+        f"{pg['rows_updated_per_event']} updated, {pg['bytes_per_event']} bytes per event"
+    )
+    once = report["exactly_once"]
+    verdict = {True: "holds", False: "FAILS", None: "not checked"}[once["ok"]]
+    lines.append(f"exactly-once: {verdict}" + (f" ({once['why']})" if "why" in once else ""))
+    lines += [
+        f"  {'ok ' if c['ok'] else 'BAD'} {c['what']}: {c['got']} (expected {c['expected']})"
+        for c in once["checks"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = run(args)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+    else:
+        sys.stdout.write(text(report))
+    if report["exactly_once"]["ok"] is False:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
