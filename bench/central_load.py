@@ -108,8 +108,13 @@ async def steady(
     batch: int,
     posting: Posting,
 ) -> None:
-    """Every site makes its share of ``rate`` events/s (0: as fast as central takes full
-    batches) for ``seconds``, posting what it has every ``interval`` s; then the last."""
+    """For ``seconds``, every site makes its share of ``rate`` events/s (0: as many as
+    central acknowledges in full batches) and posts what is due every ``interval`` s.
+
+    A site makes its events only as it posts them, at most ``batch`` at a time: when
+    central falls behind, a site posts full batches back to back and the events it owes
+    are never made (the offered rate is not reached, and the report shows it), so the
+    phase ends on time with nothing but the batches in flight left to answer."""
     per_site = rate / len(posters)
     started = time.monotonic()
     end = started + seconds
@@ -118,18 +123,13 @@ async def steady(
         await asyncio.sleep(random.random() * interval)  # sites are not in step
         made = 0
         while (now := time.monotonic()) < end:
-            if rate <= 0:
-                poster.make(batch)
-            else:
-                due = int(per_site * (now - started)) - made
-                poster.make(due)
-                made += due
+            owed = batch if rate <= 0 else int(per_site * (now - started)) - made
+            count = min(owed, batch)
+            poster.make(count)
+            made += count
             await poster.flush(clients, batch, posting)
-            if rate > 0:
+            if rate > 0 and owed <= batch:  # caught up: wait for the next events
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
-        if rate > 0:  # what was due until the end
-            poster.make(int(per_site * seconds) - made)
-            await poster.flush(clients, batch, posting)
 
     async with asyncio.TaskGroup() as tasks:
         for poster in posters:

@@ -241,6 +241,7 @@ async def phase_steady(
     lags = batch_lags(posting.batches, watch.samples)
     latencies = [(b.acked - b.began, 1) for b in posting.batches]
     return {
+        "offered_per_s": round(args.rate) if args.rate > 0 else None,
         "events": events,
         "batches": len(posting.batches),
         "ingest_seconds": round(acked_at - began, 2),
@@ -379,7 +380,8 @@ def text(report: Mapping[str, Any]) -> str:
     s, lines = report["steady"], []
     p = s["processed"]
     lines += [
-        f"steady   {s['events']} events from {report['config']['sites']} sites: "
+        f"steady   {s['events']} events from {report['config']['sites']} sites "
+        f"(offered {s['offered_per_s'] or 'as fast as acknowledged'}/s): "
         f"acknowledged {s['ingest_per_s']}/s (batch p50 {s['batch_p50_ms']} ms, "
         f"p99 {s['batch_p99_ms']} ms), processed {p['processed_per_s']}/s"
         + ("" if p["drained"] else f" (NOT drained after {p['seconds']} s)"),
@@ -405,7 +407,7 @@ def text(report: Mapping[str, Any]) -> str:
                      f"{figures['peak_rss_mb']}")  # fmt: skip
     pg = report["postgres"]
     lines.append(
-        f"postgres {pg['rows_inserted_per_event']} rows inserted, "
+        f"postgres {pg['rows_added_per_event']} rows added, "
         f"{pg['rows_updated_per_event']} updated, {pg['bytes_per_event']} bytes per event"
     )
     once = report["exactly_once"]

@@ -11,8 +11,8 @@ NATS and a Redis namespace of its own, and runs:
   talks to).
 
 Everything is given back on exit: processes stopped, databases dropped, streams and
-cache keys deleted. A process can be killed (SIGKILL) and started again by name
-(``ingest-0``, ``analytics-1``...); :meth:`pids` feeds
+cache keys deleted. A process can be killed (SIGKILL), paused (SIGSTOP) and started again
+by name (``ingest-0``, ``analytics-1``...); :meth:`pids` feeds
 :class:`tests.harness.processes.ProcessProbe`. Missing services skip on a laptop and fail
 under ``CI=true``.
 
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import uuid
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -186,6 +188,20 @@ class CentralCluster:
     def kill(self, name: str) -> None:
         """SIGKILL one process (``ingest-1``, ``analytics-0``...): a crash."""
         self.daemons[name].kill()
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP one process: it holds what it has (connections, events delivered to
+        it) and does nothing until :meth:`resume`."""
+        self._signal(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self._signal(name, signal.SIGCONT)
+
+    def _signal(self, name: str, sig: signal.Signals) -> None:
+        pid = self.daemons[name].pid
+        if pid is None or not self.daemons[name].alive():
+            raise ProcessLookupError(f"{name} is not running")
+        os.kill(pid, sig)
 
     async def restart(self, name: str) -> None:
         """Start a killed or stopped process again and wait until it is healthy."""
