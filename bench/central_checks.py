@@ -96,9 +96,7 @@ async def exactly_once(
         Check("analytics: departures counted", vacated, departures),
         Check("analytics: sessions started counted", n_started, started),
         Check("analytics: sessions completed counted", n_completed, completed),
-        Check(
-            "parking: history rows", occupied + vacated + want.count("sensor.status"), parking
-        ),
+        Check("parking: history rows", occupied + vacated + want.count("sensor.status"), parking),
         Check("parking: arrivals", occupied, parking_kinds[0]),
         Check("parking: departures", vacated, parking_kinds[1]),
         Check("parking: sensor reports", want.count("sensor.status"), parking_kinds[2]),
@@ -130,7 +128,9 @@ async def storage(cluster: CentralCluster) -> dict[str, Storage]:
     for owner, database in cluster.database_names.items():
         conn = await _connect(database)
         try:
-            tables = [r["relname"] for r in await conn.fetch("SELECT relname FROM pg_stat_user_tables")]
+            tables = [
+                r["relname"] for r in await conn.fetch("SELECT relname FROM pg_stat_user_tables")
+            ]
             counts = " + ".join(f'(SELECT count(*) FROM "{t}")' for t in tables) or "0"
             rows = await conn.fetchval(f"SELECT {counts}")
             updated, size = await conn.fetchrow(

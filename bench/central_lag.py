@@ -163,6 +163,4 @@ def weighted_percentile(values: Sequence[tuple[float, int]], q: float) -> float 
 
 def applied_events(first: Sample, last: Sample) -> int:
     """Events the slowest consumer of each topic acknowledged between two samples."""
-    return sum(
-        last.topics[t].floor - first.topics[t].floor for t in TOPICS if t in first.topics
-    )
+    return sum(last.topics[t].floor - first.topics[t].floor for t in TOPICS if t in first.topics)

@@ -11,6 +11,7 @@ already holds. Every acknowledged POST is recorded as a :class:`~bench.central_l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import random
 import time
@@ -113,23 +114,26 @@ async def steady(
 
     A site makes its events only as it posts them, at most ``batch`` at a time: when
     central falls behind, a site posts full batches back to back and the events it owes
-    are never made (the offered rate is not reached, and the report shows it), so the
-    phase ends on time with nothing but the batches in flight left to answer."""
+    are never made (the offered rate is not reached, and the report shows it). The phase
+    ends on time: a batch still in flight then is given up and stays pending (central may
+    have stored it: sent again, it is answered as duplicates), as an edge's would."""
     per_site = rate / len(posters)
     started = time.monotonic()
     end = started + seconds
 
     async def site(poster: SitePoster) -> None:
-        await asyncio.sleep(random.random() * interval)  # sites are not in step
         made = 0
-        while (now := time.monotonic()) < end:
-            owed = batch if rate <= 0 else int(per_site * (now - started)) - made
-            count = min(owed, batch)
-            poster.make(count)
-            made += count
-            await poster.flush(clients, batch, posting)
-            if rate > 0 and owed <= batch:  # caught up: wait for the next events
-                await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await asyncio.sleep(random.random() * interval)  # sites are not in step
+                while (now := time.monotonic()) < end:
+                    owed = batch if rate <= 0 else int(per_site * (now - started)) - made
+                    count = min(owed, batch)
+                    poster.make(count)
+                    made += count
+                    await poster.flush(clients, batch, posting)
+                    if rate > 0 and owed <= batch:  # caught up: wait for the next events
+                        await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
 
     async with asyncio.TaskGroup() as tasks:
         for poster in posters:
@@ -144,7 +148,7 @@ async def storm(
     batch: int,
     posting: Posting,
 ) -> None:
-    """Every site comes back at once with ``backlog`` events and posts them all."""
+    """Every site comes back at once with ``backlog`` more events and posts all it has."""
     for poster in posters:
         poster.make(backlog)
     async with asyncio.TaskGroup() as tasks:

@@ -44,7 +44,7 @@ from bench.central_checks import checks_json, exactly_once, storage, storage_per
 from bench.central_lag import BusWatch, Sample, applied_events, batch_lags, weighted_percentile
 from bench.central_load import Posting, SitePoster, steady, storm
 from bench.central_sites import SESSION_SCRIPT, SiteEvents, check_events
-from tests.harness.central_cluster import CentralCluster
+from tests.harness.central_cluster import CHECKOUT, CentralCluster
 from tests.harness.processes import ProcessProbe
 from tests.harness.shared_services import NATS_URL, PG_HOST, PG_PORT, PG_USER
 
@@ -223,7 +223,6 @@ async def phase_steady(
     driver_key: str,
 ) -> dict[str, Any]:
     posting, reads = Posting(), Reads()
-    made_before = sum(p.events.made for p in posters)
     began = time.monotonic()
     watch.samples.append(await watch.sample())
     async with asyncio.TaskGroup() as tasks:
@@ -235,8 +234,8 @@ async def phase_steady(
                      interval=args.interval, batch=args.batch, posting=posting)  # fmt: skip
         reader.cancel()
         sampler.cancel()
-    acked_at = max((b.acked for b in posting.batches), default=began)
-    events = sum(p.events.made for p in posters) - made_before
+    ended = time.monotonic()
+    events = sum(b.events for b in posting.batches)
     done = await drained(watch, began, events, args.drain_timeout)
     lags = batch_lags(posting.batches, watch.samples)
     latencies = [(b.acked - b.began, 1) for b in posting.batches]
@@ -244,8 +243,9 @@ async def phase_steady(
         "offered_per_s": round(args.rate) if args.rate > 0 else None,
         "events": events,
         "batches": len(posting.batches),
-        "ingest_seconds": round(acked_at - began, 2),
-        "ingest_per_s": round(events / max(acked_at - began, 1e-9)),
+        "ingest_seconds": round(ended - began, 2),
+        "ingest_per_s": round(events / (ended - began)),
+        "given_up_in_flight": sum(len(p.pending) for p in posters),
         "processed": done,
         "lag_p50_s": _round(weighted_percentile(lags, 0.5)),
         "lag_p99_s": _round(weighted_percentile(lags, 0.99)),
@@ -264,11 +264,11 @@ async def phase_storm(
     watch: BusWatch,
 ) -> dict[str, Any]:
     posting = Posting()
+    events = sum(len(p.pending) for p in posters) + args.backlog * len(posters)
     began = time.monotonic()
     watch.samples.append(await watch.sample())
     await storm(posters, clients, backlog=args.backlog, batch=args.batch, posting=posting)
     acked_at = time.monotonic()
-    events = args.backlog * len(posters)
     done = await drained(watch, began, events, args.drain_timeout)
     latencies = [(b.acked - b.began, 1) for b in posting.batches]
     return {
@@ -293,7 +293,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     site_ids = [f"bench-{i}" for i in range(args.sites)]
     async with AsyncExitStack() as stack:
         cluster = await stack.enter_async_context(
-            CentralCluster(workdir, ingest_replicas=args.replicas, env=BENCH_ENV)
+            CentralCluster(
+                workdir, ingest_replicas=args.replicas, env=BENCH_ENV, source=args.central_src
+            )
         )
         keys = await cluster.keys("site", list(site_ids))
         (driver_key,) = await cluster.keys("driver", [None], user="bench-driver",
@@ -352,8 +354,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="events per site in the reconnect storm (0: no storm)")  # fmt: skip
     parser.add_argument("--replicas", type=int, default=2, help="ingest replicas")
     parser.add_argument("--api-rate", type=float, default=20.0, help="API reads/s in steady")
-    parser.add_argument("--drain-timeout", type=float, default=60.0,
+    parser.add_argument("--drain-timeout", type=float, default=45.0,
                         help="longest wait for the consumers after each phase, s")  # fmt: skip
+    parser.add_argument("--central-src", type=Path, default=CHECKOUT,
+                        help="the source tree whose central runs (e.g. an older commit's "
+                        "`git archive` output, to compare)")  # fmt: skip
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the processes' logs in this directory")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -367,7 +372,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    config = {k: v for k, v in vars(args).items() if k not in ("json", "keep")}
+    config = {k: v for k, v in vars(args).items() if k not in ("json", "keep", "central_src")}
+    config["central_src"] = str(args.central_src)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         return {"config": config, **asyncio.run(bench(args, args.keep))}

@@ -47,7 +47,8 @@ def test_progress_times_move_forward_within_a_session() -> None:
     for event in progress:
         by_session.setdefault(event["data"]["session_id"], []).append(event["data"]["at"])
     for times in by_session.values():
-        assert times == sorted(times) and len(set(times)) == len(times)
+        assert times == sorted(times)
+        assert len(set(times)) == len(times)
 
 
 def test_the_mix_over_whole_sessions_is_the_table() -> None:

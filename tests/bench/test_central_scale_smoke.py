@@ -25,7 +25,15 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     require_nats()
     require_redis()
     logs = tmp_path_factory.mktemp("central-scale")
-    command = [sys.executable, "-m", "bench.central_scale", "--smoke", "--json", "--keep", str(logs)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.central_scale",
+        "--smoke",
+        "--json",
+        "--keep",
+        str(logs),
+    ]
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=180, check=False
     )
@@ -50,14 +58,17 @@ def test_every_event_is_stored_and_applied_once(report: dict[str, Any]) -> None:
 
 def test_both_phases_are_measured_to_the_end(report: dict[str, Any]) -> None:
     steady, storm = report["steady"], report["storm"]
-    assert steady["events"] > 0 and steady["ingest_per_s"] > 0
+    assert steady["events"] > 0
+    assert steady["ingest_per_s"] > 0
     assert steady["processed"]["drained"] is True
     assert steady["processed"]["processed_per_s"] > 0
     assert 0 < steady["lag_p50_s"] <= steady["lag_p99_s"]
     # every acknowledged batch was seen applied
     assert steady["lag_batches_measured"] == steady["batches"] > 0
-    assert storm["events"] == report["config"]["backlog"] * report["config"]["sites"]
-    assert storm["drain"]["drained"] is True and storm["drain"]["seconds"] > 0
+    backlog = report["config"]["backlog"] * report["config"]["sites"]
+    assert storm["events"] == backlog + steady["given_up_in_flight"]
+    assert storm["drain"]["drained"] is True
+    assert storm["drain"]["seconds"] > 0
     assert report["events"] == steady["events"] + storm["events"]
 
 
@@ -65,7 +76,8 @@ def test_api_reads_were_answered_under_load(report: dict[str, Any]) -> None:
     api = report["steady"]["api"]
     assert set(api) == {"GET /parking/status", "GET /charging/status/{vehicle}"}
     for route, figures in api.items():
-        assert figures["requests"] > 0 and figures["errors"] == 0, route
+        assert figures["requests"] > 0, route
+        assert figures["errors"] == 0, route
         assert 0 < figures["p50_ms"] <= figures["p99_ms"], route
 
 

@@ -58,7 +58,9 @@ class AnalyticsConsumer:
             if ready(*state):
                 return
             await asyncio.sleep(0.02)
-        raise AssertionError(f"not within {within} s: {what} (delivered, in flight, waiting: {state})")
+        raise AssertionError(
+            f"not within {within} s: {what} (delivered, in flight, waiting: {state})"
+        )
 
 
 async def kill_analytics_mid_batch(cluster: CentralCluster) -> int:
@@ -113,8 +115,15 @@ async def test_killed_replicas_lose_and_duplicate_nothing(tmp_path: Path) -> Non
             asyncio.TaskGroup() as tasks,
         ):
             tasks.create_task(
-                steady(posters, [first, second], rate=RATE, seconds=SECONDS, interval=0.25,
-                       batch=100, posting=posting)  # fmt: skip
+                steady(
+                    posters,
+                    [first, second],
+                    rate=RATE,
+                    seconds=SECONDS,
+                    interval=0.25,
+                    batch=100,
+                    posting=posting,
+                )
             )
             await asyncio.sleep(2.0)
             cluster.kill("ingest-1")
@@ -133,7 +142,6 @@ async def test_killed_replicas_lose_and_duplicate_nothing(tmp_path: Path) -> Non
         checks = await exactly_once(cluster, [p.events for p in posters], problems)
         failed = [c for c in checks if not c.ok]
         assert not failed, (
-            f"{failed} (analytics-1 was killed holding {held} events; "
-            f"retries {posting.retries})"
+            f"{failed} (analytics-1 was killed holding {held} events; retries {posting.retries})"
         )
         assert sum(p.events.made for p in posters) >= RATE * SECONDS * 0.9

@@ -49,6 +49,8 @@ from tests.harness.shared_services import (
     require_redis,
 )
 
+# the checkout this harness is in: its processes run its code, not the installed package's
+CHECKOUT: Final = Path(__file__).resolve().parents[2]
 CONSUMERS: Final = ("parking", "charging", "notification", "analytics")
 DATABASES: Final = ("gateway", "sync", *CONSUMERS)
 INGEST: Final = "ingest"
@@ -62,10 +64,13 @@ class CentralCluster:
         ingest_replicas: int = 1,
         replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
+        source: Path = CHECKOUT,
         start_within: float = 60.0,
     ) -> None:
         """``replicas``: processes per consuming service (default 1 each); ``env``: more
-        settings for every process (``EVPARK_CENTRAL_...``)."""
+        settings for every process (``EVPARK_CENTRAL_...``); ``source``: the source tree
+        whose central the processes run (default this checkout; the ``evpark`` script
+        alone would import the package where it is installed, maybe another checkout)."""
         self.workdir = workdir
         self.run_id = uuid.uuid4().hex[:10]
         self.bus_namespace = f"s{self.run_id}"
@@ -73,12 +78,13 @@ class CentralCluster:
         self.database_names = {name: f"evpark_scale_{self.run_id}_{name}" for name in DATABASES}
         self._start_within = start_within
         counts = {name: 1 for name in CONSUMERS} | dict(replicas or {})
-        ports = {
-            f"{name}-{i}": free_port() for name, count in counts.items() for i in range(count)
-        }
+        ports = {f"{name}-{i}": free_port() for name, count in counts.items() for i in range(count)}
         ports |= {f"{INGEST}-{i}": free_port() for i in range(ingest_replicas)}
         self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         self.env = {
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(source), os.environ.get("PYTHONPATH")])
+            ),
             "EVPARK_CENTRAL_DATA_DIR": str(workdir / "data"),
             # one database per service: {service} is replaced by each process
             "EVPARK_CENTRAL_DATABASE_URL": pg_url(f"evpark_scale_{self.run_id}_{{service}}"),
