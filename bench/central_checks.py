@@ -102,7 +102,7 @@ async def exactly_once(
         Check("parking: sensor reports", want.count("sensor.status"), parking_kinds[2]),
         Check("charging: sessions started (history)", n_started, history_started),
         Check("charging: sessions completed (history)", n_completed, history_completed),
-        Check("charging: sessions", n_started, sessions),
+        Check("charging: sessions", want.sessions, sessions),
         Check("charging: sessions completed", n_completed, sessions_completed),
         *(Check(f"logs: {needle}", 0, count) for needle, count in log_problems.items()),
     ]

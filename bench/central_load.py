@@ -147,10 +147,18 @@ async def storm(
     backlog: int,
     batch: int,
     posting: Posting,
+    within: float,
 ) -> None:
-    """Every site comes back at once with ``backlog`` more events and posts all it has."""
+    """Every site comes back at once with ``backlog`` more events and posts all it has;
+    what is not acknowledged after ``within`` s is given up (stays pending)."""
     for poster in posters:
         poster.make(backlog)
+
+    async def site(poster: SitePoster) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await poster.flush(clients, batch, posting)
+
     async with asyncio.TaskGroup() as tasks:
         for poster in posters:
-            tasks.create_task(poster.flush(clients, batch, posting))
+            tasks.create_task(site(poster))

@@ -5,9 +5,11 @@ Every charger of a site runs one charging session after another, each the script
 :data:`SESSION_SCRIPT` (the table docs/benchmarks.md shows): the car arrives, the bay
 sensor reports, the charger goes Charging, the session starts, progress every minute while
 it charges, it completes, the charger is Available again, the car leaves. A site takes its
-chargers in turn, one event each, so at any moment some sessions start while most are in
-progress: the mix is the script's. The first session of each charger is cut short at
-random, so sessions do not all end together.
+chargers in turn, one event each, and each charger begins at a random point of its
+script, as a site that was running before the bench: the mix is the script's from the
+first event. A session found under way ends as a real one would, though central never
+saw it start (its progress is ignored, its completion makes the session:
+:attr:`SiteEvents.unseen_starts` counts them).
 
 Events are JSON-ready dicts (CloudEvents with ``dataschema``), built from templates that
 :func:`check_events` validates with the contract's models; the bench checks a sample of
@@ -54,6 +56,7 @@ SESSION_SCRIPT: Final = (
 )
 _PROGRESS_STEP: Final = SESSION_SCRIPT.index("charging.progress")
 _TICK: Final = timedelta(milliseconds=1)
+_BEFORE: Final = timedelta(hours=1)  # when a session found under way began
 
 
 @dataclass
@@ -68,6 +71,7 @@ class _Charger:
     started_at: datetime | None = None
     arrived_at: datetime | None = None
     last_at: datetime | None = None
+    started_here: bool = True  # this session's charging.started is (or will be) sent
 
     @property
     def charger_id(self) -> str:
@@ -88,6 +92,7 @@ class SiteEvents:
     seed: int = 0
     next_sequence: int = 1
     counts: Counter[str] = field(default_factory=Counter)  # events made, by type
+    unseen_starts: int = 0  # sessions completed whose start came before the bench
     _rng: random.Random = field(init=False)
     _chargers: list[_Charger] = field(init=False)
     _turn: int = field(init=False, default=0)
@@ -95,8 +100,14 @@ class SiteEvents:
     def __post_init__(self) -> None:
         self._rng = random.Random(f"{self.site_id}:{self.seed}")
         self._chargers = [_Charger(n + 1) for n in range(self.chargers)]
-        for charger in self._chargers:  # first sessions of random length: staggered ends
-            charger.progress_left = self._rng.randint(0, self.progress_per_session)
+        progress = self.progress_per_session
+        for c in self._chargers:  # somewhere in a session, as a site that ran before
+            at = self._rng.randrange(len(SESSION_SCRIPT) - 1 + progress)
+            c.progress_left = progress - max(0, min(at - _PROGRESS_STEP, progress))
+            c.step = at if at <= _PROGRESS_STEP else max(_PROGRESS_STEP, at - progress + 1)
+            if c.step == _PROGRESS_STEP and c.progress_left == 0:
+                c.step += 1
+            c.started_here = c.step <= SESSION_SCRIPT.index("charging.started")
         self._source = site_source(self.site_id)
 
     @property
@@ -127,6 +138,7 @@ class SiteEvents:
             c.progress_left -= 1  # the script stays on progress
         elif event_type == "parking.vacated":
             c.step, c.progress_left, c.session = 0, self.progress_per_session, c.session + 1
+            c.started_here, c.started_at, c.arrived_at = True, None, None
         else:
             c.step += 1
         if c.step == _PROGRESS_STEP and c.progress_left == 0:
@@ -183,13 +195,14 @@ class SiteEvents:
                 "id_tag": tag,
             }
         if event_type == "charging.completed":
+            self.unseen_starts += not c.started_here
             return {
                 "session_id": session_id,
                 "charger_id": c.charger_id,
                 "evse_id": 1,
                 "transaction_id": c.session + 1,
                 "energy_wh": c.energy_wh,
-                "started_at": format_timestamp(c.started_at or at),
+                "started_at": format_timestamp(c.started_at or at - _BEFORE),
                 "stopped_at": format_timestamp(at),
                 "reason": "EVDisconnected",
                 "slot_id": c.slot_id,
@@ -197,7 +210,7 @@ class SiteEvents:
                 "id_tag": tag,
             }
         assert event_type == "parking.vacated", event_type
-        arrived = c.arrived_at or at
+        arrived = c.arrived_at or at - _BEFORE
         return {
             "slot_id": c.slot_id,
             "slot_type": "ev",
@@ -243,13 +256,16 @@ class Expected:
 
     events: int
     by_type: dict[str, int]
+    sessions: int  # charging sessions central knows of: started, or completed unseen
 
     @classmethod
     def of(cls, sites: Iterable[SiteEvents]) -> Expected:
         total: Counter[str] = Counter()
+        unseen = 0
         for site in sites:
             total.update(site.counts)
-        return cls(sum(total.values()), dict(total))
+            unseen += site.unseen_starts
+        return cls(sum(total.values()), dict(total), total["charging.started"] + unseen)
 
     def count(self, *types: str) -> int:
         return sum(self.by_type.get(t, 0) for t in types)

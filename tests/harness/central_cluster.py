@@ -37,7 +37,13 @@ from types import TracebackType
 from typing import Final, Self
 
 from tests.harness.ports import free_port
-from tests.harness.processes import DaemonProcess, central_run_command, log_tail, stop_all
+from tests.harness.processes import (
+    DaemonProcess,
+    ProcessFailed,
+    central_run_command,
+    log_tail,
+    stop_all,
+)
 from tests.harness.shared_services import (
     NATS_URL,
     REDIS_URL,
@@ -54,6 +60,7 @@ CHECKOUT: Final = Path(__file__).resolve().parents[2]
 CONSUMERS: Final = ("parking", "charging", "notification", "analytics")
 DATABASES: Final = ("gateway", "sync", *CONSUMERS)
 INGEST: Final = "ingest"
+PLACES: Final = 3  # tries at free ports
 
 
 class CentralCluster:
@@ -78,10 +85,9 @@ class CentralCluster:
         self.database_names = {name: f"evpark_scale_{self.run_id}_{name}" for name in DATABASES}
         self._start_within = start_within
         counts = {name: 1 for name in CONSUMERS} | dict(replicas or {})
-        ports = {f"{name}-{i}": free_port() for name, count in counts.items() for i in range(count)}
-        ports |= {f"{INGEST}-{i}": free_port() for i in range(ingest_replicas)}
-        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        self.env = {
+        self._names = [f"{name}-{i}" for name, count in counts.items() for i in range(count)]
+        self._names += [f"{INGEST}-{i}" for i in range(ingest_replicas)]
+        self._settings = {
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(source), os.environ.get("PYTHONPATH")])
             ),
@@ -93,21 +99,26 @@ class CentralCluster:
             "EVPARK_CENTRAL_CACHE_URL": REDIS_URL,
             "EVPARK_CENTRAL_CACHE_NAMESPACE": self.cache_namespace,
             "EVPARK_CENTRAL_INTERNAL_TOKEN": f"scale-{self.run_id}",
-            "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(
-                {name: self.urls[f"{name}-0"] for name in CONSUMERS}
-            ),
             **(env or {}),
         }
+        self._place()
+        self._stack = AsyncExitStack()
+
+    def _place(self) -> None:
+        """A free port for every process, and the processes to run on them."""
+        ports = {name: free_port() for name in self._names}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        routes = {name: self.urls[f"{name}-0"] for name in CONSUMERS}
+        self.env = {**self._settings, "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(routes)}
         self.daemons = {
             name: DaemonProcess(
                 name,
                 central_run_command(port, "--service", _role(name)),
-                workdir / f"{name}.log",
+                self.workdir / f"{name}.log",
                 self.env,
             )
             for name, port in ports.items()
         }
-        self._stack = AsyncExitStack()
 
     @property
     def ingest_urls(self) -> list[str]:
@@ -126,13 +137,18 @@ class CentralCluster:
             await self._stack.enter_async_context(pg_databases(list(self.database_names.values())))
             self._stack.push_async_callback(delete_cache_keys, self.cache_namespace)
             self._stack.push_async_callback(delete_streams, self.bus_namespace)
-            self._stack.push_async_callback(
-                asyncio.to_thread, stop_all, self.daemons.values(), 15.0
-            )
-            # the first of each kind migrates its databases alone, then the others start
-            first = [name for name in self.daemons if name.endswith("-0")]
-            await self._start(first)
-            await self._start([name for name in self.daemons if name not in first])
+            self._stack.push_async_callback(self._stop_all)
+            for attempt in range(PLACES):
+                try:
+                    await self._start_all()
+                    break
+                except ProcessFailed as err:
+                    # a free port is free when asked, not always when bound: another
+                    # process on this machine may have taken it in between
+                    if "address already in use" not in str(err) or attempt == PLACES - 1:
+                        raise
+                    await self._stop_all()
+                    self._place()
         except BaseException:
             await self._stack.aclose()
             raise
@@ -146,20 +162,27 @@ class CentralCluster:
     ) -> None:
         await self._stack.aclose()
 
+    async def _start_all(self) -> None:
+        # the first of each kind migrates its databases alone, then the others start
+        first = [name for name in self.daemons if name.endswith("-0")]
+        await self._start(first)
+        await self._start([name for name in self.daemons if name not in first])
+
+    async def _stop_all(self) -> None:
+        await asyncio.to_thread(stop_all, self.daemons.values(), 15.0)
+
     async def _start(self, names: list[str]) -> None:
+        """Start them side by side and wait until each is healthy (in a thread: the event
+        loop is free meanwhile); ProcessFailed names the first that is not."""
         for name in names:
             self.daemons[name].start()
-        # side by side, in threads: the event loop is free while they start
-        async with asyncio.TaskGroup() as tasks:
-            for name in names:
-                tasks.create_task(self._healthy(name))
 
-    async def _healthy(self, name: str) -> None:
-        await asyncio.to_thread(
-            self.daemons[name].wait_healthy,
-            f"{self.urls[name]}/healthz",
-            within=self._start_within,
-        )
+        def wait() -> None:
+            for name in names:
+                url = f"{self.urls[name]}/healthz"
+                self.daemons[name].wait_healthy(url, within=self._start_within)
+
+        await asyncio.to_thread(wait)
 
     async def keys(
         self,
