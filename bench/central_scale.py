@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import random
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,17 +40,17 @@ import orjson
 from bench.central_checks import checks_json, exactly_once, storage, storage_per_event
 from bench.central_lag import BusWatch, Sample, applied_events, batch_lags, weighted_percentile
 from bench.central_load import Posting, SitePoster, steady, storm
+from bench.central_probes import Probes
+from bench.central_reads import VEHICLE, Reads, ms, read_api
 from bench.central_sites import SESSION_SCRIPT, SiteEvents, check_events
 from tests.harness.central_cluster import CHECKOUT, CentralCluster
-from tests.harness.processes import ProcessProbe
-from tests.harness.shared_services import NATS_URL, PG_HOST, PG_PORT, PG_USER
+from tests.harness.shared_services import NATS_URL
 
 BENCH_ENV = {
     # a bench measures throughput: no key's bucket is the limit
     "EVPARK_CENTRAL_RATE_LIMIT__ENABLED": "false",
 }
 LOG_PROBLEMS = ("bus.event.dead_lettered", ".event.invalid", "bus.event.unreadable")
-VEHICLE = "bench-car"
 SMOKE = {
     "sites": 4,
     "chargers": 5,
@@ -64,131 +61,6 @@ SMOKE = {
     "api_rate": 5.0,
     "drain_timeout": 45.0,
 }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
-@dataclass
-class Reads:
-    """API answers timed while the load runs: route -> seconds, and failures."""
-
-    times: dict[str, list[float]] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        out = {}
-        for route, times in self.times.items():
-            timed = [(t, 1) for t in times]
-            out[route] = {
-                "requests": len(times),
-                "p50_ms": _ms(weighted_percentile(timed, 0.5)),
-                "p99_ms": _ms(weighted_percentile(timed, 0.99)),
-                "errors": self.errors.get(route, 0),
-            }
-        return out
-
-
-async def read_api(
-    clients: Sequence[httpx.AsyncClient],
-    key: str,
-    sites: Sequence[str],
-    rate: float,
-    reads: Reads,
-) -> None:
-    """Until cancelled: ``rate`` reads/s, by turns the parking status of a random site and
-    the vehicle's charging status, as a driver's app asks them."""
-    headers = {"Authorization": f"Bearer {key}"}
-    turn = 0
-    while True:
-        client = clients[turn % len(clients)]
-        if turn % 2 == 0:
-            route, path = "GET /parking/status", f"/parking/status?site_id={random.choice(sites)}"
-        else:
-            route, path = "GET /charging/status/{vehicle}", f"/charging/status/{VEHICLE}"
-        began = time.monotonic()
-        try:
-            reply = await client.get(path, headers=headers)
-            ok = reply.status_code == 200
-        except httpx.TransportError:
-            ok = False
-        reads.times.setdefault(route, []).append(time.monotonic() - began)
-        if not ok:
-            reads.errors[route] = reads.errors.get(route, 0) + 1
-        turn += 1
-        await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - began)))
-
-
-class Probes:
-    """CPU and peak RSS of central's processes, the bench itself, the NATS server and
-    the PostgreSQL backends serving the run's databases."""
-
-    def __init__(self, cluster: CentralCluster) -> None:
-        self._cluster = cluster
-        self._start: dict[str, float] = {}
-        self._backends_start: dict[int, float] = {}
-
-    def _processes(self) -> dict[str, ProcessProbe]:
-        probes = {name: ProcessProbe(pid) for name, pid in self._cluster.pids().items()}
-        probes["bench (load generator)"] = ProcessProbe(os.getpid())
-        nats_pid = _pid_of("nats-server")
-        if nats_pid is not None:
-            probes["nats-server (shared)"] = ProcessProbe(nats_pid)
-        return probes
-
-    async def begin(self) -> None:
-        self._start = {n: p.cpu_seconds() or 0.0 for n, p in self._processes().items()}
-        self._backends_start = {
-            pid: ProcessProbe(pid).cpu_seconds() or 0.0 for pid in await self._backends()
-        }
-
-    async def end(self, events: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        per = max(events, 1)
-        for name, probe in self._processes().items():
-            cpu = (probe.cpu_seconds() or 0.0) - self._start.get(name, 0.0)
-            out[name] = {
-                "cpu_s": round(cpu, 1),
-                "cpu_ms_per_event": round(cpu * 1000 / per, 3),
-                "peak_rss_mb": round(probe.peak_rss_mb() or 0.0),
-            }
-        backends = await self._backends()
-        cpu = sum(
-            (ProcessProbe(pid).cpu_seconds() or 0.0) - self._backends_start.get(pid, 0.0)
-            for pid in backends
-        )
-        out[f"postgresql ({len(backends)} backends)"] = {
-            "cpu_s": round(cpu, 1),
-            "cpu_ms_per_event": round(cpu * 1000 / per, 3),
-            "peak_rss_mb": None,
-        }
-        return out
-
-    async def _backends(self) -> list[int]:
-        import asyncpg
-
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])",
-                list(self._cluster.database_names.values()),
-            )
-        finally:
-            await conn.close()
-        return [r["pid"] for r in rows]
-
-
-def _pid_of(command: str) -> int | None:
-    """A process whose command name is ``command`` (read from /proc), if any."""
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "comm").read_text().strip() == command:
-                    return int(proc.name)
-            except OSError:
-                continue
-    return None
 
 
 async def drained(watch: BusWatch, began: float, events: int, within: float) -> dict[str, Any]:
@@ -250,8 +122,8 @@ async def phase_steady(
         "lag_p50_s": _round(weighted_percentile(lags, 0.5)),
         "lag_p99_s": _round(weighted_percentile(lags, 0.99)),
         "lag_batches_measured": len(lags),
-        "batch_p50_ms": _ms(weighted_percentile(latencies, 0.5)),
-        "batch_p99_ms": _ms(weighted_percentile(latencies, 0.99)),
+        "batch_p50_ms": ms(weighted_percentile(latencies, 0.5)),
+        "batch_p99_ms": ms(weighted_percentile(latencies, 0.99)),
         "retries": posting.retries,
         "api": reads.summary(),
     }
@@ -279,7 +151,7 @@ async def phase_storm(
         "ingest_seconds": round(acked_at - began, 2),
         "ingest_per_s": round(acked / (acked_at - began)),
         "drain": done,
-        "batch_p99_ms": _ms(weighted_percentile(latencies, 0.99)),
+        "batch_p99_ms": ms(weighted_percentile(latencies, 0.99)),
         "retries": posting.retries,
     }
 
@@ -358,9 +230,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="events per site in the reconnect storm (0: no storm)")  # fmt: skip
     parser.add_argument("--replicas", type=int, default=2, help="ingest replicas")
     parser.add_argument("--api-rate", type=float, default=20.0, help="API reads/s in steady")
-    parser.add_argument("--storm-timeout", type=float, default=60.0,
+    parser.add_argument("--storm-timeout", type=float, default=45.0,
                         help="longest the storm's posting may take, s")  # fmt: skip
-    parser.add_argument("--drain-timeout", type=float, default=45.0,
+    parser.add_argument("--drain-timeout", type=float, default=40.0,
                         help="longest wait for the consumers after each phase, s")  # fmt: skip
     parser.add_argument("--central-src", type=Path, default=CHECKOUT,
                         help="the source tree whose central runs (e.g. an older commit's "
@@ -402,7 +274,7 @@ def text(report: Mapping[str, Any]) -> str:
     ]
     for route, api in s["api"].items():
         lines.append(f"         {route}: p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms "
-                     f"({api['requests']} reads, {api['errors']} errors)")  # fmt: skip
+                     f"({api['requests']} reads, {api['errors']} errors, {api['unanswered']} unanswered)")  # fmt: skip
     if s["retries"]:
         lines.append(f"         retried: {s['retries']}")
     if s["given_up_in_flight"]:
