@@ -23,6 +23,9 @@ class Probes:
         self._cluster = cluster
         self._start: dict[str, float] = {}
         self._backends_start: dict[int, float] = {}
+        # held from begin to end: PostgreSQL's connections run out under load (its 100 are
+        # shared by every test and bench on the machine), and the last look needs one
+        self._admin: asyncpg.Connection | None = None
 
     def _processes(self) -> dict[str, ProcessProbe]:
         probes = {name: ProcessProbe(pid) for name, pid in self._cluster.pids().items()}
@@ -33,6 +36,9 @@ class Probes:
         return probes
 
     async def begin(self) -> None:
+        self._admin = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
+        )
         self._start = {n: p.cpu_seconds() or 0.0 for n, p in self._processes().items()}
         self._backends_start = {
             pid: ProcessProbe(pid).cpu_seconds() or 0.0 for pid in await self._backends()
@@ -58,17 +64,16 @@ class Probes:
             "cpu_ms_per_event": round(cpu * 1000 / per, 3),
             "peak_rss_mb": None,
         }
+        assert self._admin is not None
+        await self._admin.close()
         return out
 
     async def _backends(self) -> list[int]:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            rows = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])",
-                list(self._cluster.database_names.values()),
-            )
-        finally:
-            await conn.close()
+        assert self._admin is not None, "begin() first"
+        rows = await self._admin.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])",
+            list(self._cluster.database_names.values()),
+        )
         return [r["pid"] for r in rows]
 
 
