@@ -11,8 +11,8 @@ already holds. Every acknowledged POST is recorded as a :class:`~bench.central_l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ from contract.sync_api import EVENTS_PATH
 from edge.uplink.sync import GZIP_ABOVE
 
 RETRY_S = 0.2
+POST_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -56,14 +57,21 @@ class SitePoster:
         self.pending.extend(self.events.take(n, datetime.now(UTC)))
 
     async def flush(
-        self, clients: Sequence[httpx.AsyncClient], batch: int, posting: Posting
+        self,
+        clients: Sequence[httpx.AsyncClient],
+        batch: int,
+        posting: Posting,
+        deadline: float = math.inf,
     ) -> None:
-        """Post everything pending, in order, one batch at a time."""
+        """Post everything pending, in order, one batch at a time, until the monotonic
+        ``deadline``: a batch not answered by then is given up (stays pending). httpx's
+        own timeout ends it, not a cancellation: a connection pool whose requests are
+        cancelled in hundreds at once was seen to hang the next ones."""
         headers = {
             "Authorization": f"Bearer {self.key}",
             "Content-Type": "application/json",
         }
-        while self.pending:
+        while self.pending and (left := deadline - time.monotonic()) > 0:
             events = self.pending[:batch]
             body = orjson.dumps({"events": events})
             sent = dict(headers)
@@ -72,7 +80,14 @@ class SitePoster:
                 sent["Content-Encoding"] = "gzip"
             began = time.monotonic()
             try:
-                reply = await clients[self.replica].post(EVENTS_PATH, content=body, headers=sent)
+                reply = await clients[self.replica].post(
+                    EVENTS_PATH, content=body, headers=sent, timeout=min(left, POST_TIMEOUT_S)
+                )
+            except httpx.TimeoutException:
+                if time.monotonic() >= deadline:
+                    return
+                await self._failover(posting, "timeout", len(clients))
+                continue
             except httpx.TransportError as err:
                 await self._failover(posting, type(err).__name__, len(clients))
                 continue
@@ -123,17 +138,15 @@ async def steady(
 
     async def site(poster: SitePoster) -> None:
         made = 0
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await asyncio.sleep(random.random() * interval)  # sites are not in step
-                while (now := time.monotonic()) < end:
-                    owed = batch if rate <= 0 else int(per_site * (now - started)) - made
-                    count = min(owed, batch)
-                    poster.make(count)
-                    made += count
-                    await poster.flush(clients, batch, posting)
-                    if rate > 0 and owed <= batch:  # caught up: wait for the next events
-                        await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
+        await asyncio.sleep(random.random() * interval)  # sites are not in step
+        while (now := time.monotonic()) < end:
+            owed = batch if rate <= 0 else int(per_site * (now - started)) - made
+            count = min(owed, batch)
+            poster.make(count)
+            made += count
+            await poster.flush(clients, batch, posting, deadline=end)
+            if rate > 0 and owed <= batch:  # caught up: wait for the next events
+                await asyncio.sleep(max(0.0, min(end, now + interval) - time.monotonic()))
 
     async with asyncio.TaskGroup() as tasks:
         for poster in posters:
@@ -154,11 +167,7 @@ async def storm(
     for poster in posters:
         poster.make(backlog)
 
-    async def site(poster: SitePoster) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await poster.flush(clients, batch, posting)
-
+    deadline = time.monotonic() + within
     async with asyncio.TaskGroup() as tasks:
         for poster in posters:
-            tasks.create_task(site(poster))
+            tasks.create_task(poster.flush(clients, batch, posting, deadline=deadline))

@@ -93,18 +93,19 @@ async def phase_steady(
     clients: Sequence[httpx.AsyncClient],
     watch: BusWatch,
     driver_key: str,
+    urls: Sequence[str],
 ) -> dict[str, Any]:
     posting, reads = Posting(), Reads()
     began = time.monotonic()
     watch.samples.append(await watch.sample())
+    stop_reading = asyncio.Event()
+    sites = [p.events.site_id for p in posters]
     async with asyncio.TaskGroup() as tasks:
         sampler = tasks.create_task(watch.run())
-        reader = tasks.create_task(
-            read_api(clients, driver_key, [p.events.site_id for p in posters], args.api_rate, reads)
-        )
+        tasks.create_task(read_api(urls, driver_key, sites, args.api_rate, reads, stop_reading))
         await steady(posters, clients, rate=args.rate, seconds=args.seconds,
                      interval=args.interval, batch=args.batch, posting=posting)  # fmt: skip
-        reader.cancel()
+        stop_reading.set()
         sampler.cancel()
     ended = time.monotonic()
     events = sum(b.events for b in posting.batches)
@@ -191,7 +192,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         stored_before = await storage(cluster)
         await probes.begin()
         report: dict[str, Any] = {"steady": await phase_steady(args, posters, clients, watch,
-                                                               driver_key)}  # fmt: skip
+                                                               driver_key, cluster.ingest_urls)}  # fmt: skip
         if args.backlog > 0:
             report["storm"] = await phase_storm(args, posters, clients, watch)
         events = sum(p.events.made for p in posters)
