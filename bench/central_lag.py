@@ -162,5 +162,6 @@ def weighted_percentile(values: Sequence[tuple[float, int]], q: float) -> float 
 
 
 def applied_events(first: Sample, last: Sample) -> int:
-    """Events the slowest consumer of each topic acknowledged between two samples."""
+    """Messages the slowest consumer of each topic acknowledged between two samples (a
+    message carries the events of one upload of one topic)."""
     return sum(last.topics[t].floor - first.topics[t].floor for t in TOPICS if t in first.topics)

@@ -73,13 +73,16 @@ async def drained(watch: BusWatch, began: float, events: int, within: float) -> 
         return {"drained": True, "seconds": round(seconds, 2),
                 "processed_per_s": round(events / seconds)}  # fmt: skip
     last = watch.samples[-1]
+    # NATS counts messages, and a message carries the events of one upload of a topic:
+    # how many events they hold is not known here, so no rate is given
     applied = applied_events(first, last) if first is not None else 0
     seconds = last.answered - began
     return {
         "drained": False,
         "seconds": round(seconds, 2),
-        "processed_per_s": round(applied / seconds),
-        "still_waiting": sum(s.waiting for s in last.topics.values()),
+        "processed_per_s": None,
+        "applied_messages": applied,
+        "still_waiting_messages": sum(s.waiting for s in last.topics.values()),
     }
 
 

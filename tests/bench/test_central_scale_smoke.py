@@ -15,7 +15,7 @@ import pytest
 from tests.harness.shared_services import PG_HOST, PG_PORT, require_nats, require_redis
 from tests.services import require_tcp
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]  # a cluster starts
 REPO = Path(__file__).resolve().parents[2]
 
 

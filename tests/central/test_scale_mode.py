@@ -76,6 +76,9 @@ async def cluster(
         "EVPARK_CENTRAL_CACHE_URL": redis_url,
         "EVPARK_CENTRAL_CACHE_NAMESPACE": redis_namespace,
         "EVPARK_CENTRAL_INTERNAL_TOKEN": "scale-test-token",
+        # PostgreSQL's 100 clients are shared with the other tests running beside this one
+        "EVPARK_CENTRAL_DATABASE_POOL_SIZE": "2",
+        "EVPARK_CENTRAL_DATABASE_MAX_OVERFLOW": "4",
         "EVPARK_CENTRAL_SERVICE_URLS": json.dumps(services),
         "EVPARK_CENTRAL_NOTIFICATION__SMTP__HOST": "127.0.0.1",
         "EVPARK_CENTRAL_NOTIFICATION__SMTP__PORT": str(smtp_server.port),

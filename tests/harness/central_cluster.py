@@ -99,6 +99,10 @@ class CentralCluster:
             "EVPARK_CENTRAL_CACHE_URL": REDIS_URL,
             "EVPARK_CENTRAL_CACHE_NAMESPACE": self.cache_namespace,
             "EVPARK_CENTRAL_INTERNAL_TOKEN": f"scale-{self.run_id}",
+            # the machine's PostgreSQL allows 100 clients, shared with whatever else runs:
+            # at most 8 per engine (an ingest replica has two: gateway and sync)
+            "EVPARK_CENTRAL_DATABASE_POOL_SIZE": "4",
+            "EVPARK_CENTRAL_DATABASE_MAX_OVERFLOW": "4",
             **(env or {}),
         }
         self._place()
