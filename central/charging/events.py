@@ -157,6 +157,11 @@ class ChargingEvents:
         }
         self._handlers: dict[str, EventHandler] = {**self._own, **(more or {})}
 
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types it handles: the bus hands it no others."""
+        return frozenset(self._handlers)
+
     async def handle(self, event: CloudEvent) -> None:
         """The bus's entry: run the event type's handler; ignore the types not consumed."""
         await self._site_seen(event.site_id)

@@ -58,7 +58,9 @@ class ChargingService:
         )
 
     async def start(self) -> None:
-        await self._ctx.bus.subscribe(TOPIC, DURABLE, self.events.handle, self.events.handle_batch)
+        await self._ctx.bus.subscribe(
+            TOPIC, DURABLE, self.events.handle, self.events.handle_batch, self.events.types
+        )
 
     async def stop(self) -> None:
         self.commands.wake_all()

@@ -46,11 +46,14 @@ class Bus(Protocol):
         durable: str,
         handler: EventHandler,
         batch_handler: BatchHandler | None = None,
+        types: frozenset[str] | None = None,
     ) -> None:
         """Register ``handler`` as the durable consumer ``durable`` of ``topic``.
 
         Consumers of the same ``durable`` name share the work; different names each get
         every event. Delivery starts when the bus is running and stops when it closes.
-        ``batch_handler``, if given, gets the events when several are waiting.
+        ``batch_handler``, if given, gets the events when several are waiting; ``types``,
+        if given, are the only event types the consumer is handed (the others are
+        passed over unread, as handled).
         """
         ...

@@ -48,6 +48,7 @@ class _Group:
 
     queue: asyncio.Queue[CloudEvent]
     handlers: list[tuple[EventHandler, BatchHandler | None]]
+    types: frozenset[str] | None = None  # the only types it is handed (None: all)
     published_at: deque[float] = field(default_factory=deque)  # of those not handled yet
     published: int = 0  # events put in the queue, ever
     handled: int = 0  # events taken out and handled (or dead-lettered), ever
@@ -120,6 +121,8 @@ class MemoryBus:
         for key, group in self._groups.items():
             if key[0] == topic:
                 for event in events:
+                    if group.types is not None and event.type not in group.types:
+                        continue
                     await group.queue.put(event)  # waits while the group is full
                     group.published += 1
                     group.published_at.append(time.monotonic())
@@ -130,6 +133,7 @@ class MemoryBus:
         durable: str,
         handler: EventHandler,
         batch_handler: BatchHandler | None = None,
+        types: frozenset[str] | None = None,
     ) -> None:
         key = (topic, durable)
         group = self._groups.get(key)
@@ -137,7 +141,9 @@ class MemoryBus:
             # same durable name again (a second replica in one process): share the work
             group.handlers.append((handler, batch_handler))
             return
-        self._groups[key] = _Group(asyncio.Queue(self._queue_size), [(handler, batch_handler)])
+        self._groups[key] = _Group(
+            asyncio.Queue(self._queue_size), [(handler, batch_handler)], types
+        )
         if self._tasks is not None:
             self._start_worker(key)
 

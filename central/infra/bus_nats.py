@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import nats
+import orjson
 import structlog
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
@@ -73,6 +74,7 @@ class _Consumer:
     durable: str
     handler: EventHandler
     batch_handler: BatchHandler | None
+    types: frozenset[str] | None = None  # the only types it is handed (None: all)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,8 +294,9 @@ class NatsBus:
         durable: str,
         handler: EventHandler,
         batch_handler: BatchHandler | None = None,
+        types: frozenset[str] | None = None,
     ) -> None:
-        consumer = _Consumer(topic, durable, handler, batch_handler)
+        consumer = _Consumer(topic, durable, handler, batch_handler, types)
         if self._tasks is None:
             self._pending.append(consumer)
             return
@@ -342,9 +345,11 @@ class NatsBus:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            readable = [
-                (msg, events) for msg in messages if (events := await self._read(msg, consumer))
-            ]
+            read = [(msg, await self._read(msg, consumer)) for msg in messages]
+            for msg, events in read:
+                if events == [] and not msg.is_acked:  # none of its types: handled as it is
+                    await msg.ack()
+            readable = [(msg, events) for msg, events in read if events]
             if (
                 consumer.batch_handler is not None
                 and sum(len(events) for _, events in readable) > 1
@@ -356,7 +361,7 @@ class NatsBus:
 
     async def _read(self, msg: Any, consumer: _Consumer) -> list[CloudEvent]:
         try:
-            return unpack(msg.data, msg.headers)
+            return unpack(msg.data, msg.headers, consumer.types)
         except ValueError as err:
             log.error("bus.event.unreadable", topic=consumer.topic, error=str(err))
             await msg.term()
@@ -484,11 +489,30 @@ def pack(
     return messages
 
 
-def unpack(data: bytes, headers: dict[str, str] | None) -> list[CloudEvent]:
-    """The events of a message :func:`pack` made (``ValueError`` if it is not one)."""
-    if headers and BATCH_HEADER in headers:
-        return EventBatch.model_validate_json(data).events
-    return [CloudEvent.model_validate_json(data)]
+def unpack(
+    data: bytes, headers: dict[str, str] | None, types: frozenset[str] | None = None
+) -> list[CloudEvent]:
+    """The events of a message :func:`pack` made (``ValueError`` if it is not one); with
+    ``types``, only those of these types, the others left unvalidated (most consumers
+    want a few types, most events are progress updates)."""
+    if types is None:
+        if headers and BATCH_HEADER in headers:
+            return EventBatch.model_validate_json(data).events
+        return [CloudEvent.model_validate_json(data)]
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise ValueError("not an event nor a batch of events")
+    items = raw.get("events") if headers and BATCH_HEADER in headers else [raw]
+    if not isinstance(items, list):
+        raise ValueError("a batch message without its events")
+    return [
+        CloudEvent.model_validate(item)
+        for item in items
+        if isinstance(item, dict) and item.get("type") in types
+    ]
 
 
 def _same_age(seconds: float | None, wanted: float | None) -> bool:

@@ -73,7 +73,9 @@ class NotificationService:
         self.senders = self._build_senders(self._http)
         await self._background.start()
         for topic in (PARKING_TOPIC, CHARGING_TOPIC):
-            await self._ctx.bus.subscribe(topic, DURABLE, self.handle, self.handle_batch)
+            await self._ctx.bus.subscribe(
+                topic, DURABLE, self.handle, self.handle_batch, frozenset(self._handlers)
+            )
         self._background.supervise("notification.queue", self._run_queue)
         self._ctx.metrics.on_scrape("notification.queue", self._measure_queue)
         log.info("notification.started", channels=sorted(self.senders))

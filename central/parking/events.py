@@ -75,6 +75,11 @@ class ParkingEvents:
             CommandResultData.TYPE: self._on_command_result,
         }
 
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types it handles: the bus hands it no others."""
+        return frozenset(self._handlers)
+
     async def handle(self, event: CloudEvent) -> None:
         """The bus's entry: run the event type's handler; ignore the types not consumed."""
         await self.handle_batch((event,))

@@ -43,7 +43,7 @@ class ParkingService:
         await self._background.start()
         for topic in TOPICS:
             await self._ctx.bus.subscribe(
-                topic, DURABLE, self.events.handle, self.events.handle_batch
+                topic, DURABLE, self.events.handle, self.events.handle_batch, self.events.types
             )
         self._background.supervise("parking.expiry", self._expiry_loop)
 
