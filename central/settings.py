@@ -208,6 +208,10 @@ class CentralSettings(BaseSettings):
     rates_cache_ttl_s: float = Field(default=300.0, ge=0)
     # sync
     republish_interval_s: float = Field(default=5.0, gt=0)
+    # uploads a sync process stores at once, and how many more may wait: beyond, 503 with
+    # Retry-After (overloaded, it finishes some uploads instead of slowing all of them)
+    ingest_concurrency: int = Field(default=8, ge=1, le=1000)
+    ingest_queue: int = Field(default=64, ge=0, le=100_000)
 
     notification: NotificationSettings = Field(default_factory=NotificationSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)

@@ -136,7 +136,9 @@ class ResilientClient:
                 log.warning("http.retry", target=target, attempt=attempt, error=last_error)
                 await asyncio.sleep(s.retry_delay(attempt))
                 continue
-            self._record(target, ok=response.status_code < 500)
+            # a 503 with Retry-After is the target shedding load on purpose, not failing
+            shedding = response.status_code == 503 and "retry-after" in response.headers
+            self._record(target, ok=response.status_code < 500 or shedding)
             return response
         raise Unavailable(target, last_error, retry_after=retry_after)
 

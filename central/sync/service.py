@@ -32,6 +32,7 @@ from central.context import ServiceContext
 from central.infra.db import insert_ignore
 from central.infra.lifetimes import Background
 from central.site_commands import COMMAND_REQUESTED, COMMANDS_TOPIC
+from central.sync.admission import Admission, Overloaded
 from central.sync.batches import BatchRejected, SequenceGapError, plan_batch, published_runs
 from central.sync.presence import record_contact
 from central.sync.tables import commands, events, sites
@@ -64,6 +65,7 @@ class SyncService:
         # its consumers have handled them; until then a crash leaves them to republish
         self._unconfirmed: dict[str, tuple[str, int]] = {}  # id -> (site, sequence)
         self._confirm = asyncio.Event()
+        self._admission = Admission(ctx.settings.ingest_concurrency, ctx.settings.ingest_queue)
 
     # ---- lifetime -------------------------------------------------------------------
     async def start(self) -> None:
@@ -357,6 +359,7 @@ class SyncService:
             summary="Upload a batch of the site's events (idempotent by event id)",
             responses={
                 403: {"description": "an event belongs to another site"},
+                503: {"description": "too many uploads at once: retry after Retry-After"},
                 409: {"model": SequenceGap, "description": "the batch leaves a gap"},
             },
         )
@@ -370,7 +373,15 @@ class SyncService:
                         f"site {site_id} cannot write events of {event.source}",
                     )
             try:
-                return await self.ingest(site_id, batch)
+                async with self._admission.slot():
+                    return await self.ingest(site_id, batch)
+            except Overloaded as err:
+                log.warning("sync.ingest.overloaded", site=site_id, retry_after=err.retry_after)
+                return JSONResponse(
+                    status_code=503,
+                    content={"detail": str(err)},
+                    headers={"Retry-After": str(err.retry_after)},
+                )
             except SequenceGapError as err:
                 return JSONResponse(
                     status_code=409,
