@@ -190,6 +190,9 @@ def create_app(
                 await service.start()
                 stack.push_async_callback(service.stop)
                 log.info("central.service.started", service=service.name)
+            # first at exit: no handler may be cut off once the services stop and their
+            # databases close
+            stack.push_async_callback(bus.stop_delivery)
             yield
             log.info("central.stopping")
 

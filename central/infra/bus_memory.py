@@ -99,6 +99,14 @@ class MemoryBus:
         self._tasks = None
         self._workers.clear()
 
+    async def stop_delivery(self) -> None:
+        """Stop handing events to the consumers and wait until no handler runs (before
+        the services' databases close: a handler cut off later would use a closed one)."""
+        for task in self._workers:
+            task.cancel()
+        if self._workers:
+            await asyncio.wait(self._workers)
+
     def _start_worker(self, key: tuple[str, str]) -> None:
         assert self._tasks is not None
         task = self._tasks.create_task(self._work(key), name=f"bus:{key[0]}:{key[1]}")

@@ -151,6 +151,14 @@ class NatsBus:
             await self._nc.close()
             self._nc = None
 
+    async def stop_delivery(self) -> None:
+        """Stop fetching and wait until no handler runs (before the services' databases
+        close); what was fetched and not acknowledged comes again after ``ack_wait_s``."""
+        for task in self._loops:
+            task.cancel()
+        if self._loops:
+            await asyncio.wait(self._loops)
+
     def subject(self, topic: str) -> str:
         return self._prefix + topic
 

@@ -20,6 +20,10 @@ from central.infra.metrics import CentralMetrics
 class ManagedBus(Bus, Protocol):
     async def __aenter__(self) -> Self: ...
 
+    async def stop_delivery(self) -> None:
+        """Stop handing events to consumers; returns once no handler runs."""
+        ...
+
     def problem(self) -> str | None:
         """Why the bus cannot deliver now (for /readyz), or None."""
         ...
