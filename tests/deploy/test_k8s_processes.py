@@ -65,6 +65,7 @@ def one_node_nats(spec: ContainerSpec) -> ContainerSpec:
     return replace(spec, env={**spec.env, STREAM_REPLICAS: "1"})
 
 
+@pytest.mark.slow
 async def test_the_overlays_containers_run_a_working_central(tmp_path: Path) -> None:
     manifests = build(PRODUCTION)
     values = local_secrets()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.harness.processes import run_evpark
 
 # the site's running time (counted once everything is up, however long starting took):
@@ -14,6 +16,7 @@ from tests.harness.processes import run_evpark
 DURATION_S = 30
 
 
+@pytest.mark.slow
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     result = run_evpark(
