@@ -62,7 +62,7 @@ def demo(
         Path, typer.Option(help="where the demo keeps its databases and logs")
     ] = Path("data/demo"),
     duration: Annotated[
-        float | None, typer.Option(min=1, help="stop after this many seconds")
+        float | None, typer.Option(min=1, help="stop once the site has run this many seconds")
     ] = None,
     log_format: Annotated[str, typer.Option(help="auto, console or json")] = "auto",
 ) -> None:

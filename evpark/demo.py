@@ -198,8 +198,6 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    if duration is not None:
-        loop.call_later(duration, stop.set)
 
     site_key = await _key(central_dir, "--scope", "site", "--site", SITE_ID, "--name", "demo")
     driver_key = await _key(
@@ -236,6 +234,8 @@ async def _run(data_dir: Path, chargers_per_version: int, duration: float | None
         await _wait_healthy(f"http://127.0.0.1:{ports.http}", edge, "edge daemon")
         configs = demo_chargers(f"ws://127.0.0.1:{ports.ocpp}/ocpp", chargers_per_version)
         say(banner(ports, data_dir, len(configs), keys, ui_password))
+        if duration is not None:  # the site's running time, however long starting took
+            loop.call_later(duration, stop.set)
         await _simulate_site(config_file, configs, stop, client, keys)
         await asyncio.sleep(SETTLE_S)
         say(await revenue_line(client, keys))

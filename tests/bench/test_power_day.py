@@ -11,12 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.power_figures import Sample, safety, safety_line
 from bench.power_schedule import chargers, day
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_tiny_day_keeps_the_site_under_its_limit() -> None:
     command = [
         sys.executable, "-m", "bench.power_day", "--chargers=4", "--site-kw=20",

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -25,6 +27,7 @@ def _run_bench(*args: str) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.slow
 def test_both_loads_measure_messages_without_errors() -> None:
     report = _run_bench(
         "all",

@@ -50,6 +50,7 @@ async def test_a_missing_database_is_named_then_created(prefix: str) -> None:
         await engine.dispose()
 
 
+@pytest.mark.slow
 async def test_migrate_creates_the_databases_when_asked(prefix: str) -> None:
     # one database shared by every service (no {service}): each made database costs a
     # checkpoint to drop, and the rule is the same for six

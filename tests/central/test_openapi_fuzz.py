@@ -41,6 +41,7 @@ def all_in_one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         central.stop(within=15)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("scope", "paths"),
     [

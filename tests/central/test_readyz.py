@@ -73,6 +73,7 @@ def processes() -> Iterator[list[DaemonProcess]]:
         process.stop()
 
 
+@pytest.mark.slow
 def test_a_gateway_reports_the_readiness_of_the_services_it_routes_to(
     tmp_path: Path, processes: list[DaemonProcess]
 ) -> None:

@@ -101,6 +101,7 @@ async def cluster(
         await asyncio.to_thread(stop_all, daemons.values(), within=15)
 
 
+@pytest.mark.slow
 async def test_whole_flows_across_processes(cluster: Cluster, smtp_server: SmtpRecorder) -> None:
     operator = await cluster.key("operator")
     driver = await cluster.key("driver", user="driver-1", vehicles=("car-1",))

@@ -56,6 +56,7 @@ async def key(central: LocalDeployment, *args: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {ran.stdout.strip().splitlines()[-1]}"}
 
 
+@pytest.mark.slow
 async def test_central_compose_serves_a_site_and_a_driver(
     central: LocalDeployment, mqtt_logins: dict[str, str], tmp_path: Path
 ) -> None:

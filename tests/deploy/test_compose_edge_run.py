@@ -38,6 +38,7 @@ async def edge(tmp_path: Path, mqtt_logins: dict[str, str]) -> AsyncIterator[Loc
         yield deployment
 
 
+@pytest.mark.slow
 async def test_edge_compose_serves_a_sensor_reading(
     edge: LocalDeployment, mqtt_logins: dict[str, str]
 ) -> None:

@@ -7,6 +7,7 @@ by analytics."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
@@ -64,6 +65,7 @@ def one_node_nats(spec: ContainerSpec) -> ContainerSpec:
     return replace(spec, env={**spec.env, STREAM_REPLICAS: "1"})
 
 
+@pytest.mark.slow
 async def test_the_overlays_containers_run_a_working_central(tmp_path: Path) -> None:
     manifests = build(PRODUCTION)
     values = local_secrets()
@@ -99,9 +101,19 @@ async def test_the_overlays_containers_run_a_working_central(tmp_path: Path) -> 
         async with httpx.AsyncClient(timeout=10) as http:
             for spec in servers:
                 for probe, url in probe_urls(manifests, spec.name).items():
-                    answered = (await http.get(run.view(spec).text(url))).status_code
-                    assert answered == 200, f"{spec.name} {probe} {url}: {answered}"
+                    await probe_passes(http, run.view(spec).text(url), f"{spec.name} {probe}")
         await drive_a_flow(run)
+
+
+async def probe_passes(http: httpx.AsyncClient, url: str, what: str, within: float = 30) -> None:
+    """``url`` answers 200, asked as the kubelet asks (again after a failure): a readiness
+    check that times out once on a busy machine is not a failed probe."""
+    deadline = asyncio.get_running_loop().time() + within
+    while (r := await http.get(url)).status_code != 200:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"{what} {url}: {r.status_code} {r.text[:300]}"
+        )
+        await asyncio.sleep(1)
 
 
 async def drive_a_flow(run: LocalDeployment) -> None:

@@ -312,6 +312,7 @@ async def _wait_slots_free(api: httpx.AsyncClient, site: Site) -> None:
     await eventually(free, f"central knows the slots of {site.site_id}, none occupied", WITHIN)
 
 
+@pytest.mark.slow
 async def test_a_drivers_journey_is_told_exactly_and_a_refused_card_only_fails(
     site: Site, api: httpx.AsyncClient, smtp_server: SmtpRecorder, http_receiver: HttpReceiver
 ) -> None:

@@ -21,6 +21,7 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield mosquitto
 
 
+@pytest.mark.slow
 async def test_kills_and_an_outage_lose_nothing_and_duplicate_nothing(
     tmp_path: Path, broker: Mosquitto
 ) -> None:

@@ -47,12 +47,22 @@ async def firmware_of(api: httpx.AsyncClient, charger_id: str) -> dict[str, Any]
     return found.json()  # type: ignore[no-any-return]
 
 
-async def until_state(api: httpx.AsyncClient, charger_id: str, state: str) -> dict[str, Any]:
+async def until_state(
+    api: httpx.AsyncClient, charger_id: str, state: str, status: str | None = None
+) -> dict[str, Any]:
+    """The charger's update once it is in ``state`` (and its last status is ``status``:
+    a reboot into the new version may mark it installed before the charger's Installed
+    notification arrives)."""
+
     async def reached() -> bool:
         update = (await firmware_of(api, charger_id))["firmware_update"]
-        return update is not None and update["state"] == state
+        return (
+            update is not None and update["state"] == state and status in (None, update["status"])
+        )
 
-    await eventually(reached, f"{charger_id}'s firmware update is {state}", within=20)
+    await eventually(
+        reached, f"{charger_id}'s firmware update is {state} ({status or 'any status'})", within=20
+    )
     return (await firmware_of(api, charger_id))["firmware_update"]  # type: ignore[no-any-return]
 
 
@@ -73,7 +83,7 @@ async def test_update_downloads_installs_and_reboots_into_the_new_firmware(
         assert answer["status"] == "Accepted"
         assert answer["firmware_update"]["request_id"] == answer["request_id"]
         assert answer["firmware_update"]["from_version"] == "sim-1.0"
-        update = await until_state(api, "CP-FW", "installed")
+        update = await until_state(api, "CP-FW", "installed", "Installed")
         assert update["status"] == "Installed"
         assert update["to_version"] == VERSION
         assert update["location"] == firmware_server.url()

@@ -36,6 +36,7 @@ from tests.edge.ui.conftest import (
     ui_config,
 )
 from tests.mosquitto import Mosquitto, mosquitto_pub, running_mosquitto
+from tests.polling import eventually
 from tests.services import missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -291,8 +292,14 @@ async def test_stop_on_a_phone_without_scrolling_sideways(site: LiveSite, browse
     await visit(page, site, "sessions")
     stop = page.get_by_role("button", name=re.compile("^Stop session on CP-1"))
     await expect(stop).to_be_in_viewport()  # on the first screen, as the page opens
-    box = await stop.bounding_box()
-    assert box is not None
+    boxes: list[Any] = []
+
+    async def boxed() -> bool:  # the live list may draw the button anew between two calls
+        boxes.append(await stop.bounding_box())
+        return boxes[-1] is not None
+
+    await eventually(boxed, "the stop button has a box")
+    box = boxes[-1]
     assert box["x"] >= 0, box
     assert box["x"] + box["width"] <= PHONE["width"], box
     assert await page.evaluate("window.scrollX") == 0
