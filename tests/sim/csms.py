@@ -21,7 +21,7 @@ from websockets.asyncio.server import ServerConnection
 from sim.charger import SimChargerConfig
 
 VERSIONS = ["1.6", "2.0.1"]
-WAIT = 10.0
+WAIT = 30.0  # a generous bound: the suite runs on four workers beside other work
 
 
 def _schema(version: str, action: str, kind: str) -> dict[str, Any]:
