@@ -4,6 +4,8 @@ until something is (``wait_for``; a process's own waits are ``processes.DaemonPr
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -17,11 +19,37 @@ _TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 _LISTEN = "0A"
 
 
+# Under pytest-xdist each worker takes ports from a range of its own, below the kernel's
+# ephemeral ports: a port one test freed is not handed to another worker's daemon (the
+# kernel's choice can be, and a restarted daemon then answered for another test's)
+_WORKER_PORTS = 2000
+_FIRST_WORKER_PORT = 12000
+_next_port = itertools.count()
+
+
+def _worker_number() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on now (the kernel's choice), for a daemon to bind next."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on now, for a daemon to bind next: the kernel's choice, or
+    under pytest-xdist the next free one of this worker's range."""
+    worker = _worker_number()
+    if worker is None:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    first = _FIRST_WORKER_PORT + worker * _WORKER_PORTS
+    for _ in range(_WORKER_PORTS):
+        port = first + next(_next_port) % _WORKER_PORTS
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}..{first + _WORKER_PORTS - 1}")
 
 
 def listening(host: str, port: int) -> bool:
