@@ -19,6 +19,7 @@ loops live in the bus's TaskGroup: ``async with NatsBus(url) as bus``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 import re
@@ -49,6 +50,7 @@ PUBLISH_TIMEOUT_S = 5.0  # JetStream's acknowledgements of one publish_many
 MESSAGE_BYTES = 512 * 1024  # a message of several events at most (NATS allows 1 MB)
 MESSAGE_EVENTS = 500  # events in one message at most
 BATCH_HEADER = "Evpark-Events"
+FETCH_MORE_S = 0.05  # how long a fetch waits for more once it has one message
 STREAM_EXISTS = 10058  # JetStream's error code: a stream of that name exists
 
 
@@ -340,7 +342,7 @@ class NatsBus:
         backoff = Backoff(base=0.2, cap=10.0)
         while True:
             try:
-                messages = await sub.fetch(self._fetch_batch, timeout=1.0)
+                messages = await self._fetch(sub)
             except (NatsTimeoutError, TimeoutError):
                 # nothing to fetch (nats-py raises either): not a failure to back off from,
                 # or an idle consumer would leave the next event waiting up to 10 s
@@ -366,6 +368,17 @@ class NatsBus:
                 continue
             for msg, events in readable:
                 await self._handle(msg, events, consumer)
+
+    async def _fetch(self, sub: Any) -> list[Any]:
+        """The next messages: the first as soon as it is there (waiting up to a second),
+        then what else is waiting, up to ``fetch_batch``. One fetch of the whole batch
+        would hold the first message until the batch is full or its wait is over (up to
+        a second of lag on a quiet stream)."""
+        messages: list[Any] = await sub.fetch(1, timeout=1.0)
+        if self._fetch_batch > 1:
+            with contextlib.suppress(NatsTimeoutError, TimeoutError):  # nothing else waits
+                messages += await sub.fetch(self._fetch_batch - 1, timeout=FETCH_MORE_S)
+        return messages
 
     async def _read(self, msg: Any, consumer: _Consumer) -> list[CloudEvent]:
         try:
