@@ -13,11 +13,10 @@ import structlog
 from pydantic import ValidationError
 
 from contract.envelope import CloudEvent
-from contract.events import Data, parse_data
 
 log = structlog.get_logger("central.event_routing")
 EventHandler = Callable[[CloudEvent], Awaitable[None]]
-D = TypeVar("D", bound=Data)
+T = TypeVar("T")
 
 
 async def dispatch(event: CloudEvent, handlers: Mapping[str, EventHandler], service: str) -> bool:
@@ -28,16 +27,20 @@ async def dispatch(event: CloudEvent, handlers: Mapping[str, EventHandler], serv
     try:
         await handler(event)
     except ValidationError as err:
-        log.error(f"{service}.event.invalid", event_id=event.id, type=event.type, error=str(err))
+        _invalid(service, event, err)
         return False
     return True
 
 
-def valid_data(model: type[D], event: CloudEvent, service: str) -> D | None:
-    """The event's data as ``model``, or None, logged as :func:`dispatch` logs it (for
-    handlers that take many events of a type at once)."""
+def read_valid(read: Callable[[CloudEvent], T], event: CloudEvent, service: str) -> T | None:
+    """What ``read`` makes of the event, or None if it does not fit, logged as
+    :func:`dispatch` logs it (for handlers that take many events of a type at once)."""
     try:
-        return parse_data(model, event)
+        return read(event)
     except ValidationError as err:
-        log.error(f"{service}.event.invalid", event_id=event.id, type=event.type, error=str(err))
+        _invalid(service, event, err)
         return None
+
+
+def _invalid(service: str, event: CloudEvent, err: ValidationError) -> None:
+    log.error(f"{service}.event.invalid", event_id=event.id, type=event.type, error=str(err))

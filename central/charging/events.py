@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from central.charging import store
 from central.charging.rates import rate_for
 from central.context import ServiceContext
-from central.event_routing import EventHandler, dispatch, valid_data
+from central.event_routing import EventHandler, dispatch, read_valid
 from central.infra.saturating import shift
 from central.infra.shared_transaction import SharedTransaction
 from central.pricing import price_reported_session
@@ -91,6 +91,13 @@ def _delivered(energy_wh: float, event: CloudEvent) -> float:
             ],
         )
     return energy_wh
+
+
+def _progress(event: CloudEvent) -> tuple[CloudEvent, ChargingProgress, float]:
+    """A progress update as applied: the event, its data, its energy (ValidationError if
+    either does not fit)."""
+    data = parse_data(ChargingProgress, event)
+    return event, data, _delivered(data.energy_wh, event)
 
 
 def _meter_problem(event: CloudEvent, session_id: str, reported: float) -> None:
@@ -251,24 +258,13 @@ class ChargingEvents:
         log.info("charging.session.started", site=event.site_id, session=data.session_id)
 
     async def _on_progress(self, event: CloudEvent) -> None:
-        data = parse_data(ChargingProgress, event)
-        await self._apply_progress([(event, data, _delivered(data.energy_wh, event))])
+        await self._apply_progress([_progress(event)])
 
     async def _progress_run(self, events: Sequence[CloudEvent]) -> None:
         """Progress events one after another: applied together (what is invalid logged
         and left out, as :func:`dispatch` does)."""
-        run = []
-        for event in events:
-            data = valid_data(ChargingProgress, event, "charging")
-            if data is None:
-                continue
-            try:
-                run.append((event, data, _delivered(data.energy_wh, event)))
-            except ValidationError as err:
-                log.error(
-                    "charging.event.invalid", event_id=event.id, type=event.type, error=str(err)
-                )
-        await self._apply_progress(run)
+        run = [read_valid(_progress, event, "charging") for event in events]
+        await self._apply_progress([update for update in run if update is not None])
 
     async def _apply_progress(
         self, run: Sequence[tuple[CloudEvent, ChargingProgress, float]]
